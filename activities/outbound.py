@@ -1,0 +1,564 @@
+"""The one outbound HTTP layer for every call to a user-supplied URL.
+
+HTTP steps, endpoint calls and webhooks all take URLs from users, and the worker that makes
+those calls sits inside our network. Without a guard, a URL is a way to reach what only the
+worker can reach (server-side request forgery): the cloud metadata service at
+169.254.169.254 (instance credentials), Redis and the Temporal frontend on loopback, admin
+ports on private subnets. Checking the URL's host name up front is not enough:
+
+* the name can resolve to a public address when checked and to a private one when the socket
+  is opened a moment later (DNS rebinding);
+* a public URL can answer with a redirect to an internal one;
+* addresses hide behind other spellings (``http://2130706433/``, ``http://[::ffff:10.0.0.1]/``,
+  NAT64 ``64:ff9b::a00:1``).
+
+So the check lives in the network backend that httpcore opens every TCP connection through,
+including the connection of every redirect hop: `GuardedNetworkBackend.connect_tcp` resolves
+the host once, refuses the connection if *any* resolved address is in a blocked range, and then
+connects to the checked IP literal, never to the name again. TLS still verifies the certificate
+against, and sends SNI for, the URL's host name, because httpcore calls
+``stream.start_tls(server_hostname=<url host>)`` separately after `connect_tcp` returns.
+
+Blocked by default (see `blocked_reason`): loopback, private (RFC 1918, IPv6 unique local
+fc00::/7), link-local (169.254.0.0/16, fe80::/10), carrier-grade NAT 100.64.0.0/10, multicast,
+unspecified, broadcast and other reserved ranges, and IPv6 forms that embed an IPv4 address
+(IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96, 6to4) when the embedded address is blocked.
+
+The allow-list (``Settings.outbound_allow``) opens holes for deployments that must call
+internal services. Each entry is either
+
+* a host name, matched exactly and case-insensitively against the URL's host (a trailing dot
+  is ignored); every address that name resolves to is then allowed, or
+* an IP address or CIDR network (``127.0.0.0/8``, ``::1``); an address inside it is allowed
+  whatever name led to it.
+
+Failures the activity layer maps through `activities.errors`:
+
+* `OutboundBlocked`: the destination was refused (non-retryable ``OutboundBlocked``);
+* `ResponseTooLarge`: the body passed the cap (non-retryable ``ResponseTooLarge``);
+* `InvalidUrl`: the URL's scheme is not http or https. It subclasses
+  `httpx.UnsupportedProtocol`, so it is handled where httpx's own bad-URL errors are
+  (non-retryable ``InvalidRequest``);
+* failures to resolve or connect surface as `httpx.ConnectError` / `httpx.ConnectTimeout`,
+  like any other transport error (retryable ``TransportError``).
+
+Proxies are never used: a proxy would resolve and connect on our behalf, out of the guard's
+sight, so the client ignores ``HTTP_PROXY``/``HTTPS_PROXY``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import typing
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from typing import Protocol
+
+import anyio
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+
+
+class OutboundBlocked(Exception):
+    """A destination the outbound guard refused to connect to.
+
+    Attributes:
+        host: The host name (or IP literal) from the URL.
+        address: The resolved address that was refused, or None when no address was involved.
+        reason: Why, e.g. ``"link-local address"``.
+    """
+
+    def __init__(self, host: str, address: str | None, reason: str) -> None:
+        self.host = host
+        self.address = address
+        self.reason = reason
+        if address is None:
+            message = f"refused {host}: {reason}"
+        elif address == host:
+            message = f"refused {address}: {reason}"
+        else:
+            message = f"refused {address} for {host}: {reason}"
+        super().__init__(message)
+
+
+class ResponseTooLarge(Exception):
+    """A response body larger than the caller's cap.
+
+    Attributes:
+        limit: The cap in bytes.
+        size: The declared Content-Length, or how many bytes had arrived when the cap was
+            passed.
+        declared: True when `size` comes from the Content-Length header.
+    """
+
+    def __init__(self, limit: int, *, size: int, declared: bool) -> None:
+        self.limit = limit
+        self.size = size
+        self.declared = declared
+        seen = f"Content-Length: {size}" if declared else f"{size} bytes read before stopping"
+        super().__init__(f"response body is larger than the {limit}-byte limit ({seen})")
+
+
+class InvalidUrl(httpx.UnsupportedProtocol):
+    """A URL whose scheme the outbound client refuses to fetch (anything but http/https).
+
+    Attributes:
+        url: The URL as given.
+    """
+
+    def __init__(self, url: str, message: str, *, request: httpx.Request | None = None) -> None:
+        self.url = url
+        super().__init__(message, request=request)
+
+
+class Resolver(Protocol):
+    """Turns a host name into the IP addresses to try, in order."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """Resolve `host`.
+
+        Args:
+            host: A host name (never an IP literal; those are not resolved).
+            port: The port that will be connected to.
+
+        Returns:
+            IP address strings, in the order they should be tried.
+
+        Raises:
+            OSError: The name does not resolve (e.g. `socket.gaierror`).
+        """
+        ...
+
+
+class SystemResolver:
+    """The operating system's resolver (getaddrinfo, run off the event loop by anyio)."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """Resolve `host` with getaddrinfo; see `Resolver.resolve`."""
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return [sockaddr[0] for *_, sockaddr in infos]
+
+
+# Order matters: the first network that contains an address names the reason.
+_BLOCKED_V4: list[tuple[ipaddress.IPv4Network, str]] = [
+    (ipaddress.IPv4Network(net), reason)
+    for net, reason in [
+        ("0.0.0.0/32", "unspecified address"),
+        ("0.0.0.0/8", "'this network' address"),
+        ("10.0.0.0/8", "private address"),
+        ("100.64.0.0/10", "carrier-grade NAT shared address"),
+        ("127.0.0.0/8", "loopback address"),
+        ("169.254.0.0/16", "link-local address"),
+        ("172.16.0.0/12", "private address"),
+        ("192.0.0.0/24", "reserved address (IETF protocol assignments)"),
+        ("192.0.2.0/24", "documentation address"),
+        ("192.88.99.0/24", "reserved address (6to4 relay anycast)"),
+        ("192.168.0.0/16", "private address"),
+        ("198.18.0.0/15", "benchmarking address"),
+        ("198.51.100.0/24", "documentation address"),
+        ("203.0.113.0/24", "documentation address"),
+        ("224.0.0.0/4", "multicast address"),
+        ("255.255.255.255/32", "broadcast address"),
+        ("240.0.0.0/4", "reserved address"),
+    ]
+]
+
+_BLOCKED_V6: list[tuple[ipaddress.IPv6Network, str]] = [
+    (ipaddress.IPv6Network(net), reason)
+    for net, reason in [
+        ("::/128", "unspecified address"),
+        ("::1/128", "loopback address"),
+        ("64:ff9b:1::/48", "local-use NAT64 address"),
+        ("2001::/32", "Teredo tunnelling address"),
+        ("2001:2::/48", "benchmarking address"),
+        ("2001:db8::/32", "documentation address"),
+        ("fc00::/7", "private address (unique local)"),
+        ("fe80::/10", "link-local address"),
+        ("fec0::/10", "site-local address"),
+        ("ff00::/8", "multicast address"),
+    ]
+]
+
+_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
+    """The IPv4 address an IPv6 address stands for, and the name of that form, if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped, "IPv4-mapped"
+    # :: and ::1 are in ::/96 too, but they are themselves, not IPv4 0.0.0.0 / 0.0.0.1.
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "IPv4-compatible"
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "NAT64"
+    if address.sixtofour is not None:
+        return address.sixtofour, "6to4"
+    return None
+
+
+def _parse_ip(value: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def blocked_reason(address: str | IPAddress) -> str | None:
+    """Why `address` is refused by default, or None if it is a public address.
+
+    Args:
+        address: An IPv4 or IPv6 address.
+
+    Returns:
+        A short reason such as ``"loopback address"``, or None.
+
+    Raises:
+        ValueError: `address` is not an IP address.
+    """
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv4Address):
+        return next((reason for net, reason in _BLOCKED_V4 if ip in net), None)
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        v4, form = embedded
+        inner = blocked_reason(v4)
+        return None if inner is None else f"{inner} {v4} in {form} IPv6 form"
+    reason = next((reason for net, reason in _BLOCKED_V6 if ip in net), None)
+    if reason is None and ip not in _GLOBAL_UNICAST_V6:
+        reason = "reserved address (outside global unicast 2000::/3)"
+    return reason
+
+
+def _normalize_host(host: str) -> str:
+    return host.lower().rstrip(".")
+
+
+class OutboundPolicy:
+    """The default block-list plus the deployment's allow-list; pure, no I/O.
+
+    Args:
+        allow: Host names (exact, case-insensitive) and IP addresses or CIDR networks that
+            may be reached even though they are in a blocked range.
+
+    Raises:
+        ValueError: An allow entry is neither a network nor a valid host name.
+    """
+
+    def __init__(self, allow: Iterable[str] = ()) -> None:
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for raw in allow:
+            entry = raw.strip()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+                continue
+            except ValueError:
+                pass
+            hosts.add(_host_entry(entry))
+        self.allowed_hosts: frozenset[str] = frozenset(hosts)
+        self.allowed_networks: tuple[IPNetwork, ...] = tuple(networks)
+
+    def _address_allowed(self, ip: IPAddress) -> bool:
+        candidates: list[IPAddress] = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)):
+            candidates.append(embedded[0])
+        return any(c in net for c in candidates for net in self.allowed_networks)
+
+    def check(self, host: str, address: str) -> None:
+        """Refuse connecting to `address` on behalf of `host` unless it is allowed.
+
+        Args:
+            host: The host name or IP literal from the URL.
+            address: One address `host` resolved to (or the literal itself).
+
+        Raises:
+            OutboundBlocked: The address is in a blocked range and neither the host name nor
+                the address is on the allow-list, or `address` is not an IP address.
+        """
+        ip = _parse_ip(address)
+        if ip is None:
+            raise OutboundBlocked(host, address, "resolver returned something that is not an IP")
+        if _normalize_host(host) in self.allowed_hosts:
+            return
+        reason = blocked_reason(ip)
+        if reason is not None and not self._address_allowed(ip):
+            raise OutboundBlocked(host, address, reason)
+
+
+def _host_entry(entry: str) -> str:
+    """Validate and normalize an allow-list host name the way httpx normalizes URL hosts."""
+    problem = "expected a host name, an IP address or a CIDR network"
+    if any(char in entry for char in ":/@?#[]\\ "):
+        raise ValueError(f"invalid outbound allow entry {entry!r}: {problem}")
+    try:
+        url = httpx.URL(f"http://{entry}/")
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid outbound allow entry {entry!r}: {exc}") from exc
+    host = _normalize_host(url.raw_host.decode("ascii"))
+    if not host:
+        raise ValueError(f"invalid outbound allow entry {entry!r}: {problem}")
+    return host
+
+
+class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that checks every address before connecting to it.
+
+    Args:
+        policy: What is blocked and allowed.
+        resolver: Resolves host names; the system resolver by default.
+        inner: The backend that really connects; `httpcore.AnyIOBackend` by default. Tests
+            inject a recording fake here.
+    """
+
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        *,
+        resolver: Resolver | None = None,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.policy = policy
+        self.resolver: Resolver = resolver or SystemResolver()
+        self.inner: httpcore.AsyncNetworkBackend = inner or httpcore.AnyIOBackend()
+
+    async def _resolve(self, host: str, port: int) -> list[str]:
+        literal = _parse_ip(host)
+        if literal is not None:
+            return [str(literal)]
+        try:
+            found = await self.resolver.resolve(host, port)
+        except OSError as exc:
+            # A DNS failure is a transport failure like any other: worth retrying.
+            raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from exc
+        if not found:
+            raise httpcore.ConnectError(f"could not resolve {host}: no addresses")
+        return list(dict.fromkeys(found))
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Resolve `host`, check every address, then connect to the first one that answers.
+
+        Raises:
+            OutboundBlocked: Any resolved address is refused by the policy. Refusing the whole
+                name, rather than skipping the bad address, keeps an attacker's DNS from
+                steering the fallback order into an internal address.
+            httpcore.ConnectError: Resolution or every connection attempt failed.
+            httpcore.ConnectTimeout: Resolution and connecting took longer than `timeout`.
+        """
+        try:
+            # One deadline for resolving and connecting, as anyio.connect_tcp has when it is
+            # given a name; without it a slow resolver would add to the connect timeout.
+            with anyio.fail_after(timeout):
+                addresses = await self._resolve(host, port)
+                for address in addresses:
+                    self.policy.check(host, address)
+                # Fall back to the next address only on a refused/unreachable connection; the
+                # last address's error is the one reported.
+                for address in addresses[:-1]:
+                    with contextlib.suppress(httpcore.ConnectError):
+                        return await self.inner.connect_tcp(
+                            address,
+                            port,
+                            timeout=timeout,
+                            local_address=local_address,
+                            socket_options=socket_options,
+                        )
+                return await self.inner.connect_tcp(
+                    addresses[-1],
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Always refused: a Unix socket is local by definition."""
+        raise OutboundBlocked(path, None, "Unix domain sockets are never allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        """Delegate to the inner backend."""
+        await self.inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, with its connection pool rebuilt around the guarded backend.
+
+    httpx 0.28 has no public way to hand a network backend to `AsyncHTTPTransport`, but the
+    transport only talks to `self._pool`; replacing it keeps httpx's request/response mapping
+    and its httpcore-to-httpx exception mapping, which are private and would otherwise have
+    to be copied.
+    """
+
+    def __init__(self, backend: GuardedNetworkBackend, *, limits: httpx.Limits) -> None:
+        ssl_context = httpx.create_ssl_context()
+        super().__init__(verify=ssl_context, limits=limits, http1=True, http2=False, retries=0)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            # Temporal owns retries; a transport retry would hide failures from its policy.
+            retries=0,
+            network_backend=backend,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # Checked here rather than before sending so that redirect hops are checked too;
+        # httpcore alone would also accept ws:// and wss://.
+        scheme = request.url.scheme
+        if scheme not in ALLOWED_SCHEMES:
+            raise InvalidUrl(
+                str(request.url),
+                f"refused {request.url}: scheme {scheme!r} is not allowed, only http and https",
+                request=request,
+            )
+        return await super().handle_async_request(request)
+
+
+def build_outbound_client(
+    *,
+    allow: Sequence[str] = (),
+    max_redirects: int = 5,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
+    resolver: Resolver | None = None,
+    max_connections: int = 100,
+    inner_backend: httpcore.AsyncNetworkBackend | None = None,
+) -> httpx.AsyncClient:
+    """Build the shared client for calls to user-supplied URLs.
+
+    Args:
+        allow: Host names and IP addresses/CIDR networks exempt from the block-list; see the
+            module docstring.
+        max_redirects: Redirects followed per request; 0 returns redirect responses as they
+            are. Each hop is checked like the first request.
+        connect_timeout: Seconds to resolve and connect (per hop).
+        read_timeout: Seconds to wait for each read, and for each write and for a free
+            connection from the pool.
+        resolver: Resolves host names; the system resolver by default.
+        max_connections: Upper bound on open connections across all hosts.
+        inner_backend: The backend that opens the checked sockets (for tests).
+
+    Returns:
+        An `httpx.AsyncClient`; the caller closes it (``async with``).
+
+    Raises:
+        ValueError: An allow entry is invalid or `max_redirects` is negative.
+    """
+    if max_redirects < 0:
+        raise ValueError("max_redirects must be 0 or more")
+    backend = GuardedNetworkBackend(OutboundPolicy(allow), resolver=resolver, inner=inner_backend)
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=min(20, max_connections),
+        keepalive_expiry=5.0,
+    )
+    return httpx.AsyncClient(
+        transport=_GuardedTransport(backend, limits=limits),
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        follow_redirects=max_redirects > 0,
+        max_redirects=max_redirects,
+        # No env proxies (they would connect past the guard) and no ~/.netrc credentials
+        # handed to user-chosen hosts.
+        trust_env=False,
+    )
+
+
+def _declared_length(response: httpx.Response) -> int | None:
+    if response.request.method == "HEAD" or response.status_code in (204, 304):
+        return None  # Content-Length describes a body that is not sent
+    value = response.headers.get("content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    """Read a streamed response's body, refusing to hold more than `max_bytes` of it.
+
+    Content-Length is checked before anything is read; then the (decoded) body is counted as
+    it arrives, so an undeclared or lying length is stopped at the first chunk past the cap.
+    The response is closed when the cap is passed; otherwise closing it stays with the caller.
+
+    Args:
+        response: A response from ``client.send(request, stream=True)`` or ``client.stream``.
+        max_bytes: The largest body accepted.
+
+    Returns:
+        The body (content-decoded, e.g. gunzipped).
+
+    Raises:
+        ResponseTooLarge: The body is larger than `max_bytes`.
+    """
+    declared = _declared_length(response)
+    if declared is not None and declared > max_bytes:
+        await response.aclose()
+        raise ResponseTooLarge(max_bytes, size=declared, declared=True)
+    chunks: list[bytes] = []
+    received = 0
+    # aclosing: stop httpx's decoder generator now, not whenever it is garbage-collected.
+    body = typing.cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    async with contextlib.aclosing(body):
+        async for chunk in body:
+            received += len(chunk)
+            if received > max_bytes:
+                await response.aclose()
+                raise ResponseTooLarge(max_bytes, size=received, declared=False)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def request_capped(
+    client: httpx.AsyncClient,
+    method: str,
+    url: httpx.URL | str,
+    *,
+    max_bytes: int,
+    **kwargs: typing.Any,
+) -> tuple[httpx.Response, bytes]:
+    """Send a request and read its body under a cap.
+
+    Args:
+        client: Usually the client from `build_outbound_client`.
+        method: The HTTP method.
+        url: The URL.
+        max_bytes: The largest body accepted.
+        **kwargs: Passed to `httpx.AsyncClient.stream` (headers, json, timeout, ...).
+
+    Returns:
+        The response, already closed (use its status and headers, not ``response.content``),
+        and its body.
+
+    Raises:
+        ResponseTooLarge: The body is larger than `max_bytes`.
+        OutboundBlocked: A destination, first or after a redirect, was refused.
+    """
+    async with client.stream(method, url, **kwargs) as response:
+        body = await read_capped(response, max_bytes)
+    return response, body

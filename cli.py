@@ -1,0 +1,275 @@
+"""`make dev`: the embedded stack in the foreground, then the bundled example.
+
+    python cli.py dev          # Temporal dev server + Web UI, Redis, demo service, worker,
+                               # gateway; submits examples/ and keeps running until Ctrl-C
+    python cli.py example      # submit the examples to an already running gateway
+
+An existing Temporal (`TEMPORAL_ADDRESS`) or Redis (`REDIS_URL`) is used instead of starting
+one. Ctrl-C stops every process this command started, and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings, get_settings
+
+ROOT = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+EXAMPLES = ROOT / "examples"
+LOOPBACK_ALLOW = "127.0.0.0/8,::1,localhost"
+
+
+def temporal_command(settings: Settings, db_file: Path) -> list[str]:
+    command = [
+        str(BIN / "temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(settings.temporal_port),
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--namespace",
+        settings.temporal_namespace,
+        "--db-filename",
+        str(db_file),
+        "--log-level",
+        "error",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        command += ["--search-attribute", f"{name}={kind}"]
+    for key, value in LATENCY_TUNED_DYNAMIC_CONFIG.items():
+        command += ["--dynamic-config-value", f"{key}={value}"]
+    return command
+
+
+def redis_command(port: int, data_dir: Path) -> list[str]:
+    return [
+        str(BIN / "redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "60 1",
+        "--protected-mode",
+        "yes",
+        "--loglevel",
+        "warning",
+    ]
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:g}s")
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Stack:
+    """Child processes in their own process groups, stopped together."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
+        print(f"  starting {name}: {' '.join(command[:3])} … (log: {log})")
+        handle = log.open("ab")
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append((name, process))
+
+    def check(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {process.returncode}; see its log")
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def submit_examples(settings: Settings) -> bool:
+    """Run the bundled DAG example through the gateway and print what a user should see."""
+    gateway = f"http://127.0.0.1:{settings.gateway_port}"
+    payload: dict[str, Any] = json.loads((EXAMPLES / "dag_pipeline.json").read_text())
+    payload["workflow_id"] = f"{payload['workflow_id']}-{uuid.uuid4().hex[:8]}"
+    print(
+        f"\n▶ POST {gateway}/execute  (examples/dag_pipeline.json, {len(payload['STEPS_CONFIG'])}"
+        " steps)"
+    )
+    with httpx.Client(timeout=120) as http:
+        response = http.post(f"{gateway}/execute", json=payload)
+    result = response.json()
+    ui = (
+        f"http://localhost:{settings.temporal_ui_port}/namespaces/"
+        f"{settings.temporal_namespace}/workflows/{payload['workflow_id']}"
+    )
+    print(
+        f"  HTTP {response.status_code}: status={result.get('status')}"
+        f" in {result.get('execution_time_ms')} ms, progress={result.get('progress')}"
+    )
+    for name, step in (result.get("steps") or {}).items():
+        print(f"  - {name:<12} {step['status']:<10} attempts={step['attempts']}")
+    print(
+        "  outputs.digest =",
+        json.dumps(result.get("outputs", {}).get("digest"), indent=2).replace("\n", "\n  "),
+    )
+    print(f"  Web UI: {ui}")
+    return result.get("status") == "completed"
+
+
+def dev(settings: Settings) -> int:
+    data_dir = (ROOT / settings.data_dir).resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    # The demo service and the example's local targets live on loopback.
+    env.setdefault("OUTBOUND_ALLOW", LOOPBACK_ALLOW)
+    env["PYTHONUNBUFFERED"] = "1"
+    stack = Stack()
+    try:
+        print("Workflow Station dev stack")
+        if settings.temporal_address is None:
+            if port_in_use(settings.temporal_port):
+                raise RuntimeError(
+                    f"port {settings.temporal_port} is taken; stop what uses it or"
+                    " set TEMPORAL_ADDRESS to use that server"
+                )
+            stack.start(
+                "temporal",
+                temporal_command(settings, data_dir / "temporal.db"),
+                env,
+                logs / "temporal.log",
+            )
+        if settings.redis_url is None:
+            if port_in_use(settings.redis_port):
+                raise RuntimeError(
+                    f"port {settings.redis_port} is taken; set REDIS_URL to use"
+                    " that Redis, or REDIS_PORT to another port"
+                )
+            stack.start(
+                "redis", redis_command(settings.redis_port, data_dir), env, logs / "redis.log"
+            )
+        stack.start(
+            "demo",
+            [
+                str(BIN / "uvicorn"),
+                "examples.demo_service:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.demo_port),
+                "--log-level",
+                "warning",
+            ],
+            env,
+            logs / "demo.log",
+        )
+        if settings.temporal_address is None:
+            wait_for_port(settings.temporal_port)
+        stack.start(
+            "worker", [sys.executable, "worker.py", "--endpoint", "all"], env, logs / "worker.log"
+        )
+        stack.start(
+            "gateway",
+            [
+                str(BIN / "uvicorn"),
+                "gateway.app:create_app",
+                "--factory",
+                "--host",
+                settings.gateway_host,
+                "--port",
+                str(settings.gateway_port),
+            ],
+            env,
+            logs / "gateway.log",
+        )
+        wait_for_port(settings.gateway_port)
+        wait_for_port(settings.demo_port)
+        deadline = time.monotonic() + 60
+        while True:
+            stack.check()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{settings.gateway_port}/health").json()
+                if health.get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the stack is not healthy after 60s: {health}")
+            time.sleep(0.3)
+        print(f"\n  Gateway   http://127.0.0.1:{settings.gateway_port}  (API docs: /docs)")
+        if settings.temporal_address is None:
+            print(f"  Web UI    http://localhost:{settings.temporal_ui_port}")
+        print(
+            f"  Temporal  {settings.effective_temporal_address}   Redis "
+            f"{settings.effective_redis_url}"
+        )
+        submit_examples(settings)
+        print("\nThe stack keeps running; Ctrl-C stops everything it started.")
+        while True:
+            stack.check()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"\nerror: {exc}\nlogs: {logs}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["dev", "example"])
+    args = parser.parse_args()
+    settings = get_settings()
+    if args.command == "dev":
+        return dev(settings)
+    return 0 if submit_examples(settings) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

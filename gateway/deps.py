@@ -1,0 +1,28 @@
+"""Typed dependencies: the one Temporal client and Redis client opened by the lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from temporalio.client import Client
+
+from settings import Settings
+
+
+def get_client(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+def get_redis(request: Request) -> Redis:
+    return request.app.state.redis
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+TemporalClientDep = Annotated[Client, Depends(get_client)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

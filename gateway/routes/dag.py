@@ -1,0 +1,83 @@
+"""DAG runs: `POST /execute` and `GET /runs/{workflow_id}`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+
+from gateway.deps import SettingsDep, TemporalClientDep
+from gateway.runs import dag_result, dag_status
+from workflows.dag import DagWorkflow
+from workflows.dag_graph import validate_pipeline
+from workflows.dag_models import DagRunInput, DagRunResult, EngineOptions
+
+router = APIRouter(tags=["dag"])
+
+ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
+NAMESPACE = SearchAttributeKey.for_keyword("WorkflowStationNamespace")
+SEED_ID = SearchAttributeKey.for_keyword("WorkflowStationId")
+
+
+def search_attributes(engine: str, namespace: str, seed_id: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ENGINE, engine),
+            SearchAttributePair(NAMESPACE, namespace),
+            SearchAttributePair(SEED_ID, seed_id),
+        ]
+    )
+
+
+@router.post(
+    "/execute",
+    response_model=DagRunResult,
+    responses={202: {"model": DagRunResult}, 422: {"description": "invalid pipeline"}},
+)
+async def execute(
+    run: DagRunInput,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    wait: bool = Query(True, description="wait for the run to end (false: answer 202 at once)"),
+) -> DagRunResult | JSONResponse:
+    """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
+    problems = validate_pipeline(run)
+    if problems:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": [problem.as_dict() for problem in problems]},
+        )
+    run.engine = EngineOptions(
+        output_ttl_seconds=settings.output_ttl_seconds,
+        webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
+        webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
+        task_queue=settings.task_queue,
+    )
+    handle = await client.start_workflow(
+        DagWorkflow.run,
+        run,
+        id=run.workflow_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=search_attributes("dag", run.namespace, run.workflow_id),
+        static_summary=f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps",
+    )
+    if not wait:
+        accepted = DagRunResult(
+            workflow_id=run.workflow_id, run_id=handle.result_run_id, namespace=run.namespace
+        )
+        return JSONResponse(status_code=202, content=accepted.model_dump(mode="json"))
+    return await dag_result(handle)
+
+
+@router.get("/runs/{workflow_id}", response_model=DagRunResult)
+async def get_run(workflow_id: str, client: TemporalClientDep) -> DagRunResult:
+    """A run's state: live per-step status while it runs, the result once it has ended."""
+    return await dag_status(client, workflow_id)

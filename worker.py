@@ -1,0 +1,137 @@
+"""The Temporal worker: composition root for workflows and activities.
+
+    python worker.py                       # orchestration + default HTTP calls + LLM calls
+    python worker.py --endpoint endpoint-2 # also serve the endpoint-2 egress queue
+    python worker.py --endpoints-only --endpoint endpoint-1 --endpoint endpoint-2
+
+Every activity class receives its clients here; nothing below builds a client per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.http import HttpActivities
+from activities.outbound import build_outbound_client
+from activities.store import StoreActivities
+from settings import Settings, get_settings
+from workflows.dag import DagWorkflow
+
+log = logging.getLogger("workflow_station.worker")
+
+
+async def connect_client(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.effective_temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+@dataclass
+class Activities:
+    http: HttpActivities
+    store: StoreActivities
+
+
+@asynccontextmanager
+async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
+    """Open the clients every activity shares, and close them on the way out."""
+    async with AsyncExitStack() as stack:
+        http_client = await stack.enter_async_context(
+            build_outbound_client(
+                allow=settings.outbound_allow,
+                max_redirects=settings.outbound_max_redirects,
+                connect_timeout=settings.outbound_connect_timeout_seconds,
+            )
+        )
+        redis = Redis.from_url(settings.effective_redis_url)
+        stack.push_async_callback(redis.aclose)
+        yield Activities(
+            http=HttpActivities(
+                http_client, max_response_bytes=settings.outbound_max_response_bytes
+            ),
+            store=StoreActivities(redis),
+        )
+
+
+def build_workers(
+    client: Client,
+    settings: Settings,
+    activities: Activities,
+    *,
+    main: bool = True,
+    endpoints: Sequence[str] = (),
+) -> list[Worker]:
+    """The main worker (workflows + default calls) and one worker per endpoint queue."""
+    workers = []
+    if main:
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=[DagWorkflow],
+                activities=[
+                    activities.http.call_http,
+                    activities.http.send_webhook,
+                    activities.store.read_selection,
+                    activities.store.write_outputs,
+                ],
+            )
+        )
+    for name in endpoints:
+        workers.append(Worker(client, task_queue=name, activities=[activities.http.call_http]))
+    return workers
+
+
+async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> None:
+    client = await connect_client(settings)
+    async with open_activities(settings) as activities:
+        workers = build_workers(client, settings, activities, main=main, endpoints=endpoints)
+        queues = ([settings.task_queue] if main else []) + list(endpoints)
+        log.info("worker polling %s on %s", ", ".join(queues), settings.effective_temporal_address)
+        await asyncio.gather(*(worker.run() for worker in workers))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Workflow Station Temporal worker")
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        help="also serve this endpoint worker's task queue (repeatable; 'all' for every"
+        " name in ENDPOINT_WORKERS)",
+    )
+    parser.add_argument(
+        "--endpoints-only", action="store_true", help="serve only the --endpoint queues"
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    endpoints: list[str] = []
+    for name in args.endpoint:
+        endpoints.extend(settings.endpoint_workers if name == "all" else [name])
+    unknown = sorted(set(endpoints) - set(settings.endpoint_workers))
+    if unknown:
+        parser.error(
+            f"unknown endpoint worker(s) {unknown}; ENDPOINT_WORKERS lists"
+            f" {settings.endpoint_workers}"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(run(settings, main=not args.endpoints_only, endpoints=endpoints))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

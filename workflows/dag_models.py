@@ -1,0 +1,155 @@
+"""The DAG pipeline payload (the seed's `/execute` contract) and the run result.
+
+These models validate what users POST to the gateway and are also the workflow's input and
+output, carried by `pydantic_data_converter`. New fields always get defaults so that
+histories recorded before them still decode.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+BODYLESS_METHODS = frozenset({"GET", "DELETE"})
+
+
+class InputPrepConfig(BaseModel):
+    """How a step builds its request. Every string inside is a `{{…}}` template."""
+
+    model_config = ConfigDict(extra="allow")
+
+    body: Any = None
+    query: dict[str, Any] = Field(default_factory=dict)
+    headers: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def has_body(self) -> bool:
+        return "body" in self.model_fields_set
+
+
+class StepConfig(BaseModel):
+    step_name: str = Field(min_length=1, max_length=200)
+    usid: str = Field(min_length=1, max_length=200)
+    service_url: str = Field(min_length=1)
+    method: str = "POST"
+    dependencies: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    headers: dict[str, Any] = Field(default_factory=dict)
+    input_prep_config: InputPrepConfig | None = None
+    # Per-step overrides of PIPELINE_SETTINGS.
+    max_retries: int | None = Field(default=None, ge=0, le=50)
+    retry_delay: float | None = Field(default=None, gt=0, le=3600)
+    timeout: float | None = Field(default=None, gt=0, le=24 * 3600)
+    #: Endpoint worker (task queue name) that makes this step's call; default worker if unset.
+    endpoint: str | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class ErrorHandling(BaseModel):
+    max_retries: int = Field(default=2, ge=0, le=50)
+    retry_delay: float = Field(default=3.0, gt=0, le=3600)
+
+
+class Timeouts(BaseModel):
+    step_timeout: float = Field(default=45.0, gt=0, le=24 * 3600)
+
+
+class Notifications(BaseModel):
+    webhook_url: str | None = None
+
+
+class Concurrency(BaseModel):
+    max_parallel: int | None = Field(default=None, ge=1, le=1000)
+
+
+class PipelineSettings(BaseModel):
+    error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    notifications: Notifications = Field(default_factory=Notifications)
+    concurrency: Concurrency = Field(default_factory=Concurrency)
+
+
+class EngineOptions(BaseModel):
+    """Operator settings the gateway stamps on each run (never taken from the user)."""
+
+    output_ttl_seconds: int = 7 * 24 * 3600
+    webhook_attempt_timeout_seconds: float = 10.0
+    webhook_delivery_timeout_seconds: float = 120.0
+    task_queue: str = "workflow-station"
+
+
+class DagRunInput(BaseModel):
+    """The seed payload for `POST /execute`."""
+
+    workflow_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/-]+$")
+    namespace: str = Field(default="default", min_length=1, max_length=200)
+    original_input: Any = None
+    input_data: dict[str, Any] = Field(default_factory=dict)
+    STEPS_CONFIG: list[StepConfig] = Field(min_length=1, max_length=1000)
+    PIPELINE_SETTINGS: PipelineSettings = Field(default_factory=PipelineSettings)
+    engine: EngineOptions = Field(default_factory=EngineOptions, exclude=False)
+
+
+StepStatus = Literal["pending", "running", "completed", "failed", "aborted", "cancelled"]
+RunState = Literal["running", "completed", "failed", "cancelled"]
+
+
+class StepError(BaseModel):
+    type: str
+    message: str
+    http_status: int | None = None
+    attempts: int = 0
+
+
+class StepState(BaseModel):
+    step_name: str
+    usid: str
+    status: StepStatus = "pending"
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    http_status: int | None = None
+    result: Any = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: StepError | None = None
+    abort_reason: str | None = None
+
+
+class Progress(BaseModel):
+    completed: int = 0
+    failed: int = 0
+    aborted: int = 0
+    cancelled: int = 0
+    running: int = 0
+    total: int = 0
+
+
+class RunError(BaseModel):
+    step_name: str | None = None
+    usid: str | None = None
+    type: str
+    message: str
+    http_status: int | None = None
+    attempts: int = 0
+
+
+class DagRunResult(BaseModel):
+    """A run as the gateway returns it: live from the query or final from the result."""
+
+    workflow_id: str
+    run_id: str | None = None
+    namespace: str = "default"
+    status: RunState = "running"
+    steps: dict[str, StepState] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: RunError | None = None
+    progress: Progress = Field(default_factory=Progress)
+    started_at: datetime | None = None
+    execution_time_ms: int | None = None

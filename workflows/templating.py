@@ -1,0 +1,140 @@
+"""`{{variable.path[0]}}` templates: parsing, static reference listing and rendering.
+
+A string that is exactly one placeholder takes the referenced value with its type (object,
+number, list). Inside longer text, strings are inserted as they are and every other value is
+rendered as JSON. Rendering is pure and deterministic, so the workflow does it itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_SEGMENT = re.compile(r"\.?([A-Za-z_$][\w$-]*)|\[\s*(-?\d+)\s*\]|\[\s*['\"]([^'\"]*)['\"]\s*\]")
+
+
+class TemplateError(ValueError):
+    """A placeholder that cannot be parsed or resolved."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One parsed placeholder: `root` is the variable, `path` the keys and indices below it."""
+
+    text: str
+    root: str
+    path: tuple[str | int, ...]
+
+
+def parse_reference(expression: str) -> Reference:
+    expression = expression.strip()
+    if not expression:
+        raise TemplateError("empty placeholder {{}}")
+    path: list[str | int] = []
+    pos = 0
+    while pos < len(expression):
+        match = _SEGMENT.match(expression, pos)
+        if match is None or (pos == 0 and match.group(0).startswith((".", "["))):
+            raise TemplateError(f"cannot parse {{{{{expression}}}}} at position {pos}")
+        name, index, quoted = match.groups()
+        if name is not None:
+            path.append(name)
+        elif index is not None:
+            path.append(int(index))
+        else:
+            path.append(quoted)
+        pos = match.end()
+    root = path[0]
+    assert isinstance(root, str)
+    return Reference(text=expression, root=root, path=tuple(path[1:]))
+
+
+def iter_strings(value: Any, location: str = "") -> Iterator[tuple[str, str]]:
+    """Yield `(location, string)` for every string inside a JSON-like value, keys excluded."""
+    if isinstance(value, str):
+        yield location, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from iter_strings(item, f"{location}.{key}" if location else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from iter_strings(item, f"{location}[{index}]")
+
+
+def references(value: Any, location: str = "") -> list[tuple[str, Reference]]:
+    """Every placeholder inside a JSON-like value, with where it stands."""
+    found = []
+    for where, text in iter_strings(value, location):
+        for match in PLACEHOLDER.finditer(text):
+            found.append((where, parse_reference(match.group(1))))
+    return found
+
+
+def resolve(reference: Reference, variables: Mapping[str, Any]) -> Any:
+    if reference.root not in variables:
+        raise TemplateError(f"{{{{{reference.text}}}}}: no variable named {reference.root!r}")
+    value = variables[reference.root]
+    walked = reference.root
+    for key in reference.path:
+        if isinstance(value, str) and key not in ("length",):
+            # A JSON text in a variable (e.g. an LLM's answer) can be indexed into.
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        if isinstance(key, int):
+            if not isinstance(value, list) or not -len(value) <= key < len(value):
+                raise TemplateError(
+                    f"{{{{{reference.text}}}}}: {walked} has no index [{key}]"
+                    f" (it is {_describe(value)})"
+                )
+            value = value[key]
+            walked += f"[{key}]"
+        else:
+            if isinstance(value, Mapping) and key in value:
+                value = value[key]
+            elif key == "length" and isinstance(value, list | str):
+                value = len(value)
+            else:
+                raise TemplateError(
+                    f"{{{{{reference.text}}}}}: {walked} has no field {key!r}"
+                    f" (it is {_describe(value)})"
+                )
+            walked += f".{key}"
+    return value
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        keys = ", ".join(sorted(str(k) for k in value)[:8])
+        return f"an object with keys [{keys}]"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def render_text(text: str, variables: Mapping[str, Any]) -> Any:
+    whole = PLACEHOLDER.fullmatch(text.strip()) if text.strip() == text else None
+    if whole is not None:
+        return resolve(parse_reference(whole.group(1)), variables)
+
+    def substitute(match: re.Match[str]) -> str:
+        value = resolve(parse_reference(match.group(1)), variables)
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    return PLACEHOLDER.sub(substitute, text)
+
+
+def render(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Render every string template inside a JSON-like value; keys are left as they are."""
+    if isinstance(value, str):
+        return render_text(value, variables)
+    if isinstance(value, Mapping):
+        return {key: render(item, variables) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [render(item, variables) for item in value]
+    return value
