@@ -161,6 +161,7 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
     steps = run.STEPS_CONFIG
     first_by_name: dict[str, int] = {}
     first_by_usid: dict[str, int] = {}
+    first_by_output: dict[str, int] = {}
     for i, step in enumerate(steps):
         if step.step_name in first_by_name:
             problems.append(
@@ -179,6 +180,17 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                 )
             )
         first_by_usid.setdefault(step.usid, i)
+        for k, output in enumerate(step.outputs):
+            # One producer per name: otherwise the value would depend on which finished last.
+            if output in first_by_output and first_by_output[output] != i:
+                problems.append(
+                    Problem(
+                        ("STEPS_CONFIG", i, "outputs", k),
+                        f"step {step.step_name!r}: output {output!r} is also produced by step"
+                        f" {first_by_output[output]}",
+                    )
+                )
+            first_by_output.setdefault(output, i)
         if step.method not in HTTP_METHODS:
             problems.append(
                 Problem(
@@ -217,7 +229,9 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                         " STEPS_CONFIG",
                     )
                 )
-    if problems:
+    # Duplicate names or usids make the graph ambiguous, so checks that walk it would report
+    # noise; every other problem above leaves the graph well defined and is listed with the rest.
+    if len(first_by_name) < len(steps) or len(first_by_usid) < len(steps):
         return problems
 
     graph = DagGraph.build(steps)
@@ -229,8 +243,6 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                 "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
             )
         )
-    if problems:
-        return problems
 
     producers: dict[str, str] = {}
     for step in steps:

@@ -114,7 +114,9 @@ def _describe(value: Any) -> str:
         return f"an object with keys [{keys}]"
     if isinstance(value, list):
         return f"a list of {len(value)}"
-    return f"a {type(value).__name__}"
+    if value is None:
+        return "null"
+    return f"of type {type(value).__name__}"
 
 
 def render_text(text: str, variables: Mapping[str, Any]) -> Any:

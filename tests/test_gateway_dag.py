@@ -1,0 +1,402 @@
+"""The whole stack over HTTP: real gateway, real dev server, real Redis, local targets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus
+
+from tests.conftest import Gateway, Targets, unique
+
+
+def payload(steps: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
+    return {
+        "workflow_id": unique("gw"),
+        "namespace": "acme",
+        "original_input": {"city": "Lyon", "tags": ["a", "b"]},
+        "input_data": {"lang": "fr"},
+        "STEPS_CONFIG": steps,
+        "PIPELINE_SETTINGS": settings,
+    }
+
+
+async def wait_until(check, timeout: float = 20.0) -> Any:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.05)
+
+
+async def test_diamond_with_nested_substitution(gateway: Gateway, targets: Targets, redis):
+    key = unique("diamond")
+    body = payload(
+        [
+            {
+                "step_name": "root",
+                "usid": "u-root",
+                "service_url": f"{targets.url}/echo/{key}",
+                "outputs": ["root_out"],
+                "input_prep_config": {"body": {"items": [{"name": "{{original_input.city}}"}]}},
+            },
+            {
+                "step_name": "left",
+                "usid": "u-left",
+                "service_url": f"{targets.url}/openai/{key}",
+                "dependencies": ["root"],
+                "outputs": ["summary"],
+                "input_prep_config": {"body": {"text": "{{root_out.json.items[0].name}}"}},
+            },
+            {
+                "step_name": "right",
+                "usid": "u-right",
+                "service_url": f"{targets.url}/echo/{key}",
+                "dependencies": ["root"],
+                "method": "GET",
+                "input_prep_config": {
+                    "query": {"tag": "{{original_input.tags[1]}}", "lang": "{{lang}}"}
+                },
+            },
+            {
+                "step_name": "join",
+                "usid": "u-join",
+                "service_url": f"{targets.url}/echo/{key}",
+                "dependencies": ["left", "right"],
+                "outputs": ["final"],
+                "input_prep_config": {
+                    "body": {
+                        "summary": "{{summary}}",
+                        "tag": "{{right_result.query.tag}}",
+                        "line": "{{summary}} / {{right_result.query}}",
+                    }
+                },
+            },
+        ]
+    )
+    response = await gateway.http.post("/execute", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["status"] == "completed"
+    assert result["workflow_id"] == body["workflow_id"]
+    assert result["progress"]["completed"] == 4
+    assert result["outputs"]["summary"] == "summary of Lyon"
+    assert result["outputs"]["final"]["json"] == {
+        "summary": "summary of Lyon",
+        "tag": "b",
+        "line": 'summary of Lyon / {"tag": "b", "lang": "fr"}',
+    }
+    assert result["execution_time_ms"] >= 0
+    stored = await redis.get(f"acme:{body['workflow_id']}:summary")
+    assert stored == '"summary of Lyon"'
+
+
+async def test_independent_slow_steps_overlap(gateway: Gateway, targets: Targets):
+    keys = [unique("par") for _ in range(3)]
+    steps = [
+        {"step_name": f"s{i}", "usid": f"u{i}", "service_url": f"{targets.url}/slow/{k}?ms=600"}
+        for i, k in enumerate(keys)
+    ]
+    started = time.monotonic()
+    response = await gateway.http.post("/execute", json=payload(steps))
+    elapsed = time.monotonic() - started
+    assert response.json()["status"] == "completed"
+    spans = [targets.state.spans[k] for k in keys]
+    # Every step started before any other finished: they ran concurrently.
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+    assert elapsed < 3 * 0.6
+
+
+async def test_step_starts_when_its_own_dependencies_finish(gateway: Gateway, targets: Targets):
+    fast, slow, child = unique("fast"), unique("slow"), unique("child")
+    response = await gateway.http.post(
+        "/execute",
+        json=payload(
+            [
+                {
+                    "step_name": "fast",
+                    "usid": "u1",
+                    "service_url": f"{targets.url}/slow/{fast}?ms=50",
+                },
+                {
+                    "step_name": "slow",
+                    "usid": "u2",
+                    "service_url": f"{targets.url}/slow/{slow}?ms=1500",
+                },
+                {
+                    "step_name": "child",
+                    "usid": "u3",
+                    "service_url": f"{targets.url}/slow/{child}?ms=50",
+                    "dependencies": ["fast"],
+                },
+            ]
+        ),
+    )
+    assert response.json()["status"] == "completed"
+    # Not level by level: `child` ran while `slow` (same level as `fast`) was still running.
+    assert targets.state.spans[child][1] < targets.state.spans[slow][1]
+
+
+async def test_failure_answers_partial_results_and_fails_in_temporal(
+    gateway: Gateway, targets: Targets
+):
+    ok, bad = unique("ok"), unique("bad")
+    body = payload(
+        [
+            {
+                "step_name": "ok",
+                "usid": "u1",
+                "service_url": f"{targets.url}/echo/{ok}",
+                "outputs": ["first"],
+            },
+            {
+                "step_name": "bad",
+                "usid": "u2",
+                "service_url": f"{targets.url}/status/{bad}/422",
+                "dependencies": ["ok"],
+            },
+        ],
+        error_handling={"max_retries": 3, "retry_delay": 0.1},
+    )
+    response = await gateway.http.post("/execute", json=body)
+    assert response.status_code == 200
+    result = response.json()
+    assert result["status"] == "failed"
+    assert result["steps"]["ok"]["status"] == "completed"
+    assert result["outputs"]["first"]["path"] == f"/echo/{ok}"
+    assert result["error"]["step_name"] == "bad"
+    assert result["error"]["http_status"] == 422
+    assert result["error"]["attempts"] == 1
+    assert targets.state.calls[bad] == 1
+    handle = gateway.engine.client.get_workflow_handle(body["workflow_id"])
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+    again = (await gateway.http.get(f"/runs/{body['workflow_id']}")).json()
+    assert again["status"] == "failed"
+    assert again["steps"]["ok"]["status"] == "completed"
+    assert again["error"]["step_name"] == "bad"
+
+
+async def test_retry_then_success_and_timeout(gateway: Gateway, targets: Targets):
+    flaky, slow = unique("flaky"), unique("slow")
+    result = (
+        await gateway.http.post(
+            "/execute",
+            json=payload(
+                [
+                    {
+                        "step_name": "flaky",
+                        "usid": "u1",
+                        "service_url": f"{targets.url}/flaky/{flaky}?failures=1&code=429",
+                    }
+                ],
+                error_handling={"max_retries": 2, "retry_delay": 0.1},
+            ),
+        )
+    ).json()
+    assert result["status"] == "completed"
+    assert result["steps"]["flaky"]["attempts"] == 2
+    result = (
+        await gateway.http.post(
+            "/execute",
+            json=payload(
+                [
+                    {
+                        "step_name": "slow",
+                        "usid": "u1",
+                        "service_url": f"{targets.url}/slow/{slow}?ms=3000",
+                    }
+                ],
+                error_handling={"max_retries": 0, "retry_delay": 0.1},
+                timeouts={"step_timeout": 0.3},
+            ),
+        )
+    ).json()
+    assert result["status"] == "failed"
+    assert result["error"]["step_name"] == "slow"
+    assert "timed out" in result["error"]["message"]
+
+
+async def test_selection_abort_cascade(gateway: Gateway, targets: Targets, redis):
+    key = unique("sel")
+    body = payload(
+        [
+            {
+                "step_name": "a",
+                "usid": "u-a",
+                "service_url": f"{targets.url}/echo/{key}",
+                "dependencies": ["selection_route"],
+            },
+            {
+                "step_name": "b",
+                "usid": "u-b",
+                "service_url": f"{targets.url}/echo/{key}",
+                "dependencies": ["selection_route"],
+            },
+            {
+                "step_name": "b2",
+                "usid": "u-b2",
+                "service_url": f"{targets.url}/echo/{key}",
+                "dependencies": ["b"],
+            },
+        ]
+    )
+    await redis.set(f"acme:{body['workflow_id']}:selection_route", "u-a")
+    result = (await gateway.http.post("/execute", json=body)).json()
+    assert result["status"] == "completed"
+    assert {n: s["status"] for n, s in result["steps"].items()} == {
+        "a": "completed",
+        "b": "aborted",
+        "b2": "aborted",
+    }
+    assert result["progress"]["aborted"] == 2
+
+
+async def test_webhooks_in_order(gateway: Gateway, targets: Targets):
+    key, hook = unique("k"), unique("hook")
+    body = payload(
+        [
+            {
+                "step_name": "a",
+                "usid": "u-a",
+                "service_url": f"{targets.url}/echo/{key}",
+                "dependencies": ["selection_x"],
+            },
+            {"step_name": "b", "usid": "u-b", "service_url": f"{targets.url}/status/{key}/400"},
+        ],
+        notifications={"webhook_url": f"{targets.url}/hooks/{hook}"},
+    )
+    result = (await gateway.http.post("/execute", json=body)).json()
+    assert result["status"] == "failed"
+    events = targets.state.hooks[hook]
+    names = [(e["event"], e.get("step_name")) for e in events]
+    assert names[0] == ("workflow.started", None)
+    assert names[-1] == ("workflow.failed", None)
+    assert ("step.aborted", "a") in names and ("step.failed", "b") in names
+    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["progress"] == {"completed": 0, "failed": 1, "aborted": 1, "total": 2}
+    assert events[-1]["data"]["error"]["step_name"] == "b"
+
+
+async def test_validation_errors_name_step_and_field(gateway: Gateway):
+    response = await gateway.http.post(
+        "/execute",
+        json=payload(
+            [
+                {
+                    "step_name": "a",
+                    "usid": "u1",
+                    "service_url": "ftp://x",
+                    "method": "FETCH",
+                    "dependencies": ["c"],
+                },
+                {"step_name": "a", "usid": "u1", "service_url": "http://127.0.0.1/x"},
+            ]
+        ),
+    )
+    assert response.status_code == 422
+    problems = {tuple(p["loc"]): p["msg"] for p in response.json()["detail"]}
+    assert ("body", "STEPS_CONFIG", 0, "method") in problems
+    assert ("body", "STEPS_CONFIG", 0, "service_url") in problems
+    assert ("body", "STEPS_CONFIG", 0, "dependencies", 0) in problems
+    assert ("body", "STEPS_CONFIG", 1, "step_name") in problems
+    assert ("body", "STEPS_CONFIG", 1, "usid") in problems
+
+
+async def test_cycle_rejected_before_anything_runs(gateway: Gateway):
+    body = payload(
+        [
+            {
+                "step_name": "a",
+                "usid": "u1",
+                "service_url": "http://127.0.0.1/x",
+                "dependencies": ["c"],
+            },
+            {
+                "step_name": "b",
+                "usid": "u2",
+                "service_url": "http://127.0.0.1/x",
+                "dependencies": ["a"],
+            },
+            {
+                "step_name": "c",
+                "usid": "u3",
+                "service_url": "http://127.0.0.1/x",
+                "dependencies": ["b"],
+            },
+        ]
+    )
+    response = await gateway.http.post("/execute", json=body)
+    assert response.status_code == 422
+    assert "a -> b -> c -> a" in response.json()["detail"][0]["msg"]
+    assert (await gateway.http.get(f"/runs/{body['workflow_id']}")).status_code == 404
+
+
+async def test_bad_requests_are_4xx_json_naming_the_field(gateway: Gateway):
+    response = await gateway.http.post(
+        "/execute", content=b'{"workflow_id": ', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    response = await gateway.http.post("/execute", json={"workflow_id": "x", "STEPS_CONFIG": 3})
+    assert response.status_code == 422
+    assert ["body", "STEPS_CONFIG"] in [p["loc"] for p in response.json()["detail"]]
+    big = payload([{"step_name": "a", "usid": "u", "service_url": "http://127.0.0.1/x"}])
+    big["original_input"] = "x" * (gateway.engine.settings.max_request_bytes + 1)
+    response = await gateway.http.post("/execute", json=big)
+    assert response.status_code == 413
+    assert "MAX_REQUEST_BYTES" in response.json()["detail"][0]["msg"]
+
+
+async def test_wait_false_then_live_status_then_attach(gateway: Gateway, targets: Targets):
+    slow, fast = unique("slow"), unique("fast")
+    body = payload(
+        [
+            {"step_name": "fast", "usid": "u1", "service_url": f"{targets.url}/echo/{fast}"},
+            {
+                "step_name": "slow",
+                "usid": "u2",
+                "service_url": f"{targets.url}/slow/{slow}?ms=2000",
+                "dependencies": ["fast"],
+            },
+        ]
+    )
+    response = await gateway.http.post("/execute?wait=false", json=body)
+    assert response.status_code == 202
+    accepted = response.json()
+    assert accepted["status"] == "running" and accepted["run_id"]
+
+    async def slow_running() -> dict[str, Any] | None:
+        live = (await gateway.http.get(f"/runs/{body['workflow_id']}")).json()
+        return live if live["steps"]["slow"]["status"] == "running" else None
+
+    live = await wait_until(slow_running)
+    assert live["status"] == "running"
+    assert live["steps"]["fast"]["status"] == "completed"
+    assert live["progress"]["completed"] == 1 and live["progress"]["running"] == 1
+
+    attached = await gateway.http.post("/execute", json=body)
+    result = attached.json()
+    assert result["run_id"] == accepted["run_id"]
+    assert result["status"] == "completed"
+    assert targets.state.calls[slow] == 1
+
+
+async def test_runs_found_by_search_attributes(gateway: Gateway, targets: Targets):
+    body = payload([{"step_name": "a", "usid": "u", "service_url": f"{targets.url}/echo/x"}])
+    await gateway.http.post("/execute", json=body)
+    query = f"WorkflowStationEngine='dag' AND WorkflowStationId='{body['workflow_id']}'"
+
+    async def listed() -> list[Any]:
+        return [wf async for wf in gateway.engine.client.list_workflows(query)]
+
+    found = await wait_until(listed)
+    assert [wf.id for wf in found] == [body["workflow_id"]]
+
+
+async def test_health_and_unknown_run(gateway: Gateway):
+    response = await gateway.http.get("/health")
+    assert response.json() == {"status": "ok", "temporal": "ok", "redis": "ok"}
+    assert (await gateway.http.get("/runs/does-not-exist")).status_code == 404
