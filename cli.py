@@ -159,7 +159,14 @@ def submit_examples(settings: Settings) -> bool:
     return result.get("status") == "completed"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def dev(settings: Settings) -> int:
+    # SIGTERM/SIGHUP (a closed terminal, `timeout`, a supervisor) stop the stack like Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     data_dir = (ROOT / settings.data_dir).resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
