@@ -43,7 +43,7 @@ CsvList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """All configuration, one environment variable per field (upper-cased name)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # Temporal. Unset address: `make dev` starts an embedded dev server on temporal_port.
     temporal_address: str | None = None
@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     llm_step_timeout_seconds: float = 300.0
     llm_condition_timeout_seconds: float = 120.0
     instruction_step_budget: int = 100
+    # Temporal retries a failed LLM call this many times, waiting 1 s, 2 s, 4 s… in between.
+    llm_max_retries: int = 3
+    llm_retry_initial_seconds: float = 1.0
+    # The model the bundled instruction example asks for (e.g. one a local server serves);
+    # unset: the provider's default (gpt-5-nano, claude-haiku-4-5).
+    example_model: str | None = None
 
     # Endpoint workers: each name is its own task queue.
     endpoint_workers: CsvList = ["endpoint-1", "endpoint-2", "endpoint-3"]

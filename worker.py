@@ -22,10 +22,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.http import HttpActivities
+from activities.llm import LlmActivities, build_llm_clients
 from activities.outbound import build_outbound_client
 from activities.store import StoreActivities
 from settings import Settings, get_settings
 from workflows.dag import DagWorkflow
+from workflows.instructions import InstructionWorkflow
 
 log = logging.getLogger("workflow_station.worker")
 
@@ -42,6 +44,7 @@ async def connect_client(settings: Settings) -> Client:
 class Activities:
     http: HttpActivities
     store: StoreActivities
+    llm: LlmActivities
 
 
 @asynccontextmanager
@@ -57,11 +60,26 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
         )
         redis = Redis.from_url(settings.effective_redis_url)
         stack.push_async_callback(redis.aclose)
+        openai_client, anthropic_client = build_llm_clients(
+            openai_api_key=settings.openai_api_key,
+            openai_base_url=settings.openai_base_url,
+            anthropic_api_key=settings.anthropic_api_key,
+            anthropic_base_url=settings.anthropic_base_url,
+            request_timeout_seconds=settings.llm_step_timeout_seconds,
+        )
+        for llm_client in (openai_client, anthropic_client):
+            if llm_client is not None:
+                stack.push_async_callback(llm_client.close)
         yield Activities(
             http=HttpActivities(
                 http_client, max_response_bytes=settings.outbound_max_response_bytes
             ),
             store=StoreActivities(redis),
+            llm=LlmActivities(
+                openai=openai_client,
+                anthropic=anthropic_client,
+                openai_api="responses" if settings.openai_api == "responses" else "chat",
+            ),
         )
 
 
@@ -80,12 +98,15 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[DagWorkflow],
+                workflows=[DagWorkflow, InstructionWorkflow],
                 activities=[
                     activities.http.call_http,
                     activities.http.send_webhook,
                     activities.store.read_selection,
                     activities.store.write_outputs,
+                    activities.llm.call_llm,
+                    activities.llm.judge_condition,
+                    activities.llm.choose_route,
                 ],
             )
         )

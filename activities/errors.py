@@ -9,13 +9,17 @@ Temporal's retry policy does the retrying. The taxonomy, by `ApplicationError.ty
     ├── HttpRateLimited        429 Too Many Requests (Retry-After honoured)
     ├── HttpUnavailable        503 Service Unavailable (Retry-After honoured)
     ├── TransportError         connect/read/write failures and timeouts, DNS failures
-    └── LlmProviderError       an LLM API's 429, 5xx and 529 "overloaded"
+    ├── LlmProviderError       an LLM API's 408, 429, 5xx and 529 "overloaded", and connection
+    │                          failures and timeouts (Retry-After / retry-after-ms honoured)
+    └── LlmUnparseableAnswer   a condition verdict that is neither JSON nor true/false/yes/no;
+                               another sample of the model may well answer properly
     non-retryable (the step fails at once)
     ├── HttpClientError        other 4xx responses
     ├── InvalidRequest         bad URL, bad method, template that cannot render
     ├── OutboundBlocked        destination refused by the outbound guard
     ├── ResponseTooLarge       body over the configured cap
-    ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request)
+    ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request), or a
+    │                          refusal (the same prompt would be refused again)
     └── ProviderNotConfigured  no key and no base URL for the requested provider
 """
 
@@ -100,3 +104,43 @@ def non_retryable(
     error_type: str, message: str, details: dict[str, Any] | None = None
 ) -> ApplicationError:
     return ApplicationError(message, details or {}, type=error_type, non_retryable=True)
+
+
+def llm_retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
+    """OpenAI's `retry-after-ms` when present (finer grained), else the standard Retry-After."""
+    millis = (
+        next((v for k, v in headers.items() if k.lower() == "retry-after-ms"), None)
+        if headers
+        else None
+    )
+    if millis:
+        try:
+            return timedelta(milliseconds=max(0.0, float(millis)))
+        except ValueError:
+            pass
+    return retry_after(headers)
+
+
+def llm_status_error(
+    status: int,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    details: dict[str, Any] | None = None,
+) -> ApplicationError:
+    """An `ApplicationError` for an LLM API's error status: `LlmProviderError` when a later
+    attempt may succeed (408, 429, 5xx, 529), else `LlmRequestRejected`."""
+    if is_retryable_status(status):
+        return ApplicationError(
+            message,
+            details or {},
+            type="LlmProviderError",
+            next_retry_delay=llm_retry_after(headers),
+        )
+    return non_retryable("LlmRequestRejected", message, details)
+
+
+def llm_unavailable(message: str, details: dict[str, Any] | None = None) -> ApplicationError:
+    """A retryable `LlmProviderError` for an LLM API that could not be reached or answered
+    nothing usable."""
+    return ApplicationError(message, details or {}, type="LlmProviderError")

@@ -2,16 +2,11 @@
 
 The SDK clients are built once by `build_llm_clients` in the worker (the composition root) with
 `max_retries=0`: Temporal's retry policy is the only retry loop, so a 429 is not retried twice
-over and every attempt shows in the workflow history. Failures become `ApplicationError`s:
-
-    retryable
-    ├── LlmProviderError        429, 408, 5xx, 529 overloaded, connection failures and timeouts
-    │                           (Retry-After / retry-after-ms become `next_retry_delay`)
-    └── LlmUnparseableAnswer    a condition verdict with neither JSON nor true/false/yes/no;
-                                another sample of the model may well answer properly
-    non-retryable
-    ├── LlmRequestRejected      other 4xx (bad key, unknown model, bad request), or a refusal
-    └── ProviderNotConfigured   the worker has neither key nor base URL for the provider
+over and every attempt shows in the workflow history. Failures become `ApplicationError`s
+classified by `activities.errors` (the one taxonomy): `LlmProviderError` and
+`LlmUnparseableAnswer` are retried, `LlmRequestRejected` and `ProviderNotConfigured` are not.
+A call in flight heartbeats, so a cancelled run stops it and a lost worker's call is retried
+after the heartbeat timeout rather than the whole step timeout.
 """
 
 from __future__ import annotations
@@ -19,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
 import anthropic
@@ -30,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
+from activities.http import heartbeating
 from activities.llm_models import (
     ConditionVerdict,
     ConditionVerdictRequest,
@@ -145,32 +140,17 @@ def _api_message(body: object) -> str | None:
     return message if isinstance(message, str) else None
 
 
-def _retry_delay(headers: Any) -> timedelta | None:
-    """OpenAI's `retry-after-ms` when present (finer grained), else the standard Retry-After."""
-    millis = headers.get("retry-after-ms") if headers is not None else None
-    if millis:
-        try:
-            return timedelta(milliseconds=max(0.0, float(millis)))
-        except ValueError:
-            pass
-    return errors.retry_after(headers)
-
-
 def _status_error(
     provider: LlmProvider, label: str, exc: openai.APIStatusError | anthropic.APIStatusError
 ) -> ApplicationError:
     status = exc.status_code
     detail = _api_message(exc.body) or exc.message
-    message = f"{_who(label)}{_PROVIDER_NAMES[provider]} API returned {status}: {detail}"
-    details = {"provider": provider, "status": status, "request_id": exc.request_id}
-    if errors.is_retryable_status(status):
-        return ApplicationError(
-            message,
-            details,
-            type="LlmProviderError",
-            next_retry_delay=_retry_delay(exc.response.headers),
-        )
-    return errors.non_retryable("LlmRequestRejected", message, details)
+    return errors.llm_status_error(
+        status,
+        f"{_who(label)}{_PROVIDER_NAMES[provider]} API returned {status}: {detail}",
+        headers=exc.response.headers,
+        details={"provider": provider, "status": status, "request_id": exc.request_id},
+    )
 
 
 def _connection_error(
@@ -178,10 +158,9 @@ def _connection_error(
 ) -> ApplicationError:
     timed_out = isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError)
     what = "timed out" if timed_out else f"could not be reached ({exc.__cause__ or exc})"
-    return ApplicationError(
+    return errors.llm_unavailable(
         f"{_who(label)}{_PROVIDER_NAMES[provider]} API {what}",
         {"provider": provider, "timeout": timed_out},
-        type="LlmProviderError",
     )
 
 
@@ -271,13 +250,15 @@ class LlmActivities:
     @activity.defn
     async def call_llm(self, call: LlmCall) -> LlmText:
         """Send one prompt and return the model's text and token usage."""
-        completion = await self._complete(
-            call.provider,
-            call.model,
-            call.system,
-            call.prompt,
-            max_tokens=call.max_tokens,
-            label=call.label,
+        completion = await heartbeating(
+            self._complete(
+                call.provider,
+                call.model,
+                call.system,
+                call.prompt,
+                max_tokens=call.max_tokens,
+                label=call.label,
+            )
         )
         return LlmText(
             text=completion.text,
@@ -292,14 +273,16 @@ class LlmActivities:
 
         Asks for structured output; a reply that ignores it is read for true/false/yes/no.
         """
-        completion = await self._complete(
-            request.provider,
-            request.model,
-            _JUDGE_SYSTEM,
-            f"Condition:\n{request.expression}\n\nResult:\n{request.result_text}",
-            max_tokens=JUDGE_MAX_TOKENS,
-            schema=_JsonSchema("condition_verdict", _VERDICT_SCHEMA),
-            label=request.label,
+        completion = await heartbeating(
+            self._complete(
+                request.provider,
+                request.model,
+                _JUDGE_SYSTEM,
+                f"Condition:\n{request.expression}\n\nResult:\n{request.result_text}",
+                max_tokens=JUDGE_MAX_TOKENS,
+                schema=_JsonSchema("condition_verdict", _VERDICT_SCHEMA),
+                label=request.label,
+            )
         )
         attempt = activity.info().attempt
         data = completion.data if completion.data is not None else _json_object(completion.text)
@@ -337,14 +320,16 @@ class LlmActivities:
         ids = [option.id for option in request.options]
         if not ids:
             return RouteChoice(valid=False, reason="no options to choose from", attempt=attempt)
-        completion = await self._complete(
-            request.provider,
-            request.model,
-            _ROUTE_SYSTEM,
-            _route_prompt(request),
-            max_tokens=JUDGE_MAX_TOKENS,
-            schema=_JsonSchema("route_choice", _route_schema(ids)),
-            label=request.label,
+        completion = await heartbeating(
+            self._complete(
+                request.provider,
+                request.model,
+                _ROUTE_SYSTEM,
+                _route_prompt(request),
+                max_tokens=JUDGE_MAX_TOKENS,
+                schema=_JsonSchema("route_choice", _route_schema(ids)),
+                label=request.label,
+            )
         )
         data = completion.data if completion.data is not None else _json_object(completion.text)
         if data is not None and isinstance(data.get("option_id"), str):
@@ -440,10 +425,8 @@ class LlmActivities:
             ),
         )
         if not response.choices:
-            raise ApplicationError(
-                f"{_who(label)}OpenAI returned no choices",
-                {"provider": "openai"},
-                type="LlmProviderError",
+            raise errors.llm_unavailable(
+                f"{_who(label)}OpenAI returned no choices", {"provider": "openai"}
             )
         message = response.choices[0].message
         if message.content is None and message.refusal:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from gateway.routes import dag, health
+from gateway.routes import dag, health, instructions
 from settings import Settings, get_settings
 
 
@@ -120,4 +120,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(dag.router)
+    app.include_router(instructions.router)
     return app

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import HTTPException
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.dag import DagWorkflow
 from workflows.dag_models import DagRunResult, RunError, RunState
+from workflows.instruction_models import InstructionRunInput, InstructionRunStatus
+from workflows.instruction_models import RunError as InstructionRunError
+from workflows.instruction_models import RunState as InstructionRunState
+from workflows.instructions import InstructionWorkflow
 
 CLOSED_STATUS: dict[WorkflowExecutionStatus, RunState] = {
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -51,15 +58,33 @@ async def dag_result(handle: WorkflowHandle[Any, Any]) -> DagRunResult:
         )
 
 
-async def dag_status(client: Client, workflow_id: str) -> DagRunResult:
-    """A DAG run live from its query, or final from its result."""
-    handle = client.get_workflow_handle_for(DagWorkflow.run, workflow_id)
+async def describe_run(
+    handle: WorkflowHandle[Any, Any], what: str = "workflow_id"
+) -> WorkflowExecutionDescription:
+    """The run's Temporal description; 404 when there is no such workflow."""
     try:
-        description = await handle.describe()
+        return await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(404, f"no run with workflow_id {workflow_id!r}") from exc
+            raise HTTPException(404, f"no run with {what} {handle.id!r}") from exc
         raise
+
+
+async def run_status(client: Client, workflow_id: str) -> DagRunResult | InstructionRunView:
+    """Any run's state, whichever engine ran it: one describe, then its engine's reader."""
+    description = await describe_run(client.get_workflow_handle(workflow_id))
+    if description.workflow_type == INSTRUCTION_WORKFLOW:
+        return await instruction_status(client, workflow_id, description)
+    return await dag_status(client, workflow_id, description)
+
+
+async def dag_status(
+    client: Client, workflow_id: str, description: WorkflowExecutionDescription | None = None
+) -> DagRunResult:
+    """A DAG run live from its query, or final from its result."""
+    handle = client.get_workflow_handle_for(DagWorkflow.run, workflow_id)
+    if description is None:
+        description = await describe_run(handle)
     status = description.status
     if status in (
         WorkflowExecutionStatus.COMPLETED,
@@ -75,3 +100,84 @@ async def dag_status(client: Client, workflow_id: str) -> DagRunResult:
     if closed is not None:
         result.status = closed
     return result
+
+
+INSTRUCTION_WORKFLOW = InstructionWorkflow.__name__
+#: Started, task scheduled, task started, task completed: from then on the run can be queried.
+FIRST_TASK_DONE_EVENTS = 4
+#: A query is answered by a worker in milliseconds; waiting longer only hides a missing worker.
+STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
+
+INSTRUCTION_CLOSED_STATUS: dict[WorkflowExecutionStatus, InstructionRunState] = {
+    WorkflowExecutionStatus.CANCELED: "terminated",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "errored",
+}
+
+
+async def queued_status(client: Client, handle: WorkflowHandle[Any, Any]) -> InstructionRunStatus:
+    """The status of a run no worker has picked up: every step pending, read from its input."""
+    async for event in handle.fetch_history_events(page_size=1):
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        if payloads:
+            [run] = await client.data_converter.decode(payloads[:1], [InstructionRunInput])
+            return InstructionRunStatus.for_input(run)
+        break
+    return InstructionRunStatus()
+
+
+class InstructionRunView(InstructionRunStatus):
+    """An instruction run as `GET /?instanceId=` and `GET /runs/{id}` answer it."""
+
+    instance_id: str
+
+
+async def instruction_status(
+    client: Client,
+    instance_id: str,
+    description: WorkflowExecutionDescription | None = None,
+) -> InstructionRunView:
+    """An instruction run live from its query, final from its result, or from the failure's
+    details (the status when the failing step gave up)."""
+    handle = client.get_workflow_handle_for(InstructionWorkflow.run, instance_id)
+    if description is None:
+        description = await describe_run(handle, "instanceId")
+    status = description.status
+    result: InstructionRunStatus
+    if status == WorkflowExecutionStatus.COMPLETED:
+        result = InstructionRunStatus.model_validate(await handle.result())
+    elif status == WorkflowExecutionStatus.FAILED:
+        try:
+            result = InstructionRunStatus.model_validate(await handle.result())
+        except WorkflowFailureError as exc:
+            error_type, message, detail = failure_details(exc)
+            if isinstance(detail, dict) and "steps" in detail:
+                result = InstructionRunStatus.model_validate(detail)
+            else:
+                result = InstructionRunStatus(
+                    status="errored", error=InstructionRunError(type=error_type, message=message)
+                )
+    elif description.history_length < FIRST_TASK_DONE_EVENTS:
+        # No worker has picked it up yet: a query would wait for one, so answer from the input.
+        result = await queued_status(client, handle)
+    else:
+        try:
+            result = await handle.query(
+                InstructionWorkflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            if status == WorkflowExecutionStatus.RUNNING:
+                raise HTTPException(
+                    503,
+                    f"run {instance_id!r} did not answer its status query ({exc}); is a worker"
+                    f" polling task queue {description.task_queue!r}?",
+                ) from exc
+            result = await queued_status(client, handle)
+        closed = INSTRUCTION_CLOSED_STATUS.get(status) if status is not None else None
+        if closed is not None:
+            result.status = closed
+            if closed == "errored" and result.error is None:
+                result.error = InstructionRunError(
+                    type="TimedOut", message="the run exceeded its execution timeout"
+                )
+    return InstructionRunView(instance_id=instance_id, **dict(result))

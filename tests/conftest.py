@@ -27,6 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
+from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import TargetState, create_target_app, free_port, serve
 from worker import Activities, build_workers, open_activities
 
@@ -192,3 +193,66 @@ async def gateway(dev_engine: Engine) -> AsyncIterator[Gateway]:
     app = create_app(dev_engine.settings)
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
         yield Gateway(url, http, dev_engine)
+
+
+# --- LLM-backed engines: the real SDKs against the fake OpenAI/Anthropic server ---------------
+
+OPENAI_TEST_KEY = "sk-test-openai"
+ANTHROPIC_TEST_KEY = "sk-ant-test"
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeLLMServer]:
+    """One fake OpenAI + Anthropic API for the session; use `fake_llm` in tests."""
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm(llm_server: FakeLLMServer) -> Iterator[FakeLLMServer]:
+    """The fake LLM API with no rules and no recorded requests."""
+    llm_server.reset()
+    yield llm_server
+    llm_server.reset()
+
+
+def llm_settings(fake: FakeLLMServer, *, anthropic: bool = True) -> dict[str, object]:
+    """Settings overrides pointing both providers (or OpenAI only) at the fake."""
+    values: dict[str, object] = {
+        "openai_api_key": OPENAI_TEST_KEY,
+        "openai_base_url": fake.base_url_openai,
+    }
+    if anthropic:
+        values["anthropic_api_key"] = ANTHROPIC_TEST_KEY
+        values["anthropic_base_url"] = fake.base_url_anthropic
+    return values
+
+
+@pytest.fixture
+async def llm_engine(
+    time_skipping_env: WorkflowEnvironment, redis_url: str, fake_llm: FakeLLMServer
+) -> AsyncIterator[Engine]:
+    """Workers in the time-skipping environment whose LLM activities call the fake."""
+    settings = make_settings(time_skipping_env.client, redis_url, **llm_settings(fake_llm))
+    async for running in _run_workers(time_skipping_env.client, settings, []):
+        yield running
+
+
+@pytest.fixture
+async def llm_dev_engine(
+    dev_env: WorkflowEnvironment, redis_url: str, fake_llm: FakeLLMServer
+) -> AsyncIterator[Engine]:
+    """Workers on the real dev server whose LLM activities call the fake."""
+    settings = make_settings(dev_env.client, redis_url, **llm_settings(fake_llm))
+    async for running in _run_workers(dev_env.client, settings, []):
+        yield running
+
+
+@pytest.fixture
+async def llm_gateway(llm_dev_engine: Engine) -> AsyncIterator[Gateway]:
+    """The real gateway over HTTP in front of the dev server and LLM-configured workers."""
+    from gateway.app import create_app
+
+    app = create_app(llm_dev_engine.settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        yield Gateway(url, http, llm_dev_engine)

@@ -11,6 +11,9 @@ from activities.errors import (
     NON_RETRYABLE_TYPES,
     http_status_error,
     is_retryable_status,
+    llm_retry_after,
+    llm_status_error,
+    llm_unavailable,
     non_retryable,
     retry_after,
     status_error_type,
@@ -137,3 +140,34 @@ class TestOtherErrors:
             "TransportError",
         ):
             assert retryable not in NON_RETRYABLE_TYPES
+
+
+class TestLlmErrors:
+    @pytest.mark.parametrize("status", [408, 429, 500, 503, 529])
+    def test_retryable_statuses_are_provider_errors(self, status: int) -> None:
+        error = llm_status_error(status, "busy", details={"provider": "openai"})
+        assert (error.type, error.non_retryable) == ("LlmProviderError", False)
+        assert error.details[0] == {"provider": "openai"}
+
+    @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+    def test_other_4xx_are_rejected_for_good(self, status: int) -> None:
+        error = llm_status_error(status, "bad key")
+        assert (error.type, error.non_retryable) == ("LlmRequestRejected", True)
+        assert "LlmRequestRejected" in NON_RETRYABLE_TYPES
+
+    def test_retry_after_ms_wins_over_retry_after(self) -> None:
+        headers = {"Retry-After-Ms": "1500", "Retry-After": "9"}
+        assert llm_retry_after(headers) == timedelta(milliseconds=1500)
+        error = llm_status_error(429, "slow down", headers=headers)
+        assert error.next_retry_delay == timedelta(milliseconds=1500)
+
+    def test_retry_after_alone_and_garbage(self) -> None:
+        assert llm_retry_after({"retry-after": "4"}) == timedelta(seconds=4)
+        assert llm_retry_after({"retry-after-ms": "soon", "retry-after": "2"}) == timedelta(
+            seconds=2
+        )
+        assert llm_retry_after(None) is None
+
+    def test_unavailable_is_retryable(self) -> None:
+        error = llm_unavailable("unreachable")
+        assert (error.type, error.non_retryable) == ("LlmProviderError", False)

@@ -20,6 +20,7 @@ from workflows.instruction_models import (
     TokenUsage,
     condition_of,
     describe_errors,
+    error_details,
 )
 
 ENDPOINT = {"type": "endpoint", "apiUrl": "https://api.example.com/data"}
@@ -368,3 +369,62 @@ class TestStatus:
             }
         )
         assert StepState.model_validate_json(state.model_dump_json()) == state
+
+
+class TestErrorDetails:
+    def test_items_name_the_field_and_drop_the_type_tag(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            InstructionRunInput.model_validate(
+                {"context": "c", "instructions": ["x", {"type": "endpoint", "apiUrl": "ftp://x"}]}
+            )
+        [item] = error_details(caught.value)
+        assert item["loc"] == ["instructions", 1, "apiUrl"]
+        assert item["msg"] == "instructions[1].apiUrl: 'ftp://x' is not an http(s) URL"
+        assert item["type"] == "http_url"
+
+    def test_prefix_locates_a_run_in_a_batch(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            InstructionRunInput.model_validate(
+                {
+                    "context": "c",
+                    "instructions": [
+                        {
+                            "instruction": "x",
+                            "condition": {"expression": "e", "ifTrue": [5], "ifFalse": [6]},
+                        }
+                    ],
+                }
+            )
+        details = error_details(caught.value, ("workflows", 3))
+        assert [item["msg"] for item in details] == [
+            "workflows[3].instructions[0].condition.ifTrue[0]: step 5 is out of range "
+            "(1 instruction)",
+            "workflows[3].instructions[0].condition.ifFalse[0]: step 6 is out of range "
+            "(1 instruction)",
+        ]
+        assert all(item["loc"] == ["workflows", 3, "instructions"] for item in details)
+
+    def test_prefix_on_a_whole_body_error(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            InstructionRunInput.model_validate("not an object")
+        [item] = error_details(caught.value, ("workflows", 0))
+        assert item["msg"].startswith("workflows[0]: Input should be")
+
+
+class TestEngineAndStatusWire:
+    def test_engine_defaults_are_the_seed_limits(self) -> None:
+        run = InstructionRunInput.model_validate({"context": "c", "instructions": ["x"]})
+        engine = run.engine
+        assert (engine.llm_step_timeout_seconds, engine.llm_condition_timeout_seconds) == (
+            300.0,
+            120.0,
+        )
+        assert (engine.llm_max_retries, engine.step_budget) == (3, 100)
+
+    def test_status_is_camel_case_on_the_wire_and_reads_both_spellings(self) -> None:
+        status = InstructionRunStatus(execution_order=[0], usage=TokenUsage(input_tokens=2))
+        wire = status.model_dump(mode="json")
+        assert wire["executionOrder"] == [0]
+        assert wire["usage"]["inputTokens"] == 2
+        assert InstructionRunStatus.model_validate(wire) == status
+        assert InstructionRunStatus.model_validate(status.model_dump(by_alias=False)) == status

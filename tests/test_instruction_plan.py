@@ -16,6 +16,8 @@ from workflows.instruction_plan import (
     InstructionPlan,
     StepBudgetExceeded,
     choose_router_option,
+    endpoint_result_text,
+    llm_prompt,
     parse_llm_verdict,
     render_endpoint_value,
     source_text,
@@ -301,3 +303,25 @@ class TestRouterAndVerdicts:
 
 def _endpoint() -> dict:
     return {"type": "endpoint", "apiUrl": "https://api.example.com"}
+
+
+class TestStepText:
+    def test_llm_prompt_is_the_instruction_then_the_input(self) -> None:
+        assert llm_prompt("Summarise", "Some text") == "Summarise\n\nInput:\nSome text"
+
+    def test_llm_prompt_without_input_is_the_instruction(self) -> None:
+        assert llm_prompt("Write a poem", "  \n") == "Write a poem"
+
+    @pytest.mark.parametrize(
+        ("body", "is_json", "text"),
+        [
+            ({"a": 1, "b": "é"}, True, '{"a": 1, "b": "é"}'),
+            ([1, 2], True, "[1, 2]"),
+            ("quoted", True, '"quoted"'),
+            (None, True, "null"),
+            ("plain text", False, "plain text"),
+            ("", False, ""),
+        ],
+    )
+    def test_endpoint_result_text(self, body: Any, is_json: bool, text: str) -> None:
+        assert endpoint_result_text(body, is_json) == text

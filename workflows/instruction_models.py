@@ -24,6 +24,7 @@ range) are reported on `instructions` with the path in the message, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
@@ -376,6 +377,21 @@ def _step_problems(instructions: list[Instruction]) -> list[str]:
     return problems
 
 
+class InstructionEngineOptions(BaseModel):
+    """Operator limits the gateway stamps on each run from settings (never from the user).
+
+    They travel in the input, so a run keeps the limits it started with.
+    """
+
+    llm_step_timeout_seconds: float = Field(default=300.0, gt=0)
+    llm_condition_timeout_seconds: float = Field(default=120.0, gt=0)
+    #: Retries of a failed LLM call after the first attempt (exponential backoff).
+    llm_max_retries: int = Field(default=3, ge=0)
+    llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    #: Executions allowed per run: a second guard beside "no step runs twice".
+    step_budget: int = Field(default=100, ge=1)
+
+
 class InstructionRunInput(BaseModel):
     """What a user POSTs to start an instruction run, and the workflow's input.
 
@@ -394,6 +410,7 @@ class InstructionRunInput(BaseModel):
     instructions: list[Instruction]
     provider: Provider = "openai"
     model: str | None = None
+    engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
 
     @model_validator(mode="before")
     @classmethod
@@ -466,30 +483,51 @@ class InstructionRunInput(BaseModel):
         return self.model or DEFAULT_MODELS[self.provider]
 
 
+def _path(loc: Sequence[str | int]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def error_details(error: ValidationError, prefix: Sequence[str | int] = ()) -> list[dict[str, Any]]:
+    """A ValidationError as `{loc, msg, type}` items whose `msg` names the field at fault.
+
+    `msg` reads like `instructions[2].method: unknown HTTP method`; the tag pydantic adds after
+    an instruction's index (`instructions.2.endpoint.method`) is dropped from `loc` too. A
+    step-reference error, which carries its own paths, becomes one item per problem. `prefix`
+    is put in front of every location (`("workflows", 3)` for one run of a batch).
+    """
+    details: list[dict[str, Any]] = []
+    for item in error.errors(include_url=False):
+        loc = list(item["loc"])
+        if len(loc) >= 3 and loc[0] == "instructions" and isinstance(loc[1], int):
+            if loc[2] in INSTRUCTION_TYPES:
+                del loc[2]
+        path = _path(loc)
+        message = item["msg"].removeprefix("Value error, ")
+        if not path or message.startswith(f"{path}"):
+            messages = message.split("; ") if item["type"] == "step_reference" else [message]
+        else:
+            messages = [f"{path}: {message}"]
+        head = _path(prefix)
+        for text in messages:
+            if head:
+                text = f"{head}.{text}" if path else f"{head}: {text}"
+            details.append({"loc": [*prefix, *loc], "msg": text, "type": item["type"]})
+    return details
+
+
 def describe_errors(error: ValidationError) -> list[str]:
     """Render a ValidationError as lines like `instructions[2].method: unknown HTTP method`.
 
     The tag pydantic adds after an instruction's index (`instructions.2.endpoint.method`) is
     dropped; messages that already carry their path (step references) are kept as they are.
     """
-    lines: list[str] = []
-    for item in error.errors(include_url=False):
-        loc = list(item["loc"])
-        if len(loc) >= 3 and loc[0] == "instructions" and isinstance(loc[1], int):
-            if loc[2] in INSTRUCTION_TYPES:
-                del loc[2]
-        path = ""
-        for part in loc:
-            if isinstance(part, int):
-                path += f"[{part}]"
-            else:
-                path += f".{part}" if path else str(part)
-        message = item["msg"].removeprefix("Value error, ")
-        if not path or message.startswith(f"{path}"):
-            lines.extend(message.split("; ") if item["type"] == "step_reference" else [message])
-        else:
-            lines.append(f"{path}: {message}")
-    return lines
+    return [item["msg"] for item in error_details(error)]
 
 
 # --- status ------------------------------------------------------------------------------
@@ -498,7 +536,18 @@ StepStatus: TypeAlias = Literal["pending", "running", "completed", "skipped", "f
 RunState: TypeAlias = Literal["queued", "running", "complete", "errored", "terminated"]
 
 
-class TokenUsage(BaseModel):
+class _StatusModel(BaseModel):
+    """Status is read by seed clients: camelCase on the wire, either spelling accepted."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+class TokenUsage(_StatusModel):
     """LLM tokens spent."""
 
     input_tokens: int = 0
@@ -513,7 +562,7 @@ class TokenUsage(BaseModel):
         )
 
 
-class StepError(BaseModel):
+class StepError(_StatusModel):
     """Why a step failed: the `ApplicationError.type`, its message and attempts made."""
 
     type: str
@@ -521,7 +570,7 @@ class StepError(BaseModel):
     attempts: int = 1
 
 
-class ConditionVerdict(BaseModel):
+class ConditionVerdict(_StatusModel):
     """How a step's condition came out, and which step's result it looked at."""
 
     mode: ConditionMode
@@ -531,20 +580,22 @@ class ConditionVerdict(BaseModel):
     next_steps: list[int] = Field(default_factory=list)
 
 
-class RouterDecision(BaseModel):
+class RouterDecision(_StatusModel):
     """The option a router picked; `fallback_used` when the LLM's answer named none."""
 
     chosen: str | None = None
     fallback_used: bool = False
+    #: The model's stated reason, or why its answer could not be used.
+    reason: str | None = None
 
 
-class ThreadOutcome(BaseModel):
+class ThreadOutcome(_StatusModel):
     """Whether a thread's completion check passed."""
 
     complete: bool = False
 
 
-class StepState(BaseModel):
+class StepState(_StatusModel):
     """One instruction's progress, as the status query reports it."""
 
     index: int
@@ -560,7 +611,7 @@ class StepState(BaseModel):
     thread: ThreadOutcome | None = None
 
 
-class RunError(BaseModel):
+class RunError(_StatusModel):
     """Why a run errored, and at which step when one is to blame."""
 
     type: str
@@ -568,7 +619,7 @@ class RunError(BaseModel):
     step: int | None = None
 
 
-class InstructionRunStatus(BaseModel):
+class InstructionRunStatus(_StatusModel):
     """The instruction workflow's status query result."""
 
     status: RunState = "queued"

@@ -37,6 +37,7 @@ Semantics:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -273,3 +274,17 @@ def parse_llm_verdict(answer: str | None) -> bool | None:
         if word in _FALSE_WORDS:
             return False
     return None
+
+
+def llm_prompt(instruction: str, previous: str) -> str:
+    """An LLM step's prompt: its instruction, then the one text it works on (if any)."""
+    if not previous.strip():
+        return instruction
+    return f"{instruction}\n\nInput:\n{previous}"
+
+
+def endpoint_result_text(body: Any, is_json: bool) -> str:
+    """An endpoint step's result: the response body as text, JSON re-serialised compactly."""
+    if is_json:
+        return json.dumps(body, ensure_ascii=False)
+    return body if isinstance(body, str) else str(body)

@@ -13,7 +13,7 @@ from temporalio.common import (
 )
 
 from gateway.deps import SettingsDep, TemporalClientDep
-from gateway.runs import dag_result, dag_status
+from gateway.runs import InstructionRunView, dag_result, run_status
 from workflows.dag import DagWorkflow
 from workflows.dag_graph import validate_pipeline
 from workflows.dag_models import DagRunInput, DagRunResult, EngineOptions
@@ -77,7 +77,8 @@ async def execute(
     return await dag_result(handle)
 
 
-@router.get("/runs/{workflow_id}", response_model=DagRunResult)
-async def get_run(workflow_id: str, client: TemporalClientDep) -> DagRunResult:
-    """A run's state: live per-step status while it runs, the result once it has ended."""
-    return await dag_status(client, workflow_id)
+@router.get("/runs/{workflow_id}", response_model=DagRunResult | InstructionRunView)
+async def get_run(workflow_id: str, client: TemporalClientDep) -> DagRunResult | InstructionRunView:
+    """Any run's state (DAG or instructions): live per-step status while it runs, the result
+    once it has ended."""
+    return await run_status(client, workflow_id)
