@@ -165,13 +165,22 @@ async def _route(
         writer.write(_head("200 OK", {"Content-Length": "5", "Connection": "close"}) + b"hello")
     elif path == "/redirect":
         to = query["to"][0]
-        writer.write(_head("302 Found", {"Location": to, "Content-Length": "0",
-                                         "Connection": "close"}))
+        writer.write(
+            _head("302 Found", {"Location": to, "Content-Length": "0", "Connection": "close"})
+        )
     elif path.startswith("/chain/"):
         left = int(path.removeprefix("/chain/"))
         if left:
-            writer.write(_head("302 Found", {"Location": f"/chain/{left - 1}",
-                                             "Content-Length": "0", "Connection": "close"}))
+            writer.write(
+                _head(
+                    "302 Found",
+                    {
+                        "Location": f"/chain/{left - 1}",
+                        "Content-Length": "0",
+                        "Connection": "close",
+                    },
+                )
+            )
         else:
             writer.write(_head("200 OK", {"Content-Length": "3", "Connection": "close"}) + b"end")
     elif path == "/declared-big":

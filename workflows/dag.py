@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         StepError,
         StepState,
     )
+    from workflows.endpoint_models import resolve_endpoint
     from workflows.responses import main_value
     from workflows.templating import TemplateError, render
 
@@ -312,6 +313,11 @@ class DagWorkflow:
             label=label,
         )
 
+    def _task_queue(self, step: StepConfig) -> str:
+        """The endpoint worker named by the step (validated up front), else the main queue."""
+        route = resolve_endpoint(step.endpoint, self._run.engine.endpoint_workers)
+        return route.task_queue or self._run.engine.task_queue
+
     def _timeout(self, step: StepConfig) -> float:
         return step.timeout or self._run.PIPELINE_SETTINGS.timeouts.step_timeout
 
@@ -325,7 +331,7 @@ class DagWorkflow:
             return await workflow.execute_activity_method(
                 HttpActivities.call_http,
                 call,
-                task_queue=step.endpoint or self._run.engine.task_queue,
+                task_queue=self._task_queue(step),
                 start_to_close_timeout=timeout,
                 heartbeat_timeout=timedelta(seconds=10)
                 if timeout > timedelta(seconds=10)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from workflows.dag_models import HTTP_METHODS, DagRunInput, StepConfig
+from workflows.endpoint_models import UnknownEndpoint, resolve_endpoint
 from workflows.templating import TemplateError, references
 
 SELECTION_PREFIX = "selection_"
@@ -199,6 +200,24 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                     + ", ".join(HTTP_METHODS),
                 )
             )
+        if step.endpoint is not None:
+            try:
+                route = resolve_endpoint(step.endpoint, run.engine.endpoint_workers)
+            except UnknownEndpoint as exc:
+                problems.append(
+                    Problem(("STEPS_CONFIG", i, "endpoint"), f"step {step.step_name!r}: {exc}")
+                )
+            else:
+                if route.kind != "worker":
+                    problems.append(
+                        Problem(
+                            ("STEPS_CONFIG", i, "endpoint"),
+                            f"step {step.step_name!r}: endpoint {step.endpoint!r} names no"
+                            " endpoint worker (configured: "
+                            + (", ".join(run.engine.endpoint_workers) or "none")
+                            + ")",
+                        )
+                    )
         if "{{" not in step.service_url:
             parts = urlsplit(step.service_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:

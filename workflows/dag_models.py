@@ -83,6 +83,8 @@ class EngineOptions(BaseModel):
     webhook_attempt_timeout_seconds: float = 10.0
     webhook_delivery_timeout_seconds: float = 120.0
     task_queue: str = "workflow-station"
+    #: Configured endpoint worker names; a step's `endpoint` must be one of them.
+    endpoint_workers: list[str] = Field(default_factory=list)
 
 
 class DagRunInput(BaseModel):
@@ -94,7 +96,7 @@ class DagRunInput(BaseModel):
     input_data: dict[str, Any] = Field(default_factory=dict)
     STEPS_CONFIG: list[StepConfig] = Field(min_length=1, max_length=1000)
     PIPELINE_SETTINGS: PipelineSettings = Field(default_factory=PipelineSettings)
-    engine: EngineOptions = Field(default_factory=EngineOptions, exclude=False)
+    engine: EngineOptions = Field(default_factory=EngineOptions)
 
 
 StepStatus = Literal["pending", "running", "completed", "failed", "aborted", "cancelled"]

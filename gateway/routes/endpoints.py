@@ -1,0 +1,40 @@
+"""The seed's endpoint-worker proxy API: `POST /endpoints/{name}`."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, HTTPException
+
+from gateway.deps import SettingsDep, TemporalClientDep
+from gateway.routes.dag import search_attributes
+from workflows.endpoint_call import EndpointCallWorkflow
+from workflows.endpoint_models import EndpointCallInput, EndpointRequest, EndpointResponse
+
+router = APIRouter(prefix="/endpoints", tags=["endpoints"])
+
+
+@router.post("/{name}", response_model=EndpointResponse, response_model_by_alias=True)
+async def call_endpoint(
+    name: str, request: EndpointRequest, client: TemporalClientDep, settings: SettingsDep
+) -> EndpointResponse:
+    """Make one HTTP call through endpoint worker `name`, with the seed's retry semantics.
+
+    The call runs as a short workflow on that worker's task queue, visible in the Web UI.
+    A failed call is still a 200 whose body says `success: false`, as the seed workers did.
+    """
+    if name not in settings.endpoint_workers:
+        raise HTTPException(
+            404,
+            f"no endpoint worker named {name!r}; configured: "
+            + ", ".join(settings.endpoint_workers),
+        )
+    workflow_id = f"endpoint-{name}-{uuid.uuid4().hex}"
+    return await client.execute_workflow(
+        EndpointCallWorkflow.run,
+        EndpointCallInput(request=request, endpoint=name),
+        id=workflow_id,
+        task_queue=name,
+        search_attributes=search_attributes("endpoint", name, workflow_id),
+        static_summary=f"{request.method} {request.url} via {name}",
+    )
