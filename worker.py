@@ -27,6 +27,7 @@ from activities.outbound import build_outbound_client
 from activities.store import StoreActivities
 from settings import Settings, get_settings
 from workflows.dag import DagWorkflow
+from workflows.endpoint_call import EndpointCallWorkflow
 from workflows.instructions import InstructionWorkflow
 
 log = logging.getLogger("workflow_station.worker")
@@ -111,7 +112,16 @@ def build_workers(
             )
         )
     for name in endpoints:
-        workers.append(Worker(client, task_queue=name, activities=[activities.http.call_http]))
+        # An endpoint worker makes HTTP calls only: steps routed to it, and the proxy API's
+        # one-call workflows.
+        workers.append(
+            Worker(
+                client,
+                task_queue=name,
+                workflows=[EndpointCallWorkflow],
+                activities=[activities.http.call_http],
+            )
+        )
     return workers
 
 

@@ -5,18 +5,19 @@ uvicorn gateway.app:create_app --factory --port 8000
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from gateway.routes import dag, health, instructions
+from gateway.routes import dag, endpoints, health, instructions
 from settings import Settings, get_settings
 
 
@@ -76,6 +77,38 @@ class BodySizeLimit:
         await response({"type": "http"}, _empty_receive, send)
 
 
+class ScopedCORS:
+    """CORS, as the seed's endpoint workers answered it, for one path prefix only.
+
+    Browsers call the endpoint proxy routes directly; the rest of the API stays same-origin.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        prefix: str,
+        allow_origins: Sequence[str],
+        allow_methods: Sequence[str],
+        allow_headers: Sequence[str],
+    ) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=allow_origins,
+            allow_methods=allow_methods,
+            allow_headers=allow_headers,
+            expose_headers=["*"],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -118,7 +151,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        ScopedCORS,
+        prefix=endpoints.router.prefix,
+        allow_origins=settings.cors_allow_origins,
+        allow_methods=settings.cors_allow_methods,
+        allow_headers=settings.cors_allow_headers,
+    )
     app.include_router(health.router)
     app.include_router(dag.router)
     app.include_router(instructions.router)
+    app.include_router(endpoints.router)
     return app

@@ -24,6 +24,7 @@ range) are reported on `instructions` with the path in the message, e.g.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
@@ -144,10 +145,15 @@ class ConditionInstruction(Condition):
     type: Literal["condition"] = "condition"
 
 
+ENDPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
 class EndpointSpec(_SeedModel):
     """An HTTP call; `{{result}}` and `{{context}}` in headers and body are filled in.
 
-    `endpoint_url` is the seed's proxy worker; when set, the call goes through it.
+    `endpoint_url` picks who makes the call: a configured endpoint worker's name
+    (`endpoint-2`), a URL whose host's first label is one (`https://endpoint-2.workers.dev`),
+    or any other URL, an external proxy that speaks the seed's endpoint-worker format.
     `retry_delay` and `timeout` are milliseconds, as in the seed.
     """
 
@@ -171,7 +177,16 @@ class EndpointSpec(_SeedModel):
             {"method": value},
         )
 
-    @field_validator("api_url", "endpoint_url")
+    @field_validator("endpoint_url")
+    @classmethod
+    def _name_or_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if ENDPOINT_NAME.fullmatch(value.strip()):
+            return value.strip()
+        return cls._http_url(value)
+
+    @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -390,6 +405,8 @@ class InstructionEngineOptions(BaseModel):
     llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
     #: Executions allowed per run: a second guard beside "no step runs twice".
     step_budget: int = Field(default=100, ge=1)
+    #: Configured endpoint worker names, for `endpointUrl` routing.
+    endpoint_workers: list[str] = Field(default_factory=list)
 
 
 class InstructionRunInput(BaseModel):

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities import errors
     from activities.http import HttpActivities
     from activities.llm import LlmActivities
@@ -34,6 +37,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import HttpCall
     from workflows.conditions import ConditionSyntaxError, evaluate, parse
     from workflows.dag import activity_failure, step_retry_policy
+    from workflows.endpoint_models import (
+        EndpointRequest,
+        EndpointResponse,
+        UnknownEndpoint,
+        resolve_endpoint,
+    )
     from workflows.instruction_models import (
         Condition,
         ConditionInstruction,
@@ -101,6 +110,21 @@ def endpoint_retry_policy(spec: EndpointSpec) -> RetryPolicy:
     """The instruction's `retries` and `retryDelay` (ms, doubling) as a Temporal retry policy."""
     # Temporal reads a zero interval as "use the default" (1 s); 1 ms is what 0 means here.
     return step_retry_policy(spec.retries, max(spec.retry_delay, 1) / 1000)
+
+
+#: Reaching an external endpoint proxy: it retries the target itself.
+PROXY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
+)
+
+
+def proxy_budget_seconds(spec: EndpointSpec) -> float:
+    """Time for a proxy to make every attempt, with its doubling delays, plus some slack."""
+    attempts = spec.retries + 1
+    delays = sum(spec.retry_delay * 2**n for n in range(spec.retries))
+    return (attempts * spec.timeout + delays) / 1000 + 5
 
 
 def _failure(exc: ActivityError, max_attempts: int, label: str) -> StepError:
@@ -260,20 +284,24 @@ class InstructionWorkflow:
     async def _call_endpoint(self, spec: EndpointSpec, previous: str, label: str) -> str:
         """One HTTP call for an endpoint step or a router's option; the body as text.
 
-        `spec.endpoint_url` (the seed's endpoint worker) is not used yet: the default worker
-        makes every call.
+        `spec.endpoint_url` picks the endpoint worker (task queue) that makes the call, or an
+        external proxy that speaks the seed's endpoint-worker format; none: this worker.
         """
         context = self._run.context
+        headers = render_endpoint_value(spec.headers, previous, context)
+        body = render_endpoint_value(spec.body, previous, context)
+        try:
+            route = resolve_endpoint(spec.endpoint_url, self._run.engine.endpoint_workers)
+        except UnknownEndpoint as exc:
+            raise StepFailed(StepError(type="UnknownEndpoint", message=f"{label}: {exc}")) from exc
+        if route.proxy_url is not None:
+            return await self._call_proxy(route.proxy_url, spec, headers, body, label)
         timeout = timedelta(milliseconds=spec.timeout)
-        policy = endpoint_retry_policy(spec)
         call = HttpCall(
             method=spec.method,
             url=spec.api_url,
-            headers={
-                name: str(value)
-                for name, value in render_endpoint_value(spec.headers, previous, context).items()
-            },
-            body=render_endpoint_value(spec.body, previous, context),
+            headers={name: str(value) for name, value in headers.items()},
+            body=body,
             send_body=spec.body is not None and spec.method != "GET",
             timeout_seconds=spec.timeout / 1000,
             label=label,
@@ -282,14 +310,71 @@ class InstructionWorkflow:
             result = await workflow.execute_activity_method(
                 HttpActivities.call_http,
                 call,
+                task_queue=route.task_queue or workflow.info().task_queue,
                 start_to_close_timeout=timeout,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
-                retry_policy=policy,
+                retry_policy=endpoint_retry_policy(spec),
                 summary=f"{label}: {spec.method} {spec.api_url}"[:200],
             )
         except ActivityError as exc:
             raise StepFailed(_failure(exc, spec.retries + 1, label)) from exc
         return endpoint_result_text(result.body, result.is_json)
+
+    async def _call_proxy(
+        self, proxy_url: str, spec: EndpointSpec, headers: Any, body: Any, label: str
+    ) -> str:
+        """Send the seed's request format to an external endpoint worker and read its answer.
+
+        The proxy retries the target itself (`retries`, `retryDelay`), so this call retries
+        only reaching the proxy, and its timeout covers all of the proxy's attempts.
+        """
+        request = EndpointRequest(
+            url=spec.api_url,
+            method=spec.method,
+            headers={name: str(value) for name, value in headers.items()},
+            body=body,
+            retries=spec.retries,
+            retryDelay=max(spec.retry_delay, 1),
+            timeout=spec.timeout,
+        )
+        budget = proxy_budget_seconds(spec)
+        try:
+            result = await workflow.execute_activity_method(
+                HttpActivities.call_http,
+                HttpCall(
+                    method="POST",
+                    url=proxy_url,
+                    body=request.model_dump(mode="json", by_alias=True),
+                    send_body=True,
+                    timeout_seconds=budget,
+                    label=f"{label} via {proxy_url}",
+                ),
+                start_to_close_timeout=timedelta(seconds=budget),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=PROXY_RETRY,
+                summary=f"{label}: {spec.method} {spec.api_url} via proxy"[:200],
+            )
+        except ActivityError as exc:
+            raise StepFailed(_failure(exc, PROXY_RETRY.maximum_attempts, label)) from exc
+        try:
+            answer = EndpointResponse.model_validate(result.body)
+        except ValidationError as exc:
+            raise StepFailed(
+                StepError(
+                    type="ProxyResponseInvalid",
+                    message=f"{label}: {proxy_url} did not answer in the endpoint-worker format",
+                )
+            ) from exc
+        if not answer.success:
+            raise StepFailed(
+                StepError(
+                    type="EndpointFailed",
+                    message=f"{label}: {proxy_url} reported status {answer.status}:"
+                    f" {answer.error or answer.status_text}",
+                    attempts=answer.attempts,
+                )
+            )
+        return endpoint_result_text(answer.body, not isinstance(answer.body, str))
 
     async def _thread(self, thread: ThreadInstruction, label: str, state: StepState) -> str:
         items = collect(self._results, thread.collect_from_steps)

@@ -47,18 +47,19 @@ async def execute(
     wait: bool = Query(True, description="wait for the run to end (false: answer 202 at once)"),
 ) -> DagRunResult | JSONResponse:
     """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
+    run.engine = EngineOptions(
+        output_ttl_seconds=settings.output_ttl_seconds,
+        webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
+        webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
+        task_queue=settings.task_queue,
+        endpoint_workers=settings.endpoint_workers,
+    )
     problems = validate_pipeline(run)
     if problems:
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": [problem.as_dict() for problem in problems]},
         )
-    run.engine = EngineOptions(
-        output_ttl_seconds=settings.output_ttl_seconds,
-        webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
-        webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
-        task_queue=settings.task_queue,
-    )
     handle = await client.start_workflow(
         DagWorkflow.run,
         run,

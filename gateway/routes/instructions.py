@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
@@ -27,10 +28,14 @@ from gateway.runs import (
     instruction_status,
 )
 from settings import Settings
+from workflows.endpoint_models import UnknownEndpoint, resolve_endpoint
 from workflows.instruction_models import (
+    EndpointInstruction,
+    EndpointSpec,
     InstructionEngineOptions,
     InstructionRunInput,
     InstructionRunStatus,
+    RouterInstruction,
     error_details,
 )
 from workflows.instructions import InstructionWorkflow
@@ -103,19 +108,51 @@ def engine_options(settings: Settings) -> InstructionEngineOptions:
         llm_max_retries=settings.llm_max_retries,
         llm_retry_initial_seconds=settings.llm_retry_initial_seconds,
         step_budget=settings.instruction_step_budget,
+        endpoint_workers=settings.endpoint_workers,
     )
 
 
 def parse_run(
-    payload: Any, prefix: tuple[str | int, ...] = ()
+    payload: Any, workers: Sequence[str], prefix: tuple[str | int, ...] = ()
 ) -> tuple[InstructionRunInput | None, list[dict[str, Any]]]:
     """The validated run, or the problems as 422 `detail` items naming index and field."""
     try:
-        return InstructionRunInput.model_validate(payload), []
+        run = InstructionRunInput.model_validate(payload)
     except ValidationError as exc:
         return None, [
             {**item, "loc": ["body", *item["loc"]]} for item in error_details(exc, prefix)
         ]
+    problems = endpoint_problems(run, workers, prefix)
+    return (None, problems) if problems else (run, [])
+
+
+def endpoint_problems(
+    run: InstructionRunInput, workers: Sequence[str], prefix: tuple[str | int, ...]
+) -> list[dict[str, Any]]:
+    """`endpointUrl`s that name no configured endpoint worker and are no URL either."""
+    specs: list[tuple[tuple[str | int, ...], EndpointSpec]] = []
+    for index, instruction in enumerate(run.instructions):
+        if isinstance(instruction, EndpointInstruction):
+            specs.append((("instructions", index), instruction))
+        elif isinstance(instruction, RouterInstruction):
+            for position, option in enumerate(instruction.options):
+                specs.append(
+                    (("instructions", index, "options", position, "endpoint"), option.endpoint)
+                )
+    problems = []
+    for loc, spec in specs:
+        try:
+            resolve_endpoint(spec.endpoint_url, workers)
+        except UnknownEndpoint as exc:
+            where = ".".join(str(part) for part in (*prefix, *loc))
+            problems.append(
+                {
+                    "loc": ["body", *prefix, *loc, "endpointUrl"],
+                    "msg": f"{where}.endpointUrl: {exc}",
+                    "type": "unknown_endpoint",
+                }
+            )
+    return problems
 
 
 def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
@@ -151,7 +188,7 @@ async def create_run(
     payload: Annotated[Any, Body()], client: TemporalClientDep, settings: SettingsDep
 ) -> RunCreated | JSONResponse:
     """Start an instruction run (the legacy `firstInstruction`/`secondInstruction` body too)."""
-    run, problems = parse_run(payload)
+    run, problems = parse_run(payload, settings.endpoint_workers)
     if run is None:
         return unprocessable(problems)
     return await start_run(client, settings, run)
@@ -191,7 +228,7 @@ async def create_batch(
     runs: list[InstructionRunInput] = []
     problems: list[dict[str, Any]] = []
     for position, item in enumerate(items):
-        run, found = parse_run(item, ("workflows", position))
+        run, found = parse_run(item, settings.endpoint_workers, ("workflows", position))
         problems.extend(found)
         if run is not None:
             runs.append(run)
