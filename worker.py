@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.http import HttpActivities
 from activities.llm import LlmActivities, build_llm_clients
@@ -31,6 +32,14 @@ from workflows.endpoint_call import EndpointCallWorkflow
 from workflows.instructions import InstructionWorkflow
 
 log = logging.getLogger("workflow_station.worker")
+
+#: The client libraries the activities use load submodules lazily; passing them through
+#: keeps the sandbox from re-importing them inside a running workflow (which it warns about).
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "redis", "httpx", "httpcore", "openai", "anthropic", "pydantic"
+    )
+)
 
 
 async def connect_client(settings: Settings) -> Client:
@@ -100,6 +109,7 @@ def build_workers(
                 client,
                 task_queue=settings.task_queue,
                 workflows=[DagWorkflow, InstructionWorkflow],
+                workflow_runner=WORKFLOW_RUNNER,
                 activities=[
                     activities.http.call_http,
                     activities.http.send_webhook,
@@ -119,6 +129,7 @@ def build_workers(
                 client,
                 task_queue=name,
                 workflows=[EndpointCallWorkflow],
+                workflow_runner=WORKFLOW_RUNNER,
                 activities=[activities.http.call_http],
             )
         )
