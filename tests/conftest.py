@@ -14,9 +14,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -120,6 +121,15 @@ async def targets() -> AsyncIterator[Targets]:
     app, state = create_target_app()
     async with serve(app) as url:
         yield Targets(url, state)
+
+
+async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    """Poll `check` until it returns something truthy, failing the test past `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := await check()):
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.02)
+    return value
 
 
 def unique(prefix: str) -> str:

@@ -6,11 +6,9 @@ separate `worker.py` process), local target services.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from gateway.app import create_app
 from settings import Settings
-from tests.conftest import LOOPBACK, Engine, Targets, _run_workers, make_settings, unique
+from tests.conftest import (
+    LOOPBACK,
+    Engine,
+    Targets,
+    _run_workers,
+    make_settings,
+    unique,
+    wait_until,
+)
 from tests.fakes.targets import serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,14 +55,6 @@ async def stack(dev_env: WorkflowEnvironment, redis_url: str) -> AsyncIterator[E
         app = create_app(settings)
         async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
             yield EndpointStack(url, http, engine, names)
-
-
-async def wait_until(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := await check()):
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
-    return value
 
 
 # -- the proxy API ---------------------------------------------------------------------

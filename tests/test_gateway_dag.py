@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
 
-from tests.conftest import Gateway, Targets, unique
+from tests.conftest import Gateway, Targets, unique, wait_until
 
 
 def payload(steps: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
@@ -20,16 +19,6 @@ def payload(steps: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
         "STEPS_CONFIG": steps,
         "PIPELINE_SETTINGS": settings,
     }
-
-
-async def wait_until(check, timeout: float = 20.0) -> Any:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def test_diamond_with_nested_substitution(gateway: Gateway, targets: Targets, redis):

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import Gateway, Targets, unique
+from tests.conftest import Gateway, Targets, unique, wait_until
 from tests.fakes.llm_server import FakeLLMServer
-
-
-async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def poll(gateway: Gateway, instance_id: str, until: Callable[[dict[str, Any]], bool]) -> Any:

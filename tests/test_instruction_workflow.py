@@ -4,10 +4,7 @@ the local targets service."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +12,15 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from tests.conftest import Engine, Targets, _run_workers, llm_settings, make_settings, unique
+from tests.conftest import (
+    Engine,
+    Targets,
+    _run_workers,
+    llm_settings,
+    make_settings,
+    unique,
+    wait_until,
+)
 from tests.fakes.llm_server import FakeLLMServer, RecordedRequest
 from tests.fakes.targets import serve
 from workflows.instruction_models import InstructionRunInput, InstructionRunStatus
@@ -54,16 +59,6 @@ async def run_failing(engine: Engine, run: InstructionRunInput) -> InstructionRu
 
 def prompts_with(fake: FakeLLMServer, text: str) -> list[RecordedRequest]:
     return [request for request in fake.requests if text in request.prompt_text]
-
-
-async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.02)
 
 
 # --- LLM steps ---------------------------------------------------------------------------------
