@@ -75,7 +75,13 @@ async def run_status(client: Client, workflow_id: str) -> DagRunResult | Instruc
     description = await describe_run(client.get_workflow_handle(workflow_id))
     if description.workflow_type == INSTRUCTION_WORKFLOW:
         return await instruction_status(client, workflow_id, description)
-    return await dag_status(client, workflow_id, description)
+    if description.workflow_type == DagWorkflow.__name__:
+        return await dag_status(client, workflow_id, description)
+    raise HTTPException(
+        404,
+        f"{workflow_id!r} is a {description.workflow_type}, not a pipeline or instruction run;"
+        " see it in the Temporal Web UI",
+    )
 
 
 async def dag_status(

@@ -367,3 +367,18 @@ async def test_dag_step_runs_on_the_named_endpoint_worker(stack: EndpointStack, 
     response = await stack.http.post("/execute", json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "STEPS_CONFIG", 0, "endpoint"]
+
+
+async def test_runs_route_does_not_mistake_an_endpoint_call_for_a_run(
+    stack: EndpointStack, targets: Targets
+):
+    await stack.http.post(f"/endpoints/{stack.names[0]}", json={"url": f"{targets.url}/echo/r"})
+    query = f"WorkflowStationEngine='endpoint' AND WorkflowStationNamespace='{stack.names[0]}'"
+
+    async def listed() -> list[Any]:
+        return [wf async for wf in stack.engine.client.list_workflows(query)]
+
+    call_id = (await wait_until(listed))[0].id
+    response = await stack.http.get(f"/runs/{call_id}")
+    assert response.status_code == 404
+    assert "EndpointCallWorkflow" in response.json()["detail"]

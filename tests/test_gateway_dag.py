@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Gateway, Targets, unique, wait_until
+from gateway.app import create_app
+from tests.conftest import Gateway, Targets, make_settings, unique, wait_until
+from tests.fakes.targets import free_port, serve
 
 
 def payload(steps: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
@@ -389,3 +393,15 @@ async def test_health_and_unknown_run(gateway: Gateway):
     response = await gateway.http.get("/health")
     assert response.json() == {"status": "ok", "temporal": "ok", "redis": "ok"}
     assert (await gateway.http.get("/runs/does-not-exist")).status_code == 404
+
+
+async def test_health_names_what_is_down(dev_env: WorkflowEnvironment):
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    settings = make_settings(dev_env.client, closed)
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        response = await http.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["temporal"] == "ok"
+    assert body["redis"].startswith("down: ConnectionError")
