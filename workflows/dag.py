@@ -92,9 +92,26 @@ def activity_failure(exc: ActivityError, max_attempts: int, label: str) -> StepE
 
 @workflow.defn
 class DagWorkflow:
-    def __init__(self) -> None:
-        self._result: DagRunResult | None = None
-        self._variables: dict[str, Any] = {}
+    @workflow.init
+    def __init__(self, run: DagRunInput) -> None:
+        self._run = run
+        # Every step is listed (pending) from the start, so the query answers at once.
+        self._result = DagRunResult(
+            workflow_id=run.workflow_id,
+            run_id=workflow.info().run_id,
+            namespace=run.namespace,
+            started_at=workflow.now(),
+            steps={
+                step.step_name: StepState(step_name=step.step_name, usid=step.usid)
+                for step in run.STEPS_CONFIG
+            },
+        )
+        self._graph = DagGraph.build(run.STEPS_CONFIG)
+        self._variables: dict[str, Any] = {
+            "original_input": run.original_input,
+            "input_data": run.input_data,
+            **run.input_data,
+        }
         self._outbox: list[dict[str, Any]] = []
         self._sequence = 0
         self._closing = False
@@ -102,28 +119,13 @@ class DagWorkflow:
 
     @workflow.query
     def get_status(self) -> DagRunResult:
-        if self._result is None:
-            raise ApplicationError("run has not started yet", type="NotStarted")
+        """Every step's state and the run's progress, live."""
         self._refresh_progress()
         return self._result
 
     @workflow.run
     async def run(self, run: DagRunInput) -> DagRunResult:
-        info = workflow.info()
         started = workflow.now()
-        self._run = run
-        self._result = DagRunResult(
-            workflow_id=run.workflow_id,
-            run_id=info.run_id,
-            namespace=run.namespace,
-            started_at=started,
-            steps={
-                step.step_name: StepState(step_name=step.step_name, usid=step.usid)
-                for step in run.STEPS_CONFIG
-            },
-        )
-        self._variables = {"original_input": run.original_input, "input_data": run.input_data}
-        self._variables.update(run.input_data)
         problems = validate_pipeline(run)
         if problems:
             raise ApplicationError(
@@ -136,7 +138,7 @@ class DagWorkflow:
         drainer = asyncio.create_task(self._drain_outbox(webhook_url)) if webhook_url else None
 
         self._emit("workflow.started", data={"total_steps": len(run.STEPS_CONFIG)})
-        graph = self._graph = DagGraph.build(run.STEPS_CONFIG)
+        graph = self._graph
         scheduler = Scheduler(graph, run.PIPELINE_SETTINGS.concurrency.max_parallel)
         failure: RunError | None = None
         cancelled = False
@@ -364,7 +366,6 @@ class DagWorkflow:
         return f"{self._run.namespace}:{self._run.workflow_id}:{name}"
 
     def _state(self, name: str) -> StepState:
-        assert self._result is not None
         return self._result.steps[name]
 
     def _abort(self, name: str, reason: str) -> None:
@@ -387,7 +388,6 @@ class DagWorkflow:
         )
 
     def _refresh_progress(self) -> Progress:
-        assert self._result is not None
         counts = Progress(total=len(self._result.steps))
         for state in self._result.steps.values():
             if state.status in ("completed", "failed", "aborted", "cancelled", "running"):

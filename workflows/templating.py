@@ -49,7 +49,8 @@ def parse_reference(expression: str) -> Reference:
             path.append(quoted)
         pos = match.end()
     root = path[0]
-    assert isinstance(root, str)
+    if not isinstance(root, str):
+        raise TemplateError(f"{{{{{expression}}}}} must start with a variable name")
     return Reference(text=expression, root=root, path=tuple(path[1:]))
 
 
