@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from fastapi import HTTPException
@@ -17,7 +17,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.dag import DagWorkflow
+from workflows.dag import DagWorkflow, step_activity_id
 from workflows.dag_models import DagRunResult, RunError, RunState
 from workflows.instruction_models import InstructionRunInput, InstructionRunStatus
 from workflows.instruction_models import RunError as InstructionRunError
@@ -105,7 +105,21 @@ async def dag_status(
     closed = CLOSED_STATUS.get(status) if status is not None else None
     if closed is not None:
         result.status = closed
+    else:
+        add_retry_state(result, description)
     return result
+
+
+def add_retry_state(result: DagRunResult, description: WorkflowExecutionDescription) -> None:
+    """Show a running step's current attempt and last failure while Temporal retries it."""
+    for pending in description.raw_description.pending_activities:
+        for name, step in result.steps.items():
+            if step.status == "running" and pending.activity_id == step_activity_id(name):
+                step.attempts = pending.attempt
+                if pending.HasField("last_failure"):
+                    step.last_failure = pending.last_failure.message
+                if pending.HasField("next_attempt_schedule_time"):
+                    step.next_attempt_at = pending.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
 
 
 INSTRUCTION_WORKFLOW = InstructionWorkflow.__name__

@@ -405,3 +405,31 @@ async def test_health_names_what_is_down(dev_env: WorkflowEnvironment):
     assert body["status"] == "degraded"
     assert body["temporal"] == "ok"
     assert body["redis"].startswith("down: ConnectionError")
+
+
+async def test_live_status_shows_a_step_being_retried(gateway: Gateway, targets: Targets):
+    key = unique("retrying")
+    body = payload(
+        [
+            {
+                "step_name": "flaky",
+                "usid": "u1",
+                "service_url": f"{targets.url}/flaky/{key}?failures=2&code=503",
+            }
+        ],
+        error_handling={"max_retries": 2, "retry_delay": 1.5},
+    )
+    await gateway.http.post("/execute?wait=false", json=body)
+
+    async def retrying() -> dict[str, Any] | None:
+        step = (await gateway.http.get(f"/runs/{body['workflow_id']}")).json()["steps"]["flaky"]
+        return step if step["last_failure"] else None
+
+    step = await wait_until(retrying)
+    assert step["status"] == "running"
+    assert step["attempts"] >= 2
+    assert "503" in step["last_failure"]
+    assert step["next_attempt_at"] is not None
+    final = (await gateway.http.post("/execute", json=body)).json()
+    assert final["status"] == "completed"
+    assert final["steps"]["flaky"]["attempts"] == 3

@@ -55,6 +55,10 @@ class StepFailed(Exception):
         self.error = error
 
 
+def step_activity_id(step_name: str) -> str:
+    return f"step:{step_name}"
+
+
 def step_retry_policy(max_retries: int, retry_delay: float) -> RetryPolicy:
     """Exponential backoff from `retry_delay`; non-retryable types fail the step at once."""
     return RetryPolicy(
@@ -333,6 +337,9 @@ class DagWorkflow:
             return await workflow.execute_activity_method(
                 HttpActivities.call_http,
                 call,
+                # Named after the step, so the gateway can match Temporal's pending-activity
+                # view (current attempt, last failure) to it while the step is retried.
+                activity_id=step_activity_id(step.step_name),
                 task_queue=self._task_queue(step),
                 start_to_close_timeout=timeout,
                 heartbeat_timeout=timedelta(seconds=10)

@@ -122,6 +122,9 @@ class StepState(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: StepError | None = None
     abort_reason: str | None = None
+    #: While a step is being retried: why its last attempt failed (from Temporal).
+    last_failure: str | None = None
+    next_attempt_at: datetime | None = None
 
 
 class Progress(BaseModel):
