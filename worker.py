@@ -17,8 +17,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -26,7 +32,7 @@ from activities.http import HttpActivities
 from activities.llm import LlmActivities, build_llm_clients
 from activities.outbound import build_outbound_client
 from activities.store import StoreActivities
-from settings import Settings, get_settings
+from settings import SEARCH_ATTRIBUTES, Settings, get_settings
 from workflows.dag import DagWorkflow
 from workflows.endpoint_call import EndpointCallWorkflow
 from workflows.instructions import InstructionWorkflow
@@ -136,8 +142,41 @@ def build_workers(
     return workers
 
 
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register the search attributes the gateway sets on runs, if the server lacks them.
+
+    The embedded dev server and the compose stack register them already; this covers an
+    existing server given by `TEMPORAL_ADDRESS`. Where the operator API is not allowed (as on
+    Temporal Cloud), it says what to run instead of failing.
+    """
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = {
+            name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            for name in SEARCH_ATTRIBUTES
+            if name not in listed.custom_attributes
+        }
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            )
+            log.info("registered search attributes %s", ", ".join(sorted(missing)))
+    except RPCError as exc:
+        log.warning(
+            "could not check or register search attributes (%s); runs cannot start until they"
+            " exist: temporal operator search-attribute create --namespace %s %s",
+            exc.message,
+            namespace,
+            " ".join(f"--name {name} --type Keyword" for name in SEARCH_ATTRIBUTES),
+        )
+
+
 async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> None:
     client = await connect_client(settings)
+    if main:
+        await ensure_search_attributes(client, settings.temporal_namespace)
     async with open_activities(settings) as activities:
         workers = build_workers(client, settings, activities, main=main, endpoints=endpoints)
         queues = ([settings.task_queue] if main else []) + list(endpoints)
