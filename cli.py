@@ -336,13 +336,14 @@ def dev(settings: Settings) -> int:
         wait_for_port(settings.gateway_port)
         wait_for_port(settings.demo_port)
         deadline = time.monotonic() + 60
+        health: Any = "no answer from the gateway"
         while True:
             stack.check()
             try:
                 health = httpx.get(f"http://127.0.0.1:{settings.gateway_port}/health").json()
                 if health.get("status") == "ok":
                     break
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):  # not up yet, or not answering JSON
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the stack is not healthy after 60s: {health}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     max_request_bytes: int = 1024 * 1024
+
+    # `make dev` only: the example's demo service, and where state and logs are kept.
     demo_port: int = 8001
     data_dir: Path = Path(".data")
 
@@ -73,7 +75,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
-    openai_api: str = Field(default="chat", pattern="^(chat|responses)$")
+    openai_api: Literal["chat", "responses"] = "chat"
     llm_step_timeout_seconds: float = 300.0
     llm_condition_timeout_seconds: float = 120.0
     instruction_step_budget: int = 100
@@ -87,7 +89,8 @@ class Settings(BaseSettings):
     # Endpoint workers: each name is its own task queue.
     endpoint_workers: CsvList = ["endpoint-1", "endpoint-2", "endpoint-3"]
 
-    # Outbound HTTP guard: destinations allowed despite being private/loopback.
+    # Outbound HTTP guard. `outbound_allow`: destinations allowed despite being private or
+    # loopback; the connect timeout keeps an unreachable host from using a call's whole timeout.
     outbound_allow: CsvList = []
     outbound_max_response_bytes: int = 4 * 1024 * 1024
     outbound_max_redirects: int = 5

@@ -94,7 +94,7 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
             llm=LlmActivities(
                 openai=openai_client,
                 anthropic=anthropic_client,
-                openai_api="responses" if settings.openai_api == "responses" else "chat",
+                openai_api=settings.openai_api,
             ),
         )
 
@@ -201,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     endpoints: list[str] = []
     for name in args.endpoint:
         endpoints.extend(settings.endpoint_workers if name == "all" else [name])
+    if args.endpoints_only and not endpoints:
+        parser.error("--endpoints-only needs at least one --endpoint NAME (or --endpoint all)")
     unknown = sorted(set(endpoints) - set(settings.endpoint_workers))
     if unknown:
         parser.error(

@@ -74,6 +74,13 @@ class HttpActivities:
         self._client = client
         self._max_response_bytes = max_response_bytes
 
+    def _timeout(self, seconds: float) -> httpx.Timeout:
+        """The call's own timeout, but connecting keeps the client's shorter bound
+        (OUTBOUND_CONNECT_TIMEOUT_SECONDS): an unreachable host should fail, and be retried,
+        long before a slow answer would."""
+        connect = self._client.timeout.connect
+        return httpx.Timeout(seconds, connect=min(connect, seconds) if connect else seconds)
+
     async def _send(self, call: HttpCall) -> HttpResult:
         who = f"{call.label}: " if call.label else ""
         attempt = activity.info().attempt
@@ -84,7 +91,7 @@ class HttpActivities:
                 call.url,
                 headers=call.headers,
                 params=_query_params(call.query) or None,
-                timeout=httpx.Timeout(call.timeout_seconds),
+                timeout=self._timeout(call.timeout_seconds),
                 **_request_content(call),
             )
             response = await self._client.send(request, stream=True)
@@ -105,8 +112,10 @@ class HttpActivities:
                 "InvalidRequest", f"{who}invalid URL {call.url!r}: {exc}", {"attempt": attempt}
             ) from exc
         except httpx.TimeoutException as exc:
+            limit = self._timeout(call.timeout_seconds)
+            seconds = limit.connect if isinstance(exc, httpx.ConnectTimeout) else limit.read
             raise errors.transport_error(
-                f"{who}{call.method} {call.url} timed out after {call.timeout_seconds:g}s"
+                f"{who}{call.method} {call.url} timed out after {seconds:g}s"
                 f" ({type(exc).__name__})",
                 {"attempt": attempt},
             ) from exc

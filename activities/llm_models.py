@@ -71,11 +71,6 @@ class ConditionVerdict(BaseModel):
     attempt: int = 1
 
 
-#: An instruction workflow's "is the task complete?" check is a condition verdict.
-CompletionCheckRequest = ConditionVerdictRequest
-CompletionCheck = ConditionVerdict
-
-
 class RouteOptionBrief(BaseModel):
     """What the model is told about one branch a router may take."""
 

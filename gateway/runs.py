@@ -14,7 +14,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.dag import DagWorkflow, step_activity_id
@@ -23,6 +23,9 @@ from workflows.instruction_models import InstructionRunInput, InstructionRunStat
 from workflows.instruction_models import RunError as InstructionRunError
 from workflows.instruction_models import RunState as InstructionRunState
 from workflows.instructions import InstructionWorkflow
+
+#: A query is answered by a worker in milliseconds; waiting longer only hides a missing worker.
+STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
 
 CLOSED_STATUS: dict[WorkflowExecutionStatus, RunState] = {
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -50,10 +53,12 @@ async def dag_result(handle: WorkflowHandle[Any, Any]) -> DagRunResult:
         error_type, message, detail = failure_details(exc)
         if isinstance(detail, dict) and "steps" in detail:
             return DagRunResult.model_validate(detail)
+        cancelled = isinstance(exc.cause, CancelledError | TerminatedError)
         return DagRunResult(
             workflow_id=handle.id,
             run_id=handle.result_run_id,
-            status="failed",
+            # As `GET /runs` reports a cancelled or terminated run.
+            status="cancelled" if cancelled else "failed",
             error=RunError(type=error_type, message=message),
         )
 
@@ -98,9 +103,10 @@ async def dag_status(
     ):
         return await dag_result(handle)
     try:
-        result = await handle.query(DagWorkflow.get_status)
-    except RPCError:
-        # A run that has not begun (or was terminated before it could answer) has no state.
+        result = await handle.query(DagWorkflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError):
+        # A run that has not begun, was terminated before it could answer, or whose worker
+        # did not answer in time has no state to show beyond its ids.
         return DagRunResult(workflow_id=workflow_id, run_id=description.run_id)
     closed = CLOSED_STATUS.get(status) if status is not None else None
     if closed is not None:
@@ -125,8 +131,6 @@ def add_retry_state(result: DagRunResult, description: WorkflowExecutionDescript
 INSTRUCTION_WORKFLOW = InstructionWorkflow.__name__
 #: Started, task scheduled, task started, task completed: from then on the run can be queried.
 FIRST_TASK_DONE_EVENTS = 4
-#: A query is answered by a worker in milliseconds; waiting longer only hides a missing worker.
-STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
 
 INSTRUCTION_CLOSED_STATUS: dict[WorkflowExecutionStatus, InstructionRunState] = {
     WorkflowExecutionStatus.CANCELED: "terminated",

@@ -238,3 +238,6 @@ class TestSyntaxErrors:
         assert try_parse("result is empty") is not None
         assert try_parse("Does the text mention an error?") is None
         assert try_parse(None) is None
+
+    def test_a_number_past_the_int_digit_limit_is_a_syntax_error(self) -> None:
+        assert try_parse("length > " + "9" * 5000) is None

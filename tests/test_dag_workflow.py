@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Engine, Targets, unique
+from tests.conftest import Engine, Targets, _run_workers, make_settings, unique
 from workflows.dag import DagWorkflow
 from workflows.dag_models import DagRunInput, DagRunResult
 
@@ -412,3 +413,57 @@ async def test_invalid_pipeline_started_directly_fails_with_problems(engine: Eng
     cause = info.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "InvalidPipeline"
     assert "a -> b -> a" in cause.message
+
+
+async def test_unreachable_redis_fails_the_step_with_partial_results(
+    time_skipping_env: WorkflowEnvironment, targets: Targets
+):
+    # Nothing listens on port 1: every selection read is refused.
+    settings = make_settings(time_skipping_env.client, "redis://127.0.0.1:1/0")
+    key = unique("noredis")
+    async for engine in _run_workers(time_skipping_env.client, settings, []):
+        result = await run_failing(
+            engine,
+            pipeline(
+                [
+                    {
+                        "step_name": "first",
+                        "usid": "u-1",
+                        "service_url": f"{targets.url}/echo/{key}",
+                    },
+                    {
+                        "step_name": "picky",
+                        "usid": "u-2",
+                        "service_url": f"{targets.url}/echo/{key}",
+                        "dependencies": ["first", "selection_pick"],
+                    },
+                ]
+            ),
+        )
+    assert result.steps["first"].status == "completed"
+    assert result.steps["picky"].status == "failed"
+    assert result.error is not None and result.error.step_name == "picky"
+    assert targets.state.calls[key] == 1
+
+
+async def test_unwritable_outputs_fail_the_step(
+    time_skipping_env: WorkflowEnvironment, targets: Targets
+):
+    settings = make_settings(time_skipping_env.client, "redis://127.0.0.1:1/0")
+    key = unique("nowrite")
+    async for engine in _run_workers(time_skipping_env.client, settings, []):
+        result = await run_failing(
+            engine,
+            pipeline(
+                [
+                    {
+                        "step_name": "only",
+                        "usid": "u-1",
+                        "service_url": f"{targets.url}/echo/{key}",
+                        "outputs": ["kept"],
+                    }
+                ]
+            ),
+        )
+    assert result.steps["only"].status == "failed"
+    assert result.error is not None and result.error.message.startswith("redis: ")

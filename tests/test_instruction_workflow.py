@@ -485,6 +485,27 @@ async def test_endpoint_failure_fails_the_run(
     assert status.error is not None and status.error.step == 0
 
 
+async def test_a_call_the_proxy_format_cannot_carry_fails_the_step(llm_engine: Engine):
+    # Two hours is a valid instruction timeout, but past the seed format's one-hour cap: the
+    # step fails with a clear error before anything is sent to the proxy.
+    status = await run_failing(
+        llm_engine,
+        payload(
+            [
+                {
+                    "type": "endpoint",
+                    "endpointUrl": "https://proxy.invalid/call",
+                    "apiUrl": "https://api.invalid/x",
+                    "timeout": 7_200_000,
+                }
+            ]
+        ),
+    )
+    error = status.steps[0].error
+    assert error is not None and error.type == "InvalidRequest"
+    assert "timeout" in error.message
+
+
 # --- threads -----------------------------------------------------------------------------------
 
 

@@ -177,7 +177,11 @@ def _tokenize(source: str) -> list[_Token]:
             if i < n and (source[i].isalpha() or source[i] == "_"):
                 raise ConditionSyntaxError("malformed number", source, start)
             text = match.group()
-            number = float(text) if "." in text else int(text)
+            try:
+                number = float(text) if "." in text else int(text)
+            except ValueError:
+                # Past Python's int digit limit; `try_parse` must see a syntax error, not this.
+                raise ConditionSyntaxError("number too long", source, start) from None
             tokens.append(_Token("number", text, start, number))
         elif match := _NAME.match(source, i):
             i = match.end()
@@ -459,7 +463,8 @@ def _load_json(text: str) -> Any:
         stripped = fenced.group(1).strip()
     try:
         return json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: absurdly deep nesting; it is still just "not JSON" to a condition.
         return _MISSING
 
 

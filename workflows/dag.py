@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    FailureError,
     RetryState,
     TimeoutError,
     is_cancelled_exception,
@@ -266,12 +267,17 @@ class DagWorkflow:
                 )
             else:
                 key = self._key(selection)
-                read = await workflow.execute_local_activity_method(
-                    StoreActivities.read_selection,
-                    SelectionRead(key=key),
-                    start_to_close_timeout=STORE_TIMEOUT,
-                    retry_policy=STORE_RETRY,
-                )
+                try:
+                    read = await workflow.execute_local_activity_method(
+                        StoreActivities.read_selection,
+                        SelectionRead(key=key),
+                        start_to_close_timeout=STORE_TIMEOUT,
+                        retry_policy=STORE_RETRY,
+                    )
+                except FailureError as exc:
+                    # Redis unreachable fails this step like a failed call (fail fast, partial
+                    # results), instead of failing the whole run with the raw failure.
+                    raise self._store_failure(exc) from exc
                 if read is None:
                     return f"{selection} is not set (no step output, no Redis key {key!r})"
                 selected = read
@@ -364,8 +370,25 @@ class DagWorkflow:
                 start_to_close_timeout=STORE_TIMEOUT,
                 retry_policy=STORE_RETRY,
             )
-        except ActivityError as exc:
-            raise StepFailed(activity_failure(exc, STORE_RETRY.maximum_attempts, "redis")) from exc
+        except FailureError as exc:
+            raise self._store_failure(exc) from exc
+
+    @staticmethod
+    def _store_failure(exc: FailureError) -> BaseException:
+        if is_cancelled_exception(exc):
+            # The step was cancelled (a sibling failed, or the run was cancelled), not failed.
+            return asyncio.CancelledError()
+        if isinstance(exc, ActivityError):
+            return StepFailed(activity_failure(exc, STORE_RETRY.maximum_attempts, "redis"))
+        # A local activity's failure arrives unwrapped (no ActivityError), its retries used up.
+        error_type = exc.type if isinstance(exc, ApplicationError) else None
+        return StepFailed(
+            StepError(
+                type=error_type or type(exc).__name__,
+                message=f"redis: {exc.message}",
+                attempts=STORE_RETRY.maximum_attempts or 1,
+            )
+        )
 
     # -- state, events -----------------------------------------------------------------
 

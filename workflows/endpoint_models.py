@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+from workflows.dag_models import HTTP_METHODS
 
 
 class UnknownEndpoint(ValueError):

@@ -47,6 +47,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from workflows.conditions import ConditionSyntaxError, parse, try_parse
+from workflows.dag_models import HTTP_METHODS
 
 Provider: TypeAlias = Literal["openai", "anthropic"]
 ConditionMode: TypeAlias = Literal["deterministic", "llm"]
@@ -55,7 +56,6 @@ ThreadFormat: TypeAlias = Literal["json", "markdown", "numbered"]
 InstructionType: TypeAlias = Literal["llm", "condition", "endpoint", "thread", "router"]
 
 DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-5-nano", "anthropic": "claude-haiku-4-5"}
-HTTP_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
 INSTRUCTION_TYPES: tuple[str, ...] = ("llm", "condition", "endpoint", "thread", "router")
 
 

@@ -328,15 +328,28 @@ class InstructionWorkflow:
         The proxy retries the target itself (`retries`, `retryDelay`), so this call retries
         only reaching the proxy, and its timeout covers all of the proxy's attempts.
         """
-        request = EndpointRequest(
-            url=spec.api_url,
-            method=spec.method,
-            headers={name: str(value) for name, value in headers.items()},
-            body=body,
-            retries=spec.retries,
-            retryDelay=max(spec.retry_delay, 1),
-            timeout=spec.timeout,
-        )
+        try:
+            request = EndpointRequest(
+                url=spec.api_url,
+                method=spec.method,
+                headers={name: str(value) for name, value in headers.items()},
+                body=body,
+                retries=spec.retries,
+                retryDelay=max(spec.retry_delay, 1),
+                timeout=spec.timeout,
+            )
+        except ValidationError as exc:
+            # The seed format caps `timeout` and `retryDelay` at an hour and an instruction does
+            # not; raised here, the error would fail the workflow task, retried forever.
+            raise StepFailed(
+                StepError(
+                    type="InvalidRequest",
+                    message=f"{label}: cannot send this call to {proxy_url}: "
+                    + "; ".join(
+                        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                    ),
+                )
+            ) from exc
         budget = proxy_budget_seconds(spec)
         try:
             result = await workflow.execute_activity_method(

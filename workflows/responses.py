@@ -2,6 +2,9 @@
 
 An OpenAI chat completion gives `choices[0].message.content`, an OpenAI Responses object its
 output text, an Anthropic message its text blocks joined; anything else is the whole body.
+
+Every shape is checked before it is read: the body is whatever a user's service sent, and an
+exception here, in workflow code, would fail the workflow task, which Temporal retries forever.
 """
 
 from __future__ import annotations
@@ -11,18 +14,17 @@ from typing import Any
 
 def _openai_chat(body: dict[str, Any]) -> str | None:
     choices = body.get("choices")
-    if body.get("object") != "chat.completion" and not (
-        isinstance(choices, list)
-        and choices
-        and isinstance(choices[0], dict)
-        and isinstance(choices[0].get("message"), dict)
-    ):
+    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
         return None
-    if not isinstance(choices, list) or not choices:
+    message = choices[0].get("message")
+    if not isinstance(message, dict):
         return None
-    message = choices[0].get("message") or {}
     content = message.get("content")
     return content if isinstance(content, str) else None
+
+
+def _list_of_dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _openai_responses(body: dict[str, Any]) -> str | None:
@@ -30,23 +32,22 @@ def _openai_responses(body: dict[str, Any]) -> str | None:
         return None
     if isinstance(body.get("output_text"), str):
         return str(body["output_text"])
-    texts = [
-        part.get("text", "")
-        for item in body.get("output") or []
-        if isinstance(item, dict) and item.get("type") == "message"
-        for part in item.get("content") or []
-        if isinstance(part, dict) and part.get("type") == "output_text"
-    ]
-    return "".join(texts)
+    return "".join(
+        part["text"]
+        for item in _list_of_dicts(body.get("output"))
+        if item.get("type") == "message"
+        for part in _list_of_dicts(item.get("content"))
+        if part.get("type") == "output_text" and isinstance(part.get("text"), str)
+    )
 
 
 def _anthropic_message(body: dict[str, Any]) -> str | None:
     if body.get("type") != "message" or not isinstance(body.get("content"), list):
         return None
     return "".join(
-        block.get("text", "")
-        for block in body["content"]
-        if isinstance(block, dict) and block.get("type") == "text"
+        block["text"]
+        for block in _list_of_dicts(body["content"])
+        if block.get("type") == "text" and isinstance(block.get("text"), str)
     )
 
 

@@ -85,7 +85,7 @@ def resolve(reference: Reference, variables: Mapping[str, Any]) -> Any:
             # A JSON text in a variable (e.g. an LLM's answer) can be indexed into.
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         if isinstance(key, int):
             if not isinstance(value, list) or not -len(value) <= key < len(value):

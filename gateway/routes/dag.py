@@ -78,7 +78,7 @@ async def execute(
     return await dag_result(handle)
 
 
-@router.get("/runs/{workflow_id}", response_model=DagRunResult | InstructionRunView)
+@router.get("/runs/{workflow_id:path}", response_model=DagRunResult | InstructionRunView)
 async def get_run(workflow_id: str, client: TemporalClientDep) -> DagRunResult | InstructionRunView:
     """Any run's state (DAG or instructions): live per-step status while it runs, the result
     once it has ended."""

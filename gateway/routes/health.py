@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -18,7 +19,7 @@ PROBE_TIMEOUT_SECONDS = 3.0
 async def health(client: TemporalClientDep, redis: RedisDep) -> JSONResponse:
     """200 when Temporal and Redis both answer; 503 naming what is down otherwise."""
 
-    async def probe(check) -> str:  # type: ignore[no-untyped-def]
+    async def probe(check: Callable[[], Awaitable[object]]) -> str:
         try:
             await asyncio.wait_for(check(), PROBE_TIMEOUT_SECONDS)
         except Exception as exc:  # noqa: BLE001 - any failure means "down", with its reason
