@@ -88,6 +88,9 @@ class Settings(BaseSettings):
 
     # Endpoint workers: each name is its own task queue.
     endpoint_workers: CsvList = ["endpoint-1", "endpoint-2", "endpoint-3"]
+    #: Beyond a proxied call's own budget: how long `POST /endpoints/{name}` waits for an
+    #: endpoint worker to take the call before answering 504.
+    endpoint_pickup_timeout_seconds: float = 30.0
 
     # Outbound HTTP guard. `outbound_allow`: destinations allowed despite being private or
     # loopback; the connect timeout keeps an unreachable host from using a call's whole timeout.

@@ -28,7 +28,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
@@ -63,6 +63,9 @@ def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if moment.tzinfo is None:
+        # RFC 5322's "-0000" zone parses as naive; HTTP dates are always UTC.
+        moment = moment.replace(tzinfo=UTC)
     return timedelta(seconds=max(0.0, moment.timestamp() - time.time()))
 
 

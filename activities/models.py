@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+
+def headers_as_text(cls: type, value: Any) -> Any:
+    """A templated header may render to a number or an object: send it as JSON text."""
+    if isinstance(value, dict):
+        return {
+            str(name): item if isinstance(item, str) else json.dumps(item)
+            for name, item in value.items()
+        }
+    return value
 
 
 class HttpCall(BaseModel):
@@ -22,6 +33,8 @@ class HttpCall(BaseModel):
     fail_on_client_error: bool = True
     #: Who is calling, for error messages ("step 'fetch'", "instruction 3").
     label: str = ""
+
+    _headers_as_text = field_validator("headers", mode="before")(headers_as_text)
 
 
 class HttpResult(BaseModel):

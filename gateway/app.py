@@ -118,7 +118,8 @@ async def _empty_receive() -> Message:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        raise exc
     detail = [
         {key: error[key] for key in ("loc", "msg", "type") if key in error}
         for error in exc.errors()

@@ -6,6 +6,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from fastapi import HTTPException
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -49,9 +50,14 @@ async def dag_result(handle: WorkflowHandle[Any, Any]) -> DagRunResult:
     """The final result of a finished DAG run; partial results when it failed."""
     try:
         return DagRunResult.model_validate(await handle.result())
+    except ValidationError as exc:
+        # `POST /execute` attached to a running workflow of another kind with this id.
+        raise HTTPException(
+            409, f"workflow_id {handle.id!r} belongs to a run that is not a DAG pipeline"
+        ) from exc
     except WorkflowFailureError as exc:
         error_type, message, detail = failure_details(exc)
-        if isinstance(detail, dict) and "steps" in detail:
+        if isinstance(detail, dict) and isinstance(detail.get("steps"), dict):
             return DagRunResult.model_validate(detail)
         cancelled = isinstance(exc.cause, CancelledError | TerminatedError)
         return DagRunResult(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -380,15 +381,27 @@ async def test_webhooks_arrive_in_order_with_progress(engine: Engine, targets: T
 
 async def test_dead_webhook_never_fails_the_pipeline(engine: Engine, targets: Targets):
     key, hook = unique("dead"), unique("hang")
-    payload = pipeline(
-        [{"step_name": "a", "usid": "u", "service_url": f"{targets.url}/echo/{key}"}],
-        notifications={"webhook_url": f"{targets.url}/hang/{hook}"},
-    )
+    steps = [
+        {
+            "step_name": f"s{i}",
+            "usid": f"u{i}",
+            "service_url": f"{targets.url}/echo/{key}",
+            "dependencies": [f"s{i - 1}"] if i else [],
+        }
+        for i in range(5)
+    ]
+    payload = pipeline(steps, notifications={"webhook_url": f"{targets.url}/hang/{hook}"})
     payload.engine.webhook_attempt_timeout_seconds = 0.5
     payload.engine.webhook_delivery_timeout_seconds = 2
+    started = time.monotonic()
     result = await run(engine, payload)
     assert result.status == "completed"
-    assert result.steps["a"].status == "completed"
+    assert all(step.status == "completed" for step in result.steps.values())
+    # One delivery budget is spent on the first event; the other 11 are counted, not sent.
+    assert result.webhooks.delivered == 0
+    assert result.webhooks.undelivered == 2 + 2 * 5
+    assert result.webhooks.last_error
+    assert time.monotonic() - started < 2 + 5
 
 
 async def test_invalid_pipeline_started_directly_fails_with_problems(engine: Engine):
@@ -467,3 +480,42 @@ async def test_unwritable_outputs_fail_the_step(
         )
     assert result.steps["only"].status == "failed"
     assert result.error is not None and result.error.message.startswith("redis: ")
+
+
+async def test_bodies_and_header_values_by_method(engine: Engine, targets: Targets):
+    key = unique("methods")
+    await run(
+        engine,
+        pipeline(
+            [
+                {
+                    "step_name": "delete_with_body",
+                    "usid": "u1",
+                    "method": "DELETE",
+                    "service_url": f"{targets.url}/echo/{key}",
+                    "input_prep_config": {"body": {"ids": [1, 2]}, "headers": {"X-Count": "{{n}}"}},
+                },
+                {
+                    "step_name": "delete_default",
+                    "usid": "u2",
+                    "method": "DELETE",
+                    "service_url": f"{targets.url}/echo/{key}",
+                    "dependencies": ["delete_with_body"],
+                },
+                {
+                    "step_name": "patch_default",
+                    "usid": "u3",
+                    "method": "PATCH",
+                    "service_url": f"{targets.url}/echo/{key}",
+                    "dependencies": ["delete_default"],
+                    "headers": {"X-Filter": "{{filter}}"},
+                },
+            ]
+        ).model_copy(update={"input_data": {"n": 3, "filter": {"a": True}}}),
+    )
+    sent = targets.state.requests[key]
+    assert sent[0]["json"] == {"ids": [1, 2]}
+    assert sent[0]["headers"]["x-count"] == "3"
+    assert sent[1]["json"] is None
+    assert set(sent[2]["json"]) == {"original_input", "input_data", "dependencies"}
+    assert sent[2]["headers"]["x-filter"] == '{"a": true}'

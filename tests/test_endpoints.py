@@ -382,3 +382,46 @@ async def test_runs_route_does_not_mistake_an_endpoint_call_for_a_run(
     response = await stack.http.get(f"/runs/{call_id}")
     assert response.status_code == 404
     assert "EndpointCallWorkflow" in response.json()["detail"]
+
+
+async def test_proxy_answers_504_when_no_worker_polls_the_queue(
+    dev_env: WorkflowEnvironment, redis_url: str, targets: Targets
+):
+    name = unique("idle")
+    settings = make_settings(
+        dev_env.client, redis_url, endpoint_workers=[name], endpoint_pickup_timeout_seconds=1
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        response = await http.post(
+            f"/endpoints/{name}",
+            json={"url": f"{targets.url}/echo/x", "retries": 0, "timeout": 500},
+            timeout=30,
+        )
+    assert response.status_code == 504
+    assert f"worker.py --endpoint {name}" in response.json()["detail"]
+
+
+async def test_dag_post_with_the_id_of_a_running_instruction_run_is_a_409(
+    stack: EndpointStack, targets: Targets
+):
+    created = await stack.http.post(
+        "/",
+        json={
+            "context": "c",
+            "instructions": [
+                {"type": "endpoint", "apiUrl": f"{targets.url}/slow/{unique('busy')}?ms=1500"}
+            ],
+        },
+    )
+    instance = created.json()["instanceId"]
+    response = await stack.http.post(
+        "/execute",
+        json={
+            "workflow_id": instance,
+            "STEPS_CONFIG": [
+                {"step_name": "a", "usid": "u", "service_url": f"{targets.url}/echo/x"}
+            ],
+        },
+    )
+    assert response.status_code == 409
+    assert "not a DAG pipeline" in response.json()["detail"]

@@ -171,3 +171,11 @@ class TestLlmErrors:
     def test_unavailable_is_retryable(self) -> None:
         error = llm_unavailable("unreachable")
         assert (error.type, error.non_retryable) == ("LlmProviderError", False)
+
+
+def test_retry_after_http_date_with_unknown_zone_is_utc() -> None:
+    moment = datetime.now(UTC) + timedelta(seconds=120)
+    value = moment.strftime("%a, %d %b %Y %H:%M:%S -0000")
+    delay = retry_after({"Retry-After": value})
+    assert delay is not None
+    assert 110 <= delay.total_seconds() <= 121

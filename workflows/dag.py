@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.store import StoreActivities, parse_selection
     from workflows.dag_graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag_models import (
-        BODYLESS_METHODS,
+        DEFAULT_BODY_METHODS,
         DagRunInput,
         DagRunResult,
         Progress,
@@ -297,7 +297,9 @@ class DagWorkflow:
                 query = render(prep.query, self._variables)
             if prep is not None and prep.has_body:
                 body = render(prep.body, self._variables)
+                send_body = step.method != "GET"
             else:
+                send_body = step.method in DEFAULT_BODY_METHODS
                 body = {
                     "original_input": self._run.original_input,
                     "input_data": self._run.input_data,
@@ -317,10 +319,10 @@ class DagWorkflow:
         return HttpCall(
             method=step.method,
             url=url,
-            headers={k: v if isinstance(v, str) else str(v) for k, v in headers.items()},
+            headers=headers,
             query=query,
             body=body,
-            send_body=step.method not in BODYLESS_METHODS,
+            send_body=send_body,
             timeout_seconds=self._timeout(step),
             label=label,
         )
@@ -450,13 +452,23 @@ class DagWorkflow:
         self._outbox.append(payload)
 
     async def _drain_outbox(self, url: str) -> None:
-        """Deliver events one at a time, in order; a dead receiver only costs bounded time."""
+        """Deliver events one at a time, in order.
+
+        Each event is retried for at most WEBHOOK_DELIVERY_TIMEOUT_SECONDS. Once one event
+        could not be delivered in that time the receiver is taken as down: later events are
+        counted as undelivered instead of sent, so a dead receiver delays the end of a run by
+        one delivery budget at most, however many events follow.
+        """
         engine = self._run.engine
+        webhooks = self._result.webhooks
         while True:
             await workflow.wait_condition(lambda: bool(self._outbox) or self._closing)
             if not self._outbox:
                 return
             event = self._outbox.pop(0)
+            if self._webhook_degraded:
+                webhooks.undelivered += 1
+                continue
             try:
                 await workflow.execute_activity_method(
                     HttpActivities.send_webhook,
@@ -465,21 +477,20 @@ class DagWorkflow:
                         seconds=engine.webhook_attempt_timeout_seconds
                     ),
                     schedule_to_close_timeout=timedelta(
-                        seconds=engine.webhook_attempt_timeout_seconds
-                        if self._webhook_degraded
-                        else engine.webhook_delivery_timeout_seconds
+                        seconds=engine.webhook_delivery_timeout_seconds
                     ),
                     retry_policy=RetryPolicy(
                         initial_interval=timedelta(seconds=1),
                         maximum_interval=WEBHOOK_RETRY_MAX_INTERVAL,
-                        maximum_attempts=1 if self._webhook_degraded else 0,
                         non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
                     ),
                     summary=f"webhook {event['event']}",
                 )
+                webhooks.delivered += 1
             except ActivityError as exc:
-                # Once a receiver has failed for good, later events get one attempt each.
                 self._webhook_degraded = True
+                webhooks.undelivered += 1
+                webhooks.last_error = str(exc.cause or exc)[:500]
                 workflow.logger.warning(
                     "webhook %s #%s not delivered: %s", event["event"], event["sequence"], exc.cause
                 )

@@ -13,7 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-BODYLESS_METHODS = frozenset({"GET", "DELETE"})
+#: Methods that carry the default body when a step has no `input_prep_config.body`. An
+#: explicit body is sent with any method but GET.
+DEFAULT_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class InputPrepConfig(BaseModel):
@@ -145,6 +147,14 @@ class RunError(BaseModel):
     attempts: int = 0
 
 
+class WebhookDeliveries(BaseModel):
+    """How the run's webhook events fared; events after a failed one are not sent."""
+
+    delivered: int = 0
+    undelivered: int = 0
+    last_error: str | None = None
+
+
 class DagRunResult(BaseModel):
     """A run as the gateway returns it: live from the query or final from the result."""
 
@@ -158,3 +168,4 @@ class DagRunResult(BaseModel):
     progress: Progress = Field(default_factory=Progress)
     started_at: datetime | None = None
     execution_time_ms: int | None = None
+    webhooks: WebhookDeliveries = Field(default_factory=WebhookDeliveries)

@@ -16,7 +16,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.http import HttpActivities
     from activities.models import HttpCall
     from workflows.dag import activity_failure, step_retry_policy
-    from workflows.dag_models import BODYLESS_METHODS
     from workflows.endpoint_models import EndpointCallInput, EndpointRequest, EndpointResponse
 
 
@@ -27,7 +26,7 @@ def http_call(request: EndpointRequest, label: str) -> HttpCall:
         url=request.url,
         headers=request.headers,
         body=request.body,
-        send_body=request.body is not None and request.method not in BODYLESS_METHODS,
+        send_body=request.body is not None and request.method != "GET",
         timeout_seconds=request.timeout / 1000,
         fail_on_client_error=False,
         label=label,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from activities.models import headers_as_text
 from workflows.dag_models import HTTP_METHODS
 
 
@@ -70,6 +71,8 @@ class EndpointRequest(BaseModel):
     retry_delay: int = Field(default=1000, alias="retryDelay", ge=1, le=3_600_000)
     timeout: int = Field(default=30000, ge=1, le=3_600_000)
 
+    _headers_as_text = field_validator("headers", mode="before")(headers_as_text)
+
     @field_validator("method", mode="before")
     @classmethod
     def _method(cls, value: Any) -> Any:
@@ -78,6 +81,11 @@ class EndpointRequest(BaseModel):
             if value not in HTTP_METHODS:
                 raise ValueError(f"method {value!r} is not one of {', '.join(HTTP_METHODS)}")
         return value
+
+    def budget_seconds(self) -> float:
+        """The longest every attempt, with the doubling delays between them, can take."""
+        delays = sum(self.retry_delay * 2**n for n in range(self.retries))
+        return ((self.retries + 1) * self.timeout + delays) / 1000
 
     @field_validator("url")
     @classmethod

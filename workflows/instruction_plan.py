@@ -52,7 +52,7 @@ from workflows.instruction_models import (
 
 #: Executions allowed per run unless the caller sets `max_steps`. Without re-execution a run
 #: cannot exceed its instruction count; the cap stops a policy bug from running away.
-DEFAULT_STEP_BUDGET = 200
+DEFAULT_STEP_BUDGET = 100
 
 
 class StepBudgetExceeded(RuntimeError):

@@ -120,11 +120,8 @@ PROXY_RETRY = RetryPolicy(
 )
 
 
-def proxy_budget_seconds(spec: EndpointSpec) -> float:
-    """Time for a proxy to make every attempt, with its doubling delays, plus some slack."""
-    attempts = spec.retries + 1
-    delays = sum(spec.retry_delay * 2**n for n in range(spec.retries))
-    return (attempts * spec.timeout + delays) / 1000 + 5
+#: Added to a proxied call's own budget for the round trip to the proxy itself.
+PROXY_SLACK_SECONDS = 5.0
 
 
 def _failure(exc: ActivityError, max_attempts: int, label: str) -> StepError:
@@ -300,7 +297,7 @@ class InstructionWorkflow:
         call = HttpCall(
             method=spec.method,
             url=spec.api_url,
-            headers={name: str(value) for name, value in headers.items()},
+            headers=headers,
             body=body,
             send_body=spec.body is not None and spec.method != "GET",
             timeout_seconds=spec.timeout / 1000,
@@ -332,7 +329,7 @@ class InstructionWorkflow:
             request = EndpointRequest(
                 url=spec.api_url,
                 method=spec.method,
-                headers={name: str(value) for name, value in headers.items()},
+                headers=headers,
                 body=body,
                 retries=spec.retries,
                 retryDelay=max(spec.retry_delay, 1),
@@ -350,7 +347,7 @@ class InstructionWorkflow:
                     ),
                 )
             ) from exc
-        budget = proxy_budget_seconds(spec)
+        budget = request.budget_seconds() + PROXY_SLACK_SECONDS
         try:
             result = await workflow.execute_activity_method(
                 HttpActivities.call_http,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import TimeoutError
 
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.routes.dag import search_attributes
@@ -30,11 +33,23 @@ async def call_endpoint(
             + ", ".join(settings.endpoint_workers),
         )
     workflow_id = f"endpoint-{name}-{uuid.uuid4().hex}"
-    return await client.execute_workflow(
-        EndpointCallWorkflow.run,
-        EndpointCallInput(request=request, endpoint=name),
-        id=workflow_id,
-        task_queue=name,
-        search_attributes=search_attributes("endpoint", name, workflow_id),
-        static_summary=f"{request.method} {request.url} via {name}",
-    )
+    # Bounded, so a queue that no endpoint worker polls answers instead of hanging.
+    timeout = request.budget_seconds() + settings.endpoint_pickup_timeout_seconds
+    try:
+        return await client.execute_workflow(
+            EndpointCallWorkflow.run,
+            EndpointCallInput(request=request, endpoint=name),
+            id=workflow_id,
+            task_queue=name,
+            execution_timeout=timedelta(seconds=timeout),
+            search_attributes=search_attributes("endpoint", name, workflow_id),
+            static_summary=f"{request.method} {request.url} via {name}",
+        )
+    except WorkflowFailureError as exc:
+        if isinstance(exc.cause, TimeoutError):
+            raise HTTPException(
+                504,
+                f"endpoint worker {name!r} did not finish the call within {timeout:g}s;"
+                f" is a worker polling its queue (worker.py --endpoint {name})?",
+            ) from exc
+        raise HTTPException(502, f"endpoint call {workflow_id} failed: {exc.cause}") from exc
