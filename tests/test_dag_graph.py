@@ -402,18 +402,6 @@ class TestDagGraph:
     def test_unknown_and_self_dependencies_are_ignored(self) -> None:
         assert graph(step("a", "a", "ghost")).upstream == {"a": []}
 
-    def test_downstream(self) -> None:
-        g = graph(step("a"), step("b", "a"), step("c", "a"), step("d", "b", "c"))
-        assert g.downstream() == {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}
-
-    def test_descendants_are_transitive_in_payload_order(self) -> None:
-        g = graph(
-            step("a"), step("x"), step("d", "c"), step("b", "a"), step("c", "b"), step("y", "x")
-        )
-        assert g.descendants("a") == ["d", "b", "c"]
-        assert g.descendants("c") == ["d"]
-        assert g.descendants("d") == []
-
     def test_ancestors(self) -> None:
         g = graph(step("a"), step("b", "a"), step("c", "b"), step("z"))
         assert g.ancestors("c") == {"a", "b"}

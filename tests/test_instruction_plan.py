@@ -18,7 +18,6 @@ from workflows.instruction_plan import (
     choose_router_option,
     endpoint_result_text,
     llm_prompt,
-    parse_llm_verdict,
     render_endpoint_value,
     source_text,
 )
@@ -282,23 +281,6 @@ class TestRouterAndVerdicts:
     def test_choose_router_option(self, answer: str | None, chosen: str, fallback: bool) -> None:
         option, used_fallback = choose_router_option(self.router, answer)
         assert (option.id, used_fallback) == (chosen, fallback)
-
-    @pytest.mark.parametrize(
-        ("answer", "verdict"),
-        [
-            ("true", True),
-            ("Yes, it does.", True),
-            ("**FALSE**", False),
-            ("no", False),
-            ("The answer is: false", False),
-            ("It is not true", None),
-            ("maybe", None),
-            ("", None),
-            (None, None),
-        ],
-    )
-    def test_parse_llm_verdict(self, answer: str | None, verdict: bool | None) -> None:
-        assert parse_llm_verdict(answer) is verdict
 
 
 def _endpoint() -> dict:

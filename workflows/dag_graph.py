@@ -70,13 +70,6 @@ class DagGraph:
             selections[step.step_name] = sels
         return cls(steps, upstream, selections, [step.step_name for step in configs])
 
-    def downstream(self) -> dict[str, list[str]]:
-        result: dict[str, list[str]] = {name: [] for name in self.order}
-        for name in self.order:
-            for dep in self.upstream[name]:
-                result[dep].append(name)
-        return result
-
     def ancestors(self, name: str) -> set[str]:
         seen: set[str] = set()
         stack = list(self.upstream.get(name, []))
@@ -86,17 +79,6 @@ class DagGraph:
                 seen.add(current)
                 stack.extend(self.upstream.get(current, []))
         return seen
-
-    def descendants(self, name: str) -> list[str]:
-        below = self.downstream()
-        seen: set[str] = set()
-        stack = list(below[name])
-        while stack:
-            current = stack.pop()
-            if current not in seen:
-                seen.add(current)
-                stack.extend(below[current])
-        return [step for step in self.order if step in seen]
 
     def find_cycles(self) -> list[list[str]]:
         """Each cycle once, as the list of steps on it, in payload order where possible."""

@@ -252,30 +252,6 @@ def choose_router_option(
     return router.fallback_option, True
 
 
-_TRUE_WORDS = frozenset({"true", "yes"})
-_FALSE_WORDS = frozenset({"false", "no"})
-
-
-def parse_llm_verdict(answer: str | None) -> bool | None:
-    """Read an LLM's true/false answer to a condition; None when it is neither.
-
-    The first word decides (`true`/`yes` or `false`/`no`, any case, markup ignored);
-    failing that the last word does ("The answer is: false"), unless `not` precedes it.
-    """
-    words = re.findall(r"[a-z]+", (answer or "").casefold())
-    if not words:
-        return None
-    candidates = [words[0]]
-    if len(words) == 1 or words[-2] != "not":
-        candidates.append(words[-1])
-    for word in candidates:
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-    return None
-
-
 def llm_prompt(instruction: str, previous: str) -> str:
     """An LLM step's prompt: its instruction, then the one text it works on (if any)."""
     if not previous.strip():
