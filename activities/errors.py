@@ -15,7 +15,9 @@ Temporal's retry policy does the retrying. The taxonomy, by `ApplicationError.ty
                                another sample of the model may well answer properly
     non-retryable (the step fails at once)
     ├── HttpClientError        other 4xx responses
-    ├── InvalidRequest         bad URL, bad method, template that cannot render
+    ├── InvalidRequest         bad URL, non-ASCII header, too many redirects, template that
+    │                          cannot render
+    ├── InvalidResponse        a body that cannot be decoded (bad gzip, wrong charset)
     ├── OutboundBlocked        destination refused by the outbound guard
     ├── ResponseTooLarge       body over the configured cap
     ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request), or a
@@ -38,6 +40,7 @@ RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 NON_RETRYABLE_TYPES = [
     "HttpClientError",
     "InvalidRequest",
+    "InvalidResponse",
     "OutboundBlocked",
     "ResponseTooLarge",
     "LlmRequestRejected",

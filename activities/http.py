@@ -111,6 +111,24 @@ class HttpActivities:
             raise errors.non_retryable(
                 "InvalidRequest", f"{who}invalid URL {call.url!r}: {exc}", {"attempt": attempt}
             ) from exc
+        except httpx.TooManyRedirects as exc:
+            raise errors.non_retryable(
+                "InvalidRequest",
+                f"{who}{call.method} {call.url}: {exc} (OUTBOUND_MAX_REDIRECTS)",
+                {"attempt": attempt},
+            ) from exc
+        except UnicodeEncodeError as exc:
+            raise errors.non_retryable(
+                "InvalidRequest",
+                f"{who}a header of {call.method} {call.url} is not ASCII: {exc}",
+                {"attempt": attempt},
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise errors.non_retryable(
+                "InvalidResponse",
+                f"{who}{call.method} {call.url}: the response body cannot be decoded: {exc}",
+                {"attempt": attempt},
+            ) from exc
         except httpx.TimeoutException as exc:
             limit = self._timeout(call.timeout_seconds)
             seconds = limit.connect if isinstance(exc, httpx.ConnectTimeout) else limit.read

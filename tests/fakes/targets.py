@@ -133,6 +133,15 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
             ],
         }
 
+    @app.get("/loop/{key}")
+    async def loop(key: str) -> Response:
+        state.calls[key] += 1
+        return Response(status_code=302, headers={"Location": f"/loop/{key}"})
+
+    @app.get("/big/{size}")
+    async def big(size: int) -> PlainTextResponse:
+        return PlainTextResponse("x" * size)
+
     @app.post("/hooks/{key}")
     async def hook(key: str, request: Request) -> dict[str, Any]:
         event = await request.json()
