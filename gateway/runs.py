@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException
 from pydantic import ValidationError
@@ -19,7 +19,14 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.dag import DagWorkflow, step_activity_id
-from workflows.dag_models import DagRunResult, RunError, RunState
+from workflows.dag_models import (
+    DagRunInput,
+    DagRunResult,
+    Progress,
+    RunError,
+    RunState,
+    StepState,
+)
 from workflows.instruction_models import InstructionRunInput, InstructionRunStatus
 from workflows.instruction_models import RunError as InstructionRunError
 from workflows.instruction_models import RunState as InstructionRunState
@@ -27,6 +34,12 @@ from workflows.instructions import InstructionWorkflow
 
 #: A query is answered by a worker in milliseconds; waiting longer only hides a missing worker.
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
+
+T = TypeVar("T")
+
+INSTRUCTION_WORKFLOW = InstructionWorkflow.__name__
+#: Started, task scheduled, task started, task completed: from then on the run can be queried.
+FIRST_TASK_DONE_EVENTS = 4
 
 CLOSED_STATUS: dict[WorkflowExecutionStatus, RunState] = {
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -108,18 +121,38 @@ async def dag_status(
         WorkflowExecutionStatus.FAILED,
     ):
         return await dag_result(handle)
+    if description.history_length < FIRST_TASK_DONE_EVENTS:
+        # No worker has picked it up yet: a query would wait for one, so answer from the input.
+        return await pending_dag(client, handle, description)
     try:
         result = await handle.query(DagWorkflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError):
-        # A run that has not begun, was terminated before it could answer, or whose worker
-        # did not answer in time has no state to show beyond its ids.
-        return DagRunResult(workflow_id=workflow_id, run_id=description.run_id)
+        # Terminated before it could answer, or no worker answered in time.
+        result = await pending_dag(client, handle, description)
     closed = CLOSED_STATUS.get(status) if status is not None else None
     if closed is not None:
         result.status = closed
     else:
         add_retry_state(result, description)
     return result
+
+
+async def pending_dag(
+    client: Client, handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
+) -> DagRunResult:
+    """A DAG run whose workflow cannot answer yet: its steps, all pending, from its input."""
+    run = await started_input(client, handle, DagRunInput)
+    steps = {
+        step.step_name: StepState(step_name=step.step_name, usid=step.usid)
+        for step in (run.STEPS_CONFIG if run is not None else [])
+    }
+    return DagRunResult(
+        workflow_id=handle.id,
+        run_id=description.run_id,
+        namespace=run.namespace if run is not None else "default",
+        steps=steps,
+        progress=Progress(total=len(steps)),
+    )
 
 
 def add_retry_state(result: DagRunResult, description: WorkflowExecutionDescription) -> None:
@@ -134,10 +167,6 @@ def add_retry_state(result: DagRunResult, description: WorkflowExecutionDescript
                     step.next_attempt_at = pending.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
 
 
-INSTRUCTION_WORKFLOW = InstructionWorkflow.__name__
-#: Started, task scheduled, task started, task completed: from then on the run can be queried.
-FIRST_TASK_DONE_EVENTS = 4
-
 INSTRUCTION_CLOSED_STATUS: dict[WorkflowExecutionStatus, InstructionRunState] = {
     WorkflowExecutionStatus.CANCELED: "terminated",
     WorkflowExecutionStatus.TERMINATED: "terminated",
@@ -145,15 +174,23 @@ INSTRUCTION_CLOSED_STATUS: dict[WorkflowExecutionStatus, InstructionRunState] = 
 }
 
 
-async def queued_status(client: Client, handle: WorkflowHandle[Any, Any]) -> InstructionRunStatus:
-    """The status of a run no worker has picked up: every step pending, read from its input."""
+async def started_input(
+    client: Client, handle: WorkflowHandle[Any, Any], model: type[T]
+) -> T | None:
+    """The input a run was started with, read from its first history event."""
     async for event in handle.fetch_history_events(page_size=1):
         payloads = event.workflow_execution_started_event_attributes.input.payloads
         if payloads:
-            [run] = await client.data_converter.decode(payloads[:1], [InstructionRunInput])
-            return InstructionRunStatus.for_input(run)
+            [run] = await client.data_converter.decode(payloads[:1], [model])
+            return run  # type: ignore[no-any-return]
         break
-    return InstructionRunStatus()
+    return None
+
+
+async def queued_status(client: Client, handle: WorkflowHandle[Any, Any]) -> InstructionRunStatus:
+    """The status of a run no worker has picked up: every step pending, read from its input."""
+    run = await started_input(client, handle, InstructionRunInput)
+    return InstructionRunStatus.for_input(run) if run is not None else InstructionRunStatus()
 
 
 class InstructionRunView(InstructionRunStatus):

@@ -433,3 +433,33 @@ async def test_live_status_shows_a_step_being_retried(gateway: Gateway, targets:
     final = (await gateway.http.post("/execute", json=body)).json()
     assert final["status"] == "completed"
     assert final["steps"]["flaky"]["attempts"] == 3
+
+
+async def test_run_no_worker_has_picked_up_shows_its_steps_pending(
+    dev_env: WorkflowEnvironment, redis_url: str, targets: Targets
+):
+    settings = make_settings(dev_env.client, redis_url)  # its task queue has no worker
+    body = payload(
+        [
+            {"step_name": "a", "usid": "u1", "service_url": f"{targets.url}/echo/x"},
+            {
+                "step_name": "b",
+                "usid": "u2",
+                "service_url": f"{targets.url}/echo/x",
+                "dependencies": ["a"],
+            },
+        ]
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.post("/execute?wait=false", json=body)).status_code == 202
+        started = time.monotonic()
+        live = (await http.get(f"/runs/{body['workflow_id']}")).json()
+    assert time.monotonic() - started < 5
+    assert live["status"] == "running"
+    assert {name: step["status"] for name, step in live["steps"].items()} == {
+        "a": "pending",
+        "b": "pending",
+    }
+    assert live["progress"]["total"] == 2
+    assert live["namespace"] == "acme"
+    await dev_env.client.get_workflow_handle(body["workflow_id"]).terminate()
