@@ -126,6 +126,15 @@ class _Completion:
     data: dict[str, Any] | None = None
 
 
+def _refused(provider: str, model: str, label: str, reason: str) -> ApplicationError:
+    # The same prompt would be refused again: failing at once saves the retries.
+    return errors.non_retryable(
+        "LlmRequestRejected",
+        f"{_who(label)}the model refused: {reason}",
+        {"provider": provider, "model": model},
+    )
+
+
 def _who(label: str) -> str:
     return f"{label}: " if label else ""
 
@@ -370,7 +379,7 @@ class LlmActivities:
                     raise self._not_configured(provider, label)
                 if self._openai_api == "responses":
                     return await self._openai_responses(
-                        openai_client, model, system, prompt, max_tokens, schema
+                        openai_client, model, system, prompt, max_tokens, schema, label
                     )
                 return await self._openai_chat(
                     openai_client, model, system, prompt, max_tokens, schema, label
@@ -379,7 +388,7 @@ class LlmActivities:
             if anthropic_client is None:
                 raise self._not_configured(provider, label)
             return await self._anthropic_messages(
-                anthropic_client, model, system, prompt, max_tokens, schema
+                anthropic_client, model, system, prompt, max_tokens, schema, label
             )
         except (openai.APIStatusError, anthropic.APIStatusError) as exc:
             raise _status_error(provider, label, exc) from exc
@@ -430,12 +439,7 @@ class LlmActivities:
             )
         message = response.choices[0].message
         if message.content is None and message.refusal:
-            # The same prompt would be refused again: failing at once saves the retries.
-            raise errors.non_retryable(
-                "LlmRequestRejected",
-                f"{_who(label)}the model refused: {message.refusal}",
-                {"provider": "openai", "model": model},
-            )
+            raise _refused("openai", model, label, message.refusal)
         usage = response.usage
         return _Completion(
             text=message.content or "",
@@ -457,6 +461,7 @@ class LlmActivities:
         prompt: str,
         max_tokens: int | None,
         schema: _JsonSchema | None,
+        label: str,
     ) -> _Completion:
         response = await client.responses.create(
             model=model,
@@ -479,6 +484,15 @@ class LlmActivities:
             # conversation on OpenAI's side.
             store=False,
         )
+        refusals = [
+            part.refusal
+            for item in response.output
+            if item.type == "message"
+            for part in item.content
+            if part.type == "refusal"
+        ]
+        if refusals and not response.output_text:
+            raise _refused("openai", model, label, " ".join(refusals))
         usage = response.usage
         return _Completion(
             text=response.output_text,
@@ -500,6 +514,7 @@ class LlmActivities:
         prompt: str,
         max_tokens: int | None,
         schema: _JsonSchema | None,
+        label: str,
     ) -> _Completion:
         # A forced tool rather than `output_config.format`: every Claude model supports it.
         tools: Any = anthropic.omit
@@ -521,6 +536,8 @@ class LlmActivities:
             tools=tools,
             tool_choice=tool_choice,
         )
+        if message.stop_reason == "refusal":
+            raise _refused("anthropic", model, label, "stop_reason: refusal")
         text = "".join(block.text for block in message.content if block.type == "text")
         data = next(
             (

@@ -425,3 +425,26 @@ async def test_dag_post_with_the_id_of_a_running_instruction_run_is_a_409(
     )
     assert response.status_code == 409
     assert "not a DAG pipeline" in response.json()["detail"]
+
+
+async def test_proxy_limits_are_checked_before_the_run_starts(
+    stack: EndpointStack, targets: Targets
+):
+    response = await stack.http.post(
+        "/",
+        json={
+            "context": "c",
+            "instructions": [
+                {
+                    "type": "endpoint",
+                    "endpointUrl": "https://proxy.example.com/call",
+                    "apiUrl": f"{targets.url}/x",
+                    "timeout": 7_200_000,
+                }
+            ],
+        },
+    )
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == ["body", "instructions", 0, "timeout"]
+    assert "3600000 ms" in detail["msg"]

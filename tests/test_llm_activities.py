@@ -225,6 +225,22 @@ async def test_client_errors_are_not_retryable(
     assert len(fake.requests) == 1
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_a_refusal_is_not_retried(fake: FakeLLMServer, flavour: Flavour) -> None:
+    acts = activities_for(fake, flavour)
+    fake.refuse("I won't write that.")
+
+    error = await run_failing(
+        acts.call_llm,
+        LlmCall(provider=provider_of(flavour), model="m", prompt="p", label="instruction 2"),
+    )
+
+    assert error.type == "LlmRequestRejected"
+    assert error.non_retryable is True
+    assert error.message.startswith("instruction 2: the model refused")
+    assert len(fake.requests) == 1
+
+
 async def test_wrong_api_key_is_rejected_without_leaking_the_key(fake: FakeLLMServer) -> None:
     fake.expected_api_key = "the-right-key"
     acts = make_activities(fake)

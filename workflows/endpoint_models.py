@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from activities.models import headers_as_text
 from workflows.dag_models import HTTP_METHODS
 
+#: The endpoint-worker format caps `timeout` and `retryDelay` (milliseconds) at an hour.
+MAX_MS = 3_600_000
+
 
 class UnknownEndpoint(ValueError):
     """An endpoint name that is no configured endpoint worker."""
@@ -68,8 +71,8 @@ class EndpointRequest(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     retries: int = Field(default=3, ge=0, le=20)
-    retry_delay: int = Field(default=1000, alias="retryDelay", ge=1, le=3_600_000)
-    timeout: int = Field(default=30000, ge=1, le=3_600_000)
+    retry_delay: int = Field(default=1000, alias="retryDelay", ge=1, le=MAX_MS)
+    timeout: int = Field(default=30000, ge=1, le=MAX_MS)
 
     _headers_as_text = field_validator("headers", mode="before")(headers_as_text)
 

@@ -28,7 +28,7 @@ from gateway.runs import (
     instruction_status,
 )
 from settings import Settings
-from workflows.endpoint_models import UnknownEndpoint, resolve_endpoint
+from workflows.endpoint_models import MAX_MS, UnknownEndpoint, resolve_endpoint
 from workflows.instruction_models import (
     EndpointInstruction,
     EndpointSpec,
@@ -129,7 +129,8 @@ def parse_run(
 def endpoint_problems(
     run: InstructionRunInput, workers: Sequence[str], prefix: tuple[str | int, ...]
 ) -> list[dict[str, Any]]:
-    """`endpointUrl`s that name no configured endpoint worker and are no URL either."""
+    """`endpointUrl`s that name no configured endpoint worker and are no URL either, and
+    calls an external proxy cannot take (its format caps `timeout` and `retryDelay`)."""
     specs: list[tuple[tuple[str | int, ...], EndpointSpec]] = []
     for index, instruction in enumerate(run.instructions):
         if isinstance(instruction, EndpointInstruction):
@@ -141,10 +142,10 @@ def endpoint_problems(
                 )
     problems = []
     for loc, spec in specs:
+        where = ".".join(str(part) for part in (*prefix, *loc))
         try:
-            resolve_endpoint(spec.endpoint_url, workers)
+            route = resolve_endpoint(spec.endpoint_url, workers)
         except UnknownEndpoint as exc:
-            where = ".".join(str(part) for part in (*prefix, *loc))
             problems.append(
                 {
                     "loc": ["body", *prefix, *loc, "endpointUrl"],
@@ -152,6 +153,19 @@ def endpoint_problems(
                     "type": "unknown_endpoint",
                 }
             )
+            continue
+        if route.proxy_url is None:
+            continue
+        for field, value in (("timeout", spec.timeout), ("retryDelay", spec.retry_delay)):
+            if value > MAX_MS:
+                problems.append(
+                    {
+                        "loc": ["body", *prefix, *loc, field],
+                        "msg": f"{where}.{field}: {value} ms is more than an external endpoint"
+                        f" proxy accepts ({MAX_MS} ms)",
+                        "type": "proxy_limit",
+                    }
+                )
     return problems
 
 

@@ -226,13 +226,18 @@ class _Dynamic:
 
 
 @dataclass(frozen=True)
+class _Refusal:
+    reason: str
+
+
+@dataclass(frozen=True)
 class _Error:
     status: int
     message: str | None
     retry_after: str | None
 
 
-_Outcome = _Text | _Json | _Dynamic | _Error
+_Outcome = _Text | _Json | _Dynamic | _Refusal | _Error
 
 
 @dataclass
@@ -285,6 +290,11 @@ class RuleBuilder:
     ) -> Rule:
         """Answer with text computed from the request."""
         return self._fake._add(self._matches, _Dynamic(make), times, delay, None)
+
+    def refuse(self, reason: str = "I can't help with that.", *, times: int | None = None) -> Rule:
+        """Answer with each API's refusal: `message.refusal` (chat), a `refusal` content part
+        (responses), `stop_reason: "refusal"` (messages)."""
+        return self._fake._add(self._matches, _Refusal(reason), times, 0.0, None)
 
     def fail(
         self,
@@ -344,6 +354,10 @@ class FakeLLM:
     def reply_json(self, value: Any, *, times: int = 1, **kwargs: Any) -> Rule:
         """Answer the next request(s) with this JSON value."""
         return self.when().reply_json(value, times=times, **kwargs)
+
+    def refuse(self, reason: str = "I can't help with that.", *, times: int = 1) -> Rule:
+        """Refuse the next request(s), as each API does."""
+        return self.when().refuse(reason, times=times)
 
     def fail(self, status: int = 500, *, times: int = 1, **kwargs: Any) -> Rule:
         """Fail the next request(s) with a provider-shaped error."""
@@ -455,6 +469,8 @@ class FakeLLM:
         )
         builder = {"chat": _chat_body, "responses": _responses_body, "messages": _messages_body}
         body = builder[request.api](request, text, value, input_tokens, output_tokens)
+        if isinstance(outcome, _Refusal):
+            _make_refusal(request.api, body, outcome.reason)
         return JSONResponse(body, headers=_request_id_header(request))
 
 
@@ -483,6 +499,17 @@ def _request_id_header(request: RecordedRequest) -> dict[str, str]:
     if request.provider == "anthropic":
         return {"request-id": _new_id("req_")}
     return {"x-request-id": _new_id("req_")}
+
+
+def _make_refusal(api: str, body: dict[str, Any], reason: str) -> None:
+    """Turn a normal answer body into that API's refusal, in place."""
+    if api == "chat":
+        body["choices"][0]["message"].update(content=None, refusal=reason)
+    elif api == "responses":
+        body["output"][0]["content"] = [{"type": "refusal", "refusal": reason}]
+    else:
+        body["content"] = []
+        body["stop_reason"] = "refusal"
 
 
 def _chat_body(
