@@ -100,12 +100,13 @@ class DagWorkflow:
     @workflow.init
     def __init__(self, run: DagRunInput) -> None:
         self._run = run
+        self._started = workflow.now()
         # Every step is listed (pending) from the start, so the query answers at once.
         self._result = DagRunResult(
             workflow_id=run.workflow_id,
             run_id=workflow.info().run_id,
             namespace=run.namespace,
-            started_at=workflow.now(),
+            started_at=self._started,
             steps={
                 step.step_name: StepState(step_name=step.step_name, usid=step.usid)
                 for step in run.STEPS_CONFIG
@@ -130,7 +131,6 @@ class DagWorkflow:
 
     @workflow.run
     async def run(self, run: DagRunInput) -> DagRunResult:
-        started = workflow.now()
         problems = validate_pipeline(run)
         if problems:
             raise ApplicationError(
@@ -143,8 +143,7 @@ class DagWorkflow:
         drainer = asyncio.create_task(self._drain_outbox(webhook_url)) if webhook_url else None
 
         self._emit("workflow.started", data={"total_steps": len(run.STEPS_CONFIG)})
-        graph = self._graph
-        scheduler = Scheduler(graph, run.PIPELINE_SETTINGS.concurrency.max_parallel)
+        scheduler = Scheduler(self._graph, run.PIPELINE_SETTINGS.concurrency.max_parallel)
         failure: RunError | None = None
         cancelled = False
         tasks: dict[str, asyncio.Task[StepOutcome]] = {}
@@ -155,7 +154,7 @@ class DagWorkflow:
                         self._abort(name, "an upstream step was aborted")
                     for name in scheduler.ready():
                         scheduler.running.add(name)
-                        tasks[name] = asyncio.create_task(self._run_step(graph, name))
+                        tasks[name] = asyncio.create_task(self._run_step(name))
                 if not tasks:
                     break
                 await workflow.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
@@ -190,7 +189,7 @@ class DagWorkflow:
             if state.status == "completed"
             for key, value in state.outputs.items()
         }
-        result.execution_time_ms = int((workflow.now() - started).total_seconds() * 1000)
+        result.execution_time_ms = int((workflow.now() - self._started).total_seconds() * 1000)
         result.status = "cancelled" if cancelled else "failed" if failure else "completed"
         result.error = failure
         self._refresh_progress()
@@ -218,11 +217,11 @@ class DagWorkflow:
 
     # -- steps -------------------------------------------------------------------------
 
-    async def _run_step(self, graph: DagGraph, name: str) -> StepOutcome:
-        step = graph.steps[name]
+    async def _run_step(self, name: str) -> StepOutcome:
+        step = self._graph.steps[name]
         state = self._state(name)
         try:
-            reason = await self._selection_refusal(graph, step)
+            reason = await self._selection_refusal(step)
             if reason is not None:
                 self._abort(name, reason)
                 return "aborted"
@@ -257,9 +256,9 @@ class DagWorkflow:
             state.finished_at = workflow.now()
             return "cancelled"
 
-    async def _selection_refusal(self, graph: DagGraph, step: StepConfig) -> str | None:
+    async def _selection_refusal(self, step: StepConfig) -> str | None:
         """Why the step must be aborted by its selection dependencies, or None to run it."""
-        for selection in graph.selections[step.step_name]:
+        for selection in self._graph.selections[step.step_name]:
             if selection in self._variables:
                 raw = self._variables[selection]
                 selected = (
