@@ -28,14 +28,14 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.http import HttpActivities
-from activities.llm import LlmActivities, build_llm_clients
-from activities.outbound import build_outbound_client
-from activities.store import StoreActivities
+from activities.http.activities import HttpActivities
+from activities.http.outbound import build_outbound_client
+from activities.llm.activities import LlmActivities, build_llm_clients
+from activities.store.activities import StoreActivities
 from settings import SEARCH_ATTRIBUTES, Settings, get_settings
-from workflows.dag import DagWorkflow
-from workflows.endpoint_call import EndpointCallWorkflow
-from workflows.instructions import InstructionWorkflow
+from workflows.dag.workflow import DagWorkflow
+from workflows.endpoint.workflow import EndpointCallWorkflow
+from workflows.instructions.workflow import InstructionWorkflow
 
 log = logging.getLogger("workflow_station.worker")
 

@@ -18,8 +18,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.dag import DagWorkflow, step_activity_id
-from workflows.dag_models import (
+from workflows.dag.models import (
     DagRunInput,
     DagRunResult,
     Progress,
@@ -27,10 +26,11 @@ from workflows.dag_models import (
     RunState,
     StepState,
 )
-from workflows.instruction_models import InstructionRunInput, InstructionRunStatus
-from workflows.instruction_models import RunError as InstructionRunError
-from workflows.instruction_models import RunState as InstructionRunState
-from workflows.instructions import InstructionWorkflow
+from workflows.dag.workflow import DagWorkflow, step_activity_id
+from workflows.instructions.models import InstructionRunInput, InstructionRunStatus
+from workflows.instructions.models import RunError as InstructionRunError
+from workflows.instructions.models import RunState as InstructionRunState
+from workflows.instructions.workflow import InstructionWorkflow
 
 #: A query is answered by a worker in milliseconds; waiting longer only hides a missing worker.
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)

@@ -14,9 +14,9 @@ from temporalio.common import (
 
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.runs import InstructionRunView, dag_result, run_status
-from workflows.dag import DagWorkflow
-from workflows.dag_graph import validate_pipeline
-from workflows.dag_models import DagRunInput, DagRunResult, EngineOptions
+from workflows.dag.graph import validate_pipeline
+from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions
+from workflows.dag.workflow import DagWorkflow
 
 router = APIRouter(tags=["dag"])
 

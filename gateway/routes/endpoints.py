@@ -11,8 +11,8 @@ from temporalio.exceptions import TimeoutError
 
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.routes.dag import search_attributes
-from workflows.endpoint_call import EndpointCallWorkflow
-from workflows.endpoint_models import EndpointCallInput, EndpointRequest, EndpointResponse
+from workflows.endpoint.workflow import EndpointCallWorkflow
+from workflows.shared.endpoints import EndpointCallInput, EndpointRequest, EndpointResponse
 
 router = APIRouter(prefix="/endpoints", tags=["endpoints"])
 

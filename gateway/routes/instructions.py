@@ -28,8 +28,7 @@ from gateway.runs import (
     instruction_status,
 )
 from settings import Settings
-from workflows.endpoint_models import MAX_MS, UnknownEndpoint, resolve_endpoint
-from workflows.instruction_models import (
+from workflows.instructions.models import (
     EndpointInstruction,
     EndpointSpec,
     InstructionEngineOptions,
@@ -38,7 +37,8 @@ from workflows.instruction_models import (
     RouterInstruction,
     error_details,
 )
-from workflows.instructions import InstructionWorkflow
+from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.endpoints import MAX_MS, UnknownEndpoint, resolve_endpoint
 
 router = APIRouter(tags=["instructions"])
 

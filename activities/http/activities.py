@@ -1,0 +1,191 @@
+"""The one HTTP-call activity (DAG steps, endpoint instructions, routers, the proxy API) and
+webhook delivery, both through the guarded outbound client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import httpx
+from temporalio import activity
+
+from activities import errors
+from activities.http.models import HttpCall, HttpResult, WebhookDelivery
+from activities.http.outbound import OutboundBlocked, ResponseTooLarge, read_capped
+
+T = TypeVar("T")
+
+#: How often a running call reports liveness; a crashed worker's call is retried after the
+#: activity's heartbeat timeout instead of its whole start-to-close timeout.
+HEARTBEAT_INTERVAL = timedelta(seconds=2)
+
+
+async def heartbeating(work: Awaitable[T]) -> T:
+    """Await `work`, heartbeating meanwhile so cancellation and worker loss are seen soon."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_INTERVAL.total_seconds())
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()
+
+
+def _request_content(call: HttpCall) -> dict[str, Any]:
+    if not call.send_body or call.body is None:
+        return {}
+    if isinstance(call.body, str | bytes):
+        return {"content": call.body}
+    return {"json": call.body}
+
+
+def _query_params(query: dict[str, Any]) -> dict[str, str]:
+    return {
+        key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in query.items()
+        if value is not None
+    }
+
+
+def parse_body(raw: bytes, content_type: str) -> tuple[Any, bool]:
+    """JSON bodies keep their structure; anything else stays text."""
+    text = raw.decode("utf-8", errors="replace")
+    if "json" in content_type or not content_type:
+        try:
+            return json.loads(text), True
+        except ValueError:
+            pass
+    return text, False
+
+
+def _snippet(body: Any, limit: int = 500) -> str:
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class HttpActivities:
+    def __init__(self, client: httpx.AsyncClient, *, max_response_bytes: int) -> None:
+        self._client = client
+        self._max_response_bytes = max_response_bytes
+
+    def _timeout(self, seconds: float) -> httpx.Timeout:
+        """The call's own timeout, but connecting keeps the client's shorter bound
+        (OUTBOUND_CONNECT_TIMEOUT_SECONDS): an unreachable host should fail, and be retried,
+        long before a slow answer would."""
+        connect = self._client.timeout.connect
+        return httpx.Timeout(seconds, connect=min(connect, seconds) if connect else seconds)
+
+    async def _send(self, call: HttpCall) -> HttpResult:
+        who = f"{call.label}: " if call.label else ""
+        attempt = activity.info().attempt
+        started = time.monotonic()
+        try:
+            request = self._client.build_request(
+                call.method,
+                call.url,
+                headers=call.headers,
+                params=_query_params(call.query) or None,
+                timeout=self._timeout(call.timeout_seconds),
+                **_request_content(call),
+            )
+            response = await self._client.send(request, stream=True)
+            try:
+                raw = await read_capped(response, self._max_response_bytes)
+            finally:
+                await response.aclose()
+        except OutboundBlocked as exc:
+            raise errors.non_retryable(
+                "OutboundBlocked", f"{who}{exc}", {"attempt": attempt}
+            ) from exc
+        except ResponseTooLarge as exc:
+            raise errors.non_retryable(
+                "ResponseTooLarge", f"{who}{exc}", {"attempt": attempt}
+            ) from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise errors.non_retryable(
+                "InvalidRequest", f"{who}invalid URL {call.url!r}: {exc}", {"attempt": attempt}
+            ) from exc
+        except httpx.TooManyRedirects as exc:
+            raise errors.non_retryable(
+                "InvalidRequest",
+                f"{who}{call.method} {call.url}: {exc} (OUTBOUND_MAX_REDIRECTS)",
+                {"attempt": attempt},
+            ) from exc
+        except UnicodeEncodeError as exc:
+            raise errors.non_retryable(
+                "InvalidRequest",
+                f"{who}a header of {call.method} {call.url} is not ASCII: {exc}",
+                {"attempt": attempt},
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise errors.non_retryable(
+                "InvalidResponse",
+                f"{who}{call.method} {call.url}: the response body cannot be decoded: {exc}",
+                {"attempt": attempt},
+            ) from exc
+        except httpx.TimeoutException as exc:
+            limit = self._timeout(call.timeout_seconds)
+            seconds = limit.connect if isinstance(exc, httpx.ConnectTimeout) else limit.read
+            raise errors.transport_error(
+                f"{who}{call.method} {call.url} timed out after {seconds:g}s"
+                f" ({type(exc).__name__})",
+                {"attempt": attempt},
+            ) from exc
+        except httpx.TransportError as exc:
+            raise errors.transport_error(
+                f"{who}{call.method} {call.url} failed: {type(exc).__name__}: {exc}",
+                {"attempt": attempt},
+            ) from exc
+        body, is_json = parse_body(raw, response.headers.get("content-type", ""))
+        return HttpResult(
+            status=response.status_code,
+            reason=response.reason_phrase,
+            headers=dict(response.headers),
+            body=body,
+            is_json=is_json,
+            url=str(response.url),
+            attempt=attempt,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    @activity.defn
+    async def call_http(self, call: HttpCall) -> HttpResult:
+        """Make one request; error statuses become classified `ApplicationError`s."""
+        result = await heartbeating(self._send(call))
+        status = result.status
+        if status >= 400 and (call.fail_on_client_error or errors.is_retryable_status(status)):
+            who = f"{call.label}: " if call.label else ""
+            raise errors.http_status_error(
+                status,
+                f"{who}{call.method} {call.url} answered {status} {result.reason}:"
+                f" {_snippet(result.body)}",
+                headers=result.headers,
+                details={"attempt": result.attempt, "body": _snippet(result.body)},
+            )
+        return result
+
+    @activity.defn
+    async def send_webhook(self, delivery: WebhookDelivery) -> int:
+        """POST one event; the workflow's retry policy bounds how long delivery is tried."""
+        event = delivery.event
+        timeout = activity.info().start_to_close_timeout
+        call = HttpCall(
+            method="POST",
+            url=delivery.url,
+            headers={
+                "X-Workflow-Station-Event": str(event.get("event", "")),
+                "Idempotency-Key": str(event.get("event_id", "")),
+            },
+            body=event,
+            send_body=True,
+            timeout_seconds=(timeout.total_seconds() if timeout else 10.0),
+            label=f"webhook {event.get('event')}",
+        )
+        result = await self.call_http(call)
+        return result.status

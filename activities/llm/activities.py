@@ -1,0 +1,560 @@
+"""LLM activities: one request to OpenAI or Anthropic per activity attempt.
+
+The SDK clients are built once by `build_llm_clients` in the worker (the composition root) with
+`max_retries=0`: Temporal's retry policy is the only retry loop, so a 429 is not retried twice
+over and every attempt shows in the workflow history. Failures become `ApplicationError`s
+classified by `activities.errors` (the one taxonomy): `LlmProviderError` and
+`LlmUnparseableAnswer` are retried, `LlmRequestRejected` and `ProviderNotConfigured` are not.
+A call in flight heartbeats, so a cancelled run stops it and a lost worker's call is retried
+after the heartbeat timeout rather than the whole step timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import anthropic
+import openai
+from anthropic import AsyncAnthropic
+from openai import AsyncOpenAI
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import errors
+from activities.http.activities import heartbeating
+from activities.llm.models import (
+    ConditionVerdict,
+    ConditionVerdictRequest,
+    LlmCall,
+    LlmProvider,
+    LlmText,
+    LlmUsage,
+    RouteChoice,
+    RouteOptionBrief,
+    RouteRequest,
+)
+
+#: Sent as the key to OpenAI-compatible local servers (Ollama, vLLM…) that need none; the SDKs
+#: refuse to build a client without one.
+PLACEHOLDER_API_KEY = "not-needed"
+#: Anthropic requires `max_tokens`; this is what a step gets when it names none.
+DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
+#: A verdict or a route is a short JSON object; this bounds what a chatty model can bill.
+JUDGE_MAX_TOKENS = 512
+#: Connecting is quick or the host is unreachable; fail fast so Temporal retries soon.
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+_PROVIDER_NAMES: dict[str, str] = {"openai": "OpenAI", "anthropic": "Anthropic"}
+_PROVIDER_ENV: dict[str, tuple[str, str]] = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+}
+
+_VERDICT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "verdict": {"type": "boolean", "description": "true if the condition holds"},
+        "reason": {"type": "string", "description": "one short sentence"},
+    },
+    "required": ["verdict", "reason"],
+    "additionalProperties": False,
+}
+
+_JUDGE_SYSTEM = (
+    "You evaluate a condition against the result of a workflow step. Decide strictly whether "
+    'the condition holds. Reply only with a JSON object: {"verdict": true or false, "reason": '
+    '"<one short sentence>"}.'
+)
+_ROUTE_SYSTEM = (
+    "You choose which branch a workflow takes next. Pick exactly one of the listed options. "
+    'Reply only with a JSON object: {"option_id": "<the id of the option>", "reason": '
+    '"<one short sentence>"}.'
+)
+
+_YES_NO = re.compile(r"\b(true|false|yes|no)\b", re.IGNORECASE)
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
+
+
+def build_llm_clients(
+    *,
+    openai_api_key: str | None,
+    openai_base_url: str | None,
+    anthropic_api_key: str | None,
+    anthropic_base_url: str | None,
+    request_timeout_seconds: float = 300.0,
+) -> tuple[AsyncOpenAI | None, AsyncAnthropic | None]:
+    """The SDK clients for `LlmActivities`; None for a provider with neither key nor base URL.
+
+    `request_timeout_seconds` bounds one request, so a stalled connection surfaces as a
+    retryable timeout; the activity's start-to-close timeout still bounds the attempt.
+    """
+    timeout = openai.Timeout(request_timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS)
+    openai_client = None
+    if openai_api_key or openai_base_url:
+        openai_client = AsyncOpenAI(
+            api_key=openai_api_key or PLACEHOLDER_API_KEY,
+            base_url=openai_base_url or None,
+            timeout=timeout,
+            max_retries=0,
+        )
+    anthropic_client = None
+    if anthropic_api_key or anthropic_base_url:
+        anthropic_client = AsyncAnthropic(
+            api_key=anthropic_api_key or PLACEHOLDER_API_KEY,
+            base_url=anthropic_base_url or None,
+            timeout=anthropic.Timeout(request_timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS),
+            max_retries=0,
+        )
+    return openai_client, anthropic_client
+
+
+@dataclass(frozen=True)
+class _JsonSchema:
+    name: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Completion:
+    text: str
+    usage: LlmUsage
+    model: str
+    #: The arguments of a forced tool call (Anthropic structured output), when there was one.
+    data: dict[str, Any] | None = None
+
+
+def _refused(provider: str, model: str, label: str, reason: str) -> ApplicationError:
+    # The same prompt would be refused again: failing at once saves the retries.
+    return errors.non_retryable(
+        "LlmRequestRejected",
+        f"{_who(label)}the model refused: {reason}",
+        {"provider": provider, "model": model},
+    )
+
+
+def _who(label: str) -> str:
+    return f"{label}: " if label else ""
+
+
+def _api_message(body: object) -> str | None:
+    """`error.message` from either provider's error body."""
+    if not isinstance(body, dict):
+        return None
+    inner = body.get("error")
+    source = inner if isinstance(inner, dict) else body
+    message = source.get("message")
+    return message if isinstance(message, str) else None
+
+
+def _status_error(
+    provider: LlmProvider, label: str, exc: openai.APIStatusError | anthropic.APIStatusError
+) -> ApplicationError:
+    status = exc.status_code
+    detail = _api_message(exc.body) or exc.message
+    return errors.llm_status_error(
+        status,
+        f"{_who(label)}{_PROVIDER_NAMES[provider]} API returned {status}: {detail}",
+        headers=exc.response.headers,
+        details={"provider": provider, "status": status, "request_id": exc.request_id},
+    )
+
+
+def _connection_error(
+    provider: LlmProvider, label: str, exc: openai.APIConnectionError | anthropic.APIConnectionError
+) -> ApplicationError:
+    timed_out = isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError)
+    what = "timed out" if timed_out else f"could not be reached ({exc.__cause__ or exc})"
+    return errors.llm_unavailable(
+        f"{_who(label)}{_PROVIDER_NAMES[provider]} API {what}",
+        {"provider": provider, "timeout": timed_out},
+    )
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The reply as a JSON object, tolerating a Markdown code fence around it."""
+    stripped = text.strip()
+    fenced = _FENCE.match(stripped)
+    if fenced:
+        stripped = fenced.group(1)
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _yes_no(text: str) -> bool | None:
+    """The first true/false/yes/no word in free text ("Yes, because…" → True)."""
+    found = _YES_NO.search(text)
+    if found is None:
+        return None
+    return found.group(1).lower() in ("true", "yes")
+
+
+def _route_schema(ids: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "option_id": {"type": "string", "enum": ids, "description": "the chosen option's id"},
+            "reason": {"type": "string", "description": "one short sentence"},
+        },
+        "required": ["option_id", "reason"],
+        "additionalProperties": False,
+    }
+
+
+def _route_prompt(request: RouteRequest) -> str:
+    parts = [request.description, request.evaluation_prompt]
+    if request.previous_result:
+        parts.append(f"Previous result:\n{request.previous_result}")
+    lines = []
+    for option in request.options:
+        line = f"- id: {option.id}"
+        if option.name:
+            line += f" | name: {option.name}"
+        if option.description:
+            line += f" | {option.description}"
+        lines.append(line)
+    parts.append("Options:\n" + "\n".join(lines))
+    parts.append("Answer with the id of exactly one option.")
+    return "\n\n".join(part for part in parts if part)
+
+
+def _match_option(text: str, options: list[RouteOptionBrief]) -> str | None:
+    """Read an option id out of a free-text answer: the id or name alone, or a sole mention."""
+    answer = text.strip().strip("`\"'*.: \n")
+    for option in options:
+        if answer == option.id:
+            return option.id
+    for option in options:
+        if answer.casefold() in (option.id.casefold(), option.name.casefold()) and answer:
+            return option.id
+    mentioned = [
+        option.id
+        for option in options
+        if re.search(rf"(?<![\w-]){re.escape(option.id)}(?![\w-])", text)
+    ]
+    return mentioned[0] if len(mentioned) == 1 else None
+
+
+class LlmActivities:
+    """Activities that prompt a model: free text, a condition verdict, a routing choice."""
+
+    def __init__(
+        self,
+        *,
+        openai: AsyncOpenAI | None,
+        anthropic: AsyncAnthropic | None,
+        openai_api: Literal["chat", "responses"] = "chat",
+        anthropic_max_tokens: int = DEFAULT_ANTHROPIC_MAX_TOKENS,
+    ) -> None:
+        self._openai = openai
+        self._anthropic = anthropic
+        self._openai_api = openai_api
+        self._anthropic_max_tokens = anthropic_max_tokens
+
+    @activity.defn
+    async def call_llm(self, call: LlmCall) -> LlmText:
+        """Send one prompt and return the model's text and token usage."""
+        completion = await heartbeating(
+            self._complete(
+                call.provider,
+                call.model,
+                call.system,
+                call.prompt,
+                max_tokens=call.max_tokens,
+                label=call.label,
+            )
+        )
+        return LlmText(
+            text=completion.text,
+            usage=completion.usage,
+            model=completion.model,
+            attempt=activity.info().attempt,
+        )
+
+    @activity.defn
+    async def judge_condition(self, request: ConditionVerdictRequest) -> ConditionVerdict:
+        """Ask whether a condition holds for a result; strictly true or false.
+
+        Asks for structured output; a reply that ignores it is read for true/false/yes/no.
+        """
+        completion = await heartbeating(
+            self._complete(
+                request.provider,
+                request.model,
+                _JUDGE_SYSTEM,
+                f"Condition:\n{request.expression}\n\nResult:\n{request.result_text}",
+                max_tokens=JUDGE_MAX_TOKENS,
+                schema=_JsonSchema("condition_verdict", _VERDICT_SCHEMA),
+                label=request.label,
+            )
+        )
+        attempt = activity.info().attempt
+        data = completion.data if completion.data is not None else _json_object(completion.text)
+        if data is not None and isinstance(data.get("verdict"), bool):
+            return ConditionVerdict(
+                verdict=data["verdict"],
+                reason=str(data.get("reason", "")),
+                usage=completion.usage,
+                parsed_with="structured",
+                attempt=attempt,
+            )
+        texts = [completion.text]
+        if data is not None and isinstance(data.get("verdict"), str):
+            texts.insert(0, data["verdict"])
+        verdict = next((v for text in texts if (v := _yes_no(text)) is not None), None)
+        if verdict is None:
+            raise ApplicationError(
+                f"{_who(request.label)}the model's answer to the condition "
+                f"{request.expression!r} is neither true nor false: {completion.text[:300]!r}",
+                {"provider": request.provider, "model": request.model},
+                type="LlmUnparseableAnswer",
+            )
+        return ConditionVerdict(
+            verdict=verdict,
+            reason=completion.text.strip()[:500],
+            usage=completion.usage,
+            parsed_with="fallback",
+            attempt=attempt,
+        )
+
+    @activity.defn
+    async def choose_route(self, request: RouteRequest) -> RouteChoice:
+        """Ask the model to pick one option id; an answer naming none is `valid=False`."""
+        attempt = activity.info().attempt
+        ids = [option.id for option in request.options]
+        if not ids:
+            return RouteChoice(valid=False, reason="no options to choose from", attempt=attempt)
+        completion = await heartbeating(
+            self._complete(
+                request.provider,
+                request.model,
+                _ROUTE_SYSTEM,
+                _route_prompt(request),
+                max_tokens=JUDGE_MAX_TOKENS,
+                schema=_JsonSchema("route_choice", _route_schema(ids)),
+                label=request.label,
+            )
+        )
+        data = completion.data if completion.data is not None else _json_object(completion.text)
+        if data is not None and isinstance(data.get("option_id"), str):
+            chosen: str | None = data["option_id"]
+            reason = str(data.get("reason", ""))
+            parsed_with: Literal["structured", "fallback"] = "structured"
+        else:
+            chosen = _match_option(completion.text, request.options)
+            reason = ""
+            parsed_with = "fallback"
+        raw = json.dumps(completion.data) if completion.data is not None else completion.text
+        valid = chosen in ids
+        return RouteChoice(
+            option_id=chosen if valid else None,
+            valid=valid,
+            raw=raw,
+            reason=reason,
+            usage=completion.usage,
+            parsed_with=parsed_with,
+            attempt=attempt,
+        )
+
+    async def _complete(
+        self,
+        provider: LlmProvider,
+        model: str,
+        system: str | None,
+        prompt: str,
+        *,
+        max_tokens: int | None = None,
+        schema: _JsonSchema | None = None,
+        label: str = "",
+    ) -> _Completion:
+        try:
+            if provider == "openai":
+                openai_client = self._openai
+                if openai_client is None:
+                    raise self._not_configured(provider, label)
+                if self._openai_api == "responses":
+                    return await self._openai_responses(
+                        openai_client, model, system, prompt, max_tokens, schema, label
+                    )
+                return await self._openai_chat(
+                    openai_client, model, system, prompt, max_tokens, schema, label
+                )
+            anthropic_client = self._anthropic
+            if anthropic_client is None:
+                raise self._not_configured(provider, label)
+            return await self._anthropic_messages(
+                anthropic_client, model, system, prompt, max_tokens, schema, label
+            )
+        except (openai.APIStatusError, anthropic.APIStatusError) as exc:
+            raise _status_error(provider, label, exc) from exc
+        except (openai.APIConnectionError, anthropic.APIConnectionError) as exc:
+            raise _connection_error(provider, label, exc) from exc
+
+    @staticmethod
+    def _not_configured(provider: LlmProvider, label: str) -> ApplicationError:
+        key_var, url_var = _PROVIDER_ENV[provider]
+        return errors.non_retryable(
+            "ProviderNotConfigured",
+            f"{_who(label)}{_PROVIDER_NAMES[provider]} is not configured on this worker: set "
+            f"{key_var}, or {url_var} for a compatible local server, in the worker's "
+            "environment and restart it",
+            {"provider": provider, "env": [key_var, url_var]},
+        )
+
+    async def _openai_chat(
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        system: str | None,
+        prompt: str,
+        max_tokens: int | None,
+        schema: _JsonSchema | None,
+        label: str,
+    ) -> _Completion:
+        messages: list[Any] = []
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": prompt})
+        response = await client.chat.completions.create(
+            model=model,
+            messages=messages,
+            max_completion_tokens=max_tokens if max_tokens else openai.omit,
+            response_format=(
+                {
+                    "type": "json_schema",
+                    "json_schema": {"name": schema.name, "schema": schema.schema, "strict": True},
+                }
+                if schema is not None
+                else openai.omit
+            ),
+        )
+        if not response.choices:
+            raise errors.llm_unavailable(
+                f"{_who(label)}OpenAI returned no choices", {"provider": "openai"}
+            )
+        message = response.choices[0].message
+        if message.content is None and message.refusal:
+            raise _refused("openai", model, label, message.refusal)
+        usage = response.usage
+        return _Completion(
+            text=message.content or "",
+            usage=LlmUsage(
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+            )
+            if usage is not None
+            else LlmUsage(),
+            model=response.model or model,
+        )
+
+    async def _openai_responses(
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        system: str | None,
+        prompt: str,
+        max_tokens: int | None,
+        schema: _JsonSchema | None,
+        label: str,
+    ) -> _Completion:
+        response = await client.responses.create(
+            model=model,
+            input=prompt,
+            instructions=system if system else openai.omit,
+            max_output_tokens=max_tokens if max_tokens else openai.omit,
+            text=(
+                {
+                    "format": {
+                        "type": "json_schema",
+                        "name": schema.name,
+                        "schema": schema.schema,
+                        "strict": True,
+                    }
+                }
+                if schema is not None
+                else openai.omit
+            ),
+            # Nothing chains on `previous_response_id`, so there is no reason to keep the
+            # conversation on OpenAI's side.
+            store=False,
+        )
+        refusals = [
+            part.refusal
+            for item in response.output
+            if item.type == "message"
+            for part in item.content
+            if part.type == "refusal"
+        ]
+        if refusals and not response.output_text:
+            raise _refused("openai", model, label, " ".join(refusals))
+        usage = response.usage
+        return _Completion(
+            text=response.output_text,
+            usage=LlmUsage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                total_tokens=usage.total_tokens,
+            )
+            if usage is not None
+            else LlmUsage(),
+            model=str(response.model or model),
+        )
+
+    async def _anthropic_messages(
+        self,
+        client: AsyncAnthropic,
+        model: str,
+        system: str | None,
+        prompt: str,
+        max_tokens: int | None,
+        schema: _JsonSchema | None,
+        label: str,
+    ) -> _Completion:
+        # A forced tool rather than `output_config.format`: every Claude model supports it.
+        tools: Any = anthropic.omit
+        tool_choice: Any = anthropic.omit
+        if schema is not None:
+            tools = [
+                {
+                    "name": schema.name,
+                    "description": "Record your answer.",
+                    "input_schema": schema.schema,
+                }
+            ]
+            tool_choice = {"type": "tool", "name": schema.name}
+        message = await client.messages.create(
+            model=model,
+            max_tokens=max_tokens or self._anthropic_max_tokens,
+            system=system if system else anthropic.omit,
+            messages=[{"role": "user", "content": prompt}],
+            tools=tools,
+            tool_choice=tool_choice,
+        )
+        if message.stop_reason == "refusal":
+            raise _refused("anthropic", model, label, "stop_reason: refusal")
+        text = "".join(block.text for block in message.content if block.type == "text")
+        data = next(
+            (
+                dict(block.input)
+                for block in message.content
+                if block.type == "tool_use" and schema is not None and block.name == schema.name
+            ),
+            None,
+        )
+        usage = message.usage
+        return _Completion(
+            text=text,
+            usage=LlmUsage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                total_tokens=usage.input_tokens + usage.output_tokens,
+            ),
+            model=str(message.model or model),
+            data=data,
+        )

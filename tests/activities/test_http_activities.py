@@ -1,0 +1,113 @@
+"""The HTTP-call activity with real HTTP to local servers: how each outcome is classified."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.http.activities import HttpActivities
+from activities.http.models import HttpCall, HttpResult
+from activities.http.outbound import build_outbound_client
+from tests.conftest import LOOPBACK, Targets, unique
+from tests.fakes.targets import free_port
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpActivities]:
+    async with build_outbound_client(allow=LOOPBACK, max_redirects=3) as client:
+        yield HttpActivities(client, max_response_bytes=1000)
+
+
+async def call(activities: HttpActivities, **fields: Any) -> HttpResult:
+    return await ActivityEnvironment().run(activities.call_http, HttpCall(**fields))
+
+
+async def failure(activities: HttpActivities, **fields: Any) -> ApplicationError:
+    with pytest.raises(ApplicationError) as info:
+        await call(activities, **fields)
+    return info.value
+
+
+async def test_json_and_text_bodies(http: HttpActivities, targets: Targets):
+    result = await call(
+        http,
+        method="POST",
+        url=f"{targets.url}/echo/a",
+        body={"k": 1},
+        send_body=True,
+        headers={"X-N": 2},
+        query={"q": [1]},
+    )
+    assert result.status == 200 and result.is_json
+    assert result.body["json"] == {"k": 1}
+    assert result.body["headers"]["x-n"] == "2"
+    assert result.body["query"] == {"q": "[1]"}
+    text = await call(http, url=f"{targets.url}/text/b")
+    assert (text.body, text.is_json) == ("plain text for b", False)
+
+
+@pytest.mark.parametrize(
+    ("code", "error_type", "retryable"),
+    [
+        (400, "HttpClientError", False),
+        (404, "HttpClientError", False),
+        (408, "HttpTimeoutStatus", True),
+        (429, "HttpRateLimited", True),
+        (500, "HttpServerError", True),
+        (503, "HttpUnavailable", True),
+    ],
+)
+async def test_error_statuses_are_classified(
+    http: HttpActivities, targets: Targets, code: int, error_type: str, retryable: bool
+):
+    error = await failure(http, url=f"{targets.url}/status/{unique('s')}/{code}", label="step 'x'")
+    assert error.type == error_type
+    assert error.non_retryable is not retryable
+    assert error.details[0]["status"] == code
+    assert error.message.startswith("step 'x': GET")
+
+
+async def test_retry_after_sets_the_next_retry_delay(http: HttpActivities, targets: Targets):
+    error = await failure(http, url=f"{targets.url}/status/{unique('r')}/429?retry_after=7")
+    assert error.next_retry_delay == timedelta(seconds=7)
+
+
+async def test_client_errors_can_be_returned_instead(http: HttpActivities, targets: Targets):
+    result = await call(
+        http, url=f"{targets.url}/status/{unique('p')}/404", fail_on_client_error=False
+    )
+    assert result.status == 404
+    error = await failure(
+        http, url=f"{targets.url}/status/{unique('p')}/502", fail_on_client_error=False
+    )
+    assert error.type == "HttpServerError" and not error.non_retryable
+
+
+async def test_transport_failures_and_timeouts_retry(http: HttpActivities, targets: Targets):
+    refused = await failure(http, url=f"http://127.0.0.1:{free_port()}/x")
+    assert refused.type == "TransportError" and not refused.non_retryable
+    slow = await failure(http, url=f"{targets.url}/slow/{unique('t')}?ms=2000", timeout_seconds=0.2)
+    assert slow.type == "TransportError" and "timed out after 0.2s" in slow.message
+
+
+async def test_requests_that_cannot_succeed_do_not_retry(http: HttpActivities, targets: Targets):
+    loop = await failure(http, url=f"{targets.url}/loop/{unique('l')}")
+    assert (loop.type, loop.non_retryable) == ("InvalidRequest", True)
+    assert "OUTBOUND_MAX_REDIRECTS" in loop.message
+    big = await failure(http, url=f"{targets.url}/big/5000")
+    assert (big.type, big.non_retryable) == ("ResponseTooLarge", True)
+    bad_url = await failure(http, url="ftp://example.com/x")
+    assert (bad_url.type, bad_url.non_retryable) == ("InvalidRequest", True)
+
+
+async def test_blocked_destination_is_refused(targets: Targets):
+    async with build_outbound_client() as client:
+        guarded = HttpActivities(client, max_response_bytes=1000)
+        error = await failure(guarded, url=f"{targets.url}/echo/x")
+    assert (error.type, error.non_retryable) == ("OutboundBlocked", True)
+    assert "127.0.0.1" in error.message and "loopback" in error.message

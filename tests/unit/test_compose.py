@@ -1,0 +1,86 @@
+"""temporal-compose.yml cannot run here (no Docker): check that it agrees with the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
+
+COMPOSE = Path(__file__).resolve().parents[2] / "temporal-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_stack_has_every_service(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {
+        "postgresql",
+        "temporal",
+        "temporal-setup",
+        "temporal-ui",
+        "redis",
+        "worker",
+        "gateway",
+    }
+    assert compose["services"]["temporal"]["environment"]["DB"] == "postgres12"
+    assert compose["services"]["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgresql"
+
+
+def test_published_ports_match_the_default_settings(compose: dict[str, Any]) -> None:
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    services = compose["services"]
+    assert f"{defaults.temporal_port}:7233" in services["temporal"]["ports"]
+    assert f"{defaults.temporal_ui_port}:8080" in services["temporal-ui"]["ports"]
+    assert f"{defaults.gateway_port}:8000" in services["gateway"]["ports"]
+    assert f"{defaults.redis_port}:6379" in services["redis"]["ports"]
+
+
+@pytest.mark.parametrize("service", ["worker", "gateway"])
+def test_app_environment_is_read_by_settings(compose: dict[str, Any], service: str) -> None:
+    environment = compose["services"][service]["environment"]
+    unknown = sorted(name for name in environment if name.lower() not in Settings.model_fields)
+    assert unknown == []
+    resolved = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        **{name.lower(): value for name, value in environment.items() if "${" not in value},
+    )
+    host, port = resolved.effective_temporal_address.split(":")
+    assert host in compose["services"] and port == "7233"
+    assert resolved.effective_redis_url == "redis://redis:6379/0"
+    assert resolved.task_queue == Settings(_env_file=None).task_queue  # type: ignore[call-arg]
+    assert resolved.endpoint_workers == Settings(_env_file=None).endpoint_workers  # type: ignore[call-arg]
+
+
+def test_gateway_listens_on_the_published_port(compose: dict[str, Any]) -> None:
+    gateway = compose["services"]["gateway"]
+    command = gateway["command"]
+    assert command[command.index("--port") + 1] == gateway["environment"]["GATEWAY_PORT"]
+    assert gateway["ports"] == [f"{gateway['environment']['GATEWAY_PORT']}:8000"]
+
+
+def test_search_attributes_are_registered(compose: dict[str, Any]) -> None:
+    command = " ".join(compose["services"]["temporal-setup"]["command"])
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        assert f"--name {name} --type {kind}" in command
+
+
+def test_dynamic_config_is_latency_tuned(compose: dict[str, Any]) -> None:
+    content = yaml.safe_load(compose["configs"]["temporal-dynamic-config"]["content"])
+    assert {key: str(value[0]["value"]) for key, value in content.items()} == (
+        LATENCY_TUNED_DYNAMIC_CONFIG
+    )
+    mounted = compose["services"]["temporal"]["configs"][0]["target"]
+    assert mounted == compose["services"]["temporal"]["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+
+
+def test_images_are_built_from_this_repo(compose: dict[str, Any]) -> None:
+    for service in ("worker", "gateway"):
+        build = compose["services"][service]["build"]
+        assert build["context"] == "."
+        assert "pip install --no-cache-dir -r requirements.lock" in build["dockerfile_inline"]

@@ -1,0 +1,343 @@
+"""Pipeline validation and the dependency graph: pure logic, no Temporal.
+
+The gateway runs `validate_pipeline` to answer 422 with every problem; the workflow runs it
+again (a run started from the CLI skips the gateway) and then drives a `DagGraph`, asking it
+which steps are ready each time something finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from workflows.dag.models import HTTP_METHODS, DagRunInput, StepConfig
+from workflows.shared.endpoints import UnknownEndpoint, resolve_endpoint
+from workflows.shared.templating import TemplateError, references
+
+SELECTION_PREFIX = "selection_"
+BASE_VARIABLES = ("original_input", "input_data")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a payload: `loc` is the path to the field, as in FastAPI's 422."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str = "value_error"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"loc": ["body", *self.loc], "msg": self.msg, "type": self.type}
+
+
+def is_selection(name: str) -> bool:
+    return name.startswith(SELECTION_PREFIX)
+
+
+@dataclass
+class DagGraph:
+    """Steps by name with their resolved upstream steps, in payload order."""
+
+    steps: dict[str, StepConfig]
+    upstream: dict[str, list[str]]
+    selections: dict[str, list[str]]
+    order: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, configs: Iterable[StepConfig]) -> DagGraph:
+        configs = list(configs)
+        steps = {step.step_name: step for step in configs}
+        by_usid = {step.usid: step.step_name for step in configs}
+        producers: dict[str, str] = {}
+        for step in configs:
+            for output in step.outputs:
+                producers.setdefault(output, step.step_name)
+        upstream: dict[str, list[str]] = {}
+        selections: dict[str, list[str]] = {}
+        for step in configs:
+            deps: list[str] = []
+            sels: list[str] = []
+            for dep in step.dependencies:
+                if is_selection(dep):
+                    sels.append(dep)
+                    producer = producers.get(dep)
+                else:
+                    producer = dep if dep in steps else by_usid.get(dep)
+                if producer is not None and producer != step.step_name and producer not in deps:
+                    deps.append(producer)
+            upstream[step.step_name] = deps
+            selections[step.step_name] = sels
+        return cls(steps, upstream, selections, [step.step_name for step in configs])
+
+    def ancestors(self, name: str) -> set[str]:
+        seen: set[str] = set()
+        stack = list(self.upstream.get(name, []))
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self.upstream.get(current, []))
+        return seen
+
+    def find_cycles(self) -> list[list[str]]:
+        """Each cycle once, as the list of steps on it, in payload order where possible."""
+        index = {name: i for i, name in enumerate(self.order)}
+        color: dict[str, int] = {}
+        cycles: list[list[str]] = []
+        seen_sets: set[frozenset[str]] = set()
+
+        def visit(start: str) -> None:
+            # Iterative DFS so a 1000-step chain cannot hit the recursion limit.
+            path: list[str] = [start]
+            iters = [iter(self.upstream[start])]
+            color[start] = 1
+            while iters:
+                nxt = next(iters[-1], None)
+                if nxt is None:
+                    color[path.pop()] = 2
+                    iters.pop()
+                    continue
+                state = color.get(nxt, 0)
+                if state == 0:
+                    color[nxt] = 1
+                    path.append(nxt)
+                    iters.append(iter(self.upstream[nxt]))
+                elif state == 1:
+                    cycle = path[path.index(nxt) :]
+                    key = frozenset(cycle)
+                    if key not in seen_sets:
+                        seen_sets.add(key)
+                        cycle = list(reversed(cycle))
+                        first = min(range(len(cycle)), key=lambda i: index[cycle[i]])
+                        cycles.append(cycle[first:] + cycle[:first])
+
+        for name in self.order:
+            if color.get(name, 0) == 0:
+                visit(name)
+        return cycles
+
+
+def step_variables(step: StepConfig) -> list[str]:
+    return [f"{step.step_name}_result", *step.outputs]
+
+
+def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], object]]:
+    """The templated parts of a step, each with its location for error messages."""
+    parts: list[tuple[tuple[str | int, ...], object]] = [
+        (("service_url",), step.service_url),
+        (("headers",), step.headers),
+    ]
+    prep = step.input_prep_config
+    if prep is not None:
+        parts += [
+            (("input_prep_config", "body"), prep.body),
+            (("input_prep_config", "query"), prep.query),
+            (("input_prep_config", "headers"), prep.headers),
+        ]
+    return parts
+
+
+def validate_pipeline(run: DagRunInput) -> list[Problem]:
+    """Every problem in a payload that pydantic's type checks cannot see, none if it is valid."""
+    problems: list[Problem] = []
+    steps = run.STEPS_CONFIG
+    first_by_name: dict[str, int] = {}
+    first_by_usid: dict[str, int] = {}
+    first_by_output: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if step.step_name in first_by_name:
+            problems.append(
+                Problem(
+                    ("STEPS_CONFIG", i, "step_name"),
+                    f"duplicate step_name {step.step_name!r}"
+                    f" (also step {first_by_name[step.step_name]})",
+                )
+            )
+        first_by_name.setdefault(step.step_name, i)
+        if step.usid in first_by_usid:
+            problems.append(
+                Problem(
+                    ("STEPS_CONFIG", i, "usid"),
+                    f"duplicate usid {step.usid!r} (also step {first_by_usid[step.usid]})",
+                )
+            )
+        first_by_usid.setdefault(step.usid, i)
+        for k, output in enumerate(step.outputs):
+            # One producer per name: otherwise the value would depend on which finished last.
+            if output in first_by_output and first_by_output[output] != i:
+                problems.append(
+                    Problem(
+                        ("STEPS_CONFIG", i, "outputs", k),
+                        f"step {step.step_name!r}: output {output!r} is also produced by step"
+                        f" {first_by_output[output]}",
+                    )
+                )
+            first_by_output.setdefault(output, i)
+        if step.method not in HTTP_METHODS:
+            problems.append(
+                Problem(
+                    ("STEPS_CONFIG", i, "method"),
+                    f"step {step.step_name!r}: method {step.method!r} is not one of "
+                    + ", ".join(HTTP_METHODS),
+                )
+            )
+        if step.endpoint is not None:
+            try:
+                route = resolve_endpoint(step.endpoint, run.engine.endpoint_workers)
+            except UnknownEndpoint as exc:
+                problems.append(
+                    Problem(("STEPS_CONFIG", i, "endpoint"), f"step {step.step_name!r}: {exc}")
+                )
+            else:
+                if route.kind != "worker":
+                    problems.append(
+                        Problem(
+                            ("STEPS_CONFIG", i, "endpoint"),
+                            f"step {step.step_name!r}: endpoint {step.endpoint!r} names no"
+                            " endpoint worker (configured: "
+                            + (", ".join(run.engine.endpoint_workers) or "none")
+                            + ")",
+                        )
+                    )
+        if "{{" not in step.service_url:
+            parts = urlsplit(step.service_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                problems.append(
+                    Problem(
+                        ("STEPS_CONFIG", i, "service_url"),
+                        f"step {step.step_name!r}: service_url {step.service_url!r} is not an"
+                        " http(s) URL",
+                    )
+                )
+        for j, dep in enumerate(step.dependencies):
+            if is_selection(dep):
+                continue
+            if dep == step.step_name or dep == step.usid:
+                problems.append(
+                    Problem(
+                        ("STEPS_CONFIG", i, "dependencies", j),
+                        f"step {step.step_name!r} depends on itself",
+                    )
+                )
+            elif dep not in first_by_name and not any(
+                s.step_name == dep or s.usid == dep for s in steps
+            ):
+                problems.append(
+                    Problem(
+                        ("STEPS_CONFIG", i, "dependencies", j),
+                        f"step {step.step_name!r} depends on {dep!r}, which is no step in"
+                        " STEPS_CONFIG",
+                    )
+                )
+    # Duplicate names or usids make the graph ambiguous, so checks that walk it would report
+    # noise; every other problem above leaves the graph well defined and is listed with the rest.
+    if len(first_by_name) < len(steps) or len(first_by_usid) < len(steps):
+        return problems
+
+    graph = DagGraph.build(steps)
+    for cycle in graph.find_cycles():
+        first = first_by_name[cycle[0]]
+        problems.append(
+            Problem(
+                ("STEPS_CONFIG", first, "dependencies"),
+                "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
+            )
+        )
+
+    producers: dict[str, str] = {}
+    for step in steps:
+        for variable in step_variables(step):
+            producers.setdefault(variable, step.step_name)
+    inputs = {*BASE_VARIABLES, *run.input_data}
+    for i, step in enumerate(steps):
+        ancestors = graph.ancestors(step.step_name)
+        for loc, value in step_templates(step):
+            try:
+                found = references(value)
+            except TemplateError as exc:
+                problems.append(
+                    Problem(("STEPS_CONFIG", i, *loc), f"step {step.step_name!r}: {exc}")
+                )
+                continue
+            for where, ref in found:
+                field_loc = ("STEPS_CONFIG", i, *loc, *([where] if where else []))
+                if ref.root in inputs:
+                    continue
+                producer = producers.get(ref.root)
+                if producer is None:
+                    problems.append(
+                        Problem(
+                            field_loc,
+                            f"step {step.step_name!r}: {{{{{ref.text}}}}} names no variable; known:"
+                            f" original_input, input_data, input_data keys, <step>_result and"
+                            f" step outputs",
+                        )
+                    )
+                elif producer == step.step_name:
+                    problems.append(
+                        Problem(
+                            field_loc,
+                            f"step {step.step_name!r}: {{{{{ref.text}}}}} refers to its own output",
+                        )
+                    )
+                elif producer not in ancestors:
+                    problems.append(
+                        Problem(
+                            field_loc,
+                            f"step {step.step_name!r}: {{{{{ref.text}}}}} is produced by step"
+                            f" {producer!r}, which {step.step_name!r} does not depend on;"
+                            f" add {producer!r} to its dependencies",
+                        )
+                    )
+    return problems
+
+
+@dataclass
+class Scheduler:
+    """Which steps may start, given what is finished; the workflow owns the I/O.
+
+    A step is ready as soon as every upstream step completed, not level by level. A step
+    whose upstream was aborted is aborted too (the cascade); `max_parallel` caps running steps.
+    """
+
+    graph: DagGraph
+    max_parallel: int | None = None
+    completed: set[str] = field(default_factory=set)
+    aborted: set[str] = field(default_factory=set)
+    running: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+    def ready(self) -> list[str]:
+        free = None if self.max_parallel is None else self.max_parallel - len(self.running)
+        ready: list[str] = []
+        for name in self.graph.order:
+            if free is not None and len(ready) >= free:
+                break
+            if name in self.completed or name in self.aborted or name in self.running:
+                continue
+            if name in self.failed:
+                continue
+            if all(dep in self.completed for dep in self.graph.upstream[name]):
+                ready.append(name)
+        return ready
+
+    def cascade_abort(self) -> list[str]:
+        """Abort every not-yet-started step below an aborted one; returns them in order."""
+        newly: list[str] = []
+        changed = True
+        while changed:
+            changed = False
+            for name in self.graph.order:
+                if name in self.aborted or name in self.completed or name in self.running:
+                    continue
+                if any(dep in self.aborted for dep in self.graph.upstream[name]):
+                    self.aborted.add(name)
+                    newly.append(name)
+                    changed = True
+        return newly
+
+    @property
+    def pending(self) -> list[str]:
+        done = self.completed | self.aborted | self.failed | self.running
+        return [name for name in self.graph.order if name not in done]

@@ -1,0 +1,501 @@
+"""`DagWorkflow`: the seed's DAG runner as a thin Temporal scheduler over `dag_graph`.
+
+Each step starts as soon as its upstream steps complete. A step's HTTP call is one activity
+whose retry policy comes from PIPELINE_SETTINGS; selection reads and output writes to Redis
+are local activities (short, no extra server round trip). Webhook events go through an
+ordered outbox drained by a background task, so a slow webhook never holds up a step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    RetryState,
+    TimeoutError,
+    is_cancelled_exception,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities import errors
+    from activities.http.activities import HttpActivities
+    from activities.http.models import (
+        HttpCall,
+        HttpResult,
+        OutputWrite,
+        SelectionRead,
+        WebhookDelivery,
+    )
+    from activities.store.activities import StoreActivities, parse_selection
+    from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
+    from workflows.dag.models import (
+        DEFAULT_BODY_METHODS,
+        DagRunInput,
+        DagRunResult,
+        Progress,
+        RunError,
+        StepConfig,
+        StepError,
+        StepState,
+    )
+    from workflows.dag.responses import main_value
+    from workflows.shared.endpoints import resolve_endpoint
+    from workflows.shared.templating import TemplateError, render
+
+StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]
+
+STORE_TIMEOUT = timedelta(seconds=10)
+STORE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=200))
+WEBHOOK_RETRY_MAX_INTERVAL = timedelta(seconds=30)
+
+
+class StepFailed(Exception):
+    def __init__(self, error: StepError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def step_activity_id(step_name: str) -> str:
+    return f"step:{step_name}"
+
+
+def step_retry_policy(max_retries: int, retry_delay: float) -> RetryPolicy:
+    """Exponential backoff from `retry_delay`; non-retryable types fail the step at once."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=retry_delay),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=max(retry_delay * 32, retry_delay)),
+        maximum_attempts=max_retries + 1,
+        non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
+    )
+
+
+def activity_failure(exc: ActivityError, max_attempts: int, label: str) -> StepError:
+    """Describe a failed call for the run result: type, message, HTTP status, attempts."""
+    cause = exc.cause
+    details: dict[str, Any] = {}
+    if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+        details = cause.details[0]
+    attempts = int(details.get("attempt") or 1)
+    if exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
+        attempts = max_attempts
+    if isinstance(cause, ApplicationError):
+        error_type, message = cause.type or "ApplicationError", cause.message
+    elif isinstance(cause, TimeoutError):
+        error_type = "Timeout"
+        message = f"{label}: attempt timed out ({cause.type.name if cause.type else 'timeout'})"
+    else:
+        error_type, message = type(cause).__name__, str(cause or exc)
+    return StepError(
+        type=error_type,
+        message=message,
+        http_status=details.get("status"),
+        attempts=attempts,
+    )
+
+
+@workflow.defn
+class DagWorkflow:
+    @workflow.init
+    def __init__(self, run: DagRunInput) -> None:
+        self._run = run
+        self._started = workflow.now()
+        # Every step is listed (pending) from the start, so the query answers at once.
+        self._result = DagRunResult(
+            workflow_id=run.workflow_id,
+            run_id=workflow.info().run_id,
+            namespace=run.namespace,
+            started_at=self._started,
+            steps={
+                step.step_name: StepState(step_name=step.step_name, usid=step.usid)
+                for step in run.STEPS_CONFIG
+            },
+        )
+        self._graph = DagGraph.build(run.STEPS_CONFIG)
+        self._variables: dict[str, Any] = {
+            "original_input": run.original_input,
+            "input_data": run.input_data,
+            **run.input_data,
+        }
+        self._outbox: list[dict[str, Any]] = []
+        self._sequence = 0
+        self._closing = False
+        self._webhook_degraded = False
+
+    @workflow.query
+    def get_status(self) -> DagRunResult:
+        """Every step's state and the run's progress, live."""
+        self._refresh_progress()
+        return self._result
+
+    @workflow.run
+    async def run(self, run: DagRunInput) -> DagRunResult:
+        problems = validate_pipeline(run)
+        if problems:
+            raise ApplicationError(
+                "invalid pipeline: " + "; ".join(p.msg for p in problems),
+                [p.as_dict() for p in problems],
+                type="InvalidPipeline",
+                non_retryable=True,
+            )
+        webhook_url = run.PIPELINE_SETTINGS.notifications.webhook_url
+        drainer = asyncio.create_task(self._drain_outbox(webhook_url)) if webhook_url else None
+
+        self._emit("workflow.started", data={"total_steps": len(run.STEPS_CONFIG)})
+        scheduler = Scheduler(self._graph, run.PIPELINE_SETTINGS.concurrency.max_parallel)
+        failure: RunError | None = None
+        cancelled = False
+        tasks: dict[str, asyncio.Task[StepOutcome]] = {}
+        try:
+            while True:
+                if failure is None:
+                    for name in scheduler.cascade_abort():
+                        self._abort(name, "an upstream step was aborted")
+                    for name in scheduler.ready():
+                        scheduler.running.add(name)
+                        tasks[name] = asyncio.create_task(self._run_step(name))
+                if not tasks:
+                    break
+                await workflow.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+                for name in sorted(n for n, t in tasks.items() if t.done()):
+                    outcome = tasks.pop(name).result()
+                    scheduler.running.discard(name)
+                    if outcome == "completed":
+                        scheduler.completed.add(name)
+                    elif outcome == "aborted":
+                        scheduler.aborted.add(name)
+                    elif outcome == "failed":
+                        scheduler.failed.add(name)
+                        if failure is None:
+                            failure = self._run_error(name)
+                            # Fail fast: nothing new starts and running calls are cancelled.
+                            for other in sorted(tasks):
+                                tasks[other].cancel()
+        except asyncio.CancelledError:
+            cancelled = True
+            for other in sorted(tasks):
+                tasks[other].cancel()
+            if tasks:
+                await workflow.wait(list(tasks.values()))
+
+        result = self._result
+        for name in scheduler.pending:
+            if failure is not None or cancelled:
+                result.steps[name].status = "cancelled"
+        result.outputs = {
+            key: value
+            for state in result.steps.values()
+            if state.status == "completed"
+            for key, value in state.outputs.items()
+        }
+        result.execution_time_ms = int((workflow.now() - self._started).total_seconds() * 1000)
+        result.status = "cancelled" if cancelled else "failed" if failure else "completed"
+        result.error = failure
+        self._refresh_progress()
+        if cancelled:
+            self._emit("workflow.cancelled", data={"outputs": result.outputs})
+        elif failure:
+            self._emit("workflow.failed", data={"error": failure.model_dump(mode="json")})
+        else:
+            self._emit("workflow.completed", data={"outputs": result.outputs})
+        if drainer is not None:
+            self._closing = True
+            await drainer
+
+        if cancelled:
+            raise asyncio.CancelledError()
+        if failure is not None:
+            # Failed in Temporal (Web UI, CLI), with the partial results in the details.
+            raise ApplicationError(
+                f"step {failure.step_name!r} failed: {failure.message}",
+                result.model_dump(mode="json"),
+                type="PipelineFailed",
+                non_retryable=True,
+            )
+        return result
+
+    # -- steps -------------------------------------------------------------------------
+
+    async def _run_step(self, name: str) -> StepOutcome:
+        step = self._graph.steps[name]
+        state = self._state(name)
+        try:
+            reason = await self._selection_refusal(step)
+            if reason is not None:
+                self._abort(name, reason)
+                return "aborted"
+            state.status = "running"
+            state.started_at = workflow.now()
+            self._emit("step.started", step)
+            result = await self._call(step)
+            body = result.body
+            value = main_value(body)
+            state.http_status = result.status
+            state.attempts = result.attempt
+            state.result = body
+            state.outputs = {output: value for output in step.outputs}
+            if state.outputs:
+                await self._store_outputs(state.outputs)
+            self._variables[f"{name}_result"] = body
+            self._variables.update(state.outputs)
+            state.status = "completed"
+            state.finished_at = workflow.now()
+            self._emit("step.completed", step, {"result": body, "outputs": state.outputs})
+            return "completed"
+        except StepFailed as exc:
+            state.status = "failed"
+            state.error = exc.error
+            state.attempts = exc.error.attempts
+            state.http_status = exc.error.http_status
+            state.finished_at = workflow.now()
+            self._emit("step.failed", step, {"error": exc.error.model_dump(mode="json")})
+            return "failed"
+        except asyncio.CancelledError:
+            state.status = "cancelled"
+            state.finished_at = workflow.now()
+            return "cancelled"
+
+    async def _selection_refusal(self, step: StepConfig) -> str | None:
+        """Why the step must be aborted by its selection dependencies, or None to run it."""
+        for selection in self._graph.selections[step.step_name]:
+            if selection in self._variables:
+                raw = self._variables[selection]
+                selected = (
+                    [str(v) for v in raw] if isinstance(raw, list) else parse_selection(str(raw))
+                )
+            else:
+                key = self._key(selection)
+                try:
+                    read = await workflow.execute_local_activity_method(
+                        StoreActivities.read_selection,
+                        SelectionRead(key=key),
+                        start_to_close_timeout=STORE_TIMEOUT,
+                        retry_policy=STORE_RETRY,
+                    )
+                except FailureError as exc:
+                    # Redis unreachable fails this step like a failed call (fail fast, partial
+                    # results), instead of failing the whole run with the raw failure.
+                    raise self._store_failure(exc) from exc
+                if read is None:
+                    return f"{selection} is not set (no step output, no Redis key {key!r})"
+                selected = read
+            if step.usid not in selected:
+                return f"usid {step.usid!r} is not in {selection} {selected}"
+        return None
+
+    def _build_call(self, step: StepConfig) -> HttpCall:
+        label = f"step {step.step_name!r}"
+        prep = step.input_prep_config
+        try:
+            url = render(step.service_url, self._variables)
+            headers = {**render(step.headers, self._variables)}
+            query: dict[str, Any] = {}
+            if prep is not None:
+                headers.update(render(prep.headers, self._variables))
+                query = render(prep.query, self._variables)
+            if prep is not None and prep.has_body:
+                body = render(prep.body, self._variables)
+                send_body = step.method != "GET"
+            else:
+                send_body = step.method in DEFAULT_BODY_METHODS
+                body = {
+                    "original_input": self._run.original_input,
+                    "input_data": self._run.input_data,
+                    "dependencies": {
+                        dep: self._variables.get(f"{dep}_result")
+                        for dep in self._graph.upstream[step.step_name]
+                    },
+                }
+        except TemplateError as exc:
+            raise StepFailed(StepError(type="TemplateError", message=f"{label}: {exc}")) from exc
+        if not isinstance(url, str):
+            raise StepFailed(
+                StepError(
+                    type="TemplateError", message=f"{label}: service_url rendered to a non-string"
+                )
+            )
+        return HttpCall(
+            method=step.method,
+            url=url,
+            headers=headers,
+            query=query,
+            body=body,
+            send_body=send_body,
+            timeout_seconds=self._timeout(step),
+            label=label,
+        )
+
+    def _task_queue(self, step: StepConfig) -> str:
+        """The endpoint worker named by the step (validated up front), else the main queue."""
+        route = resolve_endpoint(step.endpoint, self._run.engine.endpoint_workers)
+        return route.task_queue or self._run.engine.task_queue
+
+    def _timeout(self, step: StepConfig) -> float:
+        return step.timeout or self._run.PIPELINE_SETTINGS.timeouts.step_timeout
+
+    async def _call(self, step: StepConfig) -> HttpResult:
+        call = self._build_call(step)
+        handling = self._run.PIPELINE_SETTINGS.error_handling
+        max_retries = step.max_retries if step.max_retries is not None else handling.max_retries
+        retry_delay = step.retry_delay or handling.retry_delay
+        timeout = timedelta(seconds=self._timeout(step))
+        try:
+            return await workflow.execute_activity_method(
+                HttpActivities.call_http,
+                call,
+                # Named after the step, so the gateway can match Temporal's pending-activity
+                # view (current attempt, last failure) to it while the step is retried.
+                activity_id=step_activity_id(step.step_name),
+                task_queue=self._task_queue(step),
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=timedelta(seconds=10)
+                if timeout > timedelta(seconds=10)
+                else None,
+                retry_policy=step_retry_policy(max_retries, retry_delay),
+                summary=f"{step.method} {step.step_name}",
+            )
+        except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise asyncio.CancelledError() from exc
+            raise StepFailed(activity_failure(exc, max_retries + 1, call.label)) from exc
+
+    async def _store_outputs(self, outputs: dict[str, Any]) -> None:
+        try:
+            await workflow.execute_local_activity_method(
+                StoreActivities.write_outputs,
+                OutputWrite(
+                    values={self._key(name): value for name, value in outputs.items()},
+                    ttl_seconds=self._run.engine.output_ttl_seconds,
+                ),
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+            )
+        except FailureError as exc:
+            raise self._store_failure(exc) from exc
+
+    @staticmethod
+    def _store_failure(exc: FailureError) -> BaseException:
+        if is_cancelled_exception(exc):
+            # The step was cancelled (a sibling failed, or the run was cancelled), not failed.
+            return asyncio.CancelledError()
+        if isinstance(exc, ActivityError):
+            return StepFailed(activity_failure(exc, STORE_RETRY.maximum_attempts, "redis"))
+        # A local activity's failure arrives unwrapped (no ActivityError), its retries used up.
+        error_type = exc.type if isinstance(exc, ApplicationError) else None
+        return StepFailed(
+            StepError(
+                type=error_type or type(exc).__name__,
+                message=f"redis: {exc.message}",
+                attempts=STORE_RETRY.maximum_attempts or 1,
+            )
+        )
+
+    # -- state, events -----------------------------------------------------------------
+
+    def _key(self, name: str) -> str:
+        return f"{self._run.namespace}:{self._run.workflow_id}:{name}"
+
+    def _state(self, name: str) -> StepState:
+        return self._result.steps[name]
+
+    def _abort(self, name: str, reason: str) -> None:
+        state = self._state(name)
+        state.status = "aborted"
+        state.abort_reason = reason
+        state.finished_at = workflow.now()
+        self._emit("step.aborted", self._graph.steps[name], {"reason": reason})
+
+    def _run_error(self, name: str) -> RunError:
+        state = self._state(name)
+        error = state.error or StepError(type="Unknown", message="step failed")
+        return RunError(
+            step_name=name,
+            usid=state.usid,
+            type=error.type,
+            message=error.message,
+            http_status=error.http_status,
+            attempts=error.attempts,
+        )
+
+    def _refresh_progress(self) -> Progress:
+        counts = Progress(total=len(self._result.steps))
+        for state in self._result.steps.values():
+            if state.status in ("completed", "failed", "aborted", "cancelled", "running"):
+                setattr(counts, state.status, getattr(counts, state.status) + 1)
+        self._result.progress = counts
+        return counts
+
+    def _emit(self, event: str, step: StepConfig | None = None, data: Any = None) -> None:
+        if not self._run.PIPELINE_SETTINGS.notifications.webhook_url:
+            return
+        info = workflow.info()
+        self._sequence += 1
+        payload: dict[str, Any] = {
+            "event": event,
+            # Stable across delivery retries, so receivers can de-duplicate.
+            "event_id": f"{info.run_id}:{self._sequence}",
+            "sequence": self._sequence,
+            "workflow_id": self._run.workflow_id,
+            "run_id": info.run_id,
+            "namespace": self._run.namespace,
+            "timestamp": workflow.now().isoformat(),
+            "progress": self._refresh_progress().model_dump(
+                include={"completed", "failed", "aborted", "total"}
+            ),
+            "data": data,
+        }
+        if step is not None:
+            payload["step_name"] = step.step_name
+            payload["usid"] = step.usid
+        self._outbox.append(payload)
+
+    async def _drain_outbox(self, url: str) -> None:
+        """Deliver events one at a time, in order.
+
+        Each event is retried for at most WEBHOOK_DELIVERY_TIMEOUT_SECONDS. Once one event
+        could not be delivered in that time the receiver is taken as down: later events are
+        counted as undelivered instead of sent, so a dead receiver delays the end of a run by
+        one delivery budget at most, however many events follow.
+        """
+        engine = self._run.engine
+        webhooks = self._result.webhooks
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbox) or self._closing)
+            if not self._outbox:
+                return
+            event = self._outbox.pop(0)
+            if self._webhook_degraded:
+                webhooks.undelivered += 1
+                continue
+            try:
+                await workflow.execute_activity_method(
+                    HttpActivities.send_webhook,
+                    WebhookDelivery(url=url, event=event),
+                    start_to_close_timeout=timedelta(
+                        seconds=engine.webhook_attempt_timeout_seconds
+                    ),
+                    schedule_to_close_timeout=timedelta(
+                        seconds=engine.webhook_delivery_timeout_seconds
+                    ),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=WEBHOOK_RETRY_MAX_INTERVAL,
+                        non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
+                    ),
+                    summary=f"webhook {event['event']}",
+                )
+                webhooks.delivered += 1
+            except ActivityError as exc:
+                self._webhook_degraded = True
+                webhooks.undelivered += 1
+                webhooks.last_error = str(exc.cause or exc)[:500]
+                workflow.logger.warning(
+                    "webhook %s #%s not delivered: %s", event["event"], event["sequence"], exc.cause
+                )

@@ -1,0 +1,74 @@
+"""`EndpointCallWorkflow`: one proxied HTTP call, run on an endpoint worker's task queue.
+
+The gateway's `POST /endpoints/{name}` starts it, so every call made through the proxy API
+shows in the Web UI with its attempts. It uses the same `call_http` activity as DAG steps and
+endpoint instructions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.http.activities import HttpActivities
+    from activities.http.models import HttpCall
+    from workflows.dag.workflow import activity_failure, step_retry_policy
+    from workflows.shared.endpoints import EndpointCallInput, EndpointRequest, EndpointResponse
+
+
+def http_call(request: EndpointRequest, label: str) -> HttpCall:
+    """The seed request as an `HttpCall`; 4xx answers come back as results, not failures."""
+    return HttpCall(
+        method=request.method,
+        url=request.url,
+        headers=request.headers,
+        body=request.body,
+        send_body=request.body is not None and request.method != "GET",
+        timeout_seconds=request.timeout / 1000,
+        fail_on_client_error=False,
+        label=label,
+    )
+
+
+@workflow.defn
+class EndpointCallWorkflow:
+    @workflow.run
+    async def run(self, call: EndpointCallInput) -> EndpointResponse:
+        request = call.request
+        label = f"endpoint {call.endpoint}"
+        started = workflow.now()
+        try:
+            result = await workflow.execute_activity_method(
+                HttpActivities.call_http,
+                http_call(request, label),
+                start_to_close_timeout=timedelta(milliseconds=request.timeout),
+                retry_policy=step_retry_policy(request.retries, request.retry_delay / 1000),
+                summary=f"{request.method} {request.url}",
+            )
+        except ActivityError as exc:
+            error = activity_failure(exc, request.retries + 1, label)
+            return EndpointResponse(
+                success=False,
+                status=error.http_status,
+                error=f"{error.type}: {error.message}",
+                attempts=error.attempts,
+                duration=self._elapsed_ms(started),
+                endpoint=call.endpoint,
+            )
+        return EndpointResponse(
+            success=200 <= result.status < 400,
+            status=result.status,
+            statusText=result.reason,
+            headers=result.headers,
+            body=result.body,
+            attempts=result.attempt,
+            duration=self._elapsed_ms(started),
+            endpoint=call.endpoint,
+        )
+
+    @staticmethod
+    def _elapsed_ms(started: datetime) -> int:
+        return int((workflow.now() - started).total_seconds() * 1000)

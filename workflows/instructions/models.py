@@ -1,0 +1,657 @@
+"""The instruction-run payload users POST, and the status the instruction workflow reports.
+
+`InstructionRunInput` validates the request body in the gateway and is, unchanged, the
+workflow's input (it travels through `pydantic_data_converter`). Fields use Python names
+and read and write the seed's camelCase (`ifTrue`, `evaluateAfterStep`, `apiUrl`, ...);
+both spellings are accepted on input. Every field added later must have a default so
+recorded histories still decode.
+
+An instruction is one of (0-based step indices throughout):
+
+- LLM: a plain string, or `{"instruction": "...", "condition": {...}}`.
+- Condition step: `{"type": "condition", "expression": ..., "ifTrue": [..], "ifFalse": [..]}`
+  (`type` may be left out when there is an `expression` and no `instruction`).
+- Endpoint: `{"type": "endpoint", "apiUrl": ..., "method": "GET", ...}`.
+- Thread: `{"type": "thread", "collectFromSteps": [..], "outputFormat": "markdown"}`.
+- Router: `{"type": "router", "evaluationPrompt": ..., "options": [..], "defaultOption": ..}`.
+
+Errors locate the fault: per-instruction problems carry a `loc` such as
+`("instructions", 2, "endpoint", "method")`, and cross-step problems (step indices out of
+range) are reported on `instructions` with the path in the message, e.g.
+`instructions[2].ifTrue[0]: step 7 is out of range (3 instructions)`.
+`describe_errors` renders both kinds as such lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeAlias
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from workflows.dag.models import HTTP_METHODS
+from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
+
+Provider: TypeAlias = Literal["openai", "anthropic"]
+ConditionMode: TypeAlias = Literal["deterministic", "llm"]
+HttpMethod: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+ThreadFormat: TypeAlias = Literal["json", "markdown", "numbered"]
+InstructionType: TypeAlias = Literal["llm", "condition", "endpoint", "thread", "router"]
+
+DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-5-nano", "anthropic": "claude-haiku-4-5"}
+INSTRUCTION_TYPES: tuple[str, ...] = ("llm", "condition", "endpoint", "thread", "router")
+
+
+class _SeedModel(BaseModel):
+    """Python field names, seed camelCase on the wire; unknown keys are typos, so rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+    )
+
+
+def _check_mode(mode: ConditionMode | None, expression: str | None) -> ConditionMode | None:
+    if mode == "deterministic":
+        if not expression:
+            raise PydanticCustomError(
+                "expression_required", "mode 'deterministic' needs an expression"
+            )
+        try:
+            parse(expression)
+        except ConditionSyntaxError as exc:
+            raise PydanticCustomError(
+                "condition_syntax",
+                "the expression does not parse, so it cannot be 'deterministic': {reason} "
+                "at position {position}",
+                {"reason": exc.reason, "position": exc.position},
+            ) from None
+    return mode
+
+
+class Condition(_SeedModel):
+    """A branch: after its step runs, test a result and queue `if_true` or `if_false`.
+
+    `mode` None means automatic: deterministic when `expression` is in the condition
+    language (`workflows.instructions.conditions`), otherwise an LLM judges it. `'deterministic'`
+    demands that it parses (checked here); `'llm'` always asks the LLM.
+    """
+
+    expression: str = Field(min_length=1)
+    evaluate_after_step: int | None = None
+    if_true: list[int] = Field(default_factory=list)
+    if_false: list[int] = Field(default_factory=list)
+    mode: ConditionMode | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_matches_expression(
+        cls, mode: ConditionMode | None, info: ValidationInfo
+    ) -> ConditionMode | None:
+        if "expression" not in info.data:
+            return mode  # the expression's own error says enough
+        return _check_mode(mode, info.data["expression"])
+
+    @property
+    def effective_mode(self) -> ConditionMode:
+        """How the workflow should evaluate this condition."""
+        if self.mode is not None:
+            return self.mode
+        return "deterministic" if try_parse(self.expression) is not None else "llm"
+
+
+class LlmInstruction(_SeedModel):
+    """Ask the LLM `instruction` about the previous step's result (or the context)."""
+
+    type: Literal["llm"] = "llm"
+    instruction: str = Field(min_length=1)
+    condition: Condition | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_plain_string(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"instruction": data}
+        return data
+
+
+class ConditionInstruction(Condition):
+    """A step that only branches.
+
+    It tests the previous executed step's result (or `evaluate_after_step`'s) and passes the
+    previous result through unchanged as its own result.
+    """
+
+    type: Literal["condition"] = "condition"
+
+
+ENDPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class EndpointSpec(_SeedModel):
+    """An HTTP call; `{{result}}` and `{{context}}` in headers and body are filled in.
+
+    `endpoint_url` picks who makes the call: a configured endpoint worker's name
+    (`endpoint-2`), a URL whose host's first label is one (`https://endpoint-2.workers.dev`),
+    or any other URL, an external proxy that speaks the seed's endpoint-worker format.
+    `retry_delay` and `timeout` are milliseconds, as in the seed.
+    """
+
+    endpoint_url: str | None = None
+    api_url: str
+    method: HttpMethod = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: JsonValue = None
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_delay: int = Field(default=1000, ge=0)
+    timeout: int = Field(default=30000, gt=0)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _known_method(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper() in HTTP_METHODS:
+            return value.strip().upper()
+        raise PydanticCustomError(
+            "http_method",
+            "unknown HTTP method '{method}' (expected GET, POST, PUT, PATCH or DELETE)",
+            {"method": value},
+        )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _name_or_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if ENDPOINT_NAME.fullmatch(value.strip()):
+            return value.strip()
+        return cls._http_url(value)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise PydanticCustomError("http_url", "'{url}' is not an http(s) URL", {"url": value})
+        return value.strip()
+
+
+class EndpointInstruction(EndpointSpec):
+    """Call an HTTP API; its response body becomes the step's result."""
+
+    type: Literal["endpoint"] = "endpoint"
+    condition: Condition | None = None
+
+
+class CompletionCheck(_SeedModel):
+    """How a thread decides it is complete; see `threads.deterministic_complete`."""
+
+    mode: ConditionMode = "deterministic"
+    expression: str | None = None
+
+    @model_validator(mode="after")
+    def _deterministic_parses(self) -> CompletionCheck:
+        if self.mode == "deterministic" and self.expression is not None:
+            _check_mode(self.mode, self.expression)
+        return self
+
+
+class ThreadInstruction(_SeedModel):
+    """Gather earlier steps' results into one formatted text."""
+
+    type: Literal["thread"] = "thread"
+    collect_from_steps: list[int] = Field(min_length=1)
+    output_format: ThreadFormat = "markdown"
+    completion_check: CompletionCheck | None = None
+
+
+class RouterOption(_SeedModel):
+    """One endpoint a router may pick."""
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    description: str = ""
+    endpoint: EndpointSpec
+
+
+class RouterInstruction(_SeedModel):
+    """Let the LLM pick one option's endpoint and call it.
+
+    When the LLM's answer names no option, `default_option` is used, or the first option
+    when there is no default (`fallback_option`).
+    """
+
+    type: Literal["router"] = "router"
+    description: str = ""
+    evaluation_prompt: str = Field(min_length=1)
+    options: list[RouterOption]
+    default_option: str | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _options_are_distinct(cls, options: list[RouterOption]) -> list[RouterOption]:
+        if not options:
+            raise PydanticCustomError("router_options", "a router needs at least one option")
+        seen: dict[str, int] = {}
+        for position, option in enumerate(options):
+            if option.id in seen:
+                raise PydanticCustomError(
+                    "router_option_duplicate",
+                    "duplicate option id '{id}' (options[{first}] and options[{second}])",
+                    {"id": option.id, "first": seen[option.id], "second": position},
+                )
+            seen[option.id] = position
+        return options
+
+    @field_validator("default_option")
+    @classmethod
+    def _default_is_an_option(cls, value: str | None, info: ValidationInfo) -> str | None:
+        options = info.data.get("options")
+        if value is None or options is None:
+            return value
+        ids = [option.id for option in options]
+        if value not in ids:
+            raise PydanticCustomError(
+                "router_default_option",
+                "'{value}' is not one of the option ids ({ids})",
+                {"value": value, "ids": ", ".join(ids)},
+            )
+        return value
+
+    def option(self, option_id: str) -> RouterOption | None:
+        """The option with this id, if any."""
+        return next((o for o in self.options if o.id == option_id), None)
+
+    @property
+    def fallback_option(self) -> RouterOption:
+        """The option used when the LLM's choice names none: the default, else the first."""
+        if self.default_option is not None:
+            chosen = self.option(self.default_option)
+            if chosen is not None:
+                return chosen
+        return self.options[0]
+
+
+def _instruction_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "llm"
+    if isinstance(value, BaseModel):
+        return getattr(value, "type", None)
+    if isinstance(value, dict):
+        kind = value.get("type")
+        if kind is not None:
+            return kind if isinstance(kind, str) else None
+        if "instruction" in value:
+            return "llm"
+        if "expression" in value:
+            return "condition"
+    return None
+
+
+def _known_kind(value: Any) -> Any:
+    # Runs before the tagged union so an unknown `type` is reported by name, per item.
+    if isinstance(value, str | BaseModel):
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError(
+            "instruction_type",
+            "expected a string or an object, got {kind}",
+            {"kind": type(value).__name__},
+        )
+    if _instruction_kind(value) in INSTRUCTION_TYPES:
+        return value
+    if "type" in value:
+        raise PydanticCustomError(
+            "instruction_type",
+            "unknown instruction type '{type}' (expected llm, condition, endpoint, "
+            "thread or router)",
+            {"type": value["type"]},
+        )
+    raise PydanticCustomError(
+        "instruction_type",
+        "instruction type missing, and no instruction or expression to infer it from "
+        "(expected llm, condition, endpoint, thread or router)",
+    )
+
+
+Instruction: TypeAlias = Annotated[
+    Annotated[LlmInstruction, Tag("llm")]
+    | Annotated[ConditionInstruction, Tag("condition")]
+    | Annotated[EndpointInstruction, Tag("endpoint")]
+    | Annotated[ThreadInstruction, Tag("thread")]
+    | Annotated[RouterInstruction, Tag("router")],
+    Discriminator(
+        _instruction_kind,
+        custom_error_type="instruction_type",
+        custom_error_message=(
+            "an instruction is a string or an object whose type is llm, condition, "
+            "endpoint, thread or router"
+        ),
+    ),
+    BeforeValidator(_known_kind),
+]
+
+
+def condition_of(instruction: Instruction) -> Condition | None:
+    """The condition a step carries: its own for a condition step, nested for LLM/endpoint."""
+    if isinstance(instruction, ConditionInstruction):
+        return instruction
+    if isinstance(instruction, LlmInstruction | EndpointInstruction):
+        return instruction.condition
+    return None
+
+
+def _step_problems(instructions: list[Instruction]) -> list[str]:
+    count = len(instructions)
+    problems: list[str] = []
+
+    def check(index: int, field: str, step: int | None) -> None:
+        if step is not None and not 0 <= step < count:
+            problems.append(
+                f"instructions[{index}].{field}: step {step} is out of range "
+                f"({count} instruction{'s' if count != 1 else ''})"
+            )
+
+    for index, instruction in enumerate(instructions):
+        condition = condition_of(instruction)
+        prefix = "" if isinstance(instruction, ConditionInstruction) else "condition."
+        if condition is not None:
+            check(index, f"{prefix}evaluateAfterStep", condition.evaluate_after_step)
+            for field, steps in (("ifTrue", condition.if_true), ("ifFalse", condition.if_false)):
+                for position, step in enumerate(steps):
+                    check(index, f"{prefix}{field}[{position}]", step)
+        if isinstance(instruction, ThreadInstruction):
+            for position, step in enumerate(instruction.collect_from_steps):
+                field = f"collectFromSteps[{position}]"
+                check(index, field, step)
+                if step == index:
+                    problems.append(
+                        f"instructions[{index}].{field}: a thread cannot collect its own result"
+                    )
+    return problems
+
+
+class InstructionEngineOptions(BaseModel):
+    """Operator limits the gateway stamps on each run from settings (never from the user).
+
+    They travel in the input, so a run keeps the limits it started with.
+    """
+
+    llm_step_timeout_seconds: float = Field(default=300.0, gt=0)
+    llm_condition_timeout_seconds: float = Field(default=120.0, gt=0)
+    #: Retries of a failed LLM call after the first attempt (exponential backoff).
+    llm_max_retries: int = Field(default=3, ge=0)
+    llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    #: Executions allowed per run: a second guard beside "no step runs twice".
+    step_budget: int = Field(default=100, ge=1)
+    #: Configured endpoint worker names, for `endpointUrl` routing.
+    endpoint_workers: list[str] = Field(default_factory=list)
+
+
+class InstructionRunInput(BaseModel):
+    """What a user POSTs to start an instruction run, and the workflow's input.
+
+    The legacy body `{context, firstInstruction, secondInstruction, provider?, model?}`
+    is read as two LLM instructions.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+    context: str
+    instructions: list[Instruction]
+    provider: Provider = "openai"
+    model: str | None = None
+    engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_format(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        legacy = [
+            key
+            for key in (
+                "firstInstruction",
+                "secondInstruction",
+                "first_instruction",
+                "second_instruction",
+            )
+            if key in data
+        ]
+        if not legacy:
+            return data
+        if "instructions" in data:
+            raise PydanticCustomError(
+                "legacy_format",
+                "send either instructions or firstInstruction/secondInstruction, not both",
+            )
+        data = dict(data)
+        steps = []
+        for camel, snake in (
+            ("firstInstruction", "first_instruction"),
+            ("secondInstruction", "second_instruction"),
+        ):
+            value = data.pop(camel, data.pop(snake, None))
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise PydanticCustomError(
+                    "legacy_format", "{field}: must be a string", {"field": camel}
+                )
+            steps.append(value)
+        data["instructions"] = steps
+        return data
+
+    @field_validator("instructions", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise PydanticCustomError(
+                "instructions_empty", "instructions: at least one instruction is required"
+            )
+        return value
+
+    @field_validator("instructions")
+    @classmethod
+    def _steps_in_range(cls, instructions: list[Instruction]) -> list[Instruction]:
+        problems = _step_problems(instructions)
+        if problems:
+            raise PydanticCustomError(
+                "step_reference", "{summary}", {"summary": "; ".join(problems)}
+            )
+        return instructions
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _blank_model_is_default(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @property
+    def effective_model(self) -> str:
+        """The model to call: `model`, else the provider's default."""
+        return self.model or DEFAULT_MODELS[self.provider]
+
+
+def _path(loc: Sequence[str | int]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def error_details(error: ValidationError, prefix: Sequence[str | int] = ()) -> list[dict[str, Any]]:
+    """A ValidationError as `{loc, msg, type}` items whose `msg` names the field at fault.
+
+    `msg` reads like `instructions[2].method: unknown HTTP method`; the tag pydantic adds after
+    an instruction's index (`instructions.2.endpoint.method`) is dropped from `loc` too. A
+    step-reference error, which carries its own paths, becomes one item per problem. `prefix`
+    is put in front of every location (`("workflows", 3)` for one run of a batch).
+    """
+    details: list[dict[str, Any]] = []
+    for item in error.errors(include_url=False):
+        loc = list(item["loc"])
+        if len(loc) >= 3 and loc[0] == "instructions" and isinstance(loc[1], int):
+            if loc[2] in INSTRUCTION_TYPES:
+                del loc[2]
+        path = _path(loc)
+        message = item["msg"].removeprefix("Value error, ")
+        if not path or message.startswith(f"{path}"):
+            messages = message.split("; ") if item["type"] == "step_reference" else [message]
+        else:
+            messages = [f"{path}: {message}"]
+        head = _path(prefix)
+        for text in messages:
+            if head:
+                text = f"{head}.{text}" if path else f"{head}: {text}"
+            details.append({"loc": [*prefix, *loc], "msg": text, "type": item["type"]})
+    return details
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """Render a ValidationError as lines like `instructions[2].method: unknown HTTP method`.
+
+    The tag pydantic adds after an instruction's index (`instructions.2.endpoint.method`) is
+    dropped; messages that already carry their path (step references) are kept as they are.
+    """
+    return [item["msg"] for item in error_details(error)]
+
+
+# --- status ------------------------------------------------------------------------------
+
+StepStatus: TypeAlias = Literal["pending", "running", "completed", "skipped", "failed"]
+RunState: TypeAlias = Literal["queued", "running", "complete", "errored", "terminated"]
+
+
+class _StatusModel(BaseModel):
+    """Status is read by seed clients: camelCase on the wire, either spelling accepted."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+class TokenUsage(_StatusModel):
+    """LLM tokens spent."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class StepError(_StatusModel):
+    """Why a step failed: the `ApplicationError.type`, its message and attempts made."""
+
+    type: str
+    message: str
+    attempts: int = 1
+
+
+class ConditionVerdict(_StatusModel):
+    """How a step's condition came out, and which step's result it looked at."""
+
+    mode: ConditionMode
+    verdict: bool
+    reason: str | None = None
+    evaluated_step: int | None = None
+    next_steps: list[int] = Field(default_factory=list)
+
+
+class RouterDecision(_StatusModel):
+    """The option a router picked; `fallback_used` when the LLM's answer named none."""
+
+    chosen: str | None = None
+    fallback_used: bool = False
+    #: The model's stated reason, or why its answer could not be used.
+    reason: str | None = None
+
+
+class ThreadOutcome(_StatusModel):
+    """Whether a thread's completion check passed."""
+
+    complete: bool = False
+
+
+class StepState(_StatusModel):
+    """One instruction's progress, as the status query reports it."""
+
+    index: int
+    type: InstructionType
+    status: StepStatus = "pending"
+    result: str | None = None
+    error: StepError | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    condition: ConditionVerdict | None = None
+    router: RouterDecision | None = None
+    thread: ThreadOutcome | None = None
+
+
+class RunError(_StatusModel):
+    """Why a run errored, and at which step when one is to blame."""
+
+    type: str
+    message: str
+    step: int | None = None
+
+
+class InstructionRunStatus(_StatusModel):
+    """The instruction workflow's status query result."""
+
+    status: RunState = "queued"
+    steps: list[StepState] = Field(default_factory=list)
+    execution_order: list[int] = Field(default_factory=list)
+    output: str | None = None
+    error: RunError | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+    @classmethod
+    def for_input(cls, run: InstructionRunInput) -> InstructionRunStatus:
+        """A queued status with one pending `StepState` per instruction."""
+        return cls(
+            steps=[
+                StepState(index=index, type=instruction.type)
+                for index, instruction in enumerate(run.instructions)
+            ]
+        )

@@ -1,0 +1,500 @@
+"""`InstructionWorkflow`: the seed's queue-based LLM engine as a thin loop over `InstructionPlan`.
+
+Each step works on the previous executed step's result (the first on the run's context). LLM
+steps, LLM-judged conditions and router choices are `LlmActivities`; endpoint calls are the one
+HTTP activity, `HttpActivities.call_http`, with the instruction's retries, backoff and timeout as
+its Temporal retry policy. Deterministic conditions and thread formatting run in the workflow
+itself (pure, replay-safe code). The status query shows every step as it goes.
+
+A step that fails for good ends the run: the workflow fails with `InstructionFailed`, whose
+details hold the status at that moment (partial results included), as `DagWorkflow` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities import errors
+    from activities.http.activities import HttpActivities
+    from activities.http.models import HttpCall
+    from activities.llm.activities import LlmActivities
+    from activities.llm.models import ConditionVerdict as LlmVerdict
+    from activities.llm.models import (
+        ConditionVerdictRequest,
+        LlmCall,
+        LlmUsage,
+        RouteOptionBrief,
+        RouteRequest,
+    )
+    from workflows.dag.workflow import activity_failure, step_retry_policy
+    from workflows.instructions.conditions import ConditionSyntaxError, evaluate, parse
+    from workflows.instructions.models import (
+        Condition,
+        ConditionInstruction,
+        ConditionVerdict,
+        EndpointInstruction,
+        EndpointSpec,
+        Instruction,
+        InstructionEngineOptions,
+        InstructionRunInput,
+        InstructionRunStatus,
+        LlmInstruction,
+        RouterDecision,
+        RouterInstruction,
+        RunError,
+        RunState,
+        StepError,
+        StepState,
+        ThreadInstruction,
+        ThreadOutcome,
+        TokenUsage,
+        condition_of,
+    )
+    from workflows.instructions.plan import (
+        InstructionPlan,
+        StepBudgetExceeded,
+        choose_router_option,
+        endpoint_result_text,
+        llm_prompt,
+        render_endpoint_value,
+        source_text,
+    )
+    from workflows.instructions.threads import collect, deterministic_complete, format_thread
+    from workflows.shared.endpoints import (
+        EndpointRequest,
+        EndpointResponse,
+        UnknownEndpoint,
+        resolve_endpoint,
+    )
+
+#: What an LLM completion check asks when the thread names no expression.
+DEFAULT_THREAD_CHECK = (
+    "Every collected step produced a meaningful, non-empty answer, and together they complete "
+    "the task."
+)
+#: Running HTTP and LLM calls heartbeat every 2 s; a worker lost mid-call is noticed after this.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+#: Bounds LLM retry backoff: 3 retries from 1 s wait 1, 2 and 4 s.
+LLM_RETRY_MAX_INTERVAL = timedelta(seconds=60)
+
+
+class StepFailed(Exception):
+    """A step failed for good; the run ends with its error."""
+
+    def __init__(self, error: StepError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def llm_retry_policy(engine: InstructionEngineOptions) -> RetryPolicy:
+    """Exponential backoff for LLM calls; rejected requests and missing providers fail at once."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=engine.llm_retry_initial_seconds),
+        backoff_coefficient=2.0,
+        maximum_interval=LLM_RETRY_MAX_INTERVAL,
+        maximum_attempts=engine.llm_max_retries + 1,
+        non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
+    )
+
+
+def endpoint_retry_policy(spec: EndpointSpec) -> RetryPolicy:
+    """The instruction's `retries` and `retryDelay` (ms, doubling) as a Temporal retry policy."""
+    # Temporal reads a zero interval as "use the default" (1 s); 1 ms is what 0 means here.
+    return step_retry_policy(spec.retries, max(spec.retry_delay, 1) / 1000)
+
+
+#: Reaching an external endpoint proxy: it retries the target itself.
+PROXY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
+)
+
+
+#: Added to a proxied call's own budget for the round trip to the proxy itself.
+PROXY_SLACK_SECONDS = 5.0
+
+
+def _failure(exc: ActivityError, max_attempts: int, label: str) -> StepError:
+    if is_cancelled_exception(exc):
+        raise asyncio.CancelledError() from exc
+    error = activity_failure(exc, max_attempts, label)
+    return StepError(type=error.type, message=error.message, attempts=error.attempts)
+
+
+@workflow.defn
+class InstructionWorkflow:
+    """Runs a list of instructions as a queue; see `workflows.instructions.plan` for the policy."""
+
+    @workflow.init
+    def __init__(self, run: InstructionRunInput) -> None:
+        self._run = run
+        self._status = InstructionRunStatus.for_input(run)
+        #: index -> result of every step that completed.
+        self._results: dict[int, str | None] = {}
+
+    @workflow.query
+    def get_status(self) -> InstructionRunStatus:
+        """Every step's state, the execution order and the output so far."""
+        return self._status
+
+    @workflow.run
+    async def run(self, run: InstructionRunInput) -> InstructionRunStatus:
+        status = self._status
+        status.status = "running"
+        plan = InstructionPlan(run.instructions, max_steps=run.engine.step_budget)
+        failure: RunError | None = None
+        try:
+            while failure is None:
+                try:
+                    index = plan.next_step()
+                except StepBudgetExceeded as exc:
+                    failure = RunError(
+                        type="StepBudgetExceeded",
+                        message=f"{exc} (INSTRUCTION_STEP_BUDGET)",
+                        step=exc.next_index,
+                    )
+                    break
+                if index is None:
+                    break
+                failure = await self._run_step(plan, index)
+        except asyncio.CancelledError:
+            self._finish("terminated")
+            raise
+        if failure is not None:
+            status.error = failure
+            self._finish("errored")
+            # Failed in Temporal (Web UI, CLI), with the partial status in the details.
+            where = f"instruction {failure.step}" if failure.step is not None else "the run"
+            raise ApplicationError(
+                f"{where} failed: {failure.message}",
+                status.model_dump(mode="json"),
+                type="InstructionFailed",
+                non_retryable=True,
+            )
+        self._finish("complete")
+        return status
+
+    # -- steps -------------------------------------------------------------------------
+
+    async def _run_step(self, plan: InstructionPlan, index: int) -> RunError | None:
+        instruction = self._run.instructions[index]
+        state = self._status.steps[index]
+        previous = source_text(plan.input_source(index), self._results, self._run.context)
+        # Recorded before it runs: whatever happens, this step is never handed out again.
+        plan.record_executed(index)
+        self._status.execution_order.append(index)
+        state.status = "running"
+        state.started_at = workflow.now()
+        try:
+            result = await self._execute(index, instruction, previous, state)
+            self._results[index] = result
+            state.result = result
+            self._status.output = result
+            condition = condition_of(instruction)
+            if condition is not None:
+                await self._branch(plan, index, condition, state)
+        except StepFailed as exc:
+            state.status = "failed"
+            state.error = exc.error
+            state.finished_at = workflow.now()
+            return RunError(type=exc.error.type, message=exc.error.message, step=index)
+        state.status = "completed"
+        state.finished_at = workflow.now()
+        return None
+
+    async def _execute(
+        self, index: int, instruction: Instruction, previous: str, state: StepState
+    ) -> str:
+        label = f"instruction {index}"
+        if isinstance(instruction, LlmInstruction):
+            return await self._call_llm(instruction.instruction, previous, label, state)
+        if isinstance(instruction, ConditionInstruction):
+            # A condition step only branches; the next step sees the same text it would have.
+            return previous
+        if isinstance(instruction, EndpointInstruction):
+            return await self._call_endpoint(instruction, previous, label)
+        if isinstance(instruction, ThreadInstruction):
+            return await self._thread(instruction, label, state)
+        if isinstance(instruction, RouterInstruction):
+            return await self._route(instruction, previous, label, state)
+        raise StepFailed(
+            StepError(type="InvalidInstruction", message=f"{label}: unknown instruction type")
+        )
+
+    async def _call_llm(self, instruction: str, previous: str, label: str, state: StepState) -> str:
+        run = self._run
+        policy = llm_retry_policy(run.engine)
+        try:
+            answer = await workflow.execute_activity_method(
+                LlmActivities.call_llm,
+                LlmCall(
+                    provider=run.provider,
+                    model=run.effective_model,
+                    prompt=llm_prompt(instruction, previous),
+                    label=label,
+                ),
+                start_to_close_timeout=timedelta(seconds=run.engine.llm_step_timeout_seconds),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=policy,
+                summary=f"{label}: LLM",
+            )
+        except ActivityError as exc:
+            raise StepFailed(_failure(exc, policy.maximum_attempts, label)) from exc
+        self._add_usage(state, answer.usage)
+        return answer.text
+
+    async def _judge(
+        self, expression: str, subject: str, label: str, state: StepState
+    ) -> LlmVerdict:
+        run = self._run
+        policy = llm_retry_policy(run.engine)
+        try:
+            verdict = await workflow.execute_activity_method(
+                LlmActivities.judge_condition,
+                ConditionVerdictRequest(
+                    provider=run.provider,
+                    model=run.effective_model,
+                    expression=expression,
+                    result_text=subject,
+                    label=label,
+                ),
+                start_to_close_timeout=timedelta(seconds=run.engine.llm_condition_timeout_seconds),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=policy,
+                summary=f"{label}: judge",
+            )
+        except ActivityError as exc:
+            raise StepFailed(_failure(exc, policy.maximum_attempts, label)) from exc
+        self._add_usage(state, verdict.usage)
+        return verdict
+
+    async def _call_endpoint(self, spec: EndpointSpec, previous: str, label: str) -> str:
+        """One HTTP call for an endpoint step or a router's option; the body as text.
+
+        `spec.endpoint_url` picks the endpoint worker (task queue) that makes the call, or an
+        external proxy that speaks the seed's endpoint-worker format; none: this worker.
+        """
+        context = self._run.context
+        headers = render_endpoint_value(spec.headers, previous, context)
+        body = render_endpoint_value(spec.body, previous, context)
+        try:
+            route = resolve_endpoint(spec.endpoint_url, self._run.engine.endpoint_workers)
+        except UnknownEndpoint as exc:
+            raise StepFailed(StepError(type="UnknownEndpoint", message=f"{label}: {exc}")) from exc
+        if route.proxy_url is not None:
+            return await self._call_proxy(route.proxy_url, spec, headers, body, label)
+        timeout = timedelta(milliseconds=spec.timeout)
+        call = HttpCall(
+            method=spec.method,
+            url=spec.api_url,
+            headers=headers,
+            body=body,
+            send_body=spec.body is not None and spec.method != "GET",
+            timeout_seconds=spec.timeout / 1000,
+            label=label,
+        )
+        try:
+            result = await workflow.execute_activity_method(
+                HttpActivities.call_http,
+                call,
+                task_queue=route.task_queue or workflow.info().task_queue,
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
+                retry_policy=endpoint_retry_policy(spec),
+                summary=f"{label}: {spec.method} {spec.api_url}"[:200],
+            )
+        except ActivityError as exc:
+            raise StepFailed(_failure(exc, spec.retries + 1, label)) from exc
+        return endpoint_result_text(result.body, result.is_json)
+
+    async def _call_proxy(
+        self, proxy_url: str, spec: EndpointSpec, headers: Any, body: Any, label: str
+    ) -> str:
+        """Send the seed's request format to an external endpoint worker and read its answer.
+
+        The proxy retries the target itself (`retries`, `retryDelay`), so this call retries
+        only reaching the proxy, and its timeout covers all of the proxy's attempts.
+        """
+        try:
+            request = EndpointRequest(
+                url=spec.api_url,
+                method=spec.method,
+                headers=headers,
+                body=body,
+                retries=spec.retries,
+                retryDelay=max(spec.retry_delay, 1),
+                timeout=spec.timeout,
+            )
+        except ValidationError as exc:
+            # The seed format caps `timeout` and `retryDelay` at an hour and an instruction does
+            # not; raised here, the error would fail the workflow task, retried forever.
+            raise StepFailed(
+                StepError(
+                    type="InvalidRequest",
+                    message=f"{label}: cannot send this call to {proxy_url}: "
+                    + "; ".join(
+                        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                    ),
+                )
+            ) from exc
+        budget = request.budget_seconds() + PROXY_SLACK_SECONDS
+        try:
+            result = await workflow.execute_activity_method(
+                HttpActivities.call_http,
+                HttpCall(
+                    method="POST",
+                    url=proxy_url,
+                    body=request.model_dump(mode="json", by_alias=True),
+                    send_body=True,
+                    timeout_seconds=budget,
+                    label=f"{label} via {proxy_url}",
+                ),
+                start_to_close_timeout=timedelta(seconds=budget),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=PROXY_RETRY,
+                summary=f"{label}: {spec.method} {spec.api_url} via proxy"[:200],
+            )
+        except ActivityError as exc:
+            raise StepFailed(_failure(exc, PROXY_RETRY.maximum_attempts, label)) from exc
+        try:
+            answer = EndpointResponse.model_validate(result.body)
+        except ValidationError as exc:
+            raise StepFailed(
+                StepError(
+                    type="ProxyResponseInvalid",
+                    message=f"{label}: {proxy_url} did not answer in the endpoint-worker format",
+                )
+            ) from exc
+        if not answer.success:
+            raise StepFailed(
+                StepError(
+                    type="EndpointFailed",
+                    message=f"{label}: {proxy_url} reported status {answer.status}:"
+                    f" {answer.error or answer.status_text}",
+                    attempts=answer.attempts,
+                )
+            )
+        return endpoint_result_text(answer.body, not isinstance(answer.body, str))
+
+    async def _thread(self, thread: ThreadInstruction, label: str, state: StepState) -> str:
+        items = collect(self._results, thread.collect_from_steps)
+        text = format_thread(items, thread.output_format)
+        check = thread.completion_check
+        if check is not None and check.mode == "llm":
+            verdict = await self._judge(
+                check.expression or DEFAULT_THREAD_CHECK, text, label, state
+            )
+            complete = verdict.verdict
+        else:
+            try:
+                complete = deterministic_complete(
+                    items, check.expression if check else None, thread.output_format
+                )
+            except ConditionSyntaxError as exc:
+                raise StepFailed(
+                    StepError(type="InvalidCondition", message=f"{label}: completionCheck: {exc}")
+                ) from exc
+        state.thread = ThreadOutcome(complete=complete)
+        return text
+
+    async def _route(
+        self, router: RouterInstruction, previous: str, label: str, state: StepState
+    ) -> str:
+        run = self._run
+        policy = llm_retry_policy(run.engine)
+        answer: str | None = None
+        reason: str | None = None
+        try:
+            choice = await workflow.execute_activity_method(
+                LlmActivities.choose_route,
+                RouteRequest(
+                    provider=run.provider,
+                    model=run.effective_model,
+                    description=router.description,
+                    evaluation_prompt=router.evaluation_prompt,
+                    previous_result=previous,
+                    options=[
+                        RouteOptionBrief(
+                            id=option.id, name=option.name, description=option.description
+                        )
+                        for option in router.options
+                    ],
+                    label=label,
+                ),
+                start_to_close_timeout=timedelta(seconds=run.engine.llm_condition_timeout_seconds),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=policy,
+                summary=f"{label}: route",
+            )
+        except ActivityError as exc:
+            error = _failure(exc, policy.maximum_attempts, label)
+            if error.type == "ProviderNotConfigured":
+                # A configuration mistake, not an answer: falling back would hide it.
+                raise StepFailed(error) from exc
+            reason = f"the model gave no answer ({error.type}: {error.message})"
+        else:
+            self._add_usage(state, choice.usage)
+            answer = choice.option_id if choice.valid else None
+            reason = choice.reason or (
+                None if choice.valid else f"the answer names no option: {choice.raw[:200]!r}"
+            )
+        option, fallback = choose_router_option(router, answer)
+        state.router = RouterDecision(chosen=option.id, fallback_used=fallback, reason=reason)
+        return await self._call_endpoint(option.endpoint, previous, f"{label} ({option.id})")
+
+    async def _branch(
+        self, plan: InstructionPlan, index: int, condition: Condition, state: StepState
+    ) -> None:
+        source = plan.condition_source(index)
+        subject = source_text(source, self._results, self._run.context)
+        mode = condition.effective_mode
+        reason: str | None = None
+        if mode == "deterministic":
+            try:
+                verdict = evaluate(parse(condition.expression), subject)
+            except ConditionSyntaxError as exc:
+                raise StepFailed(
+                    StepError(type="InvalidCondition", message=f"instruction {index}: {exc}")
+                ) from exc
+        else:
+            answer = await self._judge(
+                condition.expression, subject, f"instruction {index} condition", state
+            )
+            verdict, reason = answer.verdict, answer.reason
+        next_steps = plan.on_condition(verdict, condition.if_true, condition.if_false)
+        state.condition = ConditionVerdict(
+            mode=mode,
+            verdict=verdict,
+            reason=reason,
+            evaluated_step=source,
+            next_steps=next_steps,
+        )
+
+    # -- status ------------------------------------------------------------------------
+
+    def _add_usage(self, state: StepState, usage: LlmUsage) -> None:
+        spent = TokenUsage.model_validate(usage.model_dump())
+        state.usage = state.usage + spent
+        self._status.usage = self._status.usage + spent
+
+    def _finish(self, outcome: RunState) -> None:
+        status = self._status
+        status.status = outcome
+        now = workflow.now()
+        for state in status.steps:
+            if state.status == "running":
+                state.status = "failed"
+                state.error = StepError(type="Cancelled", message="the run was cancelled")
+                state.finished_at = now
+            elif state.status == "pending":
+                state.status = "skipped"
