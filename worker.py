@@ -39,12 +39,12 @@ from workflows.instructions.workflow import InstructionWorkflow
 
 log = logging.getLogger("workflow_station.worker")
 
-#: The client libraries the activities use load submodules lazily; passing them through
-#: keeps the sandbox from re-importing them inside a running workflow (which it warns about).
+#: Workflows import only I/O-free modules (activity names and models, the errors module,
+#: pure logic) and pydantic; passing those through spares the sandbox re-importing them for
+#: every run. No HTTP, LLM or Redis client library is named: workflow code never imports one
+#: (tests/unit/test_layout.py checks it).
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "redis", "httpx", "httpcore", "openai", "anthropic", "pydantic"
-    )
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("pydantic", "activities")
 )
 
 

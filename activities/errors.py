@@ -1,7 +1,8 @@
-"""The one place that decides whether a failed call is worth retrying.
+"""The one vocabulary of failures, and the one place that builds `ApplicationError`s.
 
-Every activity turns its failures into an `ApplicationError` through this module, and
-Temporal's retry policy does the retrying. The taxonomy, by `ApplicationError.type`:
+Activities turn their failures into `ApplicationError`s through this module, workflows fail
+runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
+`ApplicationError.type` (`ErrorType`):
 
     retryable (Temporal retries with backoff until the policy's attempts run out)
     ├── HttpServerError        5xx responses
@@ -14,15 +15,37 @@ Temporal's retry policy does the retrying. The taxonomy, by `ApplicationError.ty
     └── LlmUnparseableAnswer   a condition verdict that is neither JSON nor true/false/yes/no;
                                another sample of the model may well answer properly
     non-retryable (the step fails at once)
-    ├── HttpClientError        other 4xx responses
+    ├── HttpClientError        other 4xx responses                                     (benign)
     ├── InvalidRequest         bad URL, non-ASCII header, too many redirects, template that
-    │                          cannot render
+    │                          cannot render, a call an external proxy cannot take     (benign)
     ├── InvalidResponse        a body that cannot be decoded (bad gzip, wrong charset)
-    ├── OutboundBlocked        destination refused by the outbound guard
+    ├── OutboundBlocked        destination refused by the outbound guard              (benign)
     ├── ResponseTooLarge       body over the configured cap
     ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request), or a
     │                          refusal (the same prompt would be refused again)
     └── ProviderNotConfigured  no key and no base URL for the requested provider
+
+    failures decided in workflow code (never retried: the same input fails the same way)
+    ├── TemplateError          a `{{…}}` placeholder that cannot be resolved            (benign)
+    ├── InvalidCondition       a condition that is not in the condition language      (benign)
+    ├── UnknownEndpoint        an `endpointUrl` that names no endpoint worker          (benign)
+    ├── InvalidInstruction     an instruction of no known type                        (benign)
+    ├── ProxyResponseInvalid   an external endpoint proxy answered in another format
+    ├── EndpointFailed         an external endpoint proxy reported a failed call
+    ├── StepBudgetExceeded     more executions than INSTRUCTION_STEP_BUDGET
+    ├── Timeout                an activity attempt ran past its timeout (retries used up)
+    └── Cancelled              the step was running when the run was cancelled
+
+    run outcomes (the workflow's own failure; details hold the partial result)
+    ├── InvalidPipeline        a DAG payload that fails validation                    (benign)
+    ├── PipelineFailed         a DAG step failed for good
+    ├── InstructionFailed      an instruction step failed for good
+    └── TimedOut               the run exceeded its execution timeout
+
+Benign failures are the caller's doing (a 4xx, an invalid payload): they are marked
+`ApplicationErrorCategory.BENIGN`, so the SDK logs them quietly and metrics do not count
+them as engine errors. Domain exceptions raised by pure code derive from
+`WorkflowStationError` and name their `ErrorType`.
 """
 
 from __future__ import annotations
@@ -31,32 +54,101 @@ import email.utils
 import time
 from collections.abc import Mapping
 from datetime import UTC, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+
+class ErrorType(StrEnum):
+    """Every `ApplicationError.type` (and step/run error `type`) the engine produces."""
+
+    HTTP_SERVER_ERROR = "HttpServerError"
+    HTTP_TIMEOUT_STATUS = "HttpTimeoutStatus"
+    HTTP_RATE_LIMITED = "HttpRateLimited"
+    HTTP_UNAVAILABLE = "HttpUnavailable"
+    TRANSPORT_ERROR = "TransportError"
+    LLM_PROVIDER_ERROR = "LlmProviderError"
+    LLM_UNPARSEABLE_ANSWER = "LlmUnparseableAnswer"
+
+    HTTP_CLIENT_ERROR = "HttpClientError"
+    INVALID_REQUEST = "InvalidRequest"
+    INVALID_RESPONSE = "InvalidResponse"
+    OUTBOUND_BLOCKED = "OutboundBlocked"
+    RESPONSE_TOO_LARGE = "ResponseTooLarge"
+    LLM_REQUEST_REJECTED = "LlmRequestRejected"
+    PROVIDER_NOT_CONFIGURED = "ProviderNotConfigured"
+
+    TEMPLATE_ERROR = "TemplateError"
+    INVALID_CONDITION = "InvalidCondition"
+    UNKNOWN_ENDPOINT = "UnknownEndpoint"
+    INVALID_INSTRUCTION = "InvalidInstruction"
+    PROXY_RESPONSE_INVALID = "ProxyResponseInvalid"
+    ENDPOINT_FAILED = "EndpointFailed"
+    STEP_BUDGET_EXCEEDED = "StepBudgetExceeded"
+    TIMEOUT = "Timeout"
+    CANCELLED = "Cancelled"
+
+    INVALID_PIPELINE = "InvalidPipeline"
+    PIPELINE_FAILED = "PipelineFailed"
+    INSTRUCTION_FAILED = "InstructionFailed"
+    TIMED_OUT = "TimedOut"
+
+    #: A failure with no type of ours (an unexpected exception), named by its class.
+    UNKNOWN = "Unknown"
+
+
+RETRYABLE_TYPES = frozenset(
+    {
+        ErrorType.HTTP_SERVER_ERROR,
+        ErrorType.HTTP_TIMEOUT_STATUS,
+        ErrorType.HTTP_RATE_LIMITED,
+        ErrorType.HTTP_UNAVAILABLE,
+        ErrorType.TRANSPORT_ERROR,
+        ErrorType.LLM_PROVIDER_ERROR,
+        ErrorType.LLM_UNPARSEABLE_ANSWER,
+    }
+)
+
+#: For retry policies: every type an activity raises that retrying cannot fix.
+NON_RETRYABLE_TYPES = [str(kind) for kind in ErrorType if kind not in RETRYABLE_TYPES]
+
+#: The caller's doing, not the engine's: logged and counted as benign.
+BENIGN_TYPES = frozenset(
+    {
+        ErrorType.HTTP_CLIENT_ERROR,
+        ErrorType.INVALID_REQUEST,
+        ErrorType.OUTBOUND_BLOCKED,
+        ErrorType.TEMPLATE_ERROR,
+        ErrorType.INVALID_CONDITION,
+        ErrorType.UNKNOWN_ENDPOINT,
+        ErrorType.INVALID_INSTRUCTION,
+        ErrorType.INVALID_PIPELINE,
+    }
+)
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
-NON_RETRYABLE_TYPES = [
-    "HttpClientError",
-    "InvalidRequest",
-    "InvalidResponse",
-    "OutboundBlocked",
-    "ResponseTooLarge",
-    "LlmRequestRejected",
-    "ProviderNotConfigured",
-]
+
+class WorkflowStationError(Exception):
+    """Base of the engine's domain exceptions; `error_type` is the type a step fails with."""
+
+    error_type: ClassVar[ErrorType] = ErrorType.UNKNOWN
 
 
 def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUS
 
 
-def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
-    """Parse a `Retry-After` header (seconds or an HTTP date) into a delay."""
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     if not headers:
         return None
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
+    """Parse a `Retry-After` header (seconds or an HTTP date) into a delay."""
+    value = _header(headers, "retry-after")
     if value is None:
         return None
     value = value.strip()
@@ -72,16 +164,38 @@ def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
     return timedelta(seconds=max(0.0, moment.timestamp() - time.time()))
 
 
-def status_error_type(status: int) -> str:
+def status_error_type(status: int) -> ErrorType:
     if status == 408:
-        return "HttpTimeoutStatus"
+        return ErrorType.HTTP_TIMEOUT_STATUS
     if status == 429:
-        return "HttpRateLimited"
+        return ErrorType.HTTP_RATE_LIMITED
     if status == 503:
-        return "HttpUnavailable"
+        return ErrorType.HTTP_UNAVAILABLE
     if status >= 500:
-        return "HttpServerError"
-    return "HttpClientError"
+        return ErrorType.HTTP_SERVER_ERROR
+    return ErrorType.HTTP_CLIENT_ERROR
+
+
+def application_error(
+    error_type: ErrorType,
+    message: str,
+    details: Any = None,
+    *,
+    next_retry_delay: timedelta | None = None,
+) -> ApplicationError:
+    """The one constructor: retryability and category follow from the type."""
+    return ApplicationError(
+        message,
+        {} if details is None else details,
+        type=str(error_type),
+        non_retryable=error_type not in RETRYABLE_TYPES,
+        next_retry_delay=next_retry_delay,
+        category=(
+            ApplicationErrorCategory.BENIGN
+            if error_type in BENIGN_TYPES
+            else ApplicationErrorCategory.UNSPECIFIED
+        ),
+    )
 
 
 def http_status_error(
@@ -92,33 +206,29 @@ def http_status_error(
     details: dict[str, Any] | None = None,
 ) -> ApplicationError:
     """An `ApplicationError` for an HTTP response whose status is an error."""
-    retryable = is_retryable_status(status)
-    return ApplicationError(
+    return application_error(
+        status_error_type(status),
         message,
         {"status": status, **(details or {})},
-        type=status_error_type(status),
-        non_retryable=not retryable,
         next_retry_delay=retry_after(headers) if status in (429, 503) else None,
     )
 
 
 def transport_error(message: str, details: dict[str, Any] | None = None) -> ApplicationError:
-    return ApplicationError(message, details or {}, type="TransportError")
+    return application_error(ErrorType.TRANSPORT_ERROR, message, details)
 
 
 def non_retryable(
-    error_type: str, message: str, details: dict[str, Any] | None = None
+    error_type: ErrorType, message: str, details: dict[str, Any] | None = None
 ) -> ApplicationError:
-    return ApplicationError(message, details or {}, type=error_type, non_retryable=True)
+    if error_type in RETRYABLE_TYPES:
+        raise ValueError(f"{error_type} is a retryable error type")
+    return application_error(error_type, message, details)
 
 
 def llm_retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
     """OpenAI's `retry-after-ms` when present (finer grained), else the standard Retry-After."""
-    millis = (
-        next((v for k, v in headers.items() if k.lower() == "retry-after-ms"), None)
-        if headers
-        else None
-    )
+    millis = _header(headers, "retry-after-ms")
     if millis:
         try:
             return timedelta(milliseconds=max(0.0, float(millis)))
@@ -137,16 +247,37 @@ def llm_status_error(
     """An `ApplicationError` for an LLM API's error status: `LlmProviderError` when a later
     attempt may succeed (408, 429, 5xx, 529), else `LlmRequestRejected`."""
     if is_retryable_status(status):
-        return ApplicationError(
+        return application_error(
+            ErrorType.LLM_PROVIDER_ERROR,
             message,
-            details or {},
-            type="LlmProviderError",
+            details,
             next_retry_delay=llm_retry_after(headers),
         )
-    return non_retryable("LlmRequestRejected", message, details)
+    return non_retryable(ErrorType.LLM_REQUEST_REJECTED, message, details)
 
 
 def llm_unavailable(message: str, details: dict[str, Any] | None = None) -> ApplicationError:
     """A retryable `LlmProviderError` for an LLM API that could not be reached or answered
     nothing usable."""
-    return ApplicationError(message, details or {}, type="LlmProviderError")
+    return application_error(ErrorType.LLM_PROVIDER_ERROR, message, details)
+
+
+def llm_unparseable(message: str, details: dict[str, Any] | None = None) -> ApplicationError:
+    """A retryable `LlmUnparseableAnswer`: another sample may answer in the asked format."""
+    return application_error(ErrorType.LLM_UNPARSEABLE_ANSWER, message, details)
+
+
+def run_failed(error_type: ErrorType, message: str, details: Any) -> ApplicationError:
+    """A workflow's own failure (`InvalidPipeline`, `PipelineFailed`, `InstructionFailed`),
+    with the partial result as its details, so the Web UI and the gateway show it."""
+    return non_retryable(error_type, message, details)
+
+
+def error_type_of(error: BaseException | None) -> str:
+    """The `type` a failure is reported under: the `ApplicationError`'s own, else the name of
+    the exception class (`TimeoutError`, `CancelledError`…), else `Unknown`."""
+    if isinstance(error, ApplicationError):
+        return error.type or str(ErrorType.UNKNOWN)
+    if error is None:
+        return str(ErrorType.UNKNOWN)
+    return type(error).__name__

@@ -3,38 +3,18 @@ webhook delivery, both through the guarded outbound client."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable
-from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from temporalio import activity
 
 from activities import errors
-from activities.http.models import HttpCall, HttpResult, WebhookDelivery
+from activities.errors import ErrorType
+from activities.heartbeat import heartbeating
+from activities.http.models import CALL_HTTP, SEND_WEBHOOK, HttpCall, HttpResult, WebhookDelivery
 from activities.http.outbound import OutboundBlocked, ResponseTooLarge, read_capped
-
-T = TypeVar("T")
-
-#: How often a running call reports liveness; a crashed worker's call is retried after the
-#: activity's heartbeat timeout instead of its whole start-to-close timeout.
-HEARTBEAT_INTERVAL = timedelta(seconds=2)
-
-
-async def heartbeating(work: Awaitable[T]) -> T:
-    """Await `work`, heartbeating meanwhile so cancellation and worker loss are seen soon."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_INTERVAL.total_seconds())
-            if done:
-                return task.result()
-            activity.heartbeat()
-    finally:
-        task.cancel()
 
 
 def _request_content(call: HttpCall) -> dict[str, Any]:
@@ -99,33 +79,29 @@ class HttpActivities:
                 raw = await read_capped(response, self._max_response_bytes)
             finally:
                 await response.aclose()
-        except OutboundBlocked as exc:
-            raise errors.non_retryable(
-                "OutboundBlocked", f"{who}{exc}", {"attempt": attempt}
-            ) from exc
-        except ResponseTooLarge as exc:
-            raise errors.non_retryable(
-                "ResponseTooLarge", f"{who}{exc}", {"attempt": attempt}
-            ) from exc
+        except (OutboundBlocked, ResponseTooLarge) as exc:
+            raise errors.non_retryable(exc.error_type, f"{who}{exc}", {"attempt": attempt}) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise errors.non_retryable(
-                "InvalidRequest", f"{who}invalid URL {call.url!r}: {exc}", {"attempt": attempt}
+                ErrorType.INVALID_REQUEST,
+                f"{who}invalid URL {call.url!r}: {exc}",
+                {"attempt": attempt},
             ) from exc
         except httpx.TooManyRedirects as exc:
             raise errors.non_retryable(
-                "InvalidRequest",
+                ErrorType.INVALID_REQUEST,
                 f"{who}{call.method} {call.url}: {exc} (OUTBOUND_MAX_REDIRECTS)",
                 {"attempt": attempt},
             ) from exc
         except UnicodeEncodeError as exc:
             raise errors.non_retryable(
-                "InvalidRequest",
+                ErrorType.INVALID_REQUEST,
                 f"{who}a header of {call.method} {call.url} is not ASCII: {exc}",
                 {"attempt": attempt},
             ) from exc
         except httpx.DecodingError as exc:
             raise errors.non_retryable(
-                "InvalidResponse",
+                ErrorType.INVALID_RESPONSE,
                 f"{who}{call.method} {call.url}: the response body cannot be decoded: {exc}",
                 {"attempt": attempt},
             ) from exc
@@ -154,7 +130,7 @@ class HttpActivities:
             duration_ms=int((time.monotonic() - started) * 1000),
         )
 
-    @activity.defn
+    @activity.defn(name=CALL_HTTP)
     async def call_http(self, call: HttpCall) -> HttpResult:
         """Make one request; error statuses become classified `ApplicationError`s."""
         result = await heartbeating(self._send(call))
@@ -170,7 +146,7 @@ class HttpActivities:
             )
         return result
 
-    @activity.defn
+    @activity.defn(name=SEND_WEBHOOK)
     async def send_webhook(self, delivery: WebhookDelivery) -> int:
         """POST one event; the workflow's retry policy bounds how long delivery is tried."""
         event = delivery.event

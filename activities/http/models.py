@@ -1,11 +1,28 @@
-"""Inputs and outputs of the HTTP, webhook and store activities (one model in, one out)."""
+"""Inputs and outputs of the HTTP and webhook activities, and their names.
+
+I/O-free: workflows import this module (never `activities.http.activities`, which needs
+httpx), so the workflow sandbox sees no HTTP client library.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
+
+#: Activity names, as workflows schedule them and `HttpActivities` registers them.
+CALL_HTTP: Final = "call_http"
+SEND_WEBHOOK: Final = "send_webhook"
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def is_http_url(value: str) -> bool:
+    """True for an absolute http(s) URL with a host."""
+    parts = urlsplit(value.strip())
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def headers_as_text(cls: type, value: Any) -> Any:
@@ -51,12 +68,3 @@ class HttpResult(BaseModel):
 class WebhookDelivery(BaseModel):
     url: str
     event: dict[str, Any]
-
-
-class SelectionRead(BaseModel):
-    key: str
-
-
-class OutputWrite(BaseModel):
-    values: dict[str, Any]
-    ttl_seconds: int

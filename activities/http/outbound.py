@@ -59,13 +59,15 @@ import anyio
 import httpcore
 import httpx
 
+from activities.errors import ErrorType, WorkflowStationError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
 
-class OutboundBlocked(Exception):
+class OutboundBlocked(WorkflowStationError):
     """A destination the outbound guard refused to connect to.
 
     Attributes:
@@ -73,6 +75,8 @@ class OutboundBlocked(Exception):
         address: The resolved address that was refused, or None when no address was involved.
         reason: Why, e.g. ``"link-local address"``.
     """
+
+    error_type = ErrorType.OUTBOUND_BLOCKED
 
     def __init__(self, host: str, address: str | None, reason: str) -> None:
         self.host = host
@@ -87,7 +91,7 @@ class OutboundBlocked(Exception):
         super().__init__(message)
 
 
-class ResponseTooLarge(Exception):
+class ResponseTooLarge(WorkflowStationError):
     """A response body larger than the caller's cap.
 
     Attributes:
@@ -96,6 +100,8 @@ class ResponseTooLarge(Exception):
             passed.
         declared: True when `size` comes from the Content-Length header.
     """
+
+    error_type = ErrorType.RESPONSE_TOO_LARGE
 
     def __init__(self, limit: int, *, size: int, declared: bool) -> None:
         self.limit = limit
@@ -532,33 +538,3 @@ async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
                 raise ResponseTooLarge(max_bytes, size=received, declared=False)
             chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def request_capped(
-    client: httpx.AsyncClient,
-    method: str,
-    url: httpx.URL | str,
-    *,
-    max_bytes: int,
-    **kwargs: typing.Any,
-) -> tuple[httpx.Response, bytes]:
-    """Send a request and read its body under a cap.
-
-    Args:
-        client: Usually the client from `build_outbound_client`.
-        method: The HTTP method.
-        url: The URL.
-        max_bytes: The largest body accepted.
-        **kwargs: Passed to `httpx.AsyncClient.stream` (headers, json, timeout, ...).
-
-    Returns:
-        The response, already closed (use its status and headers, not ``response.content``),
-        and its body.
-
-    Raises:
-        ResponseTooLarge: The body is larger than `max_bytes`.
-        OutboundBlocked: A destination, first or after a redirect, was refused.
-    """
-    async with client.stream(method, url, **kwargs) as response:
-        body = await read_capped(response, max_bytes)
-    return response, body

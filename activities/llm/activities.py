@@ -12,7 +12,6 @@ after the heartbeat timeout rather than the whole step timeout.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,17 +23,21 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
-from activities.http.activities import heartbeating
+from activities.errors import ErrorType
+from activities.heartbeat import heartbeating
+from activities.llm.answers import json_object, match_option, yes_no
 from activities.llm.models import (
-    ConditionVerdict,
+    CALL_LLM,
+    CHOOSE_ROUTE,
+    JUDGE_CONDITION,
     ConditionVerdictRequest,
     LlmCall,
     LlmProvider,
     LlmText,
-    LlmUsage,
+    LlmVerdict,
     RouteChoice,
-    RouteOptionBrief,
     RouteRequest,
+    TokenUsage,
 )
 
 #: Sent as the key to OpenAI-compatible local servers (Ollama, vLLM…) that need none; the SDKs
@@ -73,9 +76,6 @@ _ROUTE_SYSTEM = (
     'Reply only with a JSON object: {"option_id": "<the id of the option>", "reason": '
     '"<one short sentence>"}.'
 )
-
-_YES_NO = re.compile(r"\b(true|false|yes|no)\b", re.IGNORECASE)
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
 
 
 def build_llm_clients(
@@ -120,7 +120,7 @@ class _JsonSchema:
 @dataclass(frozen=True)
 class _Completion:
     text: str
-    usage: LlmUsage
+    usage: TokenUsage
     model: str
     #: The arguments of a forced tool call (Anthropic structured output), when there was one.
     data: dict[str, Any] | None = None
@@ -129,7 +129,7 @@ class _Completion:
 def _refused(provider: str, model: str, label: str, reason: str) -> ApplicationError:
     # The same prompt would be refused again: failing at once saves the retries.
     return errors.non_retryable(
-        "LlmRequestRejected",
+        ErrorType.LLM_REQUEST_REJECTED,
         f"{_who(label)}the model refused: {reason}",
         {"provider": provider, "model": model},
     )
@@ -173,27 +173,6 @@ def _connection_error(
     )
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
-    """The reply as a JSON object, tolerating a Markdown code fence around it."""
-    stripped = text.strip()
-    fenced = _FENCE.match(stripped)
-    if fenced:
-        stripped = fenced.group(1)
-    try:
-        value = json.loads(stripped)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _yes_no(text: str) -> bool | None:
-    """The first true/false/yes/no word in free text ("Yes, because…" → True)."""
-    found = _YES_NO.search(text)
-    if found is None:
-        return None
-    return found.group(1).lower() in ("true", "yes")
-
-
 def _route_schema(ids: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -223,23 +202,6 @@ def _route_prompt(request: RouteRequest) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def _match_option(text: str, options: list[RouteOptionBrief]) -> str | None:
-    """Read an option id out of a free-text answer: the id or name alone, or a sole mention."""
-    answer = text.strip().strip("`\"'*.: \n")
-    for option in options:
-        if answer == option.id:
-            return option.id
-    for option in options:
-        if answer.casefold() in (option.id.casefold(), option.name.casefold()) and answer:
-            return option.id
-    mentioned = [
-        option.id
-        for option in options
-        if re.search(rf"(?<![\w-]){re.escape(option.id)}(?![\w-])", text)
-    ]
-    return mentioned[0] if len(mentioned) == 1 else None
-
-
 class LlmActivities:
     """Activities that prompt a model: free text, a condition verdict, a routing choice."""
 
@@ -256,7 +218,7 @@ class LlmActivities:
         self._openai_api = openai_api
         self._anthropic_max_tokens = anthropic_max_tokens
 
-    @activity.defn
+    @activity.defn(name=CALL_LLM)
     async def call_llm(self, call: LlmCall) -> LlmText:
         """Send one prompt and return the model's text and token usage."""
         completion = await heartbeating(
@@ -276,8 +238,8 @@ class LlmActivities:
             attempt=activity.info().attempt,
         )
 
-    @activity.defn
-    async def judge_condition(self, request: ConditionVerdictRequest) -> ConditionVerdict:
+    @activity.defn(name=JUDGE_CONDITION)
+    async def judge_condition(self, request: ConditionVerdictRequest) -> LlmVerdict:
         """Ask whether a condition holds for a result; strictly true or false.
 
         Asks for structured output; a reply that ignores it is read for true/false/yes/no.
@@ -294,9 +256,9 @@ class LlmActivities:
             )
         )
         attempt = activity.info().attempt
-        data = completion.data if completion.data is not None else _json_object(completion.text)
+        data = completion.data if completion.data is not None else json_object(completion.text)
         if data is not None and isinstance(data.get("verdict"), bool):
-            return ConditionVerdict(
+            return LlmVerdict(
                 verdict=data["verdict"],
                 reason=str(data.get("reason", "")),
                 usage=completion.usage,
@@ -306,15 +268,14 @@ class LlmActivities:
         texts = [completion.text]
         if data is not None and isinstance(data.get("verdict"), str):
             texts.insert(0, data["verdict"])
-        verdict = next((v for text in texts if (v := _yes_no(text)) is not None), None)
+        verdict = next((v for text in texts if (v := yes_no(text)) is not None), None)
         if verdict is None:
-            raise ApplicationError(
+            raise errors.llm_unparseable(
                 f"{_who(request.label)}the model's answer to the condition "
                 f"{request.expression!r} is neither true nor false: {completion.text[:300]!r}",
                 {"provider": request.provider, "model": request.model},
-                type="LlmUnparseableAnswer",
             )
-        return ConditionVerdict(
+        return LlmVerdict(
             verdict=verdict,
             reason=completion.text.strip()[:500],
             usage=completion.usage,
@@ -322,7 +283,7 @@ class LlmActivities:
             attempt=attempt,
         )
 
-    @activity.defn
+    @activity.defn(name=CHOOSE_ROUTE)
     async def choose_route(self, request: RouteRequest) -> RouteChoice:
         """Ask the model to pick one option id; an answer naming none is `valid=False`."""
         attempt = activity.info().attempt
@@ -340,13 +301,14 @@ class LlmActivities:
                 label=request.label,
             )
         )
-        data = completion.data if completion.data is not None else _json_object(completion.text)
+        data = completion.data if completion.data is not None else json_object(completion.text)
         if data is not None and isinstance(data.get("option_id"), str):
             chosen: str | None = data["option_id"]
             reason = str(data.get("reason", ""))
             parsed_with: Literal["structured", "fallback"] = "structured"
         else:
-            chosen = _match_option(completion.text, request.options)
+            matched = match_option(completion.text, request.options)
+            chosen = matched.id if matched is not None else None
             reason = ""
             parsed_with = "fallback"
         raw = json.dumps(completion.data) if completion.data is not None else completion.text
@@ -399,7 +361,7 @@ class LlmActivities:
     def _not_configured(provider: LlmProvider, label: str) -> ApplicationError:
         key_var, url_var = _PROVIDER_ENV[provider]
         return errors.non_retryable(
-            "ProviderNotConfigured",
+            ErrorType.PROVIDER_NOT_CONFIGURED,
             f"{_who(label)}{_PROVIDER_NAMES[provider]} is not configured on this worker: set "
             f"{key_var}, or {url_var} for a compatible local server, in the worker's "
             "environment and restart it",
@@ -443,13 +405,13 @@ class LlmActivities:
         usage = response.usage
         return _Completion(
             text=message.content or "",
-            usage=LlmUsage(
+            usage=TokenUsage(
                 input_tokens=usage.prompt_tokens,
                 output_tokens=usage.completion_tokens,
                 total_tokens=usage.total_tokens,
             )
             if usage is not None
-            else LlmUsage(),
+            else TokenUsage(),
             model=response.model or model,
         )
 
@@ -496,13 +458,13 @@ class LlmActivities:
         usage = response.usage
         return _Completion(
             text=response.output_text,
-            usage=LlmUsage(
+            usage=TokenUsage(
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 total_tokens=usage.total_tokens,
             )
             if usage is not None
-            else LlmUsage(),
+            else TokenUsage(),
             model=str(response.model or model),
         )
 
@@ -550,7 +512,7 @@ class LlmActivities:
         usage = message.usage
         return _Completion(
             text=text,
-            usage=LlmUsage(
+            usage=TokenUsage(
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 total_tokens=usage.input_tokens + usage.output_tokens,

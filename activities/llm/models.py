@@ -1,4 +1,6 @@
-"""Inputs and outputs of the LLM activities (one model in, one out).
+"""Inputs and outputs of the LLM activities (one model in, one out), and their names.
+
+I/O-free: workflows import this module, never `activities.llm.activities` (the SDKs).
 
 They travel through `pydantic_data_converter` and live in workflow histories, so every field
 added later needs a default.
@@ -6,29 +8,34 @@ added later needs a default.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, Field
 
+from activities.models import CamelModel
+
+#: Activity names, as workflows schedule them and `LlmActivities` registers them.
+CALL_LLM: Final = "call_llm"
+JUDGE_CONDITION: Final = "judge_condition"
+CHOOSE_ROUTE: Final = "choose_route"
+
 LlmProvider = Literal["openai", "anthropic"]
+DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-5-nano", "anthropic": "claude-haiku-4-5"}
 
 
-class LlmUsage(BaseModel):
-    """Tokens billed for one or more calls; add them up with `+` or `plus()`."""
+class TokenUsage(CamelModel):
+    """Tokens billed for one or more calls (camelCase in a run's status); add with `+`."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
 
-    def plus(self, other: LlmUsage) -> LlmUsage:
-        return LlmUsage(
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
         )
-
-    def __add__(self, other: LlmUsage) -> LlmUsage:
-        return self.plus(other)
 
 
 class LlmCall(BaseModel):
@@ -46,7 +53,7 @@ class LlmCall(BaseModel):
 
 class LlmText(BaseModel):
     text: str
-    usage: LlmUsage = Field(default_factory=LlmUsage)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
     #: The model that answered, as the provider names it.
     model: str
     attempt: int = 1
@@ -62,10 +69,10 @@ class ConditionVerdictRequest(BaseModel):
     label: str = ""
 
 
-class ConditionVerdict(BaseModel):
+class LlmVerdict(BaseModel):
     verdict: bool
     reason: str = ""
-    usage: LlmUsage = Field(default_factory=LlmUsage)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
     #: "structured": the model answered with the requested JSON; "fallback": read from free text.
     parsed_with: Literal["structured", "fallback"] = "structured"
     attempt: int = 1
@@ -98,6 +105,6 @@ class RouteChoice(BaseModel):
     #: The model's answer as it came, for error messages and debugging.
     raw: str = ""
     reason: str = ""
-    usage: LlmUsage = Field(default_factory=LlmUsage)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
     parsed_with: Literal["structured", "fallback"] = "structured"
     attempt: int = 1

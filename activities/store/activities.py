@@ -7,26 +7,20 @@ import json
 from redis.asyncio import Redis
 from temporalio import activity
 
-from activities.http.models import OutputWrite, SelectionRead
-
-
-def parse_selection(raw: str) -> list[str]:
-    """A selection is a JSON list of usids, a JSON string, or comma-separated usids."""
-    raw = raw.strip()
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    if isinstance(value, list):
-        return [str(item).strip() for item in value]
-    return [item.strip() for item in str(value).split(",") if item.strip()]
+from activities.store.models import (
+    READ_SELECTION,
+    WRITE_OUTPUTS,
+    OutputWrite,
+    SelectionRead,
+    parse_selection,
+)
 
 
 class StoreActivities:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    @activity.defn
+    @activity.defn(name=READ_SELECTION)
     async def read_selection(self, read: SelectionRead) -> list[str] | None:
         """The usids selected under `read.key`, or None when the key is absent."""
         raw = await self._redis.get(read.key)
@@ -34,7 +28,7 @@ class StoreActivities:
             return None
         return parse_selection(raw.decode() if isinstance(raw, bytes) else raw)
 
-    @activity.defn
+    @activity.defn(name=WRITE_OUTPUTS)
     async def write_outputs(self, write: OutputWrite) -> None:
         """Write each output as JSON under its full key, with the configured TTL."""
         async with self._redis.pipeline(transaction=False) as pipe:

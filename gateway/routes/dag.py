@@ -48,6 +48,7 @@ async def execute(
 ) -> DagRunResult | JSONResponse:
     """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
     run.engine = EngineOptions(
+        validated=True,
         output_ttl_seconds=settings.output_ttl_seconds,
         webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
         webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,

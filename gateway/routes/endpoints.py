@@ -11,8 +11,9 @@ from temporalio.exceptions import TimeoutError
 
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.routes.dag import search_attributes
+from workflows.endpoint.models import EndpointCallInput
 from workflows.endpoint.workflow import EndpointCallWorkflow
-from workflows.shared.endpoints import EndpointCallInput, EndpointRequest, EndpointResponse
+from workflows.shared.endpoints import EndpointRequest, EndpointResponse
 
 router = APIRouter(prefix="/endpoints", tags=["endpoints"])
 

@@ -17,9 +17,9 @@ from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.llm.models import (
     ConditionVerdictRequest,
     LlmCall,
-    LlmUsage,
     RouteOptionBrief,
     RouteRequest,
+    TokenUsage,
 )
 from tests.fakes.llm_server import FakeLLMServer
 
@@ -90,7 +90,7 @@ async def test_openai_chat_returns_text_usage_and_sends_messages(fake: FakeLLMSe
     )
 
     assert result.text == "Paris is the capital."
-    assert result.usage == LlmUsage(input_tokens=12, output_tokens=5, total_tokens=17)
+    assert result.usage == TokenUsage(input_tokens=12, output_tokens=5, total_tokens=17)
     assert result.model == "gpt-4o-mini"
     assert result.attempt == 3
     [sent] = fake.requests
@@ -114,7 +114,7 @@ async def test_openai_responses_api_returns_text_and_usage(fake: FakeLLMServer) 
     )
 
     assert result.text == "from the responses API"
-    assert result.usage == LlmUsage(input_tokens=7, output_tokens=4, total_tokens=11)
+    assert result.usage == TokenUsage(input_tokens=7, output_tokens=4, total_tokens=11)
     assert result.model == "gpt-5"
     [sent] = fake.requests
     assert sent.path == "/v1/responses"
@@ -134,7 +134,7 @@ async def test_anthropic_messages_returns_text_and_usage(fake: FakeLLMServer) ->
     )
 
     assert result.text == "Bonjour"
-    assert result.usage == LlmUsage(input_tokens=20, output_tokens=3, total_tokens=23)
+    assert result.usage == TokenUsage(input_tokens=20, output_tokens=3, total_tokens=23)
     assert result.model == "claude-test"
     [sent] = fake.requests
     assert sent.path == "/v1/messages"
@@ -418,7 +418,7 @@ async def test_judge_condition_uses_structured_output(
     assert result.verdict is verdict
     assert result.reason == "250 vs 100"
     assert result.parsed_with == "structured"
-    assert result.usage == LlmUsage(input_tokens=30, output_tokens=8, total_tokens=38)
+    assert result.usage == TokenUsage(input_tokens=30, output_tokens=8, total_tokens=38)
     assert result.attempt == 2
     sent = fake.last_request
     assert sent.model == "judge-model"
@@ -572,10 +572,10 @@ async def test_choose_route_default_fake_answer_is_the_first_option(fake: FakeLL
 
 
 def test_usage_adds_up() -> None:
-    a = LlmUsage(input_tokens=1, output_tokens=2, total_tokens=3)
-    b = LlmUsage(input_tokens=10, output_tokens=20, total_tokens=30)
+    a = TokenUsage(input_tokens=1, output_tokens=2, total_tokens=3)
+    b = TokenUsage(input_tokens=10, output_tokens=20, total_tokens=30)
 
-    assert a + b == a.plus(b) == LlmUsage(input_tokens=11, output_tokens=22, total_tokens=33)
+    assert a + b == TokenUsage(input_tokens=11, output_tokens=22, total_tokens=33)
 
 
 async def test_fake_server_as_async_context_manager_checks_the_key() -> None:

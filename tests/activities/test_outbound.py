@@ -29,7 +29,6 @@ from activities.http.outbound import (
     blocked_reason,
     build_outbound_client,
     read_capped,
-    request_capped,
 )
 
 BLOCKED = [
@@ -56,6 +55,15 @@ BLOCKED = [
 ]
 
 PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+
+
+async def request_capped(
+    client: httpx.AsyncClient, method: str, url: str, *, max_bytes: int
+) -> tuple[httpx.Response, bytes]:
+    """Stream a request and read its body under the cap, as the HTTP activity does."""
+    async with client.stream(method, url) as response:
+        body = await read_capped(response, max_bytes)
+    return response, body
 
 
 class NeverConnect(Exception):

@@ -6,9 +6,12 @@ import email.utils
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from temporalio.exceptions import ApplicationErrorCategory
 
 from activities.errors import (
     NON_RETRYABLE_TYPES,
+    ErrorType,
+    error_type_of,
     http_status_error,
     is_retryable_status,
     llm_retry_after,
@@ -123,7 +126,7 @@ class TestOtherErrors:
         assert error.details == ({"url": "http://127.0.0.1:1/"},)
 
     def test_non_retryable_sets_the_flag_and_type(self) -> None:
-        error = non_retryable("InvalidRequest", "bad URL 'ftp://x'")
+        error = non_retryable(ErrorType.INVALID_REQUEST, "bad URL 'ftp://x'")
         assert error.type == "InvalidRequest"
         assert error.message == "bad URL 'ftp://x'"
         assert error.non_retryable is True
@@ -140,6 +143,30 @@ class TestOtherErrors:
             "TransportError",
         ):
             assert retryable not in NON_RETRYABLE_TYPES
+
+    def test_non_retryable_refuses_a_retryable_type(self) -> None:
+        with pytest.raises(ValueError, match="TransportError"):
+            non_retryable(ErrorType.TRANSPORT_ERROR, "oops")
+
+    def test_the_callers_mistakes_are_benign(self) -> None:
+        # 4xx and bad requests are the caller's doing: logged quietly, not counted as errors.
+        assert http_status_error(404, "x").category == ApplicationErrorCategory.BENIGN
+        assert (
+            non_retryable(ErrorType.INVALID_REQUEST, "x").category
+            == ApplicationErrorCategory.BENIGN
+        )
+        assert http_status_error(500, "x").category == ApplicationErrorCategory.UNSPECIFIED
+        assert transport_error("x").category == ApplicationErrorCategory.UNSPECIFIED
+
+    def test_every_type_is_retryable_or_listed_as_non_retryable(self) -> None:
+        retryable = {"HttpServerError", "HttpTimeoutStatus", "HttpRateLimited", "HttpUnavailable"}
+        retryable |= {"TransportError", "LlmProviderError", "LlmUnparseableAnswer"}
+        assert set(NON_RETRYABLE_TYPES) == {str(kind) for kind in ErrorType} - retryable
+
+    def test_error_type_of_names_failures_without_a_type_of_ours(self) -> None:
+        assert error_type_of(http_status_error(404, "x")) == "HttpClientError"
+        assert error_type_of(TimeoutError("slow")) == "TimeoutError"
+        assert error_type_of(None) == "Unknown"
 
 
 class TestLlmErrors:

@@ -19,7 +19,6 @@ from workflows.instructions.models import (
     ThreadInstruction,
     TokenUsage,
     condition_of,
-    describe_errors,
     error_details,
 )
 
@@ -47,10 +46,14 @@ def run(*instructions: Any, **extra: Any) -> InstructionRunInput:
     )
 
 
+def messages(error: ValidationError) -> list[str]:
+    return [item["msg"] for item in error_details(error)]
+
+
 def errors_of(*instructions: Any, **extra: Any) -> list[str]:
     with pytest.raises(ValidationError) as caught:
         run(*instructions, **extra)
-    return describe_errors(caught.value)
+    return messages(caught.value)
 
 
 class TestKinds:
@@ -79,19 +82,29 @@ class TestKinds:
         assert step.condition.evaluate_after_step == 1
         assert step.condition.if_true == [1]
         assert step.condition.if_false == [2]
-        assert step.condition.effective_mode == "deterministic"
+        assert step.condition.mode == "deterministic"
 
     def test_condition_step_with_or_without_type(self) -> None:
         with_type = run({"type": "condition", "expression": "x", "ifTrue": [0]}).instructions[0]
         without = run({"expression": "x", "ifTrue": [0], "ifFalse": []}).instructions[0]
         assert isinstance(with_type, ConditionInstruction)
         assert isinstance(without, ConditionInstruction)
-        assert without.effective_mode == "llm"
+        assert without.mode == "llm"
+
+    def test_condition_mode_is_decided_once_and_carried_in_the_input(self) -> None:
+        step = run({"expression": "result is empty", "ifTrue": [0]}).instructions[0]
+        carried = InstructionRunInput.model_validate_json(
+            run({"expression": "result is empty", "ifTrue": [0]}).model_dump_json()
+        ).instructions[0]
+        assert isinstance(step, ConditionInstruction)
+        assert isinstance(carried, ConditionInstruction)
+        assert step.mode == carried.mode == "deterministic"
+        assert '"mode":"deterministic"' in run({"expression": "length > 3"}).model_dump_json()
 
     def test_condition_mode_can_be_forced(self) -> None:
         step = run({"expression": "result is empty", "mode": "llm"}).instructions[0]
         assert isinstance(step, ConditionInstruction)
-        assert step.effective_mode == "llm"
+        assert step.mode == "llm"
 
     def test_endpoint_defaults_match_the_seed(self) -> None:
         step = run(ENDPOINT).instructions[0]
@@ -198,14 +211,14 @@ class TestRunInput:
             InstructionRunInput.model_validate(
                 {"context": "c", "instructions": ["a"], "firstInstruction": "b"}
             )
-        assert "not both" in describe_errors(caught.value)[0]
+        assert "not both" in messages(caught.value)[0]
 
     def test_legacy_instruction_must_be_a_string(self) -> None:
         with pytest.raises(ValidationError) as caught:
             InstructionRunInput.model_validate(
                 {"context": "c", "firstInstruction": {"x": 1}, "secondInstruction": "b"}
             )
-        assert describe_errors(caught.value) == ["firstInstruction: must be a string"]
+        assert messages(caught.value) == ["firstInstruction: must be a string"]
 
     def test_round_trips_through_json_as_temporal_does(self) -> None:
         original = run(

@@ -27,11 +27,32 @@ def instructions(*items: Any) -> InstructionRunInput:
     return InstructionRunInput.model_validate({"context": "CTX", "instructions": list(items)})
 
 
-def drive(run: InstructionRunInput, outputs: dict[int, str]) -> tuple[list[int], list[int]]:
-    """Run the plan as the workflow would; LLM steps 'answer' with outputs[index]."""
-    plan = InstructionPlan(run.instructions)
-    results: dict[int, str | None] = {}
+BUDGET = 100
+
+
+def plan_for(run: InstructionRunInput, max_steps: int = BUDGET) -> InstructionPlan:
+    return InstructionPlan(run.instructions, max_steps=max_steps)
+
+
+def drain(plan: InstructionPlan) -> list[int]:
+    """Run every step the plan hands out, with no condition taken: the queue, in order."""
+    order = []
     while (index := plan.next_step()) is not None:
+        order.append(index)
+        plan.record_executed(index)
+    return order
+
+
+def drive(run: InstructionRunInput, outputs: dict[int, str]) -> tuple[list[int], list[int]]:
+    """Run the plan as the workflow would; LLM steps 'answer' with outputs[index].
+
+    Returns the executed steps in order, and the steps never executed.
+    """
+    plan = plan_for(run)
+    results: dict[int, str | None] = {}
+    executed: list[int] = []
+    while (index := plan.next_step()) is not None:
+        executed.append(index)
         previous = source_text(plan.input_source(index), results, run.context)
         step = run.instructions[index]
         results[index] = previous if step.type == "condition" else outputs.get(index, "")
@@ -41,7 +62,7 @@ def drive(run: InstructionRunInput, outputs: dict[int, str]) -> tuple[list[int],
             subject = source_text(plan.condition_source(index), results, run.context)
             verdict = evaluate(parse(condition.expression), subject)
             plan.on_condition(verdict, condition.if_true, condition.if_false)
-    return list(plan.executed), plan.skipped()
+    return executed, [i for i in range(len(run.instructions)) if i not in executed]
 
 
 def branch(expression: str, if_true: list[int], if_false: list[int], **more: Any) -> dict:
@@ -62,9 +83,9 @@ class TestQueue:
             "f",
             branch("result is empty", [], [6]),
         )
-        plan = InstructionPlan(run.instructions)
+        plan = plan_for(run)
         assert plan.branch_targets == {2, 3, 5, 6}
-        assert plan.queue == (0, 1, 4)
+        assert drain(plan) == [0, 1, 4]
 
     def test_true_branch_runs_before_the_rest_and_false_branch_is_skipped(self) -> None:
         run = instructions(
@@ -77,16 +98,15 @@ class TestQueue:
         assert drive(run, {0: "fine"}) == ([0, 3, 1], [2])
 
     def test_targets_go_to_the_front_in_the_order_written(self) -> None:
-        plan = InstructionPlan(
-            instructions("a", branch("x", [4, 2, 3], []), "c", "d", "e", "f").instructions
-        )
-        assert plan.queue == (0, 1, 5)
+        run = instructions("a", branch("x", [4, 2, 3], []), "c", "d", "e", "f")
+        assert drain(plan_for(run)) == [0, 1, 5]
+        plan = plan_for(run)
         assert plan.next_step() == 0
         plan.record_executed(0)
         assert plan.next_step() == 1
         plan.record_executed(1)
         assert plan.on_condition(True, [4, 2, 3], []) == [4, 2, 3]
-        assert plan.queue == (4, 2, 3, 5)
+        assert drain(plan) == [4, 2, 3, 5]
 
     def test_a_branch_back_to_an_executed_step_does_not_rerun_it(self) -> None:
         run = instructions(
@@ -99,13 +119,9 @@ class TestQueue:
         assert skipped == []
 
     def test_a_step_queued_twice_runs_once(self) -> None:
-        plan = InstructionPlan(instructions("a", "b", "c").instructions)
+        plan = plan_for(instructions("a", "b", "c"))
         plan.on_condition(True, [2, 2], [])
-        order = []
-        while (index := plan.next_step()) is not None:
-            order.append(index)
-            plan.record_executed(index)
-        assert order == [2, 0, 1]
+        assert drain(plan) == [2, 0, 1]
 
     def test_nested_branches(self) -> None:
         run = instructions(
@@ -125,7 +141,7 @@ class TestQueue:
         assert skipped == [2]
 
     def test_record_executed_rejects_reruns_and_bad_indices(self) -> None:
-        plan = InstructionPlan(instructions("a", "b").instructions)
+        plan = plan_for(instructions("a", "b"))
         plan.record_executed(0)
         with pytest.raises(ValueError, match="already executed"):
             plan.record_executed(0)
@@ -137,7 +153,7 @@ class TestQueue:
 
 class TestBudget:
     def test_budget_stops_the_run_before_the_next_step(self) -> None:
-        plan = InstructionPlan(instructions("a", "b", "c").instructions, max_steps=2)
+        plan = plan_for(instructions("a", "b", "c"), max_steps=2)
         for _ in range(2):
             index = plan.next_step()
             assert index is not None
@@ -146,13 +162,12 @@ class TestBudget:
             plan.next_step()
         assert caught.value.budget == 2
         assert caught.value.next_index == 2
-        assert plan.queue == (2,)
+        with pytest.raises(StepBudgetExceeded):
+            plan.next_step()  # the step stays queued: asking again says the same
 
     def test_budget_equal_to_the_work_is_enough(self) -> None:
-        plan = InstructionPlan(instructions("a", "b").instructions, max_steps=2)
-        while (index := plan.next_step()) is not None:
-            plan.record_executed(index)
-        assert plan.executed == (0, 1)
+        plan = plan_for(instructions("a", "b"), max_steps=2)
+        assert drain(plan) == [0, 1]
 
     def test_budget_must_be_positive(self) -> None:
         with pytest.raises(ValueError):
@@ -161,7 +176,7 @@ class TestBudget:
 
 class TestWhichResult:
     def test_input_is_the_previously_executed_step_or_the_context(self) -> None:
-        plan = InstructionPlan(instructions("a", "b", "c").instructions)
+        plan = InstructionPlan(instructions("a", "b", "c").instructions, max_steps=BUDGET)
         plan.on_condition(True, [2], [])
         assert plan.input_source(2) is None
         plan.record_executed(plan.next_step() or 0)  # runs 2
@@ -172,24 +187,24 @@ class TestWhichResult:
         assert plan.input_source(1) == 0
 
     def test_nested_condition_evaluates_its_own_step_by_default(self) -> None:
-        plan = InstructionPlan(
+        plan = plan_for(
             instructions(
                 "a",
                 {"instruction": "b", "condition": branch("x", [], [])},
                 {"instruction": "c", "condition": branch("x", [], [], evaluateAfterStep=0)},
-            ).instructions
+            )
         )
         assert plan.condition_source(1) == 1
         assert plan.condition_source(2) == 0
 
     def test_condition_step_evaluates_the_previous_result_or_a_named_step(self) -> None:
-        plan = InstructionPlan(
+        plan = plan_for(
             instructions(
                 branch("x", [], []),
                 "b",
                 branch("x", [], []),
                 branch("x", [], [], evaluateAfterStep=0),
-            ).instructions
+            )
         )
         assert plan.condition_source(0) is None  # nothing ran yet: the context
         for index in (0, 1, 2):
@@ -199,7 +214,7 @@ class TestWhichResult:
 
     def test_condition_step_passes_its_input_through(self) -> None:
         run = instructions("a", branch("result == 'A'", [3], []), "c", "d")
-        plan = InstructionPlan(run.instructions)
+        plan = InstructionPlan(run.instructions, max_steps=BUDGET)
         results: dict[int, str | None] = {0: "A"}
         plan.record_executed(plan.next_step() or 0)
         index = plan.next_step()
@@ -208,7 +223,7 @@ class TestWhichResult:
         assert results[1] == "A"
 
     def test_step_without_condition_has_no_condition_source(self) -> None:
-        plan = InstructionPlan(instructions("a").instructions)
+        plan = InstructionPlan(instructions("a").instructions, max_steps=BUDGET)
         with pytest.raises(ValueError, match="no condition"):
             plan.condition_source(0)
 

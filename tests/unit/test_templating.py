@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from workflows.shared.templating import (
@@ -310,3 +312,25 @@ class TestReferences:
     def test_bad_syntax_raises(self) -> None:
         with pytest.raises(TemplateError):
             references({"a": "{{.bad}}"})
+
+
+class TestScanner:
+    @pytest.mark.parametrize(
+        "text",
+        ["{{" + " " * 100_000, ("{{ a" + " " * 50) * 2_000, "{" * 100_000, "{{}" * 30_000],
+    )
+    def test_hostile_text_is_scanned_in_linear_time(self, text: str) -> None:
+        started = time.perf_counter()
+        assert references({"header": text}) == []
+        assert time.perf_counter() - started < 0.5
+
+    def test_braces_inside_are_no_placeholder(self) -> None:
+        assert render("{{a}b}} {{{{x}}", {"x": 1}) == "{{a}b}} {{1"
+
+    def test_unresolved_placeholders_can_be_kept_as_written(self) -> None:
+        rendered = render(
+            {"q": "{{ result }} and {{other}} and {{bad[}}"},
+            {"result": "R"},
+            keep_unresolved=True,
+        )
+        assert rendered == {"q": "R and {{other}} and {{bad[}}"}

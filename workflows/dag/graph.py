@@ -1,17 +1,17 @@
 """Pipeline validation and the dependency graph: pure logic, no Temporal.
 
-The gateway runs `validate_pipeline` to answer 422 with every problem; the workflow runs it
-again (a run started from the CLI skips the gateway) and then drives a `DagGraph`, asking it
-which steps are ready each time something finishes.
+The gateway runs `validate_pipeline` to answer 422 with every problem and marks the run as
+validated; the workflow checks only runs started some other way (the `temporal` CLI), then
+drives a `DagGraph`, asking it which steps are ready each time something finishes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-from workflows.dag.models import HTTP_METHODS, DagRunInput, StepConfig
+from activities.http.models import HTTP_METHODS, is_http_url
+from workflows.dag.models import DagRunInput, StepConfig
 from workflows.shared.endpoints import UnknownEndpoint, resolve_endpoint
 from workflows.shared.templating import TemplateError, references
 
@@ -200,16 +200,14 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                             + ")",
                         )
                     )
-        if "{{" not in step.service_url:
-            parts = urlsplit(step.service_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                problems.append(
-                    Problem(
-                        ("STEPS_CONFIG", i, "service_url"),
-                        f"step {step.step_name!r}: service_url {step.service_url!r} is not an"
-                        " http(s) URL",
-                    )
+        if "{{" not in step.service_url and not is_http_url(step.service_url):
+            problems.append(
+                Problem(
+                    ("STEPS_CONFIG", i, "service_url"),
+                    f"step {step.step_name!r}: service_url {step.service_url!r} is not an"
+                    " http(s) URL",
                 )
+            )
         for j, dep in enumerate(step.dependencies):
             if is_selection(dep):
                 continue

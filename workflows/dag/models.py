@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 #: Methods that carry the default body when a step has no `input_prep_config.body`. An
 #: explicit body is sent with any method but GET.
 DEFAULT_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -87,6 +86,8 @@ class EngineOptions(BaseModel):
     task_queue: str = "workflow-station"
     #: Configured endpoint worker names; a step's `endpoint` must be one of them.
     endpoint_workers: list[str] = Field(default_factory=list)
+    #: The gateway validated the pipeline at submission; the workflow does not re-decide it.
+    validated: bool = False
 
 
 class DagRunInput(BaseModel):

@@ -14,26 +14,25 @@ from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    FailureError,
-    RetryState,
-    TimeoutError,
-    is_cancelled_exception,
-)
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
-    from activities.http.activities import HttpActivities
+    from activities.errors import ErrorType
     from activities.http.models import (
+        CALL_HTTP,
+        SEND_WEBHOOK,
         HttpCall,
         HttpResult,
-        OutputWrite,
-        SelectionRead,
         WebhookDelivery,
     )
-    from activities.store.activities import StoreActivities, parse_selection
+    from activities.store.models import (
+        READ_SELECTION,
+        WRITE_OUTPUTS,
+        OutputWrite,
+        SelectionRead,
+        parse_selection,
+    )
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
         DEFAULT_BODY_METHODS,
@@ -47,6 +46,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.dag.responses import main_value
     from workflows.shared.endpoints import resolve_endpoint
+    from workflows.shared.failures import (
+        StepFailed,
+        heartbeat_timeout,
+        step_failed,
+        step_retry_policy,
+    )
     from workflows.shared.templating import TemplateError, render
 
 StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]
@@ -56,49 +61,8 @@ STORE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(millise
 WEBHOOK_RETRY_MAX_INTERVAL = timedelta(seconds=30)
 
 
-class StepFailed(Exception):
-    def __init__(self, error: StepError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 def step_activity_id(step_name: str) -> str:
     return f"step:{step_name}"
-
-
-def step_retry_policy(max_retries: int, retry_delay: float) -> RetryPolicy:
-    """Exponential backoff from `retry_delay`; non-retryable types fail the step at once."""
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=retry_delay),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=max(retry_delay * 32, retry_delay)),
-        maximum_attempts=max_retries + 1,
-        non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
-    )
-
-
-def activity_failure(exc: ActivityError, max_attempts: int, label: str) -> StepError:
-    """Describe a failed call for the run result: type, message, HTTP status, attempts."""
-    cause = exc.cause
-    details: dict[str, Any] = {}
-    if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
-        details = cause.details[0]
-    attempts = int(details.get("attempt") or 1)
-    if exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
-        attempts = max_attempts
-    if isinstance(cause, ApplicationError):
-        error_type, message = cause.type or "ApplicationError", cause.message
-    elif isinstance(cause, TimeoutError):
-        error_type = "Timeout"
-        message = f"{label}: attempt timed out ({cause.type.name if cause.type else 'timeout'})"
-    else:
-        error_type, message = type(cause).__name__, str(cause or exc)
-    return StepError(
-        type=error_type,
-        message=message,
-        http_status=details.get("status"),
-        attempts=attempts,
-    )
 
 
 @workflow.defn
@@ -137,13 +101,15 @@ class DagWorkflow:
 
     @workflow.run
     async def run(self, run: DagRunInput) -> DagRunResult:
-        problems = validate_pipeline(run)
+        # The gateway validates at submission and says so in the input; re-validating here
+        # would let a stricter check in a later release fail runs already in flight on replay.
+        # Only a run started some other way (the `temporal` CLI) is checked here.
+        problems = [] if run.engine.validated else validate_pipeline(run)
         if problems:
-            raise ApplicationError(
+            raise errors.run_failed(
+                ErrorType.INVALID_PIPELINE,
                 "invalid pipeline: " + "; ".join(p.msg for p in problems),
                 [p.as_dict() for p in problems],
-                type="InvalidPipeline",
-                non_retryable=True,
             )
         webhook_url = run.PIPELINE_SETTINGS.notifications.webhook_url
         drainer = asyncio.create_task(self._drain_outbox(webhook_url)) if webhook_url else None
@@ -213,11 +179,10 @@ class DagWorkflow:
             raise asyncio.CancelledError()
         if failure is not None:
             # Failed in Temporal (Web UI, CLI), with the partial results in the details.
-            raise ApplicationError(
+            raise errors.run_failed(
+                ErrorType.PIPELINE_FAILED,
                 f"step {failure.step_name!r} failed: {failure.message}",
                 result.model_dump(mode="json"),
-                type="PipelineFailed",
-                non_retryable=True,
             )
         return result
 
@@ -250,12 +215,13 @@ class DagWorkflow:
             self._emit("step.completed", step, {"result": body, "outputs": state.outputs})
             return "completed"
         except StepFailed as exc:
+            error = StepError(**vars(exc.failure))
             state.status = "failed"
-            state.error = exc.error
-            state.attempts = exc.error.attempts
-            state.http_status = exc.error.http_status
+            state.error = error
+            state.attempts = error.attempts
+            state.http_status = error.http_status
             state.finished_at = workflow.now()
-            self._emit("step.failed", step, {"error": exc.error.model_dump(mode="json")})
+            self._emit("step.failed", step, {"error": error.model_dump(mode="json")})
             return "failed"
         except asyncio.CancelledError:
             state.status = "cancelled"
@@ -273,9 +239,10 @@ class DagWorkflow:
             else:
                 key = self._key(selection)
                 try:
-                    read = await workflow.execute_local_activity_method(
-                        StoreActivities.read_selection,
+                    read = await workflow.execute_local_activity(
+                        READ_SELECTION,
                         SelectionRead(key=key),
+                        result_type=list[str] | None,  # type: ignore[arg-type]
                         start_to_close_timeout=STORE_TIMEOUT,
                         retry_policy=STORE_RETRY,
                     )
@@ -314,12 +281,10 @@ class DagWorkflow:
                     },
                 }
         except TemplateError as exc:
-            raise StepFailed(StepError(type="TemplateError", message=f"{label}: {exc}")) from exc
+            raise StepFailed.of(exc.error_type, f"{label}: {exc}") from exc
         if not isinstance(url, str):
-            raise StepFailed(
-                StepError(
-                    type="TemplateError", message=f"{label}: service_url rendered to a non-string"
-                )
+            raise StepFailed.of(
+                ErrorType.TEMPLATE_ERROR, f"{label}: service_url rendered to a non-string"
             )
         return HttpCall(
             method=step.method,
@@ -347,29 +312,27 @@ class DagWorkflow:
         retry_delay = step.retry_delay or handling.retry_delay
         timeout = timedelta(seconds=self._timeout(step))
         try:
-            return await workflow.execute_activity_method(
-                HttpActivities.call_http,
+            result: HttpResult = await workflow.execute_activity(
+                CALL_HTTP,
                 call,
+                result_type=HttpResult,
                 # Named after the step, so the gateway can match Temporal's pending-activity
                 # view (current attempt, last failure) to it while the step is retried.
                 activity_id=step_activity_id(step.step_name),
                 task_queue=self._task_queue(step),
                 start_to_close_timeout=timeout,
-                heartbeat_timeout=timedelta(seconds=10)
-                if timeout > timedelta(seconds=10)
-                else None,
+                heartbeat_timeout=heartbeat_timeout(timeout),
                 retry_policy=step_retry_policy(max_retries, retry_delay),
                 summary=f"{step.method} {step.step_name}",
             )
         except ActivityError as exc:
-            if is_cancelled_exception(exc):
-                raise asyncio.CancelledError() from exc
-            raise StepFailed(activity_failure(exc, max_retries + 1, call.label)) from exc
+            raise step_failed(exc, max_retries + 1, call.label) from exc
+        return result
 
     async def _store_outputs(self, outputs: dict[str, Any]) -> None:
         try:
-            await workflow.execute_local_activity_method(
-                StoreActivities.write_outputs,
+            await workflow.execute_local_activity(
+                WRITE_OUTPUTS,
                 OutputWrite(
                     values={self._key(name): value for name, value in outputs.items()},
                     ttl_seconds=self._run.engine.output_ttl_seconds,
@@ -382,20 +345,7 @@ class DagWorkflow:
 
     @staticmethod
     def _store_failure(exc: FailureError) -> BaseException:
-        if is_cancelled_exception(exc):
-            # The step was cancelled (a sibling failed, or the run was cancelled), not failed.
-            return asyncio.CancelledError()
-        if isinstance(exc, ActivityError):
-            return StepFailed(activity_failure(exc, STORE_RETRY.maximum_attempts, "redis"))
-        # A local activity's failure arrives unwrapped (no ActivityError), its retries used up.
-        error_type = exc.type if isinstance(exc, ApplicationError) else None
-        return StepFailed(
-            StepError(
-                type=error_type or type(exc).__name__,
-                message=f"redis: {exc.message}",
-                attempts=STORE_RETRY.maximum_attempts or 1,
-            )
-        )
+        return step_failed(exc, STORE_RETRY.maximum_attempts, "redis")
 
     # -- state, events -----------------------------------------------------------------
 
@@ -414,7 +364,7 @@ class DagWorkflow:
 
     def _run_error(self, name: str) -> RunError:
         state = self._state(name)
-        error = state.error or StepError(type="Unknown", message="step failed")
+        error = state.error or StepError(type=ErrorType.UNKNOWN, message="step failed")
         return RunError(
             step_name=name,
             usid=state.usid,
@@ -475,8 +425,8 @@ class DagWorkflow:
                 webhooks.undelivered += 1
                 continue
             try:
-                await workflow.execute_activity_method(
-                    HttpActivities.send_webhook,
+                await workflow.execute_activity(
+                    SEND_WEBHOOK,
                     WebhookDelivery(url=url, event=event),
                     start_to_close_timeout=timedelta(
                         seconds=engine.webhook_attempt_timeout_seconds

@@ -13,24 +13,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.http.activities import HttpActivities
-    from activities.http.models import HttpCall
-    from workflows.dag.workflow import activity_failure, step_retry_policy
-    from workflows.shared.endpoints import EndpointCallInput, EndpointRequest, EndpointResponse
-
-
-def http_call(request: EndpointRequest, label: str) -> HttpCall:
-    """The seed request as an `HttpCall`; 4xx answers come back as results, not failures."""
-    return HttpCall(
-        method=request.method,
-        url=request.url,
-        headers=request.headers,
-        body=request.body,
-        send_body=request.body is not None and request.method != "GET",
-        timeout_seconds=request.timeout / 1000,
-        fail_on_client_error=False,
-        label=label,
-    )
+    from activities.http.models import CALL_HTTP, HttpResult
+    from workflows.endpoint.models import EndpointCallInput
+    from workflows.shared.endpoints import EndpointResponse, http_call
+    from workflows.shared.failures import activity_failure, step_retry_policy
 
 
 @workflow.defn
@@ -41,20 +27,30 @@ class EndpointCallWorkflow:
         label = f"endpoint {call.endpoint}"
         started = workflow.now()
         try:
-            result = await workflow.execute_activity_method(
-                HttpActivities.call_http,
-                http_call(request, label),
+            result = await workflow.execute_activity(
+                CALL_HTTP,
+                # 4xx answers come back as results, not failures, as the seed workers did.
+                http_call(
+                    request.method,
+                    request.url,
+                    request.headers,
+                    request.body,
+                    request.timeout,
+                    label=label,
+                    fail_on_client_error=False,
+                ),
+                result_type=HttpResult,
                 start_to_close_timeout=timedelta(milliseconds=request.timeout),
                 retry_policy=step_retry_policy(request.retries, request.retry_delay / 1000),
                 summary=f"{request.method} {request.url}",
             )
         except ActivityError as exc:
-            error = activity_failure(exc, request.retries + 1, label)
+            failure = activity_failure(exc, request.retries + 1, label)
             return EndpointResponse(
                 success=False,
-                status=error.http_status,
-                error=f"{error.type}: {error.message}",
-                attempts=error.attempts,
+                status=failure.http_status,
+                error=f"{failure.type}: {failure.message}",
+                attempts=failure.attempts,
                 duration=self._elapsed_ms(started),
                 endpoint=call.endpoint,
             )

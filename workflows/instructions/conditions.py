@@ -55,6 +55,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from activities.errors import ErrorType, WorkflowStationError
+from activities.llm.answers import strip_code_fence
+
 __all__ = [
     "And",
     "Atom",
@@ -79,11 +82,10 @@ _REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.V
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n(.*?)\n?```$", re.DOTALL)
 _MISSING = object()
 
 
-class ConditionSyntaxError(ValueError):
+class ConditionSyntaxError(WorkflowStationError, ValueError):
     """An expression that is not in the condition language.
 
     Attributes:
@@ -91,6 +93,8 @@ class ConditionSyntaxError(ValueError):
         position: 0-based character offset of the offending token.
         reason: The problem, without the position.
     """
+
+    error_type = ErrorType.INVALID_CONDITION
 
     def __init__(self, reason: str, expression: str, position: int) -> None:
         super().__init__(f"{reason} at position {position}")
@@ -457,12 +461,8 @@ class _Evaluator:
 
 
 def _load_json(text: str) -> Any:
-    stripped = text.strip()
-    fenced = _FENCE.match(stripped)
-    if fenced:
-        stripped = fenced.group(1).strip()
     try:
-        return json.loads(stripped)
+        return json.loads(strip_code_fence(text))
     except (ValueError, RecursionError):
         # RecursionError: absurdly deep nesting; it is still just "not JSON" to a condition.
         return _MISSING

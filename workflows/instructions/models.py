@@ -19,7 +19,7 @@ Errors locate the fault: per-instruction problems carry a `loc` such as
 `("instructions", 2, "endpoint", "method")`, and cross-step problems (step indices out of
 range) are reported on `instructions` with the path in the message, e.g.
 `instructions[2].ifTrue[0]: step 7 is out of range (3 instructions)`.
-`describe_errors` renders both kinds as such lines.
+`error_details` renders both kinds as such lines.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -46,29 +45,23 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from workflows.dag.models import HTTP_METHODS
+from activities.http.models import HTTP_METHODS, is_http_url
+from activities.llm.models import DEFAULT_MODELS, LlmProvider, TokenUsage
+from activities.models import CamelModel
 from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
 
-Provider: TypeAlias = Literal["openai", "anthropic"]
 ConditionMode: TypeAlias = Literal["deterministic", "llm"]
 HttpMethod: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ThreadFormat: TypeAlias = Literal["json", "markdown", "numbered"]
 InstructionType: TypeAlias = Literal["llm", "condition", "endpoint", "thread", "router"]
 
-DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-5-nano", "anthropic": "claude-haiku-4-5"}
 INSTRUCTION_TYPES: tuple[str, ...] = ("llm", "condition", "endpoint", "thread", "router")
 
 
-class _SeedModel(BaseModel):
-    """Python field names, seed camelCase on the wire; unknown keys are typos, so rejected."""
+class _SeedModel(CamelModel):
+    """Seed payloads: camelCase on the wire; unknown keys are typos, so rejected."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
 
 
 def _check_mode(mode: ConditionMode | None, expression: str | None) -> ConditionMode | None:
@@ -112,12 +105,14 @@ class Condition(_SeedModel):
             return mode  # the expression's own error says enough
         return _check_mode(mode, info.data["expression"])
 
-    @property
-    def effective_mode(self) -> ConditionMode:
-        """How the workflow should evaluate this condition."""
-        if self.mode is not None:
-            return self.mode
-        return "deterministic" if try_parse(self.expression) is not None else "llm"
+    @model_validator(mode="after")
+    def _decide_mode(self) -> Condition:
+        # Decided once, at submission, and carried in the workflow's input: were the
+        # workflow to decide during replay, a grammar change in a later release would change
+        # the commands (an LLM call or none) of runs already in flight.
+        if self.mode is None:
+            self.mode = "deterministic" if try_parse(self.expression) is not None else "llm"
+        return self
 
 
 class LlmInstruction(_SeedModel):
@@ -191,8 +186,7 @@ class EndpointSpec(_SeedModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value.strip())
-        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        if not is_http_url(value):
             raise PydanticCustomError("http_url", "'{url}' is not an http(s) URL", {"url": value})
         return value.strip()
 
@@ -425,7 +419,7 @@ class InstructionRunInput(BaseModel):
 
     context: str
     instructions: list[Instruction]
-    provider: Provider = "openai"
+    provider: LlmProvider = "openai"
     model: str | None = None
     engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
 
@@ -538,48 +532,13 @@ def error_details(error: ValidationError, prefix: Sequence[str | int] = ()) -> l
     return details
 
 
-def describe_errors(error: ValidationError) -> list[str]:
-    """Render a ValidationError as lines like `instructions[2].method: unknown HTTP method`.
-
-    The tag pydantic adds after an instruction's index (`instructions.2.endpoint.method`) is
-    dropped; messages that already carry their path (step references) are kept as they are.
-    """
-    return [item["msg"] for item in error_details(error)]
-
-
 # --- status ------------------------------------------------------------------------------
 
 StepStatus: TypeAlias = Literal["pending", "running", "completed", "skipped", "failed"]
 RunState: TypeAlias = Literal["queued", "running", "complete", "errored", "terminated"]
 
 
-class _StatusModel(BaseModel):
-    """Status is read by seed clients: camelCase on the wire, either spelling accepted."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
-
-
-class TokenUsage(_StatusModel):
-    """LLM tokens spent."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            total_tokens=self.total_tokens + other.total_tokens,
-        )
-
-
-class StepError(_StatusModel):
+class StepError(CamelModel):
     """Why a step failed: the `ApplicationError.type`, its message and attempts made."""
 
     type: str
@@ -587,7 +546,7 @@ class StepError(_StatusModel):
     attempts: int = 1
 
 
-class ConditionVerdict(_StatusModel):
+class ConditionOutcome(CamelModel):
     """How a step's condition came out, and which step's result it looked at."""
 
     mode: ConditionMode
@@ -597,7 +556,7 @@ class ConditionVerdict(_StatusModel):
     next_steps: list[int] = Field(default_factory=list)
 
 
-class RouterDecision(_StatusModel):
+class RouterDecision(CamelModel):
     """The option a router picked; `fallback_used` when the LLM's answer named none."""
 
     chosen: str | None = None
@@ -606,13 +565,13 @@ class RouterDecision(_StatusModel):
     reason: str | None = None
 
 
-class ThreadOutcome(_StatusModel):
+class ThreadOutcome(CamelModel):
     """Whether a thread's completion check passed."""
 
     complete: bool = False
 
 
-class StepState(_StatusModel):
+class StepState(CamelModel):
     """One instruction's progress, as the status query reports it."""
 
     index: int
@@ -623,12 +582,12 @@ class StepState(_StatusModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
-    condition: ConditionVerdict | None = None
+    condition: ConditionOutcome | None = None
     router: RouterDecision | None = None
     thread: ThreadOutcome | None = None
 
 
-class RunError(_StatusModel):
+class RunError(CamelModel):
     """Why a run errored, and at which step when one is to blame."""
 
     type: str
@@ -636,7 +595,7 @@ class RunError(_StatusModel):
     step: int | None = None
 
 
-class InstructionRunStatus(_StatusModel):
+class InstructionRunStatus(CamelModel):
     """The instruction workflow's status query result."""
 
     status: RunState = "queued"

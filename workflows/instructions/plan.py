@@ -12,7 +12,6 @@ The workflow is a thin loop over `InstructionPlan`::
             subject = source_text(plan.condition_source(index), results, run.context)
             verdict = ...  # deterministic (workflows.instructions.conditions) or LLM
             plan.on_condition(verdict, condition.if_true, condition.if_false)
-    never_ran = plan.skipped()
 
 Semantics:
 
@@ -38,10 +37,11 @@ Semantics:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from activities.errors import ErrorType, WorkflowStationError
+from activities.llm.answers import match_option
 from workflows.instructions.models import (
     ConditionInstruction,
     Instruction,
@@ -49,19 +49,18 @@ from workflows.instructions.models import (
     RouterOption,
     condition_of,
 )
-
-#: Executions allowed per run unless the caller sets `max_steps`. Without re-execution a run
-#: cannot exceed its instruction count; the cap stops a policy bug from running away.
-DEFAULT_STEP_BUDGET = 100
+from workflows.shared.templating import render
 
 
-class StepBudgetExceeded(RuntimeError):
+class StepBudgetExceeded(WorkflowStationError, RuntimeError):
     """More steps were about to run than the budget allows.
 
     Attributes:
         budget: The cap that was reached.
         next_index: The step that would have run next.
     """
+
+    error_type = ErrorType.STEP_BUDGET_EXCEEDED
 
     def __init__(self, budget: int, next_index: int) -> None:
         super().__init__(f"step budget of {budget} executions exhausted before step {next_index}")
@@ -74,12 +73,12 @@ class InstructionPlan:
 
     Args:
         instructions: The run's instructions (validated `InstructionRunInput.instructions`).
-        max_steps: Executions allowed before `next_step` raises `StepBudgetExceeded`.
+        max_steps: Executions allowed before `next_step` raises `StepBudgetExceeded`. Without
+            re-execution a run cannot exceed its instruction count; the cap stops a policy bug
+            from running away.
     """
 
-    def __init__(
-        self, instructions: Sequence[Instruction], *, max_steps: int = DEFAULT_STEP_BUDGET
-    ) -> None:
+    def __init__(self, instructions: Sequence[Instruction], *, max_steps: int) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self._instructions = list(instructions)
@@ -96,16 +95,6 @@ class InstructionPlan:
         ]
         self._executed: list[int] = []
         self._executed_set: set[int] = set()
-
-    @property
-    def queue(self) -> tuple[int, ...]:
-        """Indices waiting to run, front first (may include already-executed ones)."""
-        return tuple(self._queue)
-
-    @property
-    def executed(self) -> tuple[int, ...]:
-        """Indices recorded as executed, in execution order."""
-        return tuple(self._executed)
 
     @property
     def last_executed(self) -> int | None:
@@ -150,10 +139,6 @@ class InstructionPlan:
         self._queue[0:0] = chosen
         return chosen
 
-    def skipped(self) -> list[int]:
-        """Indices never executed, ascending (meaningful once `next_step` returned None)."""
-        return [i for i in range(len(self._instructions)) if i not in self._executed_set]
-
     def input_source(self, index: int) -> int | None:
         """The step whose result is step `index`'s input; None means the run's context.
 
@@ -197,59 +182,28 @@ def source_text(source: int | None, results: Mapping[int, str | None], context: 
     return results.get(source) or ""
 
 
-_PLACEHOLDER = re.compile(r"\{\{\s*(result|context)\s*\}\}")
-
-
 def render_endpoint_value(value: Any, result: str | None, context: str) -> Any:
     """Fill `{{result}}` and `{{context}}` into every string of a JSON-like value.
 
-    Walks dicts and lists recursively and returns a new value; dict keys and non-string
-    scalars are left alone. Spaces inside the braces are allowed (`{{ result }}`);
-    a None result renders as ''.
+    Walks dicts and lists and returns a new value; dict keys and non-string scalars are left
+    alone. Spaces inside the braces are allowed (`{{ result }}`), a None result renders as
+    '', and any other placeholder is left as written.
     """
-    if isinstance(value, str):
-        values = {"result": result or "", "context": context}
-        return _PLACEHOLDER.sub(lambda match: values[match.group(1)], value)
-    if isinstance(value, dict):
-        return {key: render_endpoint_value(item, result, context) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [render_endpoint_value(item, result, context) for item in value]
-    return value
-
-
-_ANSWER_TRIM = "`'\"*_.:;,!()[]{}<> \t\r\n"
+    return render(value, {"result": result or "", "context": context}, keep_unresolved=True)
 
 
 def choose_router_option(
     router: RouterInstruction, answer: str | None
 ) -> tuple[RouterOption, bool]:
-    """Map an LLM's answer to one of the router's options.
-
-    Tries, case-insensitively: the answer (trimmed of quotes, markup and punctuation) equal
-    to an option id, then to an option name, then exactly one option id appearing in the
-    answer as a whole word. Otherwise returns the fallback option.
+    """Map an LLM's answer to one of the router's options (`activities.llm.answers`).
 
     Returns:
         The chosen option and whether the fallback was used.
     """
-    text = (answer or "").strip()
-    first_line = text.splitlines()[0] if text else ""
-    for candidate in (text, first_line):
-        trimmed = candidate.strip(_ANSWER_TRIM).casefold()
-        for option in router.options:
-            if trimmed == option.id.casefold():
-                return option, False
-        for option in router.options:
-            if option.name and trimmed == option.name.strip().casefold():
-                return option, False
-    mentioned = [
-        option
-        for option in router.options
-        if re.search(rf"(?<![\w-]){re.escape(option.id)}(?![\w-])", text, re.IGNORECASE)
-    ]
-    if len(mentioned) == 1:
-        return mentioned[0], False
-    return router.fallback_option, True
+    option = match_option(answer, router.options)
+    if option is None:
+        return router.fallback_option, True
+    return option, False
 
 
 def llm_prompt(instruction: str, previous: str) -> str:

@@ -18,29 +18,32 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities import errors
-    from activities.http.activities import HttpActivities
-    from activities.http.models import HttpCall
-    from activities.llm.activities import LlmActivities
-    from activities.llm.models import ConditionVerdict as LlmVerdict
+    from activities.errors import ErrorType
+    from activities.http.models import CALL_HTTP, HttpResult
     from activities.llm.models import (
+        CALL_LLM,
+        CHOOSE_ROUTE,
+        JUDGE_CONDITION,
         ConditionVerdictRequest,
         LlmCall,
-        LlmUsage,
+        LlmText,
+        LlmVerdict,
+        RouteChoice,
         RouteOptionBrief,
         RouteRequest,
+        TokenUsage,
     )
-    from workflows.dag.workflow import activity_failure, step_retry_policy
     from workflows.instructions.conditions import ConditionSyntaxError, evaluate, parse
     from workflows.instructions.models import (
         Condition,
         ConditionInstruction,
-        ConditionVerdict,
+        ConditionOutcome,
         EndpointInstruction,
         EndpointSpec,
         Instruction,
@@ -56,7 +59,6 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         ThreadInstruction,
         ThreadOutcome,
-        TokenUsage,
         condition_of,
     )
     from workflows.instructions.plan import (
@@ -73,7 +75,16 @@ with workflow.unsafe.imports_passed_through():
         EndpointRequest,
         EndpointResponse,
         UnknownEndpoint,
+        http_call,
         resolve_endpoint,
+    )
+    from workflows.shared.failures import (
+        HEARTBEAT_TIMEOUT,
+        StepFailed,
+        StepFailure,
+        heartbeat_timeout,
+        step_failed,
+        step_retry_policy,
     )
 
 #: What an LLM completion check asks when the thread names no expression.
@@ -81,18 +92,8 @@ DEFAULT_THREAD_CHECK = (
     "Every collected step produced a meaningful, non-empty answer, and together they complete "
     "the task."
 )
-#: Running HTTP and LLM calls heartbeat every 2 s; a worker lost mid-call is noticed after this.
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 #: Bounds LLM retry backoff: 3 retries from 1 s wait 1, 2 and 4 s.
 LLM_RETRY_MAX_INTERVAL = timedelta(seconds=60)
-
-
-class StepFailed(Exception):
-    """A step failed for good; the run ends with its error."""
-
-    def __init__(self, error: StepError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def llm_retry_policy(engine: InstructionEngineOptions) -> RetryPolicy:
@@ -124,11 +125,9 @@ PROXY_RETRY = RetryPolicy(
 PROXY_SLACK_SECONDS = 5.0
 
 
-def _failure(exc: ActivityError, max_attempts: int, label: str) -> StepError:
-    if is_cancelled_exception(exc):
-        raise asyncio.CancelledError() from exc
-    error = activity_failure(exc, max_attempts, label)
-    return StepError(type=error.type, message=error.message, attempts=error.attempts)
+def step_error(exc: StepFailed) -> StepError:
+    failure = exc.failure
+    return StepError(type=failure.type, message=failure.message, attempts=failure.attempts)
 
 
 @workflow.defn
@@ -159,7 +158,7 @@ class InstructionWorkflow:
                     index = plan.next_step()
                 except StepBudgetExceeded as exc:
                     failure = RunError(
-                        type="StepBudgetExceeded",
+                        type=exc.error_type,
                         message=f"{exc} (INSTRUCTION_STEP_BUDGET)",
                         step=exc.next_index,
                     )
@@ -175,11 +174,10 @@ class InstructionWorkflow:
             self._finish("errored")
             # Failed in Temporal (Web UI, CLI), with the partial status in the details.
             where = f"instruction {failure.step}" if failure.step is not None else "the run"
-            raise ApplicationError(
+            raise errors.run_failed(
+                ErrorType.INSTRUCTION_FAILED,
                 f"{where} failed: {failure.message}",
                 status.model_dump(mode="json"),
-                type="InstructionFailed",
-                non_retryable=True,
             )
         self._finish("complete")
         return status
@@ -205,9 +203,9 @@ class InstructionWorkflow:
                 await self._branch(plan, index, condition, state)
         except StepFailed as exc:
             state.status = "failed"
-            state.error = exc.error
+            state.error = step_error(exc)
             state.finished_at = workflow.now()
-            return RunError(type=exc.error.type, message=exc.error.message, step=index)
+            return RunError(type=state.error.type, message=state.error.message, step=index)
         state.status = "completed"
         state.finished_at = workflow.now()
         return None
@@ -227,29 +225,28 @@ class InstructionWorkflow:
             return await self._thread(instruction, label, state)
         if isinstance(instruction, RouterInstruction):
             return await self._route(instruction, previous, label, state)
-        raise StepFailed(
-            StepError(type="InvalidInstruction", message=f"{label}: unknown instruction type")
-        )
+        raise StepFailed.of(ErrorType.INVALID_INSTRUCTION, f"{label}: unknown instruction type")
 
     async def _call_llm(self, instruction: str, previous: str, label: str, state: StepState) -> str:
         run = self._run
         policy = llm_retry_policy(run.engine)
         try:
-            answer = await workflow.execute_activity_method(
-                LlmActivities.call_llm,
+            answer: LlmText = await workflow.execute_activity(
+                CALL_LLM,
                 LlmCall(
                     provider=run.provider,
                     model=run.effective_model,
                     prompt=llm_prompt(instruction, previous),
                     label=label,
                 ),
+                result_type=LlmText,
                 start_to_close_timeout=timedelta(seconds=run.engine.llm_step_timeout_seconds),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=policy,
                 summary=f"{label}: LLM",
             )
         except ActivityError as exc:
-            raise StepFailed(_failure(exc, policy.maximum_attempts, label)) from exc
+            raise step_failed(exc, policy.maximum_attempts, label) from exc
         self._add_usage(state, answer.usage)
         return answer.text
 
@@ -259,8 +256,8 @@ class InstructionWorkflow:
         run = self._run
         policy = llm_retry_policy(run.engine)
         try:
-            verdict = await workflow.execute_activity_method(
-                LlmActivities.judge_condition,
+            verdict: LlmVerdict = await workflow.execute_activity(
+                JUDGE_CONDITION,
                 ConditionVerdictRequest(
                     provider=run.provider,
                     model=run.effective_model,
@@ -268,13 +265,14 @@ class InstructionWorkflow:
                     result_text=subject,
                     label=label,
                 ),
+                result_type=LlmVerdict,
                 start_to_close_timeout=timedelta(seconds=run.engine.llm_condition_timeout_seconds),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=policy,
                 summary=f"{label}: judge",
             )
         except ActivityError as exc:
-            raise StepFailed(_failure(exc, policy.maximum_attempts, label)) from exc
+            raise step_failed(exc, policy.maximum_attempts, label) from exc
         self._add_usage(state, verdict.usage)
         return verdict
 
@@ -290,31 +288,24 @@ class InstructionWorkflow:
         try:
             route = resolve_endpoint(spec.endpoint_url, self._run.engine.endpoint_workers)
         except UnknownEndpoint as exc:
-            raise StepFailed(StepError(type="UnknownEndpoint", message=f"{label}: {exc}")) from exc
+            raise StepFailed.of(exc.error_type, f"{label}: {exc}") from exc
         if route.proxy_url is not None:
             return await self._call_proxy(route.proxy_url, spec, headers, body, label)
         timeout = timedelta(milliseconds=spec.timeout)
-        call = HttpCall(
-            method=spec.method,
-            url=spec.api_url,
-            headers=headers,
-            body=body,
-            send_body=spec.body is not None and spec.method != "GET",
-            timeout_seconds=spec.timeout / 1000,
-            label=label,
-        )
+        # The body is sent when the instruction has one (rendering keeps None as None).
         try:
-            result = await workflow.execute_activity_method(
-                HttpActivities.call_http,
-                call,
+            result: HttpResult = await workflow.execute_activity(
+                CALL_HTTP,
+                http_call(spec.method, spec.api_url, headers, body, spec.timeout, label=label),
+                result_type=HttpResult,
                 task_queue=route.task_queue or workflow.info().task_queue,
                 start_to_close_timeout=timeout,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
+                heartbeat_timeout=heartbeat_timeout(timeout),
                 retry_policy=endpoint_retry_policy(spec),
                 summary=f"{label}: {spec.method} {spec.api_url}"[:200],
             )
         except ActivityError as exc:
-            raise StepFailed(_failure(exc, spec.retries + 1, label)) from exc
+            raise step_failed(exc, spec.retries + 1, label) from exc
         return endpoint_result_text(result.body, result.is_json)
 
     async def _call_proxy(
@@ -338,47 +329,42 @@ class InstructionWorkflow:
         except ValidationError as exc:
             # The seed format caps `timeout` and `retryDelay` at an hour and an instruction does
             # not; raised here, the error would fail the workflow task, retried forever.
-            raise StepFailed(
-                StepError(
-                    type="InvalidRequest",
-                    message=f"{label}: cannot send this call to {proxy_url}: "
-                    + "; ".join(
-                        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-                    ),
-                )
+            raise StepFailed.of(
+                ErrorType.INVALID_REQUEST,
+                f"{label}: cannot send this call to {proxy_url}: "
+                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
             ) from exc
         budget = request.budget_seconds() + PROXY_SLACK_SECONDS
         try:
-            result = await workflow.execute_activity_method(
-                HttpActivities.call_http,
-                HttpCall(
-                    method="POST",
-                    url=proxy_url,
-                    body=request.model_dump(mode="json", by_alias=True),
-                    send_body=True,
-                    timeout_seconds=budget,
+            result = await workflow.execute_activity(
+                CALL_HTTP,
+                http_call(
+                    "POST",
+                    proxy_url,
+                    {},
+                    request.model_dump(mode="json", by_alias=True),
+                    int(budget * 1000),
                     label=f"{label} via {proxy_url}",
                 ),
+                result_type=HttpResult,
                 start_to_close_timeout=timedelta(seconds=budget),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PROXY_RETRY,
                 summary=f"{label}: {spec.method} {spec.api_url} via proxy"[:200],
             )
         except ActivityError as exc:
-            raise StepFailed(_failure(exc, PROXY_RETRY.maximum_attempts, label)) from exc
+            raise step_failed(exc, PROXY_RETRY.maximum_attempts, label) from exc
         try:
             answer = EndpointResponse.model_validate(result.body)
         except ValidationError as exc:
-            raise StepFailed(
-                StepError(
-                    type="ProxyResponseInvalid",
-                    message=f"{label}: {proxy_url} did not answer in the endpoint-worker format",
-                )
+            raise StepFailed.of(
+                ErrorType.PROXY_RESPONSE_INVALID,
+                f"{label}: {proxy_url} did not answer in the endpoint-worker format",
             ) from exc
         if not answer.success:
             raise StepFailed(
-                StepError(
-                    type="EndpointFailed",
+                StepFailure(
+                    type=ErrorType.ENDPOINT_FAILED,
                     message=f"{label}: {proxy_url} reported status {answer.status}:"
                     f" {answer.error or answer.status_text}",
                     attempts=answer.attempts,
@@ -401,9 +387,7 @@ class InstructionWorkflow:
                     items, check.expression if check else None, thread.output_format
                 )
             except ConditionSyntaxError as exc:
-                raise StepFailed(
-                    StepError(type="InvalidCondition", message=f"{label}: completionCheck: {exc}")
-                ) from exc
+                raise StepFailed.of(exc.error_type, f"{label}: completionCheck: {exc}") from exc
         state.thread = ThreadOutcome(complete=complete)
         return text
 
@@ -415,8 +399,8 @@ class InstructionWorkflow:
         answer: str | None = None
         reason: str | None = None
         try:
-            choice = await workflow.execute_activity_method(
-                LlmActivities.choose_route,
+            choice: RouteChoice = await workflow.execute_activity(
+                CHOOSE_ROUTE,
                 RouteRequest(
                     provider=run.provider,
                     model=run.effective_model,
@@ -431,17 +415,21 @@ class InstructionWorkflow:
                     ],
                     label=label,
                 ),
+                result_type=RouteChoice,
                 start_to_close_timeout=timedelta(seconds=run.engine.llm_condition_timeout_seconds),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=policy,
                 summary=f"{label}: route",
             )
         except ActivityError as exc:
-            error = _failure(exc, policy.maximum_attempts, label)
-            if error.type == "ProviderNotConfigured":
-                # A configuration mistake, not an answer: falling back would hide it.
-                raise StepFailed(error) from exc
-            reason = f"the model gave no answer ({error.type}: {error.message})"
+            failed = step_failed(exc, policy.maximum_attempts, label)
+            if not isinstance(failed, StepFailed) or (
+                failed.failure.type == ErrorType.PROVIDER_NOT_CONFIGURED
+            ):
+                # Cancelled, or a configuration mistake, not an answer: falling back would
+                # hide it.
+                raise failed from exc
+            reason = f"the model gave no answer ({failed.failure.type}: {failed.failure.message})"
         else:
             self._add_usage(state, choice.usage)
             answer = choice.option_id if choice.valid else None
@@ -457,22 +445,21 @@ class InstructionWorkflow:
     ) -> None:
         source = plan.condition_source(index)
         subject = source_text(source, self._results, self._run.context)
-        mode = condition.effective_mode
+        # Decided when the run was submitted (`Condition._decide_mode`), never on replay.
+        mode = condition.mode or "llm"
         reason: str | None = None
         if mode == "deterministic":
             try:
                 verdict = evaluate(parse(condition.expression), subject)
             except ConditionSyntaxError as exc:
-                raise StepFailed(
-                    StepError(type="InvalidCondition", message=f"instruction {index}: {exc}")
-                ) from exc
+                raise StepFailed.of(exc.error_type, f"instruction {index}: {exc}") from exc
         else:
             answer = await self._judge(
                 condition.expression, subject, f"instruction {index} condition", state
             )
             verdict, reason = answer.verdict, answer.reason
         next_steps = plan.on_condition(verdict, condition.if_true, condition.if_false)
-        state.condition = ConditionVerdict(
+        state.condition = ConditionOutcome(
             mode=mode,
             verdict=verdict,
             reason=reason,
@@ -482,10 +469,9 @@ class InstructionWorkflow:
 
     # -- status ------------------------------------------------------------------------
 
-    def _add_usage(self, state: StepState, usage: LlmUsage) -> None:
-        spent = TokenUsage.model_validate(usage.model_dump())
-        state.usage = state.usage + spent
-        self._status.usage = self._status.usage + spent
+    def _add_usage(self, state: StepState, usage: TokenUsage) -> None:
+        state.usage = state.usage + usage
+        self._status.usage = self._status.usage + usage
 
     def _finish(self, outcome: RunState) -> None:
         status = self._status
@@ -494,7 +480,7 @@ class InstructionWorkflow:
         for state in status.steps:
             if state.status == "running":
                 state.status = "failed"
-                state.error = StepError(type="Cancelled", message="the run was cancelled")
+                state.error = StepError(type=ErrorType.CANCELLED, message="the run was cancelled")
                 state.finished_at = now
             elif state.status == "pending":
                 state.status = "skipped"

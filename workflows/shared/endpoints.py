@@ -15,15 +15,17 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from activities.http.models import headers_as_text
-from workflows.dag.models import HTTP_METHODS
+from activities.errors import ErrorType, WorkflowStationError
+from activities.http.models import HTTP_METHODS, HttpCall, headers_as_text, is_http_url
 
 #: The endpoint-worker format caps `timeout` and `retryDelay` (milliseconds) at an hour.
 MAX_MS = 3_600_000
 
 
-class UnknownEndpoint(ValueError):
+class UnknownEndpoint(WorkflowStationError, ValueError):
     """An endpoint name that is no configured endpoint worker."""
+
+    error_type = ErrorType.UNKNOWN_ENDPOINT
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,33 @@ class EndpointRequest(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not is_http_url(value):
             raise ValueError(f"url {value!r} is not an http(s) URL")
         return value
+
+
+def http_call(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: Any,
+    timeout_ms: int,
+    *,
+    label: str,
+    fail_on_client_error: bool = True,
+) -> HttpCall:
+    """A call in the seed's endpoint format as an `HttpCall`: the body goes with any method
+    but GET, and `timeout_ms` bounds each attempt."""
+    return HttpCall(
+        method=method,
+        url=url,
+        headers=headers,
+        body=body,
+        send_body=body is not None and method != "GET",
+        timeout_seconds=timeout_ms / 1000,
+        fail_on_client_error=fail_on_client_error,
+        label=label,
+    )
 
 
 class EndpointResponse(BaseModel):
@@ -114,8 +139,3 @@ class EndpointResponse(BaseModel):
     error: str | None = None
     #: The endpoint worker (task queue) that made the call.
     endpoint: str | None = None
-
-
-class EndpointCallInput(BaseModel):
-    request: EndpointRequest
-    endpoint: str

@@ -1,8 +1,14 @@
 """`{{variable.path[0]}}` templates: parsing, static reference listing and rendering.
 
+The one template engine: DAG steps (`{{fetch_result.items[0]}}`) and endpoint instructions
+(`{{result}}`, `{{context}}`) both render through it.
+
 A string that is exactly one placeholder takes the referenced value with its type (object,
 number, list). Inside longer text, strings are inserted as they are and every other value is
 rendered as JSON. Rendering is pure and deterministic, so the workflow does it itself.
+
+Placeholders are found by a linear scan, not a regex, so no input can make the search
+backtrack: a placeholder is `{{`, then text with no brace, then `}}`.
 """
 
 from __future__ import annotations
@@ -13,12 +19,41 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+from activities.errors import ErrorType, WorkflowStationError
+
 _SEGMENT = re.compile(r"\.?([A-Za-z_$][\w$-]*)|\[\s*(-?\d+)\s*\]|\[\s*['\"]([^'\"]*)['\"]\s*\]")
 
 
-class TemplateError(ValueError):
+class TemplateError(WorkflowStationError, ValueError):
     """A placeholder that cannot be parsed or resolved."""
+
+    error_type = ErrorType.TEMPLATE_ERROR
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """Where one `{{…}}` stands in a text, and the expression inside (whitespace stripped)."""
+
+    start: int
+    end: int
+    expression: str
+
+
+def placeholders(text: str) -> Iterator[Placeholder]:
+    """Every placeholder in `text`, left to right, in time linear in `len(text)`."""
+    position = text.find("{{")
+    while position != -1:
+        inner = position + 2
+        close = inner
+        while close < len(text) and text[close] not in "{}":
+            close += 1
+        if text.startswith("}}", close):
+            yield Placeholder(position, close + 2, text[inner:close].strip())
+            position = text.find("{{", close + 2)
+        else:
+            # No placeholder starts here; the scan resumes at the next brace pair, which is
+            # never before `close - 1`, so each character is looked at a bounded number of times.
+            position = text.find("{{", max(position + 1, close - 1))
 
 
 @dataclass(frozen=True)
@@ -70,8 +105,8 @@ def references(value: Any, location: str = "") -> list[tuple[str, Reference]]:
     """Every placeholder inside a JSON-like value, with where it stands."""
     found = []
     for where, text in iter_strings(value, location):
-        for match in PLACEHOLDER.finditer(text):
-            found.append((where, parse_reference(match.group(1))))
+        for placeholder in placeholders(text):
+            found.append((where, parse_reference(placeholder.expression)))
     return found
 
 
@@ -120,24 +155,41 @@ def _describe(value: Any) -> str:
     return f"of type {type(value).__name__}"
 
 
-def render_text(text: str, variables: Mapping[str, Any]) -> Any:
-    whole = PLACEHOLDER.fullmatch(text.strip()) if text.strip() == text else None
-    if whole is not None:
-        return resolve(parse_reference(whole.group(1)), variables)
+def render_text(text: str, variables: Mapping[str, Any], *, keep_unresolved: bool = False) -> Any:
+    """Render one string. `keep_unresolved` leaves a placeholder that cannot be parsed or
+    resolved as it was written, instead of raising `TemplateError`."""
 
-    def substitute(match: re.Match[str]) -> str:
-        value = resolve(parse_reference(match.group(1)), variables)
-        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    def value_of(expression: str, written: str) -> Any:
+        try:
+            return resolve(parse_reference(expression), variables)
+        except TemplateError:
+            if keep_unresolved:
+                return written
+            raise
 
-    return PLACEHOLDER.sub(substitute, text)
+    found = list(placeholders(text))
+    if len(found) == 1 and found[0].start == 0 and found[0].end == len(text):
+        return value_of(found[0].expression, text)
+    parts: list[str] = []
+    position = 0
+    for placeholder in found:
+        parts.append(text[position : placeholder.start])
+        value = value_of(placeholder.expression, text[placeholder.start : placeholder.end])
+        parts.append(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        position = placeholder.end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
-def render(value: Any, variables: Mapping[str, Any]) -> Any:
+def render(value: Any, variables: Mapping[str, Any], *, keep_unresolved: bool = False) -> Any:
     """Render every string template inside a JSON-like value; keys are left as they are."""
     if isinstance(value, str):
-        return render_text(value, variables)
+        return render_text(value, variables, keep_unresolved=keep_unresolved)
     if isinstance(value, Mapping):
-        return {key: render(item, variables) for key, item in value.items()}
+        return {
+            key: render(item, variables, keep_unresolved=keep_unresolved)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [render(item, variables) for item in value]
+        return [render(item, variables, keep_unresolved=keep_unresolved) for item in value]
     return value

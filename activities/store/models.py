@@ -1,0 +1,36 @@
+"""Inputs of the Redis activities, their names, and how a selection list is read.
+
+I/O-free: workflows import this module, never `activities.store.activities` (redis).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+#: Activity names, as workflows schedule them and `StoreActivities` registers them.
+READ_SELECTION: Final = "read_selection"
+WRITE_OUTPUTS: Final = "write_outputs"
+
+
+class SelectionRead(BaseModel):
+    key: str
+
+
+class OutputWrite(BaseModel):
+    values: dict[str, Any]
+    ttl_seconds: int
+
+
+def parse_selection(raw: str) -> list[str]:
+    """A selection is a JSON list of usids, a JSON string, or comma-separated usids."""
+    raw = raw.strip()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, list):
+        return [str(item).strip() for item in value]
+    return [item.strip() for item in str(value).split(",") if item.strip()]

@@ -1,0 +1,75 @@
+"""The layout's rules, checked: engines stay apart, workflows never load client libraries."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINES = ("dag", "instructions", "endpoint")
+CLIENT_LIBRARIES = ("httpx", "httpcore", "openai", "anthropic", "redis")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_engine_imports_another(engine: str) -> None:
+    others = [f"workflows.{other}" for other in ENGINES if other != engine]
+    for path in sorted((ROOT / "workflows" / engine).glob("*.py")):
+        for module in imported_modules(path):
+            assert not module.startswith(tuple(others)), f"{path.name} imports {module}"
+
+
+def test_shared_workflow_code_imports_no_engine() -> None:
+    engines = tuple(f"workflows.{engine}" for engine in ENGINES)
+    for path in sorted((ROOT / "workflows" / "shared").glob("*.py")):
+        for module in imported_modules(path):
+            assert not module.startswith(engines), f"{path.name} imports {module}"
+
+
+def test_workflow_modules_load_no_client_library() -> None:
+    # A fresh interpreter: this test process has imported the clients for other tests.
+    code = (
+        "import sys\n"
+        "import workflows.dag.workflow, workflows.instructions.workflow,"
+        " workflows.endpoint.workflow\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {CLIENT_LIBRARIES!r}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"
+
+
+def production_files() -> list[Path]:
+    files = [ROOT / "worker.py", ROOT / "cli.py", ROOT / "settings.py"]
+    for package in ("workflows", "activities", "gateway"):
+        files += sorted((ROOT / package).rglob("*.py"))
+    return files
+
+
+def test_every_application_error_is_built_by_the_errors_module() -> None:
+    builders = []
+    for path in production_files():
+        if path == ROOT / "activities" / "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name == "ApplicationError":
+                    builders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert builders == []

@@ -1,0 +1,110 @@
+"""How a step's call is retried and how its failure is described, for every engine.
+
+Pure with respect to I/O; imported by workflow code only (inside
+`imports_passed_through`), so it may use Temporal's exception and policy types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    RetryState,
+    TimeoutError,
+    is_cancelled_exception,
+)
+
+from activities import errors
+from activities.errors import ErrorType, WorkflowStationError
+
+#: Running HTTP and LLM calls heartbeat every 2 s; a worker lost mid-call is noticed after this.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """Why a step failed for good: the error type, its message, HTTP status and attempts."""
+
+    type: str
+    message: str
+    http_status: int | None = None
+    attempts: int = 1
+
+
+class StepFailed(WorkflowStationError):
+    """A step failed for good; its engine records `failure` and decides what the run does."""
+
+    def __init__(self, failure: StepFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+    @classmethod
+    def of(cls, error_type: ErrorType, message: str) -> StepFailed:
+        """A failure decided in workflow code (bad template, unknown endpoint…)."""
+        return cls(StepFailure(type=error_type, message=message))
+
+
+def step_retry_policy(max_retries: int, retry_delay: float) -> RetryPolicy:
+    """Exponential backoff from `retry_delay` seconds; non-retryable types fail at once."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=retry_delay),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=max(retry_delay * 32, retry_delay)),
+        maximum_attempts=max_retries + 1,
+        non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
+    )
+
+
+def heartbeat_timeout(attempt_timeout: timedelta) -> timedelta | None:
+    """A heartbeat timeout only where it is shorter than the attempt's own timeout."""
+    return HEARTBEAT_TIMEOUT if attempt_timeout > HEARTBEAT_TIMEOUT else None
+
+
+def activity_failure(exc: FailureError, max_attempts: int, label: str) -> StepFailure:
+    """Describe a failed call for the run's status: type, message, HTTP status, attempts.
+
+    `exc` is the `ActivityError` of a regular activity, or the failure a local activity
+    raises directly once its retries are used up.
+    """
+    cause = exc.cause if isinstance(exc, ActivityError) else exc
+    details: dict[str, Any] = {}
+    if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+        details = cause.details[0]
+    attempts = int(details.get("attempt") or 1)
+    if isinstance(exc, ActivityError) and exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
+        attempts = max_attempts
+    elif not isinstance(exc, ActivityError):
+        attempts = max_attempts
+    if isinstance(cause, TimeoutError):
+        kind = cause.type.name if cause.type else "timeout"
+        return StepFailure(
+            type=ErrorType.TIMEOUT,
+            message=f"{label}: attempt timed out ({kind})",
+            http_status=details.get("status"),
+            attempts=attempts,
+        )
+    message = cause.message if isinstance(cause, FailureError) else str(cause or exc)
+    if not isinstance(exc, ActivityError):
+        # A local activity's failure carries no label of ours (e.g. a raw Redis error).
+        message = f"{label}: {message}"
+    return StepFailure(
+        type=errors.error_type_of(cause),
+        message=message,
+        http_status=details.get("status"),
+        attempts=attempts,
+    )
+
+
+def step_failed(exc: FailureError, max_attempts: int, label: str) -> BaseException:
+    """What a step raises for a failed call: `CancelledError` when the call was cancelled
+    (a sibling failed, or the run was cancelled), else `StepFailed`."""
+    if is_cancelled_exception(exc):
+        return asyncio.CancelledError()
+    return StepFailed(activity_failure(exc, max_attempts, label))
