@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import errors
 from activities.errors import ErrorType
@@ -49,6 +50,18 @@ def _snippet(body: Any, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+#: What a request can fail with before it has a response; `HttpActivities._failure` says why.
+_REQUEST_FAILURES = (
+    OutboundBlocked,
+    ResponseTooLarge,
+    httpx.InvalidURL,
+    httpx.TooManyRedirects,
+    httpx.DecodingError,
+    httpx.TransportError,
+    UnicodeEncodeError,
+)
+
+
 class HttpActivities:
     def __init__(self, client: httpx.AsyncClient, *, max_response_bytes: int) -> None:
         self._client = client
@@ -61,8 +74,33 @@ class HttpActivities:
         connect = self._client.timeout.connect
         return httpx.Timeout(seconds, connect=min(connect, seconds) if connect else seconds)
 
-    async def _send(self, call: HttpCall) -> HttpResult:
+    def _failure(self, exc: Exception, call: HttpCall, attempt: int) -> ApplicationError:
+        """Classify a request that got no response (the tree in `activities.errors`)."""
         who = f"{call.label}: " if call.label else ""
+        what = f"{who}{call.method} {call.url}"
+        details = {"attempt": attempt}
+        if isinstance(exc, OutboundBlocked | ResponseTooLarge):
+            return errors.non_retryable(exc.error_type, f"{who}{exc}", details)
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            message = f"{who}invalid URL {call.url!r}: {exc}"
+            return errors.non_retryable(ErrorType.INVALID_REQUEST, message, details)
+        if isinstance(exc, httpx.TooManyRedirects):
+            message = f"{what}: {exc} (OUTBOUND_MAX_REDIRECTS)"
+            return errors.non_retryable(ErrorType.INVALID_REQUEST, message, details)
+        if isinstance(exc, UnicodeEncodeError):
+            message = f"{who}a header of {call.method} {call.url} is not ASCII: {exc}"
+            return errors.non_retryable(ErrorType.INVALID_REQUEST, message, details)
+        if isinstance(exc, httpx.DecodingError):
+            message = f"{what}: the response body cannot be decoded: {exc}"
+            return errors.non_retryable(ErrorType.INVALID_RESPONSE, message, details)
+        if isinstance(exc, httpx.TimeoutException):
+            limit = self._timeout(call.timeout_seconds)
+            seconds = limit.connect if isinstance(exc, httpx.ConnectTimeout) else limit.read
+            message = f"{what} timed out after {seconds:g}s ({type(exc).__name__})"
+            return errors.transport_error(message, details)
+        return errors.transport_error(f"{what} failed: {type(exc).__name__}: {exc}", details)
+
+    async def _send(self, call: HttpCall) -> HttpResult:
         attempt = activity.info().attempt
         started = time.monotonic()
         try:
@@ -79,45 +117,8 @@ class HttpActivities:
                 raw = await read_capped(response, self._max_response_bytes)
             finally:
                 await response.aclose()
-        except (OutboundBlocked, ResponseTooLarge) as exc:
-            raise errors.non_retryable(exc.error_type, f"{who}{exc}", {"attempt": attempt}) from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise errors.non_retryable(
-                ErrorType.INVALID_REQUEST,
-                f"{who}invalid URL {call.url!r}: {exc}",
-                {"attempt": attempt},
-            ) from exc
-        except httpx.TooManyRedirects as exc:
-            raise errors.non_retryable(
-                ErrorType.INVALID_REQUEST,
-                f"{who}{call.method} {call.url}: {exc} (OUTBOUND_MAX_REDIRECTS)",
-                {"attempt": attempt},
-            ) from exc
-        except UnicodeEncodeError as exc:
-            raise errors.non_retryable(
-                ErrorType.INVALID_REQUEST,
-                f"{who}a header of {call.method} {call.url} is not ASCII: {exc}",
-                {"attempt": attempt},
-            ) from exc
-        except httpx.DecodingError as exc:
-            raise errors.non_retryable(
-                ErrorType.INVALID_RESPONSE,
-                f"{who}{call.method} {call.url}: the response body cannot be decoded: {exc}",
-                {"attempt": attempt},
-            ) from exc
-        except httpx.TimeoutException as exc:
-            limit = self._timeout(call.timeout_seconds)
-            seconds = limit.connect if isinstance(exc, httpx.ConnectTimeout) else limit.read
-            raise errors.transport_error(
-                f"{who}{call.method} {call.url} timed out after {seconds:g}s"
-                f" ({type(exc).__name__})",
-                {"attempt": attempt},
-            ) from exc
-        except httpx.TransportError as exc:
-            raise errors.transport_error(
-                f"{who}{call.method} {call.url} failed: {type(exc).__name__}: {exc}",
-                {"attempt": attempt},
-            ) from exc
+        except _REQUEST_FAILURES as exc:
+            raise self._failure(exc, call, attempt) from exc
         body, is_json = parse_body(raw, response.headers.get("content-type", ""))
         return HttpResult(
             status=response.status_code,

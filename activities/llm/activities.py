@@ -118,6 +118,19 @@ class _JsonSchema:
 
 
 @dataclass(frozen=True)
+class _Prompt:
+    """One request to a model, whichever provider answers it."""
+
+    provider: LlmProvider
+    model: str
+    system: str | None
+    text: str
+    label: str
+    max_tokens: int | None = None
+    schema: _JsonSchema | None = None
+
+
+@dataclass(frozen=True)
 class _Completion:
     text: str
     usage: TokenUsage
@@ -132,6 +145,14 @@ def _refused(provider: str, model: str, label: str, reason: str) -> ApplicationE
         ErrorType.LLM_REQUEST_REJECTED,
         f"{_who(label)}the model refused: {reason}",
         {"provider": provider, "model": model},
+    )
+
+
+def _usage(input_tokens: int, output_tokens: int) -> TokenUsage:
+    return TokenUsage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
     )
 
 
@@ -221,14 +242,14 @@ class LlmActivities:
     @activity.defn(name=CALL_LLM)
     async def call_llm(self, call: LlmCall) -> LlmText:
         """Send one prompt and return the model's text and token usage."""
-        completion = await heartbeating(
-            self._complete(
+        completion = await self._complete(
+            _Prompt(
                 call.provider,
                 call.model,
                 call.system,
                 call.prompt,
+                call.label,
                 max_tokens=call.max_tokens,
-                label=call.label,
             )
         )
         return LlmText(
@@ -244,15 +265,15 @@ class LlmActivities:
 
         Asks for structured output; a reply that ignores it is read for true/false/yes/no.
         """
-        completion = await heartbeating(
-            self._complete(
+        completion = await self._complete(
+            _Prompt(
                 request.provider,
                 request.model,
                 _JUDGE_SYSTEM,
                 f"Condition:\n{request.expression}\n\nResult:\n{request.result_text}",
+                request.label,
                 max_tokens=JUDGE_MAX_TOKENS,
                 schema=_JsonSchema("condition_verdict", _VERDICT_SCHEMA),
-                label=request.label,
             )
         )
         attempt = activity.info().attempt
@@ -290,15 +311,15 @@ class LlmActivities:
         ids = [option.id for option in request.options]
         if not ids:
             return RouteChoice(valid=False, reason="no options to choose from", attempt=attempt)
-        completion = await heartbeating(
-            self._complete(
+        completion = await self._complete(
+            _Prompt(
                 request.provider,
                 request.model,
                 _ROUTE_SYSTEM,
                 _route_prompt(request),
+                request.label,
                 max_tokens=JUDGE_MAX_TOKENS,
                 schema=_JsonSchema("route_choice", _route_schema(ids)),
-                label=request.label,
             )
         )
         data = completion.data if completion.data is not None else json_object(completion.text)
@@ -323,35 +344,19 @@ class LlmActivities:
             attempt=attempt,
         )
 
-    async def _complete(
-        self,
-        provider: LlmProvider,
-        model: str,
-        system: str | None,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        schema: _JsonSchema | None = None,
-        label: str = "",
-    ) -> _Completion:
+    async def _complete(self, prompt: _Prompt) -> _Completion:
+        """Send `prompt` to its provider, heartbeating while the model answers."""
+        provider, label = prompt.provider, prompt.label
         try:
             if provider == "openai":
-                openai_client = self._openai
-                if openai_client is None:
+                if self._openai is None:
                     raise self._not_configured(provider, label)
                 if self._openai_api == "responses":
-                    return await self._openai_responses(
-                        openai_client, model, system, prompt, max_tokens, schema, label
-                    )
-                return await self._openai_chat(
-                    openai_client, model, system, prompt, max_tokens, schema, label
-                )
-            anthropic_client = self._anthropic
-            if anthropic_client is None:
+                    return await heartbeating(self._openai_responses(self._openai, prompt))
+                return await heartbeating(self._openai_chat(self._openai, prompt))
+            if self._anthropic is None:
                 raise self._not_configured(provider, label)
-            return await self._anthropic_messages(
-                anthropic_client, model, system, prompt, max_tokens, schema, label
-            )
+            return await heartbeating(self._anthropic_messages(self._anthropic, prompt))
         except (openai.APIStatusError, anthropic.APIStatusError) as exc:
             raise _status_error(provider, label, exc) from exc
         except (openai.APIConnectionError, anthropic.APIConnectionError) as exc:
@@ -368,20 +373,17 @@ class LlmActivities:
             {"provider": provider, "env": [key_var, url_var]},
         )
 
-    async def _openai_chat(
-        self,
-        client: AsyncOpenAI,
-        model: str,
-        system: str | None,
-        prompt: str,
-        max_tokens: int | None,
-        schema: _JsonSchema | None,
-        label: str,
-    ) -> _Completion:
+    async def _openai_chat(self, client: AsyncOpenAI, prompt: _Prompt) -> _Completion:
+        model, system, max_tokens, schema = (
+            prompt.model,
+            prompt.system,
+            prompt.max_tokens,
+            prompt.schema,
+        )
         messages: list[Any] = []
         if system:
             messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": prompt})
+        messages.append({"role": "user", "content": prompt.text})
         response = await client.chat.completions.create(
             model=model,
             messages=messages,
@@ -397,37 +399,28 @@ class LlmActivities:
         )
         if not response.choices:
             raise errors.llm_unavailable(
-                f"{_who(label)}OpenAI returned no choices", {"provider": "openai"}
+                f"{_who(prompt.label)}OpenAI returned no choices", {"provider": "openai"}
             )
         message = response.choices[0].message
         if message.content is None and message.refusal:
-            raise _refused("openai", model, label, message.refusal)
+            raise _refused("openai", model, prompt.label, message.refusal)
         usage = response.usage
         return _Completion(
             text=message.content or "",
-            usage=TokenUsage(
-                input_tokens=usage.prompt_tokens,
-                output_tokens=usage.completion_tokens,
-                total_tokens=usage.total_tokens,
-            )
-            if usage is not None
-            else TokenUsage(),
+            usage=_usage(usage.prompt_tokens, usage.completion_tokens) if usage else TokenUsage(),
             model=response.model or model,
         )
 
-    async def _openai_responses(
-        self,
-        client: AsyncOpenAI,
-        model: str,
-        system: str | None,
-        prompt: str,
-        max_tokens: int | None,
-        schema: _JsonSchema | None,
-        label: str,
-    ) -> _Completion:
+    async def _openai_responses(self, client: AsyncOpenAI, prompt: _Prompt) -> _Completion:
+        model, system, max_tokens, schema = (
+            prompt.model,
+            prompt.system,
+            prompt.max_tokens,
+            prompt.schema,
+        )
         response = await client.responses.create(
             model=model,
-            input=prompt,
+            input=prompt.text,
             instructions=system if system else openai.omit,
             max_output_tokens=max_tokens if max_tokens else openai.omit,
             text=(
@@ -454,30 +447,21 @@ class LlmActivities:
             if part.type == "refusal"
         ]
         if refusals and not response.output_text:
-            raise _refused("openai", model, label, " ".join(refusals))
+            raise _refused("openai", model, prompt.label, " ".join(refusals))
         usage = response.usage
         return _Completion(
             text=response.output_text,
-            usage=TokenUsage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                total_tokens=usage.total_tokens,
-            )
-            if usage is not None
-            else TokenUsage(),
+            usage=_usage(usage.input_tokens, usage.output_tokens) if usage else TokenUsage(),
             model=str(response.model or model),
         )
 
-    async def _anthropic_messages(
-        self,
-        client: AsyncAnthropic,
-        model: str,
-        system: str | None,
-        prompt: str,
-        max_tokens: int | None,
-        schema: _JsonSchema | None,
-        label: str,
-    ) -> _Completion:
+    async def _anthropic_messages(self, client: AsyncAnthropic, prompt: _Prompt) -> _Completion:
+        model, system, max_tokens, schema = (
+            prompt.model,
+            prompt.system,
+            prompt.max_tokens,
+            prompt.schema,
+        )
         # A forced tool rather than `output_config.format`: every Claude model supports it.
         tools: Any = anthropic.omit
         tool_choice: Any = anthropic.omit
@@ -494,12 +478,12 @@ class LlmActivities:
             model=model,
             max_tokens=max_tokens or self._anthropic_max_tokens,
             system=system if system else anthropic.omit,
-            messages=[{"role": "user", "content": prompt}],
+            messages=[{"role": "user", "content": prompt.text}],
             tools=tools,
             tool_choice=tool_choice,
         )
         if message.stop_reason == "refusal":
-            raise _refused("anthropic", model, label, "stop_reason: refusal")
+            raise _refused("anthropic", model, prompt.label, "stop_reason: refusal")
         text = "".join(block.text for block in message.content if block.type == "text")
         data = next(
             (
@@ -512,11 +496,7 @@ class LlmActivities:
         usage = message.usage
         return _Completion(
             text=text,
-            usage=TokenUsage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                total_tokens=usage.input_tokens + usage.output_tokens,
-            ),
+            usage=_usage(usage.input_tokens, usage.output_tokens),
             model=str(message.model or model),
             data=data,
         )

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
     from activities import errors
     from activities.errors import ErrorType
@@ -86,6 +86,8 @@ with workflow.unsafe.imports_passed_through():
         step_failed,
         step_retry_policy,
     )
+
+AnswerT = TypeVar("AnswerT", LlmText, LlmVerdict, RouteChoice)
 
 #: What an LLM completion check asks when the thread names no expression.
 DEFAULT_THREAD_CHECK = (
@@ -227,54 +229,71 @@ class InstructionWorkflow:
             return await self._route(instruction, previous, label, state)
         raise StepFailed.of(ErrorType.INVALID_INSTRUCTION, f"{label}: unknown instruction type")
 
-    async def _call_llm(self, instruction: str, previous: str, label: str, state: StepState) -> str:
-        run = self._run
-        policy = llm_retry_policy(run.engine)
+    async def _ask_llm(
+        self,
+        activity: str,
+        request: BaseModel,
+        result_type: type[AnswerT],
+        *,
+        timeout_seconds: float,
+        label: str,
+        summary: str,
+        state: StepState,
+    ) -> AnswerT:
+        """One LLM activity under the run's retry policy; its tokens are added to the step."""
+        policy = llm_retry_policy(self._run.engine)
         try:
-            answer: LlmText = await workflow.execute_activity(
-                CALL_LLM,
-                LlmCall(
-                    provider=run.provider,
-                    model=run.effective_model,
-                    prompt=llm_prompt(instruction, previous),
-                    label=label,
-                ),
-                result_type=LlmText,
-                start_to_close_timeout=timedelta(seconds=run.engine.llm_step_timeout_seconds),
+            answer: AnswerT = await workflow.execute_activity(
+                activity,
+                request,
+                result_type=result_type,
+                start_to_close_timeout=timedelta(seconds=timeout_seconds),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=policy,
-                summary=f"{label}: LLM",
+                summary=summary,
             )
         except ActivityError as exc:
             raise step_failed(exc, policy.maximum_attempts, label) from exc
         self._add_usage(state, answer.usage)
+        return answer
+
+    async def _call_llm(self, instruction: str, previous: str, label: str, state: StepState) -> str:
+        run = self._run
+        answer = await self._ask_llm(
+            CALL_LLM,
+            LlmCall(
+                provider=run.provider,
+                model=run.effective_model,
+                prompt=llm_prompt(instruction, previous),
+                label=label,
+            ),
+            LlmText,
+            timeout_seconds=run.engine.llm_step_timeout_seconds,
+            label=label,
+            summary=f"{label}: LLM",
+            state=state,
+        )
         return answer.text
 
     async def _judge(
         self, expression: str, subject: str, label: str, state: StepState
     ) -> LlmVerdict:
         run = self._run
-        policy = llm_retry_policy(run.engine)
-        try:
-            verdict: LlmVerdict = await workflow.execute_activity(
-                JUDGE_CONDITION,
-                ConditionVerdictRequest(
-                    provider=run.provider,
-                    model=run.effective_model,
-                    expression=expression,
-                    result_text=subject,
-                    label=label,
-                ),
-                result_type=LlmVerdict,
-                start_to_close_timeout=timedelta(seconds=run.engine.llm_condition_timeout_seconds),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=policy,
-                summary=f"{label}: judge",
-            )
-        except ActivityError as exc:
-            raise step_failed(exc, policy.maximum_attempts, label) from exc
-        self._add_usage(state, verdict.usage)
-        return verdict
+        return await self._ask_llm(
+            JUDGE_CONDITION,
+            ConditionVerdictRequest(
+                provider=run.provider,
+                model=run.effective_model,
+                expression=expression,
+                result_text=subject,
+                label=label,
+            ),
+            LlmVerdict,
+            timeout_seconds=run.engine.llm_condition_timeout_seconds,
+            label=label,
+            summary=f"{label}: judge",
+            state=state,
+        )
 
     async def _call_endpoint(self, spec: EndpointSpec, previous: str, label: str) -> str:
         """One HTTP call for an endpoint step or a router's option; the body as text.
@@ -395,11 +414,9 @@ class InstructionWorkflow:
         self, router: RouterInstruction, previous: str, label: str, state: StepState
     ) -> str:
         run = self._run
-        policy = llm_retry_policy(run.engine)
         answer: str | None = None
-        reason: str | None = None
         try:
-            choice: RouteChoice = await workflow.execute_activity(
+            choice = await self._ask_llm(
                 CHOOSE_ROUTE,
                 RouteRequest(
                     provider=run.provider,
@@ -415,23 +432,20 @@ class InstructionWorkflow:
                     ],
                     label=label,
                 ),
-                result_type=RouteChoice,
-                start_to_close_timeout=timedelta(seconds=run.engine.llm_condition_timeout_seconds),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=policy,
+                RouteChoice,
+                timeout_seconds=run.engine.llm_condition_timeout_seconds,
+                label=label,
                 summary=f"{label}: route",
+                state=state,
             )
-        except ActivityError as exc:
-            failed = step_failed(exc, policy.maximum_attempts, label)
-            if not isinstance(failed, StepFailed) or (
-                failed.failure.type == ErrorType.PROVIDER_NOT_CONFIGURED
-            ):
-                # Cancelled, or a configuration mistake, not an answer: falling back would
-                # hide it.
-                raise failed from exc
-            reason = f"the model gave no answer ({failed.failure.type}: {failed.failure.message})"
+        except StepFailed as exc:
+            if exc.failure.type == ErrorType.PROVIDER_NOT_CONFIGURED:
+                # A configuration mistake, not an answer: falling back would hide it.
+                raise
+            reason: str | None = (
+                f"the model gave no answer ({exc.failure.type}: {exc.failure.message})"
+            )
         else:
-            self._add_usage(state, choice.usage)
             answer = choice.option_id if choice.valid else None
             reason = choice.reason or (
                 None if choice.valid else f"the answer names no option: {choice.raw[:200]!r}"
