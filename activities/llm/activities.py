@@ -374,26 +374,24 @@ class LlmActivities:
         )
 
     async def _openai_chat(self, client: AsyncOpenAI, prompt: _Prompt) -> _Completion:
-        model, system, max_tokens, schema = (
-            prompt.model,
-            prompt.system,
-            prompt.max_tokens,
-            prompt.schema,
-        )
         messages: list[Any] = []
-        if system:
-            messages.append({"role": "system", "content": system})
+        if prompt.system:
+            messages.append({"role": "system", "content": prompt.system})
         messages.append({"role": "user", "content": prompt.text})
         response = await client.chat.completions.create(
-            model=model,
+            model=prompt.model,
             messages=messages,
-            max_completion_tokens=max_tokens if max_tokens else openai.omit,
+            max_completion_tokens=prompt.max_tokens if prompt.max_tokens else openai.omit,
             response_format=(
                 {
                     "type": "json_schema",
-                    "json_schema": {"name": schema.name, "schema": schema.schema, "strict": True},
+                    "json_schema": {
+                        "name": prompt.schema.name,
+                        "schema": prompt.schema.schema,
+                        "strict": True,
+                    },
                 }
-                if schema is not None
+                if prompt.schema is not None
                 else openai.omit
             ),
         )
@@ -403,36 +401,30 @@ class LlmActivities:
             )
         message = response.choices[0].message
         if message.content is None and message.refusal:
-            raise _refused("openai", model, prompt.label, message.refusal)
+            raise _refused("openai", prompt.model, prompt.label, message.refusal)
         usage = response.usage
         return _Completion(
             text=message.content or "",
             usage=_usage(usage.prompt_tokens, usage.completion_tokens) if usage else TokenUsage(),
-            model=response.model or model,
+            model=response.model or prompt.model,
         )
 
     async def _openai_responses(self, client: AsyncOpenAI, prompt: _Prompt) -> _Completion:
-        model, system, max_tokens, schema = (
-            prompt.model,
-            prompt.system,
-            prompt.max_tokens,
-            prompt.schema,
-        )
         response = await client.responses.create(
-            model=model,
+            model=prompt.model,
             input=prompt.text,
-            instructions=system if system else openai.omit,
-            max_output_tokens=max_tokens if max_tokens else openai.omit,
+            instructions=prompt.system if prompt.system else openai.omit,
+            max_output_tokens=prompt.max_tokens if prompt.max_tokens else openai.omit,
             text=(
                 {
                     "format": {
                         "type": "json_schema",
-                        "name": schema.name,
-                        "schema": schema.schema,
+                        "name": prompt.schema.name,
+                        "schema": prompt.schema.schema,
                         "strict": True,
                     }
                 }
-                if schema is not None
+                if prompt.schema is not None
                 else openai.omit
             ),
             # Nothing chains on `previous_response_id`, so there is no reason to keep the
@@ -447,49 +439,45 @@ class LlmActivities:
             if part.type == "refusal"
         ]
         if refusals and not response.output_text:
-            raise _refused("openai", model, prompt.label, " ".join(refusals))
+            raise _refused("openai", prompt.model, prompt.label, " ".join(refusals))
         usage = response.usage
         return _Completion(
             text=response.output_text,
             usage=_usage(usage.input_tokens, usage.output_tokens) if usage else TokenUsage(),
-            model=str(response.model or model),
+            model=str(response.model or prompt.model),
         )
 
     async def _anthropic_messages(self, client: AsyncAnthropic, prompt: _Prompt) -> _Completion:
-        model, system, max_tokens, schema = (
-            prompt.model,
-            prompt.system,
-            prompt.max_tokens,
-            prompt.schema,
-        )
         # A forced tool rather than `output_config.format`: every Claude model supports it.
         tools: Any = anthropic.omit
         tool_choice: Any = anthropic.omit
-        if schema is not None:
+        if prompt.schema is not None:
             tools = [
                 {
-                    "name": schema.name,
+                    "name": prompt.schema.name,
                     "description": "Record your answer.",
-                    "input_schema": schema.schema,
+                    "input_schema": prompt.schema.schema,
                 }
             ]
-            tool_choice = {"type": "tool", "name": schema.name}
+            tool_choice = {"type": "tool", "name": prompt.schema.name}
         message = await client.messages.create(
-            model=model,
-            max_tokens=max_tokens or self._anthropic_max_tokens,
-            system=system if system else anthropic.omit,
+            model=prompt.model,
+            max_tokens=prompt.max_tokens or self._anthropic_max_tokens,
+            system=prompt.system if prompt.system else anthropic.omit,
             messages=[{"role": "user", "content": prompt.text}],
             tools=tools,
             tool_choice=tool_choice,
         )
         if message.stop_reason == "refusal":
-            raise _refused("anthropic", model, prompt.label, "stop_reason: refusal")
+            raise _refused("anthropic", prompt.model, prompt.label, "stop_reason: refusal")
         text = "".join(block.text for block in message.content if block.type == "text")
         data = next(
             (
                 dict(block.input)
                 for block in message.content
-                if block.type == "tool_use" and schema is not None and block.name == schema.name
+                if block.type == "tool_use"
+                and prompt.schema is not None
+                and block.name == prompt.schema.name
             ),
             None,
         )
@@ -497,6 +485,6 @@ class LlmActivities:
         return _Completion(
             text=text,
             usage=_usage(usage.input_tokens, usage.output_tokens),
-            model=str(message.model or model),
+            model=str(message.model or prompt.model),
             data=data,
         )
