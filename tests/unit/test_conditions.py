@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -56,6 +57,19 @@ class TestTextOperators:
         assert check("result matches /^b$/m", "a\nb\nc")
         assert check("result matches 'e+rr'", "an eerror")
         assert check(r"result matches /a\/b/", "a/b")
+
+    def test_matches_runs_in_linear_time(self) -> None:
+        # A backtracking engine takes hours on this; RE2 answers at once.
+        started = time.perf_counter()
+        assert not check("result matches /(a+)+$/", "a" * 50_000 + "b")
+        assert check("result matches /(x+x+)+y/s", "x" * 50_000 + "y")
+        assert time.perf_counter() - started < 1.0
+
+    def test_patterns_re2_cannot_run_are_syntax_errors(self) -> None:
+        with pytest.raises(ConditionSyntaxError, match="invalid regex"):
+            parse(r"result matches /(a)\1/")
+        with pytest.raises(ConditionSyntaxError, match="unknown regex flag 'x'"):
+            parse("result matches /a b/x")
 
     def test_equality_ignores_surrounding_whitespace(self) -> None:
         assert check("result == 'yes'", "yes\n")

@@ -20,7 +20,9 @@ Grammar (keywords are case-insensitive)::
                 | (">" | "<" | ">=" | "<=") NUMBER
 
 Strings are quoted with `'` or `"` (backslash escapes `\\'`, `\\"`, `\\\\`, `\\n`, `\\t`);
-a regex is written `/pattern/flags` with flags from `i`, `m`, `s`, `x` (`\\/` for a slash).
+a regex is written `/pattern/flags` with flags from `i`, `m`, `s` (`\\/` for a slash). Regexes
+run on RE2, in time linear in the text: no pattern can make a match backtrack, so RE2's
+syntax applies (no backreferences, no lookaround).
 
 Semantics:
 
@@ -52,8 +54,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
+
+import re2
 
 from activities.errors import ErrorType, WorkflowStationError
 from activities.llm.answers import strip_code_fence
@@ -78,7 +82,7 @@ Operator: TypeAlias = Literal[
 _KEYWORDS = frozenset(
     {"or", "and", "not", "result", "length", "contains", "matches", "is", "empty", "json"}
 )
-_REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+_REGEX_FLAGS = frozenset("ims")
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -121,7 +125,7 @@ class Atom:
 
     subject: Subject
     op: Operator
-    value: str | float | re.Pattern[str] | None = None
+    value: str | float | Regex | None = None
     negated: bool = False
 
 
@@ -221,7 +225,7 @@ def _read_string(source: str, start: int) -> tuple[str, int]:
     raise ConditionSyntaxError("unterminated string", source, start)
 
 
-def _read_regex(source: str, start: int) -> tuple[re.Pattern[str], int]:
+def _read_regex(source: str, start: int) -> tuple[Regex, int]:
     out: list[str] = []
     i = start + 1
     while i < len(source):
@@ -233,14 +237,14 @@ def _read_regex(source: str, start: int) -> tuple[re.Pattern[str], int]:
             continue
         if ch == "/":
             i += 1
-            flags = 0
+            flags = ""
             while i < len(source) and source[i].isalpha():
-                flag = _REGEX_FLAGS.get(source[i].lower())
-                if flag is None:
+                flag = source[i].lower()
+                if flag not in _REGEX_FLAGS:
                     raise ConditionSyntaxError(
-                        f"unknown regex flag {source[i]!r} (use i, m, s or x)", source, i
+                        f"unknown regex flag {source[i]!r} (use i, m or s)", source, i
                     )
-                flags |= flag
+                flags += flag
                 i += 1
             return _compile(source, "".join(out), flags, start), i
         out.append(ch)
@@ -248,11 +252,29 @@ def _read_regex(source: str, start: int) -> tuple[re.Pattern[str], int]:
     raise ConditionSyntaxError("unterminated regex", source, start)
 
 
-def _compile(source: str, pattern: str, flags: int, position: int) -> re.Pattern[str]:
+@dataclass(frozen=True)
+class Regex:
+    """A `matches` pattern compiled by RE2: linear-time matching, whatever the input."""
+
+    pattern: str
+    flags: str = ""
+    compiled: Any = field(default=None, compare=False, repr=False)
+
+    def search(self, text: str) -> bool:
+        return self.compiled.search(text) is not None
+
+
+def _compile(source: str, pattern: str, flags: str, position: int) -> Regex:
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = "i" not in flags
+    options.dot_nl = "s" in flags
     try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise ConditionSyntaxError(f"invalid regex: {exc.msg}", source, position) from None
+        compiled = re2.compile(f"(?m){pattern}" if "m" in flags else pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ConditionSyntaxError(f"invalid regex: {reason}", source, position) from None
+    return Regex(pattern, flags, compiled)
 
 
 # --- parser ------------------------------------------------------------------------------
@@ -332,7 +354,7 @@ class _Parser:
             if self.current.kind == "string":
                 pattern = self.advance()
                 return Atom(
-                    subject, "matches", _compile(self.source, pattern.value, 0, pattern.position)
+                    subject, "matches", _compile(self.source, pattern.value, "", pattern.position)
                 )
             raise self.error("expected /regex/ or a string after 'matches'")
         if self.is_word("is"):
@@ -486,7 +508,7 @@ def _test_text(text: str, atom: Atom) -> bool:
     if op == "contains":
         return isinstance(expected, str) and expected in text
     if op == "matches":
-        return isinstance(expected, re.Pattern) and expected.search(text) is not None
+        return isinstance(expected, Regex) and expected.search(text)
     if op == "is empty":
         return not text.strip()
     if op == "is json":
@@ -509,7 +531,7 @@ def _test_value(value: Any, atom: Atom) -> bool:
             return expected in value
         return isinstance(expected, str) and expected in _text_of(value)
     if op == "matches":
-        return isinstance(expected, re.Pattern) and expected.search(_text_of(value)) is not None
+        return isinstance(expected, Regex) and expected.search(_text_of(value))
     if op == "is empty":
         return value is None or value == "" or value == [] or value == {}
     if op == "is json":
