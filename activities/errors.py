@@ -129,6 +129,9 @@ BENIGN_TYPES = frozenset(
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
+#: However long a server asks us to wait, Temporal is never told to wait longer than this.
+MAX_RETRY_AFTER = timedelta(hours=1)
+
 
 class WorkflowStationError(Exception):
     """Base of the engine's domain exceptions; `error_type` is the type a step fails with."""
@@ -146,14 +149,22 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
-def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
-    """Parse a `Retry-After` header (seconds or an HTTP date) into a delay."""
+def _capped(delay: timedelta, ceiling: timedelta | None) -> timedelta:
+    return min(delay, MAX_RETRY_AFTER, ceiling if ceiling is not None else MAX_RETRY_AFTER)
+
+
+def retry_after(
+    headers: Mapping[str, str] | None, ceiling: timedelta | None = None
+) -> timedelta | None:
+    """Parse a `Retry-After` header (seconds or an HTTP date) into a delay, no longer than
+    `ceiling` (the step's remaining budget) nor `MAX_RETRY_AFTER`."""
     value = _header(headers, "retry-after")
     if value is None:
         return None
     value = value.strip()
     if value.isdigit():
-        return timedelta(seconds=int(value))
+        seconds = int(value) if len(value) <= 12 else 10**12  # _capped bounds it
+        return _capped(timedelta(seconds=seconds), ceiling)
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -161,7 +172,7 @@ def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
     if moment.tzinfo is None:
         # RFC 5322's "-0000" zone parses as naive; HTTP dates are always UTC.
         moment = moment.replace(tzinfo=UTC)
-    return timedelta(seconds=max(0.0, moment.timestamp() - time.time()))
+    return _capped(timedelta(seconds=max(0.0, moment.timestamp() - time.time())), ceiling)
 
 
 def status_error_type(status: int) -> ErrorType:
@@ -204,13 +215,14 @@ def http_status_error(
     *,
     headers: Mapping[str, str] | None = None,
     details: dict[str, Any] | None = None,
+    retry_ceiling: timedelta | None = None,
 ) -> ApplicationError:
     """An `ApplicationError` for an HTTP response whose status is an error."""
     return application_error(
         status_error_type(status),
         message,
         {"status": status, **(details or {})},
-        next_retry_delay=retry_after(headers) if status in (429, 503) else None,
+        next_retry_delay=retry_after(headers, retry_ceiling) if status in (429, 503) else None,
     )
 
 
@@ -226,15 +238,18 @@ def non_retryable(
     return application_error(error_type, message, details)
 
 
-def llm_retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
+def llm_retry_after(
+    headers: Mapping[str, str] | None, ceiling: timedelta | None = None
+) -> timedelta | None:
     """OpenAI's `retry-after-ms` when present (finer grained), else the standard Retry-After."""
     millis = _header(headers, "retry-after-ms")
     if millis:
         try:
-            return timedelta(milliseconds=max(0.0, float(millis)))
-        except ValueError:
+            seconds = min(max(0.0, float(millis)) / 1000, MAX_RETRY_AFTER.total_seconds())
+            return _capped(timedelta(seconds=seconds), ceiling)
+        except ValueError:  # also NaN, which no comparison admits
             pass
-    return retry_after(headers)
+    return retry_after(headers, ceiling)
 
 
 def llm_status_error(
@@ -243,6 +258,7 @@ def llm_status_error(
     *,
     headers: Mapping[str, str] | None = None,
     details: dict[str, Any] | None = None,
+    retry_ceiling: timedelta | None = None,
 ) -> ApplicationError:
     """An `ApplicationError` for an LLM API's error status: `LlmProviderError` when a later
     attempt may succeed (408, 429, 5xx, 529), else `LlmRequestRejected`."""
@@ -251,7 +267,7 @@ def llm_status_error(
             ErrorType.LLM_PROVIDER_ERROR,
             message,
             details,
-            next_retry_delay=llm_retry_after(headers),
+            next_retry_delay=llm_retry_after(headers, retry_ceiling),
         )
     return non_retryable(ErrorType.LLM_REQUEST_REJECTED, message, details)
 

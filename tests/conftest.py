@@ -7,6 +7,7 @@ the SDK's own downloads cannot work on a machine without internet.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
 from tests.fakes.llm_server import FakeLLMServer
@@ -130,6 +132,20 @@ async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0)
         assert time.monotonic() < deadline, "condition not met before the deadline"
         await asyncio.sleep(0.02)
     return value
+
+
+def activity_env(**info: Any) -> ActivityEnvironment:
+    """An activity context as a worker gives it: scheduled just now, with no schedule-to-close
+    budget unless `info` sets one (the SDK's default is one second since 1970)."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info,
+        scheduled_time=datetime.now(UTC),
+        current_attempt_scheduled_time=datetime.now(UTC),
+        schedule_to_close_timeout=None,
+        **info,
+    )
+    return env
 
 
 def unique(prefix: str) -> str:

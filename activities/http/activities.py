@@ -12,8 +12,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
+from activities.context import heartbeating, retry_delay_ceiling
 from activities.errors import ErrorType
-from activities.heartbeat import heartbeating
 from activities.http.models import CALL_HTTP, SEND_WEBHOOK, HttpCall, HttpResult, WebhookDelivery
 from activities.http.outbound import OutboundBlocked, ResponseTooLarge, read_capped
 
@@ -144,6 +144,7 @@ class HttpActivities:
                 f" {_snippet(result.body)}",
                 headers=result.headers,
                 details={"attempt": result.attempt, "body": _snippet(result.body)},
+                retry_ceiling=retry_delay_ceiling(),
             )
         return result
 

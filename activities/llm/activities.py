@@ -23,8 +23,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
+from activities.context import heartbeating, retry_delay_ceiling
 from activities.errors import ErrorType
-from activities.heartbeat import heartbeating
 from activities.llm.answers import json_object, match_option, yes_no
 from activities.llm.models import (
     CALL_LLM,
@@ -180,6 +180,7 @@ def _status_error(
         f"{_who(label)}{_PROVIDER_NAMES[provider]} API returned {status}: {detail}",
         headers=exc.response.headers,
         details={"provider": provider, "status": status, "request_id": exc.request_id},
+        retry_ceiling=retry_delay_ceiling(),
     )
 
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
 from activities.http.activities import HttpActivities
 from activities.http.models import HttpCall, HttpResult
 from activities.http.outbound import build_outbound_client
-from tests.conftest import LOOPBACK, Targets, unique
+from tests.conftest import LOOPBACK, Targets, activity_env, unique
 from tests.fakes.targets import free_port
 
 
@@ -24,7 +24,7 @@ async def http() -> AsyncIterator[HttpActivities]:
 
 
 async def call(activities: HttpActivities, **fields: Any) -> HttpResult:
-    return await ActivityEnvironment().run(activities.call_http, HttpCall(**fields))
+    return await activity_env().run(activities.call_http, HttpCall(**fields))
 
 
 async def failure(activities: HttpActivities, **fields: Any) -> ApplicationError:
@@ -75,6 +75,18 @@ async def test_error_statuses_are_classified(
 async def test_retry_after_sets_the_next_retry_delay(http: HttpActivities, targets: Targets):
     error = await failure(http, url=f"{targets.url}/status/{unique('r')}/429?retry_after=7")
     assert error.next_retry_delay == timedelta(seconds=7)
+
+
+async def test_retry_after_is_capped_by_the_retry_policy(
+    http: HttpActivities, targets: Targets
+) -> None:
+    # `Retry-After: 99999999` must not park a step for years: the policy's longest interval
+    # bounds the wait.
+    env = activity_env(retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=3)))
+    url = f"{targets.url}/status/{unique('r')}/429?retry_after=99999999"
+    with pytest.raises(ApplicationError) as caught:
+        await env.run(http.call_http, HttpCall(url=url, label="step 'x'"))
+    assert caught.value.next_retry_delay == timedelta(seconds=3)
 
 
 async def test_client_errors_can_be_returned_instead(http: HttpActivities, targets: Targets):

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 import pytest
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.llm.models import (
@@ -21,6 +20,7 @@ from activities.llm.models import (
     RouteRequest,
     TokenUsage,
 )
+from tests.conftest import activity_env
 from tests.fakes.llm_server import FakeLLMServer
 
 OPENAI_KEY = "sk-test-openai"
@@ -65,7 +65,7 @@ def provider_of(flavour: Flavour) -> Literal["openai", "anthropic"]:
 
 
 async def run(activity_fn: Any, arg: Any, *, attempt: int = 1) -> Any:
-    env = ActivityEnvironment()
+    env = activity_env()
     env.info = dataclasses.replace(env.info, attempt=attempt)
     return await env.run(activity_fn, arg)
 
@@ -335,7 +335,7 @@ async def test_slow_provider_times_out_as_retryable(fake: FakeLLMServer, flavour
 async def test_long_call_is_cancellable(fake: FakeLLMServer, flavour: Flavour) -> None:
     acts = activities_for(fake, flavour)
     fake.reply("never seen", delay=30)
-    env = ActivityEnvironment()
+    env = activity_env()
     call = LlmCall(provider=provider_of(flavour), model="m", prompt="p")
     task = asyncio.create_task(env.run(acts.call_llm, call))
     await fake.wait_for_requests(1)

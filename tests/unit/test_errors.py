@@ -9,6 +9,7 @@ import pytest
 from temporalio.exceptions import ApplicationErrorCategory
 
 from activities.errors import (
+    MAX_RETRY_AFTER,
     NON_RETRYABLE_TYPES,
     ErrorType,
     error_type_of,
@@ -58,6 +59,18 @@ class TestRetryableStatus:
 class TestRetryAfter:
     def test_seconds(self) -> None:
         assert retry_after({"Retry-After": "7"}) == timedelta(seconds=7)
+
+    @pytest.mark.parametrize("value", ["99999999", "9" * 5000])
+    def test_a_huge_wait_is_capped(self, value: str) -> None:
+        assert retry_after({"Retry-After": value}) == MAX_RETRY_AFTER
+        assert llm_retry_after({"retry-after-ms": "1e300"}) == MAX_RETRY_AFTER
+
+    def test_the_steps_budget_caps_the_wait(self) -> None:
+        ceiling = timedelta(seconds=4)
+        assert retry_after({"Retry-After": "30"}, ceiling) == ceiling
+        assert retry_after({"Retry-After": "2"}, ceiling) == timedelta(seconds=2)
+        later = http_date(datetime.now(UTC) + timedelta(days=400))
+        assert retry_after({"Retry-After": later}, ceiling) == ceiling
 
     def test_header_name_is_case_insensitive_and_value_trimmed(self) -> None:
         assert retry_after({"retry-after": " 12 "}) == timedelta(seconds=12)

@@ -8,9 +8,14 @@ histories recorded before them still decode.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from workflows.shared.limits import shallow_json
+
+#: Any JSON value a user sends, nested no deeper than `limits.MAX_JSON_DEPTH`.
+ShallowJson = Annotated[Any, AfterValidator(shallow_json)]
 
 #: Methods that carry the default body when a step has no `input_prep_config.body`. An
 #: explicit body is sent with any method but GET.
@@ -22,9 +27,9 @@ class InputPrepConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    body: Any = None
-    query: dict[str, Any] = Field(default_factory=dict)
-    headers: dict[str, Any] = Field(default_factory=dict)
+    body: ShallowJson = None
+    query: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(default_factory=dict)
+    headers: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(default_factory=dict)
 
     @property
     def has_body(self) -> bool:
@@ -38,7 +43,7 @@ class StepConfig(BaseModel):
     method: str = "POST"
     dependencies: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
-    headers: dict[str, Any] = Field(default_factory=dict)
+    headers: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(default_factory=dict)
     input_prep_config: InputPrepConfig | None = None
     # Per-step overrides of PIPELINE_SETTINGS.
     max_retries: int | None = Field(default=None, ge=0, le=50)

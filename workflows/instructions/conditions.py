@@ -83,6 +83,8 @@ _KEYWORDS = frozenset(
     {"or", "and", "not", "result", "length", "contains", "matches", "is", "empty", "json"}
 )
 _REGEX_FLAGS = frozenset("ims")
+#: Parentheses and `not`s a condition may nest: parsing and evaluating recurse this deep.
+MAX_NESTING = 32
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -285,6 +287,7 @@ class _Parser:
         self.source = source
         self.tokens = _tokenize(source)
         self.pos = 0
+        self.depth = 0
 
     @property
     def current(self) -> _Token:
@@ -329,17 +332,26 @@ class _Parser:
         return operands[0] if len(operands) == 1 else And(tuple(operands))
 
     def not_expr(self) -> Expr:
+        if self.is_word("not") or self.is_op("("):
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.error(f"nested deeper than {MAX_NESTING} levels of 'not' and '('")
+            try:
+                return self.nested()
+            finally:
+                self.depth -= 1
+        return self.atom()
+
+    def nested(self) -> Expr:
         if self.is_word("not"):
             self.advance()
             return Not(self.not_expr())
-        if self.is_op("("):
-            self.advance()
-            expr = self.or_expr()
-            if not self.is_op(")"):
-                raise self.error("expected ')'")
-            self.advance()
-            return expr
-        return self.atom()
+        self.advance()
+        expr = self.or_expr()
+        if not self.is_op(")"):
+            raise self.error("expected ')'")
+        self.advance()
+        return expr
 
     def atom(self) -> Expr:
         subject = self.subject()

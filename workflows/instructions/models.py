@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -49,12 +50,15 @@ from activities.http.models import HTTP_METHODS, is_http_url
 from activities.llm.models import DEFAULT_MODELS, LlmProvider, TokenUsage
 from activities.models import CamelModel
 from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
+from workflows.shared.limits import shallow_json
 
 ConditionMode: TypeAlias = Literal["deterministic", "llm"]
 HttpMethod: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ThreadFormat: TypeAlias = Literal["json", "markdown", "numbered"]
 InstructionType: TypeAlias = Literal["llm", "condition", "endpoint", "thread", "router"]
 
+#: A condition is a line of the condition language or a question for an LLM, not a document.
+MAX_EXPRESSION_CHARS = 4000
 INSTRUCTION_TYPES: tuple[str, ...] = ("llm", "condition", "endpoint", "thread", "router")
 
 
@@ -90,7 +94,7 @@ class Condition(_SeedModel):
     demands that it parses (checked here); `'llm'` always asks the LLM.
     """
 
-    expression: str = Field(min_length=1)
+    expression: str = Field(min_length=1, max_length=MAX_EXPRESSION_CHARS)
     evaluate_after_step: int | None = None
     if_true: list[int] = Field(default_factory=list)
     if_false: list[int] = Field(default_factory=list)
@@ -156,10 +160,11 @@ class EndpointSpec(_SeedModel):
     api_url: str
     method: HttpMethod = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
-    body: JsonValue = None
+    body: Annotated[JsonValue, AfterValidator(shallow_json)] = None
     retries: int = Field(default=3, ge=0, le=20)
-    retry_delay: int = Field(default=1000, ge=0)
-    timeout: int = Field(default=30000, gt=0)
+    #: At most an hour between attempts, and a day per attempt (milliseconds).
+    retry_delay: int = Field(default=1000, ge=0, le=3_600_000)
+    timeout: int = Field(default=30000, gt=0, le=86_400_000)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -202,7 +207,7 @@ class CompletionCheck(_SeedModel):
     """How a thread decides it is complete; see `threads.deterministic_complete`."""
 
     mode: ConditionMode = "deterministic"
-    expression: str | None = None
+    expression: str | None = Field(default=None, max_length=MAX_EXPRESSION_CHARS)
 
     @model_validator(mode="after")
     def _deterministic_parses(self) -> CompletionCheck:
@@ -216,6 +221,13 @@ class ThreadInstruction(_SeedModel):
 
     type: Literal["thread"] = "thread"
     collect_from_steps: list[int] = Field(min_length=1)
+
+    @field_validator("collect_from_steps")
+    @classmethod
+    def _each_step_once(cls, steps: list[int]) -> list[int]:
+        # A step listed twice would be collected twice: keep the first mention.
+        return list(dict.fromkeys(steps))
+
     output_format: ThreadFormat = "markdown"
     completion_check: CompletionCheck | None = None
 

@@ -1,0 +1,47 @@
+"""What the HTTP and LLM activities take from their Temporal context: heartbeats while a call
+is in flight, and how long a server's Retry-After may make Temporal wait."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from temporalio import activity
+
+T = TypeVar("T")
+
+#: How often a running call reports liveness; a crashed worker's call is retried after the
+#: activity's heartbeat timeout instead of its whole start-to-close timeout.
+HEARTBEAT_INTERVAL = timedelta(seconds=2)
+
+
+async def heartbeating(work: Awaitable[T]) -> T:
+    """Await `work`, heartbeating meanwhile so cancellation and worker loss are seen soon."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_INTERVAL.total_seconds())
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()
+
+
+def retry_delay_ceiling() -> timedelta | None:
+    """The longest wait before the next attempt that still fits this activity's budget.
+
+    A server's `Retry-After` overrides the retry policy's backoff; without a ceiling,
+    `Retry-After: 99999999` would park a step for three years. The ceiling is the policy's
+    maximum interval and, when the activity has a schedule-to-close timeout, what remains of it.
+    """
+    info = activity.info()
+    ceilings: list[timedelta] = []
+    if info.retry_policy is not None and info.retry_policy.maximum_interval:
+        ceilings.append(info.retry_policy.maximum_interval)
+    if info.schedule_to_close_timeout:
+        elapsed = datetime.now(UTC) - info.scheduled_time
+        ceilings.append(max(timedelta(0), info.schedule_to_close_timeout - elapsed))
+    return min(ceilings) if ceilings else None
