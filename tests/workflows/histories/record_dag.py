@@ -17,10 +17,9 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from settings import LATENCY_TUNED_DYNAMIC_CONFIG, Settings
+from settings import DATA_CONVERTER, LATENCY_TUNED_DYNAMIC_CONFIG, Settings
 from tests.fakes.targets import create_target_app, free_port, serve
 from worker import build_workers, open_activities
 from workflows.dag.models import DagRunInput
@@ -36,7 +35,7 @@ async def main():
         extra += ["--dynamic-config-value", f"{k}={v}"]
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         dev_server_extra_args=extra,
     )
     port = free_port()
