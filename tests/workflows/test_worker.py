@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
+from cli import BIN
 from settings import DATA_CONVERTER, SEARCH_ATTRIBUTES
-from tests.conftest import BIN
 from worker import ensure_search_attributes
 
 
