@@ -267,7 +267,7 @@ def submit_instruction_example(settings: Settings) -> bool:
         f"  Web UI: http://localhost:{settings.temporal_ui_port}/namespaces/"
         f"{settings.temporal_namespace}/workflows/{instance_id}"
     )
-    return status["status"] == "complete"
+    return str(status["status"]) == "complete"
 
 
 def _interrupt(signum: int, frame: object) -> None:
