@@ -32,8 +32,21 @@ EXAMPLES = ROOT / "examples"
 LOOPBACK_ALLOW = "127.0.0.0/8,::1,localhost"
 
 
+def dev_server_args() -> list[str]:
+    """Flags for every embedded Temporal dev server (`make dev`, the bench, tests).
+
+    They register the project's search attributes and apply the latency-tuned dynamic config.
+    """
+    args: list[str] = []
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    for key, value in LATENCY_TUNED_DYNAMIC_CONFIG.items():
+        args += ["--dynamic-config-value", f"{key}={value}"]
+    return args
+
+
 def temporal_command(settings: Settings, db_file: Path) -> list[str]:
-    command = [
+    return [
         str(BIN / "temporal"),
         "server",
         "start-dev",
@@ -49,15 +62,12 @@ def temporal_command(settings: Settings, db_file: Path) -> list[str]:
         str(db_file),
         "--log-level",
         "error",
+        *dev_server_args(),
     ]
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        command += ["--search-attribute", f"{name}={kind}"]
-    for key, value in LATENCY_TUNED_DYNAMIC_CONFIG.items():
-        command += ["--dynamic-config-value", f"{key}={value}"]
-    return command
 
 
-def redis_command(port: int, data_dir: Path) -> list[str]:
+def redis_command(port: int, data_dir: Path, *, persist: bool = True) -> list[str]:
+    """redis-server on loopback; `persist=False` (tests) writes no snapshot or append-only file."""
     return [
         str(BIN / "redis-server"),
         "--port",
@@ -67,9 +77,9 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
         "--dir",
         str(data_dir),
         "--appendonly",
-        "yes",
+        "yes" if persist else "no",
         "--save",
-        "60 1",
+        "60 1" if persist else "",
         "--protected-mode",
         "yes",
         "--loglevel",
@@ -257,7 +267,7 @@ def submit_instruction_example(settings: Settings) -> bool:
         f"  Web UI: http://localhost:{settings.temporal_ui_port}/namespaces/"
         f"{settings.temporal_namespace}/workflows/{instance_id}"
     )
-    return status["status"] == "complete"
+    return str(status["status"]) == "complete"
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -1,4 +1,5 @@
-"""Settings for every Workflow Station process, read from the environment and `.env`.
+"""Settings for every Workflow Station process, read from the environment and `.env`, and
+the one way any process connects to Temporal.
 
 Only the composition roots (`worker.py`, the gateway's app factory and `cli.py`) read
 settings; workflows and activities receive what they need as arguments.
@@ -12,6 +13,12 @@ from typing import Annotated, Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+#: The payload converter of every Temporal client, test environment and replayer: the pydantic
+#: models users POST are the models workflows and activities receive, so all must agree on it.
+DATA_CONVERTER = pydantic_data_converter
 
 #: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
 #: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
@@ -125,3 +132,16 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    """Connect to the Temporal server and namespace `settings` name, with `DATA_CONVERTER`.
+
+    The worker, the gateway and any other process connect through here, so connection options
+    (TLS, API keys, profiles) are added in one place.
+    """
+    return await Client.connect(
+        settings.effective_temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=DATA_CONVERTER,
+    )

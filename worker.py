@@ -23,7 +23,6 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -32,7 +31,7 @@ from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
-from settings import SEARCH_ATTRIBUTES, Settings, get_settings
+from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
 from workflows.dag.workflow import DagWorkflow
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
@@ -46,14 +45,6 @@ log = logging.getLogger("workflow_station.worker")
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("pydantic", "activities")
 )
-
-
-async def connect_client(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.effective_temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
 
 
 @dataclass
@@ -174,7 +165,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 
 
 async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> None:
-    client = await connect_client(settings)
+    client = await connect_temporal(settings)
     if main:
         await ensure_search_attributes(client, settings.temporal_namespace)
     async with open_activities(settings) as activities:

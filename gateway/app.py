@@ -14,11 +14,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from gateway.routes import dag, endpoints, health, instructions
-from settings import Settings, get_settings
+from settings import Settings, connect_temporal, get_settings
 
 
 class BodySizeLimit:
@@ -133,11 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.temporal = await Client.connect(
-            settings.effective_temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
-        )
+        app.state.temporal = await connect_temporal(settings)
         app.state.redis = Redis.from_url(settings.effective_redis_url)
         try:
             yield

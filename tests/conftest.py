@@ -11,7 +11,6 @@ import dataclasses
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,16 +24,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
+from cli import BIN, dev_server_args, redis_command
+from settings import DATA_CONVERTER, Settings
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import TargetState, create_target_app, free_port, serve
 from worker import Activities, build_workers, open_activities
 
-BIN = Path(sys.executable).parent
 LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
 
 
@@ -42,7 +39,7 @@ LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
     )
     try:
         yield env
@@ -52,14 +49,10 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    extra: list[str] = []
-    for key, value in LATENCY_TUNED_DYNAMIC_CONFIG.items():
-        extra += ["--dynamic-config-value", f"{key}={value}"]
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
-        dev_server_extra_args=extra,
+        data_converter=DATA_CONVERTER,
+        dev_server_extra_args=dev_server_args(),
     )
     try:
         yield env
@@ -70,23 +63,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     port = free_port()
-    data = tempfile.mkdtemp(prefix="ws-redis-")
-    process = subprocess.Popen(
-        [
-            str(BIN / "redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            data,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    data = Path(tempfile.mkdtemp(prefix="ws-redis-"))
+    process = subprocess.Popen(redis_command(port, data, persist=False), stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while True:
         with socket.socket() as sock:

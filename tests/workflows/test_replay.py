@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from settings import DATA_CONVERTER
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
 
@@ -28,7 +28,5 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(
-        workflows=[DagWorkflow, InstructionWorkflow], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[DagWorkflow, InstructionWorkflow], data_converter=DATA_CONVERTER)
     await replayer.replay_workflow(history)

@@ -7,8 +7,10 @@ runs them yet); otherwise guard the change with `workflow.patched()`.
 """
 
 import asyncio
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -17,33 +19,30 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from settings import LATENCY_TUNED_DYNAMIC_CONFIG, Settings
+from cli import BIN, dev_server_args, redis_command, wait_for_port
+from settings import DATA_CONVERTER, Settings
 from tests.fakes.targets import create_target_app, free_port, serve
 from worker import build_workers, open_activities
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 
 OUT = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
 
 
 async def main():
-    extra = []
-    for k, v in LATENCY_TUNED_DYNAMIC_CONFIG.items():
-        extra += ["--dynamic-config-value", f"{k}={v}"]
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=extra,
+        data_converter=DATA_CONVERTER,
+        dev_server_extra_args=dev_server_args(),
     )
     port = free_port()
+    redis_dir = Path(tempfile.mkdtemp(prefix="ws-record-redis-"))
     redis_proc = subprocess.Popen(
-        [str(BIN / "redis-server"), "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL
+        redis_command(port, redis_dir, persist=False), stdout=subprocess.DEVNULL
     )
-    await asyncio.sleep(0.5)
+    wait_for_port(port)
     app, _ = create_target_app()
     async with serve(app) as url:
         s = Settings(
@@ -162,6 +161,8 @@ async def main():
             await asyncio.gather(*running)
         await redis.aclose()
     redis_proc.terminate()
+    redis_proc.wait(10)
+    shutil.rmtree(redis_dir, ignore_errors=True)
     await env.shutdown()
 
 
