@@ -13,9 +13,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities import errors
 from activities.context import heartbeating, retry_delay_ceiling
-from activities.errors import ErrorType
+from activities.errors import ErrorType, WorkflowStationError
 from activities.http.models import CALL_HTTP, SEND_WEBHOOK, HttpCall, HttpResult, WebhookDelivery
 from activities.http.outbound import OutboundBlocked, ResponseTooLarge, read_capped
+from activities.limits import MAX_JSON_DEPTH, json_depth
 
 
 def _request_content(call: HttpCall) -> dict[str, Any]:
@@ -34,14 +35,33 @@ def _query_params(query: dict[str, Any]) -> dict[str, str]:
     }
 
 
+class UndecodableBody(WorkflowStationError):
+    """A JSON body the workflow could not carry: nested deeper than `MAX_JSON_DEPTH`."""
+
+    error_type = ErrorType.INVALID_RESPONSE
+
+
 def parse_body(raw: bytes, content_type: str) -> tuple[Any, bool]:
-    """JSON bodies keep their structure; anything else stays text."""
+    """JSON bodies keep their structure; anything else stays text.
+
+    Raises:
+        UndecodableBody: JSON nested so deeply that decoding it in the workflow would fail
+            every workflow task (the run could never close).
+    """
     text = raw.decode("utf-8", errors="replace")
     if "json" in content_type or not content_type:
         try:
-            return json.loads(text), True
+            value = json.loads(text)
         except ValueError:
-            pass
+            return text, False
+        except RecursionError:
+            value = None
+            depth = MAX_JSON_DEPTH + 1
+        else:
+            depth = json_depth(value)
+        if depth > MAX_JSON_DEPTH:
+            raise UndecodableBody(f"the JSON body nests more than {MAX_JSON_DEPTH} levels deep")
+        return value, True
     return text, False
 
 
@@ -81,6 +101,8 @@ class HttpActivities:
         details = {"attempt": attempt}
         if isinstance(exc, OutboundBlocked | ResponseTooLarge):
             return errors.non_retryable(exc.error_type, f"{who}{exc}", details)
+        if isinstance(exc, UndecodableBody):
+            return errors.non_retryable(exc.error_type, f"{what}: {exc}", details)
         if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
             message = f"{who}invalid URL {call.url!r}: {exc}"
             return errors.non_retryable(ErrorType.INVALID_REQUEST, message, details)
@@ -119,7 +141,10 @@ class HttpActivities:
                 await response.aclose()
         except _REQUEST_FAILURES as exc:
             raise self._failure(exc, call, attempt) from exc
-        body, is_json = parse_body(raw, response.headers.get("content-type", ""))
+        try:
+            body, is_json = parse_body(raw, response.headers.get("content-type", ""))
+        except UndecodableBody as exc:
+            raise self._failure(exc, call, attempt) from exc
         return HttpResult(
             status=response.status_code,
             reason=response.reason_phrase,

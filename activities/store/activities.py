@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+# redis loads these on its first command; loading them with the worker keeps that import out
+# of a workflow activation running at the same moment (the sandbox would warn about it).
+import redis._defaults  # noqa: F401
+import redis.asyncio.client  # noqa: F401
+import redis.observability.recorder  # noqa: F401
 from redis.asyncio import Redis
 from temporalio import activity
 

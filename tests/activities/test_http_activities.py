@@ -10,7 +10,7 @@ import pytest
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from activities.http.activities import HttpActivities
+from activities.http.activities import HttpActivities, UndecodableBody, parse_body
 from activities.http.models import HttpCall, HttpResult
 from activities.http.outbound import build_outbound_client
 from tests.conftest import LOOPBACK, Targets, activity_env, unique
@@ -123,3 +123,23 @@ async def test_blocked_destination_is_refused(targets: Targets):
         error = await failure(guarded, url=f"{targets.url}/echo/x")
     assert (error.type, error.non_retryable) == ("OutboundBlocked", True)
     assert "127.0.0.1" in error.message and "loopback" in error.message
+
+
+@pytest.mark.parametrize("depth", [65, 450])
+async def test_json_too_deep_for_a_workflow_fails_the_step_at_once(
+    http: HttpActivities, targets: Targets, depth: int
+) -> None:
+    error = await failure(http, url=f"{targets.url}/deep/{depth}")
+    assert error.type == "InvalidResponse"
+    assert error.non_retryable
+    assert "nests more than 64 levels" in error.message
+
+
+async def test_json_within_the_depth_limit_is_kept(http: HttpActivities, targets: Targets):
+    result = await call(http, url=f"{targets.url}/deep/64")
+    assert result.is_json
+
+
+def test_json_too_deep_for_the_decoder_is_refused_too() -> None:
+    with pytest.raises(UndecodableBody):
+        parse_body(b"[" * 100_000 + b"]" * 100_000, "application/json")

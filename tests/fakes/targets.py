@@ -142,6 +142,12 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
     async def big(size: int) -> PlainTextResponse:
         return PlainTextResponse("x" * size)
 
+    @app.get("/deep/{depth}")
+    async def deep(depth: int) -> Response:
+        # Written by hand: the JSON encoder itself would recurse this deep.
+        body = "[" * depth + "]" * depth
+        return Response(body, media_type="application/json")
+
     @app.post("/hooks/{key}")
     async def hook(key: str, request: Request) -> dict[str, Any]:
         event = await request.json()

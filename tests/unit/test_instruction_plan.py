@@ -16,9 +16,9 @@ from workflows.instructions.plan import (
     InstructionPlan,
     StepBudgetExceeded,
     choose_router_option,
+    endpoint_renderer,
     endpoint_result_text,
     llm_prompt,
-    render_endpoint_value,
     source_text,
 )
 
@@ -254,7 +254,7 @@ class TestRenderEndpointValue:
             "list": ["{{result}}-{{context}}", 1],
             "{{result}}": "key untouched",
         }
-        assert render_endpoint_value(body, "R", "C") == {
+        assert endpoint_renderer("R", "C").render(body) == {
             "q": "R",
             "meta": {"ctx": "about C", "n": 3, "flag": True, "none": None},
             "list": ["R-C", 1],
@@ -263,9 +263,9 @@ class TestRenderEndpointValue:
         assert body["q"] == "{{result}}"
 
     def test_none_result_and_backslashes(self) -> None:
-        assert render_endpoint_value("[{{result}}]", None, "c") == "[]"
-        assert render_endpoint_value("{{result}}", r"a\1b", "c") == r"a\1b"
-        assert render_endpoint_value("{{other}}", "r", "c") == "{{other}}"
+        assert endpoint_renderer(None, "c").render("[{{result}}]") == "[]"
+        assert endpoint_renderer(r"a\1b", "c").render("{{result}}") == r"a\1b"
+        assert endpoint_renderer("r", "c").render("{{other}}") == "{{other}}"
 
 
 class TestRouterAndVerdicts:

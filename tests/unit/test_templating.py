@@ -8,6 +8,7 @@ import pytest
 
 from workflows.shared.templating import (
     Reference,
+    Renderer,
     TemplateError,
     parse_reference,
     references,
@@ -334,3 +335,26 @@ class TestScanner:
             keep_unresolved=True,
         )
         assert rendered == {"q": "R and {{other}} and {{bad[}}"}
+
+
+class TestBudget:
+    def test_a_large_value_referenced_many_times_stops_at_the_budget(self) -> None:
+        big = "x" * 100_000
+        template = {"body": ["{{big}}"] * 1_000}
+        renderer = Renderer({"big": big}, max_chars=1_000_000)
+        started = time.perf_counter()
+        with pytest.raises(TemplateError, match="larger than 1000000 characters"):
+            renderer.render(template)
+        assert time.perf_counter() - started < 0.1
+
+    def test_typed_values_literal_text_and_charged_values_all_count(self) -> None:
+        renderer = Renderer({"doc": {"k": "v" * 10}}, max_chars=40)
+        assert renderer.render("{{doc}}") == {"k": "v" * 10}  # 19 characters as JSON
+        renderer.charge("12345678901234567890")  # 39
+        with pytest.raises(TemplateError):
+            renderer.render("ab")
+
+    def test_within_the_budget_renders_as_without_one(self) -> None:
+        variables = {"a": [1, 2], "b": "text"}
+        template = {"x": "{{a}}", "y": "{{b}} and {{a}}"}
+        assert Renderer(variables, max_chars=100).render(template) == render(template, variables)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from workflows.shared.limits import shallow_json
+from activities.limits import shallow_json
 
 #: Any JSON value a user sends, nested no deeper than `limits.MAX_JSON_DEPTH`.
 ShallowJson = Annotated[Any, AfterValidator(shallow_json)]
@@ -93,6 +93,8 @@ class EngineOptions(BaseModel):
     endpoint_workers: list[str] = Field(default_factory=list)
     #: The gateway validated the pipeline at submission; the workflow does not re-decide it.
     validated: bool = False
+    #: The largest request a step may render (URL, headers, query and body, as JSON text).
+    max_request_chars: int = 1_000_000
 
 
 class DagRunInput(BaseModel):

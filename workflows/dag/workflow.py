@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         step_failed,
         step_retry_policy,
     )
-    from workflows.shared.templating import TemplateError, render
+    from workflows.shared.templating import Renderer, TemplateError
 
 StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]
 
@@ -260,26 +260,32 @@ class DagWorkflow:
     def _build_call(self, step: StepConfig) -> HttpCall:
         label = f"step {step.step_name!r}"
         prep = step.input_prep_config
+        # Bounded, so a large value referenced many times cannot build a request that would
+        # wedge the run (Temporal refuses oversized payloads on every retry).
+        renderer = Renderer(self._variables, max_chars=self._run.engine.max_request_chars)
         try:
-            url = render(step.service_url, self._variables)
-            headers = {**render(step.headers, self._variables)}
+            url = renderer.render(step.service_url)
+            headers = {**renderer.render(step.headers)}
             query: dict[str, Any] = {}
             if prep is not None:
-                headers.update(render(prep.headers, self._variables))
-                query = render(prep.query, self._variables)
+                headers.update(renderer.render(prep.headers))
+                query = renderer.render(prep.query)
+            body: Any = None
             if prep is not None and prep.has_body:
-                body = render(prep.body, self._variables)
+                body = renderer.render(prep.body)
                 send_body = step.method != "GET"
             else:
                 send_body = step.method in DEFAULT_BODY_METHODS
-                body = {
-                    "original_input": self._run.original_input,
-                    "input_data": self._run.input_data,
-                    "dependencies": {
-                        dep: self._variables.get(f"{dep}_result")
-                        for dep in self._graph.upstream[step.step_name]
-                    },
-                }
+                if send_body:
+                    body = {
+                        "original_input": self._run.original_input,
+                        "input_data": self._run.input_data,
+                        "dependencies": {
+                            dep: self._variables.get(f"{dep}_result")
+                            for dep in self._graph.upstream[step.step_name]
+                        },
+                    }
+                    renderer.charge(body)
         except TemplateError as exc:
             raise StepFailed.of(exc.error_type, f"{label}: {exc}") from exc
         if not isinstance(url, str):

@@ -47,10 +47,10 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from activities.http.models import HTTP_METHODS, is_http_url
+from activities.limits import shallow_json
 from activities.llm.models import DEFAULT_MODELS, LlmProvider, TokenUsage
 from activities.models import CamelModel
 from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
-from workflows.shared.limits import shallow_json
 
 ConditionMode: TypeAlias = Literal["deterministic", "llm"]
 HttpMethod: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -413,6 +413,8 @@ class InstructionEngineOptions(BaseModel):
     step_budget: int = Field(default=100, ge=1)
     #: Configured endpoint worker names, for `endpointUrl` routing.
     endpoint_workers: list[str] = Field(default_factory=list)
+    #: The largest headers and body an endpoint step may render, as JSON text.
+    max_request_chars: int = 1_000_000
 
 
 class InstructionRunInput(BaseModel):

@@ -49,7 +49,7 @@ from workflows.instructions.models import (
     RouterOption,
     condition_of,
 )
-from workflows.shared.templating import render
+from workflows.shared.templating import Renderer
 
 
 class StepBudgetExceeded(WorkflowStationError, RuntimeError):
@@ -182,14 +182,15 @@ def source_text(source: int | None, results: Mapping[int, str | None], context: 
     return results.get(source) or ""
 
 
-def render_endpoint_value(value: Any, result: str | None, context: str) -> Any:
-    """Fill `{{result}}` and `{{context}}` into every string of a JSON-like value.
+def endpoint_renderer(result: str | None, context: str, max_chars: int | None = None) -> Renderer:
+    """What fills `{{result}}` and `{{context}}` into an endpoint step's headers and body.
 
-    Walks dicts and lists and returns a new value; dict keys and non-string scalars are left
-    alone. Spaces inside the braces are allowed (`{{ result }}`), a None result renders as
-    '', and any other placeholder is left as written.
+    Spaces inside the braces are allowed (`{{ result }}`), a None result renders as '', any
+    other placeholder is left as written, and `max_chars` bounds all it renders together
+    (`TemplateError` past it).
     """
-    return render(value, {"result": result or "", "context": context}, keep_unresolved=True)
+    variables = {"result": result or "", "context": context}
+    return Renderer(variables, keep_unresolved=True, max_chars=max_chars)
 
 
 def choose_router_option(

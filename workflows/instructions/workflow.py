@@ -65,9 +65,9 @@ with workflow.unsafe.imports_passed_through():
         InstructionPlan,
         StepBudgetExceeded,
         choose_router_option,
+        endpoint_renderer,
         endpoint_result_text,
         llm_prompt,
-        render_endpoint_value,
         source_text,
     )
     from workflows.instructions.threads import collect, deterministic_complete, format_thread
@@ -86,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         step_failed,
         step_retry_policy,
     )
+    from workflows.shared.templating import TemplateError
 
 AnswerT = TypeVar("AnswerT", LlmText, LlmVerdict, RouteChoice)
 
@@ -302,8 +303,12 @@ class InstructionWorkflow:
         external proxy that speaks the seed's endpoint-worker format; none: this worker.
         """
         context = self._run.context
-        headers = render_endpoint_value(spec.headers, previous, context)
-        body = render_endpoint_value(spec.body, previous, context)
+        renderer = endpoint_renderer(previous, context, self._run.engine.max_request_chars)
+        try:
+            headers = renderer.render(spec.headers)
+            body = renderer.render(spec.body)
+        except TemplateError as exc:
+            raise StepFailed.of(exc.error_type, f"{label}: {exc}") from exc
         try:
             route = resolve_endpoint(spec.endpoint_url, self._run.engine.endpoint_workers)
         except UnknownEndpoint as exc:

@@ -155,41 +155,86 @@ def _describe(value: Any) -> str:
     return f"of type {type(value).__name__}"
 
 
-def render_text(text: str, variables: Mapping[str, Any], *, keep_unresolved: bool = False) -> Any:
-    """Render one string. `keep_unresolved` leaves a placeholder that cannot be parsed or
-    resolved as it was written, instead of raising `TemplateError`."""
+class Renderer:
+    """Renders templates against one set of variables, within a size budget.
 
-    def value_of(expression: str, written: str) -> Any:
+    A 100 KB value referenced a thousand times would render a 100 MB request: `max_chars`
+    bounds everything one renderer produces (literal text, inserted values, typed values as
+    JSON), and rendering stops with a `TemplateError` as soon as the budget is passed.
+
+    Args:
+        variables: What placeholders resolve against.
+        keep_unresolved: Leave a placeholder that cannot be parsed or resolved as written
+            instead of raising `TemplateError`.
+        max_chars: The budget; None for no bound.
+    """
+
+    def __init__(
+        self,
+        variables: Mapping[str, Any],
+        *,
+        keep_unresolved: bool = False,
+        max_chars: int | None = None,
+    ) -> None:
+        self._variables = variables
+        self._keep_unresolved = keep_unresolved
+        self._max_chars = max_chars
+        self._spent = 0
+
+    def render(self, value: Any) -> Any:
+        """Render every string template inside a JSON-like value; keys are left as they are."""
+        if isinstance(value, str):
+            return self.render_text(value)
+        if isinstance(value, Mapping):
+            return {key: self.render(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.render(item) for item in value]
+        return value
+
+    def charge(self, value: Any) -> None:
+        """Count a value sent as it is (not rendered) against the budget, as JSON."""
+        self._spend(value if isinstance(value, str) else _as_json(value))
+
+    def render_text(self, text: str) -> Any:
+        found = list(placeholders(text))
+        if len(found) == 1 and found[0].start == 0 and found[0].end == len(text):
+            value = self._value_of(found[0].expression, text)
+            self._spend(value if isinstance(value, str) else _as_json(value))
+            return value
+        parts: list[str] = []
+        position = 0
+        for placeholder in found:
+            parts.append(self._spend(text[position : placeholder.start]))
+            value = self._value_of(
+                placeholder.expression, text[placeholder.start : placeholder.end]
+            )
+            parts.append(self._spend(value if isinstance(value, str) else _as_json(value)))
+            position = placeholder.end
+        parts.append(self._spend(text[position:]))
+        return "".join(parts)
+
+    def _value_of(self, expression: str, written: str) -> Any:
         try:
-            return resolve(parse_reference(expression), variables)
+            return resolve(parse_reference(expression), self._variables)
         except TemplateError:
-            if keep_unresolved:
+            if self._keep_unresolved:
                 return written
             raise
 
-    found = list(placeholders(text))
-    if len(found) == 1 and found[0].start == 0 and found[0].end == len(text):
-        return value_of(found[0].expression, text)
-    parts: list[str] = []
-    position = 0
-    for placeholder in found:
-        parts.append(text[position : placeholder.start])
-        value = value_of(placeholder.expression, text[placeholder.start : placeholder.end])
-        parts.append(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-        position = placeholder.end
-    parts.append(text[position:])
-    return "".join(parts)
+    def _spend(self, text: str) -> str:
+        self._spent += len(text)
+        if self._max_chars is not None and self._spent > self._max_chars:
+            raise TemplateError(
+                f"the rendered request would be larger than {self._max_chars} characters"
+                " (a large value referenced many times?)"
+            )
+        return text
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def render(value: Any, variables: Mapping[str, Any], *, keep_unresolved: bool = False) -> Any:
-    """Render every string template inside a JSON-like value; keys are left as they are."""
-    if isinstance(value, str):
-        return render_text(value, variables, keep_unresolved=keep_unresolved)
-    if isinstance(value, Mapping):
-        return {
-            key: render(item, variables, keep_unresolved=keep_unresolved)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [render(item, variables, keep_unresolved=keep_unresolved) for item in value]
-    return value
+    """Render every string template inside a JSON-like value, with no size budget."""
+    return Renderer(variables, keep_unresolved=keep_unresolved).render(value)
