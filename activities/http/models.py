@@ -7,6 +7,7 @@ httpx), so the workflow sandbox sees no HTTP client library.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -17,12 +18,26 @@ CALL_HTTP: Final = "call_http"
 SEND_WEBHOOK: Final = "send_webhook"
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
 def is_http_url(value: str) -> bool:
     """True for an absolute http(s) URL with a host."""
     parts = urlsplit(value.strip())
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def idempotency_key(run_id: str, step: str) -> str:
+    """A key stable across every attempt of one step of one run, so a target can drop what a
+    crash made us send twice; a UUID, so any step name fits in a header."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"workflow-station:{run_id}/{step}"))
+
+
+def with_idempotency_key(headers: dict[str, str], key: str) -> dict[str, str]:
+    """`headers` with an `Idempotency-Key`, unless the caller set one (in any case)."""
+    if any(name.lower() == IDEMPOTENCY_KEY_HEADER.lower() for name in headers):
+        return headers
+    return {**headers, IDEMPOTENCY_KEY_HEADER: key}
 
 
 def headers_as_text(cls: type, value: Any) -> Any:

@@ -107,8 +107,9 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
         return JSONResponse({"error": f"status {code}"}, status_code=code, headers=headers)
 
     @app.api_route("/flaky/{key}", methods=methods)
-    async def flaky(key: str, failures: int = 1, code: int = 503) -> Response:
+    async def flaky(key: str, request: Request, failures: int = 1, code: int = 503) -> Response:
         state.calls[key] += 1
+        state.requests[key].append(await _describe(request))
         if state.calls[key] <= failures:
             return JSONResponse({"error": "try again"}, status_code=code)
         return JSONResponse({"ok": True, "calls": state.calls[key]})

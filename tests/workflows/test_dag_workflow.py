@@ -519,3 +519,32 @@ async def test_bodies_and_header_values_by_method(engine: Engine, targets: Targe
     assert sent[1]["json"] is None
     assert set(sent[2]["json"]) == {"original_input", "input_data", "dependencies"}
     assert sent[2]["headers"]["x-filter"] == '{"a": true}'
+
+
+async def test_every_attempt_of_a_step_repeats_its_idempotency_key(
+    engine: Engine, targets: Targets
+) -> None:
+    flaky, other, own = unique("idem"), unique("idem"), unique("idem")
+    steps = [
+        {"step_name": "flaky", "usid": "u1", "service_url": f"{targets.url}/flaky/{flaky}"},
+        {"step_name": "other", "usid": "u2", "service_url": f"{targets.url}/echo/{other}"},
+        {
+            "step_name": "own",
+            "usid": "u3",
+            "service_url": f"{targets.url}/echo/{own}",
+            "headers": {"idempotency-key": "mine"},
+        },
+    ]
+    await run(engine, pipeline(steps, error_handling={"max_retries": 2, "retry_delay": 0.01}))
+
+    first, retried = (r["headers"]["idempotency-key"] for r in targets.state.requests[flaky])
+    assert first == retried
+    assert targets.state.requests[other][0]["headers"]["idempotency-key"] != first
+    assert targets.state.requests[own][0]["headers"]["idempotency-key"] == "mine"
+
+
+async def test_idempotency_keys_can_be_turned_off(engine: Engine, targets: Targets) -> None:
+    key = unique("idem")
+    step = {"step_name": "a", "usid": "u1", "service_url": f"{targets.url}/echo/{key}"}
+    await run(engine, pipeline([step], error_handling={"idempotency_keys": False}))
+    assert "idempotency-key" not in targets.state.requests[key][0]["headers"]

@@ -61,6 +61,8 @@ class StepConfig(BaseModel):
 class ErrorHandling(BaseModel):
     max_retries: int = Field(default=2, ge=0, le=50)
     retry_delay: float = Field(default=3.0, gt=0, le=3600)
+    #: Send each step's calls with an `Idempotency-Key` that every retry repeats.
+    idempotency_keys: bool = True
 
 
 class Timeouts(BaseModel):

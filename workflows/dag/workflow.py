@@ -25,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         HttpCall,
         HttpResult,
         WebhookDelivery,
+        idempotency_key,
+        with_idempotency_key,
     )
     from activities.store.models import (
         READ_SELECTION,
@@ -292,6 +294,9 @@ class DagWorkflow:
             raise StepFailed.of(
                 ErrorType.TEMPLATE_ERROR, f"{label}: service_url rendered to a non-string"
             )
+        if self._run.PIPELINE_SETTINGS.error_handling.idempotency_keys:
+            run_id = workflow.info().first_execution_run_id
+            headers = with_idempotency_key(headers, idempotency_key(run_id, step.step_name))
         return HttpCall(
             method=step.method,
             url=url,

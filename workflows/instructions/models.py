@@ -165,6 +165,8 @@ class EndpointSpec(_SeedModel):
     #: At most an hour between attempts, and a day per attempt (milliseconds).
     retry_delay: int = Field(default=1000, ge=0, le=3_600_000)
     timeout: int = Field(default=30000, gt=0, le=86_400_000)
+    #: Send the call with an `Idempotency-Key` that every retry repeats.
+    idempotency_key: bool = True
 
     @field_validator("method", mode="before")
     @classmethod

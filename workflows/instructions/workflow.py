@@ -25,7 +25,12 @@ with workflow.unsafe.imports_passed_through():
 
     from activities import errors
     from activities.errors import ErrorType
-    from activities.http.models import CALL_HTTP, HttpResult
+    from activities.http.models import (
+        CALL_HTTP,
+        HttpResult,
+        idempotency_key,
+        with_idempotency_key,
+    )
     from activities.llm.models import (
         CALL_LLM,
         CHOOSE_ROUTE,
@@ -309,6 +314,9 @@ class InstructionWorkflow:
             body = renderer.render(spec.body)
         except TemplateError as exc:
             raise StepFailed.of(exc.error_type, f"{label}: {exc}") from exc
+        if spec.idempotency_key:
+            run_id = workflow.info().first_execution_run_id
+            headers = with_idempotency_key(headers, idempotency_key(run_id, label))
         try:
             route = resolve_endpoint(spec.endpoint_url, self._run.engine.endpoint_workers)
         except UnknownEndpoint as exc:
