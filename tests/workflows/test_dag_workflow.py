@@ -548,3 +548,36 @@ async def test_idempotency_keys_can_be_turned_off(engine: Engine, targets: Targe
     step = {"step_name": "a", "usid": "u1", "service_url": f"{targets.url}/echo/{key}"}
     await run(engine, pipeline([step], error_handling={"idempotency_keys": False}))
     assert "idempotency-key" not in targets.state.requests[key][0]["headers"]
+
+
+async def test_run_timeout_ends_the_run_with_the_finished_results(
+    engine: Engine, targets: Targets
+) -> None:
+    fast, stuck = unique("fast"), unique("stuck")
+    steps = [
+        {"step_name": "fast", "usid": "u1", "service_url": f"{targets.url}/echo/{fast}"},
+        {
+            "step_name": "stuck",
+            "usid": "u2",
+            "service_url": f"{targets.url}/hang/{stuck}",
+            "dependencies": ["fast"],
+        },
+        {
+            "step_name": "after",
+            "usid": "u3",
+            "service_url": f"{targets.url}/echo/{fast}",
+            "dependencies": ["stuck"],
+        },
+    ]
+    started = time.monotonic()
+    result = await run_failing(
+        engine, pipeline(steps, timeouts={"step_timeout": 60, "run_timeout": 1.5})
+    )
+    assert time.monotonic() - started < 15
+    assert result.status == "failed"
+    assert result.error is not None
+    assert (result.error.type, result.error.step_name) == ("TimedOut", None)
+    assert "run_timeout of 1.5s" in result.error.message
+    assert result.steps["fast"].status == "completed"
+    assert result.steps["stuck"].status == "cancelled"
+    assert result.steps["after"].status == "cancelled"

@@ -5,6 +5,7 @@ the local targets service."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -726,3 +727,28 @@ async def test_all_types_example_runs_against_the_demo_service(
     report = json.loads(status.output or "")["report"]
     assert report["topic"] == "temporal"
     assert report["thread"].startswith("## Step 1")
+
+
+async def test_run_timeout_errors_the_run_and_stops_the_running_step(
+    engine: Engine, targets: Targets
+) -> None:
+    key = unique("stuck")
+    run_input = payload(
+        [
+            {"type": "endpoint", "apiUrl": f"{targets.url}/echo/{key}"},
+            {"type": "endpoint", "apiUrl": f"{targets.url}/hang/{key}", "method": "POST"},
+            {"type": "endpoint", "apiUrl": f"{targets.url}/echo/{key}"},
+        ]
+    )
+    run_input.engine.run_timeout_seconds = 1.5
+    started = time.monotonic()
+
+    status = await run_failing(engine, run_input)
+
+    assert time.monotonic() - started < 15
+    assert status.error is not None
+    assert (status.error.type, status.error.step) == ("TimedOut", 1)
+    assert "run timeout of 1.5s" in status.error.message
+    assert [step.status for step in status.steps] == ["completed", "failed", "skipped"]
+    assert status.steps[1].error is not None
+    assert status.steps[1].error.type == "TimedOut"

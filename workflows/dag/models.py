@@ -67,6 +67,9 @@ class ErrorHandling(BaseModel):
 
 class Timeouts(BaseModel):
     step_timeout: float = Field(default=45.0, gt=0, le=24 * 3600)
+    #: The whole run's deadline: past it, running steps are cancelled and the run fails
+    #: (`TimedOut`) with every finished step's result. At most a week.
+    run_timeout: float | None = Field(default=6 * 3600, gt=0, le=7 * 24 * 3600)
 
 
 class Notifications(BaseModel):

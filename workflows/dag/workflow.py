@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.shared.failures import (
         StepFailed,
         heartbeat_timeout,
+        run_deadline,
         step_failed,
         step_retry_policy,
     )
@@ -121,6 +122,7 @@ class DagWorkflow:
         failure: RunError | None = None
         cancelled = False
         tasks: dict[str, asyncio.Task[StepOutcome]] = {}
+        deadline = run_deadline(run.PIPELINE_SETTINGS.timeouts.run_timeout)
         try:
             while True:
                 if failure is None:
@@ -131,7 +133,18 @@ class DagWorkflow:
                         tasks[name] = asyncio.create_task(self._run_step(name))
                 if not tasks:
                     break
-                await workflow.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+                waiting: list[asyncio.Task[Any]] = list(tasks.values())
+                if deadline is not None and failure is None:
+                    waiting.append(deadline)
+                await workflow.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if deadline is not None and deadline.done() and failure is None:
+                    failure = RunError(
+                        type=ErrorType.TIMED_OUT,
+                        message=f"the run exceeded its run_timeout of"
+                        f" {run.PIPELINE_SETTINGS.timeouts.run_timeout:g}s",
+                    )
+                    for other in sorted(tasks):
+                        tasks[other].cancel()
                 for name in sorted(n for n, t in tasks.items() if t.done()):
                     outcome = tasks.pop(name).result()
                     scheduler.running.discard(name)
@@ -153,6 +166,8 @@ class DagWorkflow:
             if tasks:
                 await workflow.wait(list(tasks.values()))
 
+        if deadline is not None and not deadline.done():
+            deadline.cancel()
         result = self._result
         for name in scheduler.pending:
             if failure is not None or cancelled:
@@ -181,10 +196,13 @@ class DagWorkflow:
             raise asyncio.CancelledError()
         if failure is not None:
             # Failed in Temporal (Web UI, CLI), with the partial results in the details.
+            message = (
+                f"step {failure.step_name!r} failed: {failure.message}"
+                if failure.step_name
+                else failure.message
+            )
             raise errors.run_failed(
-                ErrorType.PIPELINE_FAILED,
-                f"step {failure.step_name!r} failed: {failure.message}",
-                result.model_dump(mode="json"),
+                ErrorType.PIPELINE_FAILED, message, result.model_dump(mode="json")
             )
         return result
 

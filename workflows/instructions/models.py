@@ -417,6 +417,9 @@ class InstructionEngineOptions(BaseModel):
     endpoint_workers: list[str] = Field(default_factory=list)
     #: The largest headers and body an endpoint step may render, as JSON text.
     max_request_chars: int = 1_000_000
+    #: The whole run's deadline (INSTRUCTION_RUN_TIMEOUT_SECONDS): past it the running step is
+    #: cancelled and the run errors with `TimedOut`. None: no deadline.
+    run_timeout_seconds: float | None = Field(default=3600.0, gt=0)
 
 
 class InstructionRunInput(BaseModel):

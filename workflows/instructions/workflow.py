@@ -13,6 +13,7 @@ details hold the status at that moment (partial results included), as `DagWorkfl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -88,6 +89,7 @@ with workflow.unsafe.imports_passed_through():
         StepFailed,
         StepFailure,
         heartbeat_timeout,
+        run_deadline,
         step_failed,
         step_retry_policy,
     )
@@ -159,22 +161,20 @@ class InstructionWorkflow:
         status = self._status
         status.status = "running"
         plan = InstructionPlan(run.instructions, max_steps=run.engine.step_budget)
-        failure: RunError | None = None
+        queue = asyncio.create_task(self._run_queue(plan))
+        deadline = run_deadline(run.engine.run_timeout_seconds)
         try:
-            while failure is None:
-                try:
-                    index = plan.next_step()
-                except StepBudgetExceeded as exc:
-                    failure = RunError(
-                        type=exc.error_type,
-                        message=f"{exc} (INSTRUCTION_STEP_BUDGET)",
-                        step=exc.next_index,
-                    )
-                    break
-                if index is None:
-                    break
-                failure = await self._run_step(plan, index)
+            if deadline is None:
+                failure = await queue
+            else:
+                await workflow.wait([queue, deadline], return_when=asyncio.FIRST_COMPLETED)
+                if queue.done():
+                    deadline.cancel()
+                    failure = queue.result()
+                else:
+                    failure = await self._time_out(queue, run.engine.run_timeout_seconds or 0)
         except asyncio.CancelledError:
+            queue.cancel()
             self._finish("terminated")
             raise
         if failure is not None:
@@ -189,6 +189,37 @@ class InstructionWorkflow:
             )
         self._finish("complete")
         return status
+
+    async def _run_queue(self, plan: InstructionPlan) -> RunError | None:
+        """Run steps until the plan has none left or one fails; the failure, if any."""
+        while True:
+            try:
+                index = plan.next_step()
+            except StepBudgetExceeded as exc:
+                return RunError(
+                    type=exc.error_type,
+                    message=f"{exc} (INSTRUCTION_STEP_BUDGET)",
+                    step=exc.next_index,
+                )
+            if index is None:
+                return None
+            failure = await self._run_step(plan, index)
+            if failure is not None:
+                return failure
+
+    async def _time_out(self, queue: asyncio.Task[RunError | None], seconds: float) -> RunError:
+        """Stop the running step (its call is cancelled) and describe the timeout."""
+        running = next((s.index for s in self._status.steps if s.status == "running"), None)
+        message = f"the run exceeded its run timeout of {seconds:g}s"
+        queue.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await queue
+        if running is not None:
+            state = self._status.steps[running]
+            state.status = "failed"
+            state.error = StepError(type=ErrorType.TIMED_OUT, message=message)
+            state.finished_at = workflow.now()
+        return RunError(type=ErrorType.TIMED_OUT, message=message, step=running)
 
     # -- steps -------------------------------------------------------------------------
 

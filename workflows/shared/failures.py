@@ -1,4 +1,5 @@
-"""How a step's call is retried and how its failure is described, for every engine.
+"""How a step's call is retried, how its failure is described, and when a run must end, for
+every engine.
 
 Pure with respect to I/O; imported by workflow code only (inside
 `imports_passed_through`), so it may use Temporal's exception and policy types.
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
@@ -108,3 +110,17 @@ def step_failed(exc: FailureError, max_attempts: int, label: str) -> BaseExcepti
     if is_cancelled_exception(exc):
         return asyncio.CancelledError()
     return StepFailed(activity_failure(exc, max_attempts, label))
+
+
+def run_deadline(run_timeout: float | None) -> asyncio.Task[None] | None:
+    """A timer that fires when the run's `run_timeout` (seconds) has passed; None for no
+    deadline. Call it once, at the start of the run.
+
+    Runs recorded before deadlines existed scheduled no timer; `patched` keeps their replay
+    identical.
+    """
+    if run_timeout is None or not workflow.patched("run-deadline"):
+        return None
+    return asyncio.create_task(
+        workflow.sleep(timedelta(seconds=run_timeout), summary="run deadline")
+    )
