@@ -14,8 +14,9 @@ from temporalio.common import (
 
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.runs import InstructionRunView, dag_result, run_status
+from settings import Settings
 from workflows.dag.graph import validate_pipeline
-from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions
+from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions, PipelineRequest
 from workflows.dag.workflow import DagWorkflow
 
 router = APIRouter(tags=["dag"])
@@ -23,6 +24,17 @@ router = APIRouter(tags=["dag"])
 ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
 NAMESPACE = SearchAttributeKey.for_keyword("WorkflowStationNamespace")
 SEED_ID = SearchAttributeKey.for_keyword("WorkflowStationId")
+
+
+def engine_options(settings: Settings) -> EngineOptions:
+    """The operator's settings, stamped on every run so it keeps the ones it started with."""
+    return EngineOptions(
+        output_ttl_seconds=settings.output_ttl_seconds,
+        webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
+        webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
+        task_queue=settings.task_queue,
+        endpoint_workers=settings.endpoint_workers,
+    )
 
 
 def search_attributes(engine: str, namespace: str, seed_id: str) -> TypedSearchAttributes:
@@ -41,19 +53,13 @@ def search_attributes(engine: str, namespace: str, seed_id: str) -> TypedSearchA
     responses={202: {"model": DagRunResult}, 422: {"description": "invalid pipeline"}},
 )
 async def execute(
-    run: DagRunInput,
+    request: PipelineRequest,
     client: TemporalClientDep,
     settings: SettingsDep,
     wait: bool = Query(True, description="wait for the run to end (false: answer 202 at once)"),
 ) -> DagRunResult | JSONResponse:
     """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
-    run.engine = EngineOptions(
-        output_ttl_seconds=settings.output_ttl_seconds,
-        webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
-        webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
-        task_queue=settings.task_queue,
-        endpoint_workers=settings.endpoint_workers,
-    )
+    run = DagRunInput(**dict(request), engine=engine_options(settings))
     problems = validate_pipeline(run)
     if problems:
         return JSONResponse(

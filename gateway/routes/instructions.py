@@ -33,6 +33,7 @@ from workflows.instructions.models import (
     EndpointSpec,
     InstructionEngineOptions,
     InstructionRunInput,
+    InstructionRunRequest,
     InstructionRunStatus,
     RouterInstruction,
     error_details,
@@ -66,7 +67,7 @@ _RUN_BODY = {
         "required": True,
         "content": {
             "application/json": {
-                "schema": {"type": "object", "title": "InstructionRunInput"},
+                "schema": {"type": "object", "title": "InstructionRunRequest"},
                 "example": _RUN_EXAMPLE,
             }
         },
@@ -114,10 +115,10 @@ def engine_options(settings: Settings) -> InstructionEngineOptions:
 
 def parse_run(
     payload: Any, workers: Sequence[str], prefix: tuple[str | int, ...] = ()
-) -> tuple[InstructionRunInput | None, list[dict[str, Any]]]:
+) -> tuple[InstructionRunRequest | None, list[dict[str, Any]]]:
     """The validated run, or the problems as 422 `detail` items naming index and field."""
     try:
-        run = InstructionRunInput.model_validate(payload)
+        run = InstructionRunRequest.model_validate(payload)
     except ValidationError as exc:
         return None, [
             {**item, "loc": ["body", *item["loc"]]} for item in error_details(exc, prefix)
@@ -127,7 +128,7 @@ def parse_run(
 
 
 def endpoint_problems(
-    run: InstructionRunInput, workers: Sequence[str], prefix: tuple[str | int, ...]
+    run: InstructionRunRequest, workers: Sequence[str], prefix: tuple[str | int, ...]
 ) -> list[dict[str, Any]]:
     """`endpointUrl`s that name no configured endpoint worker and are no URL either, and
     calls an external proxy cannot take (its format caps `timeout` and `retryDelay`)."""
@@ -175,9 +176,11 @@ def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
-async def start_run(client: Client, settings: Settings, run: InstructionRunInput) -> RunCreated:
+async def start_run(
+    client: Client, settings: Settings, request: InstructionRunRequest
+) -> RunCreated:
     """Start one run under a fresh `instr-<uuid>` workflow id and answer its queued status."""
-    run.engine = engine_options(settings)
+    run = InstructionRunInput(**dict(request), engine=engine_options(settings))
     instance_id = f"instr-{uuid.uuid4()}"
     await client.start_workflow(
         InstructionWorkflow.run,
@@ -239,7 +242,7 @@ async def create_batch(
                 }
             ]
         )
-    runs: list[InstructionRunInput] = []
+    runs: list[InstructionRunRequest] = []
     problems: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         run, found = parse_run(item, settings.endpoint_workers, ("workflows", position))

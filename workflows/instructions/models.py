@@ -1,10 +1,10 @@
 """The instruction-run payload users POST, and the status the instruction workflow reports.
 
-`InstructionRunInput` validates the request body in the gateway and is, unchanged, the
-workflow's input (it travels through `pydantic_data_converter`). Fields use Python names
-and read and write the seed's camelCase (`ifTrue`, `evaluateAfterStep`, `apiUrl`, ...);
-both spellings are accepted on input. Every field added later must have a default so
-recorded histories still decode.
+`InstructionRunRequest` validates the request body in the gateway; `InstructionRunInput`, that
+plus the operator's limits, is the workflow's input (through `pydantic_data_converter`).
+Fields use Python names and read and write the seed's camelCase (`ifTrue`, `evaluateAfterStep`,
+`apiUrl`, ...); both spellings are accepted on input. Every field added later must have a
+default so recorded histories still decode.
 
 An instruction is one of (0-based step indices throughout):
 
@@ -409,8 +409,8 @@ class InstructionEngineOptions(BaseModel):
     endpoint_workers: list[str] = Field(default_factory=list)
 
 
-class InstructionRunInput(BaseModel):
-    """What a user POSTs to start an instruction run, and the workflow's input.
+class InstructionRunRequest(BaseModel):
+    """What a user POSTs to start an instruction run.
 
     The legacy body `{context, firstInstruction, secondInstruction, provider?, model?}`
     is read as two LLM instructions.
@@ -427,7 +427,6 @@ class InstructionRunInput(BaseModel):
     instructions: list[Instruction]
     provider: Provider = "openai"
     model: str | None = None
-    engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
 
     @model_validator(mode="before")
     @classmethod
@@ -498,6 +497,12 @@ class InstructionRunInput(BaseModel):
     def effective_model(self) -> str:
         """The model to call: `model`, else the provider's default."""
         return self.model or DEFAULT_MODELS[self.provider]
+
+
+class InstructionRunInput(InstructionRunRequest):
+    """The workflow's input: the request plus the operator's limits."""
+
+    engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
 
 
 def _path(loc: Sequence[str | int]) -> str:
