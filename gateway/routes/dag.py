@@ -12,8 +12,8 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from gateway.deps import SettingsDep, TemporalClientDep
-from gateway.runs import InstructionRunView, dag_result, run_status
+from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
+from gateway.runs import DAG_RUNS, InstructionRunView
 from settings import Settings
 from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions, PipelineRequest
@@ -55,6 +55,7 @@ def search_attributes(engine: str, namespace: str, seed_id: str) -> TypedSearchA
 async def execute(
     request: PipelineRequest,
     client: TemporalClientDep,
+    runs: RunStatusDep,
     settings: SettingsDep,
     wait: bool = Query(True, description="wait for the run to end (false: answer 202 at once)"),
 ) -> DagRunResult | JSONResponse:
@@ -81,11 +82,11 @@ async def execute(
             workflow_id=run.workflow_id, run_id=handle.result_run_id, namespace=run.namespace
         )
         return JSONResponse(status_code=202, content=accepted.model_dump(mode="json"))
-    return await dag_result(handle)
+    return await runs.result(DAG_RUNS, handle)
 
 
 @router.get("/runs/{workflow_id:path}", response_model=DagRunResult | InstructionRunView)
-async def get_run(workflow_id: str, client: TemporalClientDep) -> DagRunResult | InstructionRunView:
+async def get_run(workflow_id: str, runs: RunStatusDep) -> DagRunResult | InstructionRunView:
     """Any run's state (DAG or instructions): live per-step status while it runs, the result
     once it has ended."""
-    return await run_status(client, workflow_id)
+    return await runs.status(workflow_id)

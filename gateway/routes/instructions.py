@@ -13,20 +13,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from temporalio.client import Client
 
-from gateway.deps import SettingsDep, TemporalClientDep
+from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.routes.dag import search_attributes
-from gateway.runs import (
-    INSTRUCTION_WORKFLOW,
-    InstructionRunView,
-    describe_run,
-    instruction_status,
-)
+from gateway.runs import InstructionRunView
 from settings import Settings
 from workflows.instructions.models import (
     EndpointInstruction,
@@ -261,13 +256,8 @@ async def create_batch(
     responses={404: {"description": "no instruction run with this instanceId"}},
 )
 async def get_instance(
-    client: TemporalClientDep,
+    runs: RunStatusDep,
     instance_id: Annotated[str, Query(alias="instanceId", min_length=1)],
 ) -> InstructionRunView:
     """A run's status, live while it runs: per-step results, execution order, output, usage."""
-    description = await describe_run(client.get_workflow_handle(instance_id), "instanceId")
-    if description.workflow_type != INSTRUCTION_WORKFLOW:
-        raise HTTPException(
-            404, f"{instance_id!r} is a {description.workflow_type} run, not an instruction run"
-        )
-    return await instruction_status(client, instance_id, description)
+    return await runs.instruction_status(instance_id)
