@@ -25,7 +25,7 @@ range) are reported on `instructions` with the path in the message, e.g.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
@@ -515,8 +515,11 @@ def _path(loc: Sequence[str | int]) -> str:
     return path
 
 
-def error_details(error: ValidationError, prefix: Sequence[str | int] = ()) -> list[dict[str, Any]]:
-    """A ValidationError as `{loc, msg, type}` items whose `msg` names the field at fault.
+def error_details(
+    errors: Iterable[Mapping[str, Any]], prefix: Sequence[str | int] = ()
+) -> list[dict[str, Any]]:
+    """Validation errors (`ValidationError.errors()`, or FastAPI's with `body` taken off the
+    front of `loc`) as `{loc, msg, type}` items whose `msg` names the field at fault.
 
     `msg` reads like `instructions[2].method: unknown HTTP method`; the tag pydantic adds after
     an instruction's index (`instructions.2.endpoint.method`) is dropped from `loc` too. A
@@ -524,7 +527,7 @@ def error_details(error: ValidationError, prefix: Sequence[str | int] = ()) -> l
     is put in front of every location (`("workflows", 3)` for one run of a batch).
     """
     details: list[dict[str, Any]] = []
-    for item in error.errors(include_url=False):
+    for item in errors:
         loc = list(item["loc"])
         if len(loc) >= 3 and loc[0] == "instructions" and isinstance(loc[1], int):
             if loc[2] in INSTRUCTION_TYPES:
@@ -549,7 +552,7 @@ def describe_errors(error: ValidationError) -> list[str]:
     The tag pydantic adds after an instruction's index (`instructions.2.endpoint.method`) is
     dropped; messages that already carry their path (step references) are kept as they are.
     """
-    return [item["msg"] for item in error_details(error)]
+    return [item["msg"] for item in error_details(error.errors(include_url=False))]
 
 
 # --- status ------------------------------------------------------------------------------
