@@ -14,15 +14,18 @@ from settings import Settings
 
 
 def get_client(request: Request) -> Client:
-    return request.app.state.temporal
+    client: Client = request.app.state.temporal
+    return client
 
 
 def get_redis(request: Request) -> Redis:
-    return request.app.state.redis
+    redis: Redis = request.app.state.redis
+    return redis
 
 
 def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 TemporalClientDep = Annotated[Client, Depends(get_client)]

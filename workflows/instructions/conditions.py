@@ -284,7 +284,9 @@ class _Parser:
         if self.current.kind == "end":
             raise self.error("expected a condition")
         expr = self.or_expr()
-        if self.current.kind != "end":
+        # A fresh name: mypy keeps `self.current.kind` narrowed across the or_expr() call.
+        trailing = self.current
+        if trailing.kind != "end":
             raise self.error("expected 'and', 'or' or end of expression")
         return expr
 

@@ -87,7 +87,7 @@ class EndpointRequest(BaseModel):
 
     def budget_seconds(self) -> float:
         """The longest every attempt, with the doubling delays between them, can take."""
-        delays = sum(self.retry_delay * 2**n for n in range(self.retries))
+        delays: int = sum(self.retry_delay * 2**n for n in range(self.retries))
         return ((self.retries + 1) * self.timeout + delays) / 1000
 
     @field_validator("url")
