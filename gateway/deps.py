@@ -1,4 +1,5 @@
-"""Typed dependencies: the one Temporal client and Redis client opened by the lifespan."""
+"""Typed dependencies: the one Temporal client and Redis client opened by the lifespan, and the
+run-status reader over that client."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from temporalio.client import Client
 
+from gateway.runs import RunStatusService
 from settings import Settings
 
 
@@ -29,3 +31,10 @@ def get_app_settings(request: Request) -> Settings:
 TemporalClientDep = Annotated[Client, Depends(get_client)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_run_status(client: TemporalClientDep) -> RunStatusService:
+    return RunStatusService(client)
+
+
+RunStatusDep = Annotated[RunStatusService, Depends(get_run_status)]

@@ -1,12 +1,26 @@
-"""Reading a run back from Temporal, whatever state it is in."""
+"""Reading a run back from Temporal, whatever state it is in and whichever engine ran it.
+
+`RunStatusService` reads every run the same way:
+
+1. describe the execution (404 when there is none);
+2. finished: its result, or the status the workflow left in its failure's details;
+3. not yet picked up by a worker (a query would wait for one): every step pending, read
+   from the input the run was started with;
+4. otherwise the workflow's status query, with the state Temporal closed it in, if any.
+
+A `RunEngine` holds what differs between the engines: `DAG_RUNS` and `INSTRUCTION_RUNS`.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import HTTPException
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -34,20 +48,167 @@ from workflows.instructions.workflow import InstructionWorkflow
 
 #: A query is answered by a worker in milliseconds; waiting longer only hides a missing worker.
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
-
-T = TypeVar("T")
-
-INSTRUCTION_WORKFLOW = InstructionWorkflow.__name__
 #: Started, task scheduled, task started, task completed: from then on the run can be queried.
 FIRST_TASK_DONE_EVENTS = 4
+FINISHED = (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED)
 
-CLOSED_STATUS: dict[WorkflowExecutionStatus, RunState] = {
-    WorkflowExecutionStatus.COMPLETED: "completed",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.TERMINATED: "cancelled",
-    WorkflowExecutionStatus.TIMED_OUT: "failed",
-}
+AnswerT = TypeVar("AnswerT", bound=BaseModel)
+InputT = TypeVar("InputT", bound=BaseModel)
+StateT = TypeVar("StateT", bound=str)
+
+
+class InstructionRunView(InstructionRunStatus):
+    """An instruction run as `GET /?instanceId=` and `GET /runs/{id}` answer it."""
+
+    instance_id: str
+
+
+class StatusWorkflow(Protocol):
+    """A workflow the gateway can read: started by `run`, answering `get_status` meanwhile."""
+
+    async def run(self, run: Any) -> Any: ...
+
+    def get_status(self) -> Any: ...
+
+
+class RunEngine(ABC, Generic[AnswerT, InputT, StateT]):
+    """What reading one engine's runs needs to know; `RunStatusService` does the rest."""
+
+    #: Its type name tells the engines' runs apart; `run` and `get_status` give the typed
+    #: handle and the status query.
+    workflow: type[StatusWorkflow]
+    #: What its runs are called, for the 409 when a run of another kind holds the id.
+    kind: str
+    #: The input its runs start with, read back while no worker has picked a run up.
+    input_model: type[InputT]
+    #: The state of a run Temporal closed other than by completing or failing it.
+    closed_status: Mapping[WorkflowExecutionStatus, StateT]
+    #: Whether a running run whose query no worker answers is a 503 (else: read from its input).
+    needs_worker: bool = False
+
+    @property
+    def workflow_type(self) -> str:
+        return self.workflow.__name__
+
+    @abstractmethod
+    def answer(self, workflow_id: str, status: Any) -> AnswerT:
+        """A result, query answer or failure detail as the gateway answers it."""
+
+    @abstractmethod
+    def pending(self, workflow_id: str, run_id: str, run: InputT | None) -> AnswerT:
+        """A run no worker has picked up: every step of its input pending."""
+
+    @abstractmethod
+    def failed(
+        self, handle: WorkflowHandle[Any, Any], error_type: str, message: str, cancelled: bool
+    ) -> AnswerT:
+        """A run whose failure carries no status: the error alone."""
+
+    @abstractmethod
+    def close(self, answer: AnswerT, state: StateT) -> None:
+        """Put the state Temporal closed the run in over the status it last reported."""
+
+    def add_live_state(self, answer: AnswerT, description: WorkflowExecutionDescription) -> None:
+        """Add what only Temporal knows while the run goes on; nothing unless overridden."""
+
+
+class DagRuns(RunEngine[DagRunResult, DagRunInput, RunState]):
+    """DAG pipelines: a step being retried shows its attempt and last failure."""
+
+    workflow = DagWorkflow
+    kind = "a DAG pipeline"
+    input_model = DagRunInput
+    closed_status: Mapping[WorkflowExecutionStatus, RunState] = {
+        WorkflowExecutionStatus.CANCELED: "cancelled",
+        WorkflowExecutionStatus.TERMINATED: "cancelled",
+        WorkflowExecutionStatus.TIMED_OUT: "failed",
+    }
+
+    def answer(self, workflow_id: str, status: Any) -> DagRunResult:
+        return DagRunResult.model_validate(status)
+
+    def pending(self, workflow_id: str, run_id: str, run: DagRunInput | None) -> DagRunResult:
+        steps = {
+            step.step_name: StepState(step_name=step.step_name, usid=step.usid)
+            for step in (run.STEPS_CONFIG if run is not None else [])
+        }
+        return DagRunResult(
+            workflow_id=workflow_id,
+            run_id=run_id,
+            namespace=run.namespace if run is not None else "default",
+            steps=steps,
+            progress=Progress(total=len(steps)),
+        )
+
+    def failed(
+        self, handle: WorkflowHandle[Any, Any], error_type: str, message: str, cancelled: bool
+    ) -> DagRunResult:
+        return DagRunResult(
+            workflow_id=handle.id,
+            run_id=handle.result_run_id,
+            # As `GET /runs` reports a cancelled or terminated run.
+            status="cancelled" if cancelled else "failed",
+            error=RunError(type=error_type, message=message),
+        )
+
+    def close(self, answer: DagRunResult, state: RunState) -> None:
+        answer.status = state
+
+    def add_live_state(
+        self, answer: DagRunResult, description: WorkflowExecutionDescription
+    ) -> None:
+        """Show a running step's current attempt and last failure while Temporal retries it."""
+        for pending in description.raw_description.pending_activities:
+            for name, step in answer.steps.items():
+                if step.status == "running" and pending.activity_id == step_activity_id(name):
+                    step.attempts = pending.attempt
+                    if pending.HasField("last_failure"):
+                        step.last_failure = pending.last_failure.message
+                    if pending.HasField("next_attempt_schedule_time"):
+                        step.next_attempt_at = pending.next_attempt_schedule_time.ToDatetime(
+                            tzinfo=UTC
+                        )
+
+
+class InstructionRuns(RunEngine[InstructionRunView, InstructionRunInput, InstructionRunState]):
+    """Instruction runs: a running run no worker answers for is a 503 naming its task queue."""
+
+    workflow = InstructionWorkflow
+    kind = "an instruction run"
+    input_model = InstructionRunInput
+    closed_status: Mapping[WorkflowExecutionStatus, InstructionRunState] = {
+        WorkflowExecutionStatus.CANCELED: "terminated",
+        WorkflowExecutionStatus.TERMINATED: "terminated",
+        WorkflowExecutionStatus.TIMED_OUT: "errored",
+    }
+    needs_worker = True
+
+    def answer(self, workflow_id: str, status: Any) -> InstructionRunView:
+        status = InstructionRunStatus.model_validate(status)
+        return InstructionRunView(instance_id=workflow_id, **dict(status))
+
+    def pending(
+        self, workflow_id: str, run_id: str, run: InstructionRunInput | None
+    ) -> InstructionRunView:
+        queued = InstructionRunStatus.for_input(run) if run is not None else InstructionRunStatus()
+        return self.answer(workflow_id, queued)
+
+    def failed(
+        self, handle: WorkflowHandle[Any, Any], error_type: str, message: str, cancelled: bool
+    ) -> InstructionRunView:
+        error = InstructionRunError(type=error_type, message=message)
+        return self.answer(handle.id, InstructionRunStatus(status="errored", error=error))
+
+    def close(self, answer: InstructionRunView, state: InstructionRunState) -> None:
+        answer.status = state
+        if state == "errored" and answer.error is None:
+            answer.error = InstructionRunError(
+                type="TimedOut", message="the run exceeded its execution timeout"
+            )
+
+
+DAG_RUNS = DagRuns()
+INSTRUCTION_RUNS = InstructionRuns()
 
 
 def failure_details(error: WorkflowFailureError) -> tuple[str, str, Any]:
@@ -59,192 +220,112 @@ def failure_details(error: WorkflowFailureError) -> tuple[str, str, Any]:
     return type(cause).__name__, str(cause), None
 
 
-async def dag_result(handle: WorkflowHandle[Any, Any]) -> DagRunResult:
-    """The final result of a finished DAG run; partial results when it failed."""
-    try:
-        return DagRunResult.model_validate(await handle.result())
-    except ValidationError as exc:
-        # `POST /execute` attached to a running workflow of another kind with this id.
+class RunStatusService:
+    """Any run's status, read through the gateway's Temporal client."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def status(self, workflow_id: str) -> DagRunResult | InstructionRunView:
+        """A run of either engine (`GET /runs/{workflow_id}`)."""
+        description = await self.describe(workflow_id, "workflow_id")
+        if description.workflow_type == INSTRUCTION_RUNS.workflow_type:
+            return await self.read(INSTRUCTION_RUNS, workflow_id, description)
+        if description.workflow_type == DAG_RUNS.workflow_type:
+            return await self.read(DAG_RUNS, workflow_id, description)
         raise HTTPException(
-            409, f"workflow_id {handle.id!r} belongs to a run that is not a DAG pipeline"
-        ) from exc
-    except WorkflowFailureError as exc:
-        error_type, message, detail = failure_details(exc)
-        if isinstance(detail, dict) and isinstance(detail.get("steps"), dict):
-            return DagRunResult.model_validate(detail)
-        cancelled = isinstance(exc.cause, CancelledError | TerminatedError)
-        return DagRunResult(
-            workflow_id=handle.id,
-            run_id=handle.result_run_id,
-            # As `GET /runs` reports a cancelled or terminated run.
-            status="cancelled" if cancelled else "failed",
-            error=RunError(type=error_type, message=message),
+            404,
+            f"{workflow_id!r} is a {description.workflow_type}, not a pipeline or instruction"
+            " run; see it in the Temporal Web UI",
         )
 
+    async def instruction_status(self, instance_id: str) -> InstructionRunView:
+        """An instruction run, and only one (`GET /?instanceId=`)."""
+        description = await self.describe(instance_id, "instanceId")
+        if description.workflow_type != INSTRUCTION_RUNS.workflow_type:
+            raise HTTPException(
+                404,
+                f"{instance_id!r} is a {description.workflow_type} run, not an instruction run",
+            )
+        return await self.read(INSTRUCTION_RUNS, instance_id, description)
 
-async def describe_run(
-    handle: WorkflowHandle[Any, Any], what: str = "workflow_id"
-) -> WorkflowExecutionDescription:
-    """The run's Temporal description; 404 when there is no such workflow."""
-    try:
-        return await handle.describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(404, f"no run with {what} {handle.id!r}") from exc
-        raise
-
-
-async def run_status(client: Client, workflow_id: str) -> DagRunResult | InstructionRunView:
-    """Any run's state, whichever engine ran it: one describe, then its engine's reader."""
-    description = await describe_run(client.get_workflow_handle(workflow_id))
-    if description.workflow_type == INSTRUCTION_WORKFLOW:
-        return await instruction_status(client, workflow_id, description)
-    if description.workflow_type == DagWorkflow.__name__:
-        return await dag_status(client, workflow_id, description)
-    raise HTTPException(
-        404,
-        f"{workflow_id!r} is a {description.workflow_type}, not a pipeline or instruction run;"
-        " see it in the Temporal Web UI",
-    )
-
-
-async def dag_status(
-    client: Client, workflow_id: str, description: WorkflowExecutionDescription | None = None
-) -> DagRunResult:
-    """A DAG run live from its query, or final from its result."""
-    handle = client.get_workflow_handle_for(DagWorkflow.run, workflow_id)
-    if description is None:
-        description = await describe_run(handle)
-    status = description.status
-    if status in (
-        WorkflowExecutionStatus.COMPLETED,
-        WorkflowExecutionStatus.FAILED,
-    ):
-        return await dag_result(handle)
-    if description.history_length < FIRST_TASK_DONE_EVENTS:
-        # No worker has picked it up yet: a query would wait for one, so answer from the input.
-        return await pending_dag(client, handle, description)
-    try:
-        result = await handle.query(DagWorkflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT)
-    except (RPCError, WorkflowQueryFailedError):
-        # Terminated before it could answer, or no worker answered in time.
-        result = await pending_dag(client, handle, description)
-    closed = CLOSED_STATUS.get(status) if status is not None else None
-    if closed is not None:
-        result.status = closed
-    else:
-        add_retry_state(result, description)
-    return result
-
-
-async def pending_dag(
-    client: Client, handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
-) -> DagRunResult:
-    """A DAG run whose workflow cannot answer yet: its steps, all pending, from its input."""
-    run = await started_input(client, handle, DagRunInput)
-    steps = {
-        step.step_name: StepState(step_name=step.step_name, usid=step.usid)
-        for step in (run.STEPS_CONFIG if run is not None else [])
-    }
-    return DagRunResult(
-        workflow_id=handle.id,
-        run_id=description.run_id,
-        namespace=run.namespace if run is not None else "default",
-        steps=steps,
-        progress=Progress(total=len(steps)),
-    )
-
-
-def add_retry_state(result: DagRunResult, description: WorkflowExecutionDescription) -> None:
-    """Show a running step's current attempt and last failure while Temporal retries it."""
-    for pending in description.raw_description.pending_activities:
-        for name, step in result.steps.items():
-            if step.status == "running" and pending.activity_id == step_activity_id(name):
-                step.attempts = pending.attempt
-                if pending.HasField("last_failure"):
-                    step.last_failure = pending.last_failure.message
-                if pending.HasField("next_attempt_schedule_time"):
-                    step.next_attempt_at = pending.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
-
-
-INSTRUCTION_CLOSED_STATUS: dict[WorkflowExecutionStatus, InstructionRunState] = {
-    WorkflowExecutionStatus.CANCELED: "terminated",
-    WorkflowExecutionStatus.TERMINATED: "terminated",
-    WorkflowExecutionStatus.TIMED_OUT: "errored",
-}
-
-
-async def started_input(
-    client: Client, handle: WorkflowHandle[Any, Any], model: type[T]
-) -> T | None:
-    """The input a run was started with, read from its first history event."""
-    async for event in handle.fetch_history_events(page_size=1):
-        payloads = event.workflow_execution_started_event_attributes.input.payloads
-        if payloads:
-            [run] = await client.data_converter.decode(payloads[:1], [model])
-            return run  # type: ignore[no-any-return]
-        break
-    return None
-
-
-async def queued_status(client: Client, handle: WorkflowHandle[Any, Any]) -> InstructionRunStatus:
-    """The status of a run no worker has picked up: every step pending, read from its input."""
-    run = await started_input(client, handle, InstructionRunInput)
-    return InstructionRunStatus.for_input(run) if run is not None else InstructionRunStatus()
-
-
-class InstructionRunView(InstructionRunStatus):
-    """An instruction run as `GET /?instanceId=` and `GET /runs/{id}` answer it."""
-
-    instance_id: str
-
-
-async def instruction_status(
-    client: Client,
-    instance_id: str,
-    description: WorkflowExecutionDescription | None = None,
-) -> InstructionRunView:
-    """An instruction run live from its query, final from its result, or from the failure's
-    details (the status when the failing step gave up)."""
-    handle = client.get_workflow_handle_for(InstructionWorkflow.run, instance_id)
-    if description is None:
-        description = await describe_run(handle, "instanceId")
-    status = description.status
-    result: InstructionRunStatus
-    if status == WorkflowExecutionStatus.COMPLETED:
-        result = InstructionRunStatus.model_validate(await handle.result())
-    elif status == WorkflowExecutionStatus.FAILED:
+    async def describe(self, workflow_id: str, what: str) -> WorkflowExecutionDescription:
+        """The run's Temporal description; 404 naming `what` when there is no such workflow."""
         try:
-            result = InstructionRunStatus.model_validate(await handle.result())
+            return await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise HTTPException(404, f"no run with {what} {workflow_id!r}") from exc
+            raise
+
+    async def read(
+        self,
+        engine: RunEngine[AnswerT, InputT, StateT],
+        workflow_id: str,
+        description: WorkflowExecutionDescription,
+    ) -> AnswerT:
+        """A described run: final from its result, else live from its query."""
+        handle = self.client.get_workflow_handle_for(engine.workflow.run, workflow_id)
+        state = description.status
+        if state in FINISHED:
+            return await self.result(engine, handle)
+        if description.history_length < FIRST_TASK_DONE_EVENTS:
+            # No worker has picked it up yet: a query would wait for one, so answer from the input.
+            return await self.pending(engine, handle, description)
+        try:
+            status = await handle.query(
+                engine.workflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT
+            )
+            answer = engine.answer(workflow_id, status)
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            if engine.needs_worker and state == WorkflowExecutionStatus.RUNNING:
+                raise HTTPException(
+                    503,
+                    f"run {workflow_id!r} did not answer its status query ({exc}); is a worker"
+                    f" polling task queue {description.task_queue!r}?",
+                ) from exc
+            # Closed before it could answer, or no worker answered in time.
+            answer = await self.pending(engine, handle, description)
+        closed = engine.closed_status.get(state) if state is not None else None
+        if closed is None:
+            engine.add_live_state(answer, description)
+        else:
+            engine.close(answer, closed)
+        return answer
+
+    async def result(
+        self, engine: RunEngine[AnswerT, InputT, StateT], handle: WorkflowHandle[Any, Any]
+    ) -> AnswerT:
+        """A finished run: its result, or the status its workflow left in the failure's details
+        (the status when the failing step gave up)."""
+        try:
+            return engine.answer(handle.id, await handle.result())
+        except ValidationError as exc:
+            # `POST /execute` attached to a running workflow of another kind with this id.
+            raise HTTPException(
+                409, f"workflow_id {handle.id!r} belongs to a run that is not {engine.kind}"
+            ) from exc
         except WorkflowFailureError as exc:
             error_type, message, detail = failure_details(exc)
             if isinstance(detail, dict) and "steps" in detail:
-                result = InstructionRunStatus.model_validate(detail)
-            else:
-                result = InstructionRunStatus(
-                    status="errored", error=InstructionRunError(type=error_type, message=message)
-                )
-    elif description.history_length < FIRST_TASK_DONE_EVENTS:
-        # No worker has picked it up yet: a query would wait for one, so answer from the input.
-        result = await queued_status(client, handle)
-    else:
-        try:
-            result = await handle.query(
-                InstructionWorkflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT
-            )
-        except (RPCError, WorkflowQueryFailedError) as exc:
-            if status == WorkflowExecutionStatus.RUNNING:
-                raise HTTPException(
-                    503,
-                    f"run {instance_id!r} did not answer its status query ({exc}); is a worker"
-                    f" polling task queue {description.task_queue!r}?",
-                ) from exc
-            result = await queued_status(client, handle)
-        closed = INSTRUCTION_CLOSED_STATUS.get(status) if status is not None else None
-        if closed is not None:
-            result.status = closed
-            if closed == "errored" and result.error is None:
-                result.error = InstructionRunError(
-                    type="TimedOut", message="the run exceeded its execution timeout"
-                )
-    return InstructionRunView(instance_id=instance_id, **dict(result))
+                # Another engine's status (a run of another kind with this id) does not fit.
+                with suppress(ValidationError):
+                    return engine.answer(handle.id, detail)
+            cancelled = isinstance(exc.cause, CancelledError | TerminatedError)
+            return engine.failed(handle, error_type, message, cancelled)
+
+    async def pending(
+        self,
+        engine: RunEngine[AnswerT, InputT, StateT],
+        handle: WorkflowHandle[Any, Any],
+        description: WorkflowExecutionDescription,
+    ) -> AnswerT:
+        """A run whose workflow cannot answer yet, from the input it was started with."""
+        run = None
+        async for event in handle.fetch_history_events(page_size=1):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            if payloads:
+                [started] = await self.client.data_converter.decode(payloads[:1])
+                run = engine.input_model.model_validate(started)
+            break
+        return engine.pending(handle.id, description.run_id, run)

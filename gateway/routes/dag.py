@@ -12,10 +12,11 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from gateway.deps import SettingsDep, TemporalClientDep
-from gateway.runs import InstructionRunView, dag_result, run_status
+from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
+from gateway.runs import DAG_RUNS, InstructionRunView
+from settings import Settings
 from workflows.dag.graph import validate_pipeline
-from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions
+from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions, PipelineRequest
 from workflows.dag.workflow import DagWorkflow
 
 router = APIRouter(tags=["dag"])
@@ -23,6 +24,22 @@ router = APIRouter(tags=["dag"])
 ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
 NAMESPACE = SearchAttributeKey.for_keyword("WorkflowStationNamespace")
 SEED_ID = SearchAttributeKey.for_keyword("WorkflowStationId")
+
+
+def engine_options(settings: Settings) -> EngineOptions:
+    """The operator's settings, stamped on every run so it keeps the ones it started with.
+
+    `validated`: a run is only started once `validate_pipeline` found no problem, so the
+    workflow need not (and must not, on replay) decide it again.
+    """
+    return EngineOptions(
+        validated=True,
+        output_ttl_seconds=settings.output_ttl_seconds,
+        webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
+        webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
+        task_queue=settings.task_queue,
+        endpoint_workers=settings.endpoint_workers,
+    )
 
 
 def search_attributes(engine: str, namespace: str, seed_id: str) -> TypedSearchAttributes:
@@ -41,20 +58,14 @@ def search_attributes(engine: str, namespace: str, seed_id: str) -> TypedSearchA
     responses={202: {"model": DagRunResult}, 422: {"description": "invalid pipeline"}},
 )
 async def execute(
-    run: DagRunInput,
+    request: PipelineRequest,
     client: TemporalClientDep,
+    runs: RunStatusDep,
     settings: SettingsDep,
     wait: bool = Query(True, description="wait for the run to end (false: answer 202 at once)"),
 ) -> DagRunResult | JSONResponse:
     """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
-    run.engine = EngineOptions(
-        validated=True,
-        output_ttl_seconds=settings.output_ttl_seconds,
-        webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
-        webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
-        task_queue=settings.task_queue,
-        endpoint_workers=settings.endpoint_workers,
-    )
+    run = DagRunInput(**dict(request), engine=engine_options(settings))
     problems = validate_pipeline(run)
     if problems:
         return JSONResponse(
@@ -76,11 +87,11 @@ async def execute(
             workflow_id=run.workflow_id, run_id=handle.result_run_id, namespace=run.namespace
         )
         return JSONResponse(status_code=202, content=accepted.model_dump(mode="json"))
-    return await dag_result(handle)
+    return await runs.result(DAG_RUNS, handle)
 
 
 @router.get("/runs/{workflow_id:path}", response_model=DagRunResult | InstructionRunView)
-async def get_run(workflow_id: str, client: TemporalClientDep) -> DagRunResult | InstructionRunView:
+async def get_run(workflow_id: str, runs: RunStatusDep) -> DagRunResult | InstructionRunView:
     """Any run's state (DAG or instructions): live per-step status while it runs, the result
     once it has ended."""
-    return await run_status(client, workflow_id)
+    return await runs.status(workflow_id)

@@ -1,8 +1,9 @@
 """Instruction runs, as the seed's workflow engine served them: `POST /`, `POST /batch` and
 `GET /?instanceId=<id>`.
 
-The body is validated here rather than by FastAPI so that a 422 names the instruction and the
-field at fault (`instructions[2].method: unknown HTTP method 'FETCH' …`, and for a batch
+The bodies are typed (`InstructionRunRequest`, `InstructionBatch`) so that `/docs` shows
+them; `NamedErrorsRoute` rewords FastAPI's 422 so that it names the instruction and the field
+at fault (`instructions[2].method: unknown HTTP method 'FETCH' …`, and for a batch
 `workflows[4].instructions[0]…`). Runs start and the answer comes at once; clients poll.
 """
 
@@ -10,37 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 from temporalio.client import Client
 
-from gateway.deps import SettingsDep, TemporalClientDep
+from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.routes.dag import search_attributes
-from gateway.runs import (
-    INSTRUCTION_WORKFLOW,
-    InstructionRunView,
-    describe_run,
-    instruction_status,
-)
+from gateway.runs import InstructionRunView
 from settings import Settings
 from workflows.instructions.models import (
     EndpointInstruction,
     EndpointSpec,
     InstructionEngineOptions,
     InstructionRunInput,
+    InstructionRunRequest,
     InstructionRunStatus,
     RouterInstruction,
     error_details,
 )
 from workflows.instructions.workflow import InstructionWorkflow
 from workflows.shared.endpoints import MAX_MS, UnknownEndpoint, resolve_endpoint
-
-router = APIRouter(tags=["instructions"])
 
 #: The seed's limit on one batch.
 MAX_BATCH = 20
@@ -61,28 +59,80 @@ _RUN_EXAMPLE = {
     ],
     "provider": "openai",
 }
-_RUN_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"type": "object", "title": "InstructionRunInput"},
-                "example": _RUN_EXAMPLE,
-            }
-        },
-    }
+_RUN_EXAMPLES = {"run": {"summary": "A condition between LLM steps", "value": _RUN_EXAMPLE}}
+_BATCH_EXAMPLES = {
+    "batch": {"summary": "Two runs", "value": {"workflows": [_RUN_EXAMPLE, _RUN_EXAMPLE]}}
 }
-_BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"type": "object", "title": "InstructionBatch"},
-                "example": {"workflows": [_RUN_EXAMPLE, _RUN_EXAMPLE]},
-            }
-        },
-    }
-}
+
+
+class InstructionBatch(BaseModel):
+    """1 to 20 instruction runs, started concurrently.
+
+    Sent as `{"workflows": [...]}` or, as the seed also took it, as a bare list of runs.
+    """
+
+    workflows: list[InstructionRunRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_list(cls, data: Any) -> Any:
+        # As the seed read a batch: an object's `workflows`, else the body itself.
+        return {"workflows": data.get("workflows") if isinstance(data, dict) else data}
+
+    @field_validator("workflows", mode="before")
+    @classmethod
+    def _one_to_twenty(cls, value: Any) -> Any:
+        # Before the runs are validated, so that a batch of the wrong size says only that.
+        if not isinstance(value, list):
+            raise PydanticCustomError(
+                "batch_shape",
+                "expected a list of 1 to {limit} instruction runs",
+                {"limit": MAX_BATCH},
+            )
+        if not 1 <= len(value) <= MAX_BATCH:
+            raise PydanticCustomError(
+                "batch_size",
+                "{count} runs; a batch holds 1 to {limit}",
+                {"count": len(value), "limit": MAX_BATCH},
+            )
+        return value
+
+
+def named_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """FastAPI's validation errors with messages that name the instruction and field at fault.
+
+    An error inside `workflows[i]` is worded from that run of the batch
+    (`workflows[4].instructions[0].method: …`). Errors outside the body, and a body that is
+    not JSON, keep FastAPI's wording.
+    """
+    named: list[dict[str, Any]] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if loc[:1] != ("body",) or error["type"] == "json_invalid":
+            named.append(error)
+            continue
+        run = loc[1:3] if loc[1:2] == ("workflows",) and len(loc) > 2 else ()
+        inner = {**error, "loc": loc[1 + len(run) :]}
+        named += [{**item, "loc": ["body", *item["loc"]]} for item in error_details([inner], run)]
+    return named
+
+
+class NamedErrorsRoute(APIRoute):
+    """A route whose 422 names the instruction and field at fault (see `named_errors`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def named_errors_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise RequestValidationError(named_errors(exc.errors()), body=exc.body) from exc
+
+        return named_errors_handler
+
+
+router = APIRouter(tags=["instructions"], route_class=NamedErrorsRoute)
 
 
 class _CamelModel(BaseModel):
@@ -112,22 +162,8 @@ def engine_options(settings: Settings) -> InstructionEngineOptions:
     )
 
 
-def parse_run(
-    payload: Any, workers: Sequence[str], prefix: tuple[str | int, ...] = ()
-) -> tuple[InstructionRunInput | None, list[dict[str, Any]]]:
-    """The validated run, or the problems as 422 `detail` items naming index and field."""
-    try:
-        run = InstructionRunInput.model_validate(payload)
-    except ValidationError as exc:
-        return None, [
-            {**item, "loc": ["body", *item["loc"]]} for item in error_details(exc, prefix)
-        ]
-    problems = endpoint_problems(run, workers, prefix)
-    return (None, problems) if problems else (run, [])
-
-
 def endpoint_problems(
-    run: InstructionRunInput, workers: Sequence[str], prefix: tuple[str | int, ...]
+    run: InstructionRunRequest, workers: Sequence[str], prefix: tuple[str | int, ...] = ()
 ) -> list[dict[str, Any]]:
     """`endpointUrl`s that name no configured endpoint worker and are no URL either, and
     calls an external proxy cannot take (its format caps `timeout` and `retryDelay`)."""
@@ -175,9 +211,11 @@ def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
-async def start_run(client: Client, settings: Settings, run: InstructionRunInput) -> RunCreated:
+async def start_run(
+    client: Client, settings: Settings, request: InstructionRunRequest
+) -> RunCreated:
     """Start one run under a fresh `instr-<uuid>` workflow id and answer its queued status."""
-    run.engine = engine_options(settings)
+    run = InstructionRunInput(**dict(request), engine=engine_options(settings))
     instance_id = f"instr-{uuid.uuid4()}"
     await client.start_workflow(
         InstructionWorkflow.run,
@@ -196,14 +234,15 @@ async def start_run(client: Client, settings: Settings, run: InstructionRunInput
     "/",
     response_model=RunCreated,
     responses={422: {"description": "invalid payload; each item names instruction and field"}},
-    openapi_extra=_RUN_BODY,
 )
 async def create_run(
-    payload: Annotated[Any, Body()], client: TemporalClientDep, settings: SettingsDep
+    run: Annotated[InstructionRunRequest, Body(openapi_examples=_RUN_EXAMPLES)],
+    client: TemporalClientDep,
+    settings: SettingsDep,
 ) -> RunCreated | JSONResponse:
     """Start an instruction run (the legacy `firstInstruction`/`secondInstruction` body too)."""
-    run, problems = parse_run(payload, settings.endpoint_workers)
-    if run is None:
+    problems = endpoint_problems(run, settings.endpoint_workers)
+    if problems:
         return unprocessable(problems)
     return await start_run(client, settings, run)
 
@@ -212,43 +251,21 @@ async def create_run(
     "/batch",
     response_model=BatchCreated,
     responses={422: {"description": "not 1 to 20 runs, or an invalid run (named by index)"}},
-    openapi_extra=_BATCH_BODY,
 )
 async def create_batch(
-    payload: Annotated[Any, Body()], client: TemporalClientDep, settings: SettingsDep
+    batch: Annotated[InstructionBatch, Body(openapi_examples=_BATCH_EXAMPLES)],
+    client: TemporalClientDep,
+    settings: SettingsDep,
 ) -> BatchCreated | JSONResponse:
     """Start 1 to 20 runs concurrently: `{"workflows": [...]}` or a bare list."""
-    items = payload.get("workflows") if isinstance(payload, dict) else payload
-    if not isinstance(items, list):
-        return unprocessable(
-            [
-                {
-                    "loc": ["body", "workflows"],
-                    "msg": f"workflows: expected a list of 1 to {MAX_BATCH} instruction runs",
-                    "type": "batch_shape",
-                }
-            ]
-        )
-    if not 1 <= len(items) <= MAX_BATCH:
-        return unprocessable(
-            [
-                {
-                    "loc": ["body", "workflows"],
-                    "msg": f"workflows: {len(items)} runs; a batch holds 1 to {MAX_BATCH}",
-                    "type": "batch_size",
-                }
-            ]
-        )
-    runs: list[InstructionRunInput] = []
-    problems: list[dict[str, Any]] = []
-    for position, item in enumerate(items):
-        run, found = parse_run(item, settings.endpoint_workers, ("workflows", position))
-        problems.extend(found)
-        if run is not None:
-            runs.append(run)
+    problems = [
+        problem
+        for position, run in enumerate(batch.workflows)
+        for problem in endpoint_problems(run, settings.endpoint_workers, ("workflows", position))
+    ]
     if problems:
         return unprocessable(problems)
-    created = await asyncio.gather(*(start_run(client, settings, run) for run in runs))
+    created = await asyncio.gather(*(start_run(client, settings, run) for run in batch.workflows))
     return BatchCreated(instances=list(created))
 
 
@@ -258,13 +275,8 @@ async def create_batch(
     responses={404: {"description": "no instruction run with this instanceId"}},
 )
 async def get_instance(
-    client: TemporalClientDep,
+    runs: RunStatusDep,
     instance_id: Annotated[str, Query(alias="instanceId", min_length=1)],
 ) -> InstructionRunView:
     """A run's status, live while it runs: per-step results, execution order, output, usage."""
-    description = await describe_run(client.get_workflow_handle(instance_id), "instanceId")
-    if description.workflow_type != INSTRUCTION_WORKFLOW:
-        raise HTTPException(
-            404, f"{instance_id!r} is a {description.workflow_type} run, not an instruction run"
-        )
-    return await instruction_status(client, instance_id, description)
+    return await runs.instruction_status(instance_id)

@@ -165,6 +165,13 @@ async def test_batch_accepts_a_bare_list(llm_gateway: Gateway):
             {"workflows": [{"context": "c", "instructions": ["x"]}, {"context": "c"}]},
             "workflows[1].instructions: Field required",
         ),
+        (
+            [
+                {"context": "c", "instructions": ["x"]},
+                {"context": "c", "instructions": [{"type": "endpoint", "apiUrl": "x://"}]},
+            ],
+            "workflows[1].instructions[0].apiUrl: 'x://' is not an http(s) URL",
+        ),
     ],
 )
 async def test_batch_outside_the_limits_or_with_a_bad_run_is_422(

@@ -47,7 +47,7 @@ def run(*instructions: Any, **extra: Any) -> InstructionRunInput:
 
 
 def messages(error: ValidationError) -> list[str]:
-    return [item["msg"] for item in error_details(error)]
+    return [item["msg"] for item in error_details(error.errors(include_url=False))]
 
 
 def errors_of(*instructions: Any, **extra: Any) -> list[str]:
@@ -390,7 +390,7 @@ class TestErrorDetails:
             InstructionRunInput.model_validate(
                 {"context": "c", "instructions": ["x", {"type": "endpoint", "apiUrl": "ftp://x"}]}
             )
-        [item] = error_details(caught.value)
+        [item] = error_details(caught.value.errors())
         assert item["loc"] == ["instructions", 1, "apiUrl"]
         assert item["msg"] == "instructions[1].apiUrl: 'ftp://x' is not an http(s) URL"
         assert item["type"] == "http_url"
@@ -408,7 +408,7 @@ class TestErrorDetails:
                     ],
                 }
             )
-        details = error_details(caught.value, ("workflows", 3))
+        details = error_details(caught.value.errors(), ("workflows", 3))
         assert [item["msg"] for item in details] == [
             "workflows[3].instructions[0].condition.ifTrue[0]: step 5 is out of range "
             "(1 instruction)",
@@ -420,7 +420,7 @@ class TestErrorDetails:
     def test_prefix_on_a_whole_body_error(self) -> None:
         with pytest.raises(ValidationError) as caught:
             InstructionRunInput.model_validate("not an object")
-        [item] = error_details(caught.value, ("workflows", 0))
+        [item] = error_details(caught.value.errors(), ("workflows", 0))
         assert item["msg"].startswith("workflows[0]: Input should be")
 
 

@@ -102,7 +102,7 @@ class EngineOptions(BaseModel):
     max_request_chars: int = 1_000_000
 
 
-class DagRunInput(BaseModel):
+class PipelineRequest(BaseModel):
     """The seed payload for `POST /execute`."""
 
     workflow_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/-]+$")
@@ -111,6 +111,11 @@ class DagRunInput(BaseModel):
     input_data: dict[str, Any] = Field(default_factory=dict)
     STEPS_CONFIG: list[StepConfig] = Field(min_length=1, max_length=1000)
     PIPELINE_SETTINGS: PipelineSettings = Field(default_factory=PipelineSettings)
+
+
+class DagRunInput(PipelineRequest):
+    """The workflow's input: the request plus the operator's `EngineOptions`."""
+
     engine: EngineOptions = Field(default_factory=EngineOptions)
 
 

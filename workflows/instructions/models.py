@@ -1,10 +1,10 @@
 """The instruction-run payload users POST, and the status the instruction workflow reports.
 
-`InstructionRunInput` validates the request body in the gateway and is, unchanged, the
-workflow's input (it travels through `pydantic_data_converter`). Fields use Python names
-and read and write the seed's camelCase (`ifTrue`, `evaluateAfterStep`, `apiUrl`, ...);
-both spellings are accepted on input. Every field added later must have a default so
-recorded histories still decode.
+`InstructionRunRequest` validates the request body in the gateway; `InstructionRunInput`, that
+plus the operator's limits, is the workflow's input (through `pydantic_data_converter`).
+Fields use Python names and read and write the seed's camelCase (`ifTrue`, `evaluateAfterStep`,
+`apiUrl`, ...); both spellings are accepted on input. Every field added later must have a
+default so recorded histories still decode.
 
 An instruction is one of (0-based step indices throughout):
 
@@ -25,7 +25,7 @@ range) are reported on `instructions` with the path in the message, e.g.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -422,8 +422,8 @@ class InstructionEngineOptions(BaseModel):
     run_timeout_seconds: float | None = Field(default=3600.0, gt=0)
 
 
-class InstructionRunInput(BaseModel):
-    """What a user POSTs to start an instruction run, and the workflow's input.
+class InstructionRunRequest(BaseModel):
+    """What a user POSTs to start an instruction run.
 
     The legacy body `{context, firstInstruction, secondInstruction, provider?, model?}`
     is read as two LLM instructions.
@@ -440,7 +440,6 @@ class InstructionRunInput(BaseModel):
     instructions: list[Instruction]
     provider: LlmProvider = "openai"
     model: str | None = None
-    engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
 
     @model_validator(mode="before")
     @classmethod
@@ -513,6 +512,12 @@ class InstructionRunInput(BaseModel):
         return self.model or DEFAULT_MODELS[self.provider]
 
 
+class InstructionRunInput(InstructionRunRequest):
+    """The workflow's input: the request plus the operator's limits."""
+
+    engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
+
+
 def _path(loc: Sequence[str | int]) -> str:
     path = ""
     for part in loc:
@@ -523,8 +528,11 @@ def _path(loc: Sequence[str | int]) -> str:
     return path
 
 
-def error_details(error: ValidationError, prefix: Sequence[str | int] = ()) -> list[dict[str, Any]]:
-    """A ValidationError as `{loc, msg, type}` items whose `msg` names the field at fault.
+def error_details(
+    errors: Iterable[Mapping[str, Any]], prefix: Sequence[str | int] = ()
+) -> list[dict[str, Any]]:
+    """Validation errors (`ValidationError.errors()`, or FastAPI's with `body` taken off the
+    front of `loc`) as `{loc, msg, type}` items whose `msg` names the field at fault.
 
     `msg` reads like `instructions[2].method: unknown HTTP method`; the tag pydantic adds after
     an instruction's index (`instructions.2.endpoint.method`) is dropped from `loc` too. A
@@ -532,7 +540,7 @@ def error_details(error: ValidationError, prefix: Sequence[str | int] = ()) -> l
     is put in front of every location (`("workflows", 3)` for one run of a batch).
     """
     details: list[dict[str, Any]] = []
-    for item in error.errors(include_url=False):
+    for item in errors:
         loc = list(item["loc"])
         if len(loc) >= 3 and loc[0] == "instructions" and isinstance(loc[1], int):
             if loc[2] in INSTRUCTION_TYPES:
