@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     max_request_bytes: int = 1024 * 1024
+    # Beyond a run's own deadline, before Temporal itself ends a run that cannot close (for
+    # instance one whose workflow task fails on every retry).
+    run_timeout_grace_seconds: float = 600.0
+    # How long a synchronous `POST /execute` waits for the run's end before answering 202.
+    sync_wait_seconds: float = 300.0
 
     # `make dev` only: the example's demo service, and where state and logs are kept.
     demo_port: int = 8001
@@ -86,6 +91,8 @@ class Settings(BaseSettings):
     llm_step_timeout_seconds: float = 300.0
     llm_condition_timeout_seconds: float = 120.0
     instruction_step_budget: int = 100
+    # Past it a run's running step is cancelled and the run errors (TimedOut).
+    instruction_run_timeout_seconds: float = 3600.0
     # Temporal retries a failed LLM call this many times, waiting 1 s, 2 s, 4 s… in between.
     llm_max_retries: int = 3
     llm_retry_initial_seconds: float = 1.0
@@ -104,6 +111,8 @@ class Settings(BaseSettings):
     outbound_allow: CsvList = []
     outbound_max_response_bytes: int = 4 * 1024 * 1024
     outbound_max_redirects: int = 5
+    # The largest request a step may render from its templates (URL, headers, query, body).
+    step_request_max_chars: int = 1_000_000
     outbound_connect_timeout_seconds: float = 10.0
 
     # CORS for the endpoint proxy routes.

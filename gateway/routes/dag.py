@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from datetime import timedelta
+
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 from temporalio.common import (
@@ -39,7 +43,20 @@ def engine_options(settings: Settings) -> EngineOptions:
         webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
         task_queue=settings.task_queue,
         endpoint_workers=settings.endpoint_workers,
+        max_request_chars=settings.step_request_max_chars,
     )
+
+
+def execution_timeout(run_timeout: float | None, settings: Settings) -> timedelta | None:
+    """Temporal's own deadline for a run: its run timeout plus a grace period.
+
+    The workflow ends itself at its run timeout with its partial results; this backstop ends
+    a run that cannot (one whose workflow task fails on every retry), so no run and no waiting
+    client hangs for ever.
+    """
+    if run_timeout is None:
+        return None
+    return timedelta(seconds=run_timeout + settings.run_timeout_grace_seconds)
 
 
 def search_attributes(engine: str, namespace: str, seed_id: str) -> TypedSearchAttributes:
@@ -62,7 +79,11 @@ async def execute(
     client: TemporalClientDep,
     runs: RunStatusDep,
     settings: SettingsDep,
-    wait: bool = Query(True, description="wait for the run to end (false: answer 202 at once)"),
+    wait: bool = Query(
+        True,
+        description="wait for the run to end, at most SYNC_WAIT_SECONDS (false, or a longer"
+        " run: answer 202 at once, with the status route in Location)",
+    ),
 ) -> DagRunResult | JSONResponse:
     """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
     run = DagRunInput(**dict(request), engine=engine_options(settings))
@@ -79,15 +100,23 @@ async def execute(
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        execution_timeout=execution_timeout(run.PIPELINE_SETTINGS.timeouts.run_timeout, settings),
         search_attributes=search_attributes("dag", run.namespace, run.workflow_id),
         static_summary=f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps",
     )
-    if not wait:
-        accepted = DagRunResult(
-            workflow_id=run.workflow_id, run_id=handle.result_run_id, namespace=run.namespace
-        )
-        return JSONResponse(status_code=202, content=accepted.model_dump(mode="json"))
-    return await runs.result(DAG_RUNS, handle)
+    if wait:
+        # Bounded: a long run answers 202 like `wait=false`, never a request that hangs.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.sync_wait_seconds):
+                return await runs.result(DAG_RUNS, handle)
+    accepted = DagRunResult(
+        workflow_id=run.workflow_id, run_id=handle.result_run_id, namespace=run.namespace
+    )
+    return JSONResponse(
+        status_code=202,
+        content=accepted.model_dump(mode="json"),
+        headers={"Location": f"/runs/{run.workflow_id}"},
+    )
 
 
 @router.get("/runs/{workflow_id:path}", response_model=DagRunResult | InstructionRunView)

@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 from temporalio.client import Client
 
 from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
-from gateway.routes.dag import search_attributes
+from gateway.routes.dag import execution_timeout, search_attributes
 from gateway.runs import InstructionRunView
 from settings import Settings
 from workflows.instructions.models import (
@@ -159,6 +159,8 @@ def engine_options(settings: Settings) -> InstructionEngineOptions:
         llm_retry_initial_seconds=settings.llm_retry_initial_seconds,
         step_budget=settings.instruction_step_budget,
         endpoint_workers=settings.endpoint_workers,
+        max_request_chars=settings.step_request_max_chars,
+        run_timeout_seconds=settings.instruction_run_timeout_seconds,
     )
 
 
@@ -222,6 +224,7 @@ async def start_run(
         run,
         id=instance_id,
         task_queue=settings.task_queue,
+        execution_timeout=execution_timeout(run.engine.run_timeout_seconds, settings),
         search_attributes=search_attributes("instructions", "default", instance_id),
         static_summary=(
             f"Instructions: {len(run.instructions)} steps on {run.provider}/{run.effective_model}"

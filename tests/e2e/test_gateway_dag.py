@@ -463,3 +463,29 @@ async def test_run_no_worker_has_picked_up_shows_its_steps_pending(
     assert live["progress"]["total"] == 2
     assert live["namespace"] == "acme"
     await dev_env.client.get_workflow_handle(body["workflow_id"]).terminate()
+
+
+async def test_a_synchronous_execute_waits_a_bounded_time_then_answers_202(
+    gateway: Gateway, targets: Targets
+) -> None:
+    settings = gateway.engine.settings.model_copy(update={"sync_wait_seconds": 1.0})
+    slow = unique("slow")
+    body = payload(
+        [{"step_name": "slow", "usid": "u1", "service_url": f"{targets.url}/slow/{slow}?ms=4000"}]
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        started = time.monotonic()
+        response = await http.post("/execute", json=body, timeout=30)
+        waited = time.monotonic() - started
+
+    assert response.status_code == 202
+    assert waited < 3.5
+    assert response.headers["location"] == f"/runs/{body['workflow_id']}"
+    assert response.json()["status"] == "running"
+    final = await wait_until(lambda: _finished(gateway, body["workflow_id"]), timeout=30)
+    assert final["steps"]["slow"]["status"] == "completed"
+
+
+async def _finished(gateway: Gateway, workflow_id: str) -> dict[str, Any] | None:
+    status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    return status if status["status"] == "completed" else None

@@ -404,8 +404,9 @@ class TestDagGraph:
 
     def test_ancestors(self) -> None:
         g = graph(step("a"), step("b", "a"), step("c", "b"), step("z"))
-        assert g.ancestors("c") == {"a", "b"}
-        assert g.ancestors("a") == set()
+        ancestry = g.ancestry()
+        assert ancestry.includes("c", "a") and ancestry.includes("c", "b")
+        assert not ancestry.includes("a", "c") and not ancestry.includes("a", "a")
 
     def test_no_cycles_in_a_dag(self) -> None:
         assert graph(step("a"), step("b", "a"), step("c", "a", "b")).find_cycles() == []
@@ -416,51 +417,55 @@ class TestScheduler:
         # a -> c -> e and b (slow) -> d: when c finishes, e may start while b still runs.
         g = graph(step("a"), step("b"), step("c", "a"), step("d", "b"), step("e", "c"))
         scheduler = Scheduler(g)
-        assert scheduler.ready() == ["a", "b"]
-        scheduler.running |= {"a", "b"}
-        assert scheduler.ready() == []
+        assert scheduler.take_ready() == ["a", "b"]
+        assert scheduler.running == {"a", "b"}
+        assert scheduler.take_ready() == []
 
-        scheduler.running.discard("a")
-        scheduler.completed.add("a")
-        assert scheduler.ready() == ["c"]
-        scheduler.running.add("c")
+        scheduler.complete("a")
+        assert scheduler.take_ready() == ["c"]
 
-        scheduler.running.discard("c")
-        scheduler.completed.add("c")
-        assert scheduler.ready() == ["e"]
-        assert "d" not in scheduler.ready()
+        scheduler.complete("c")
+        assert scheduler.take_ready() == ["e"]
 
-        scheduler.running.add("e")
-        scheduler.running.discard("b")
-        scheduler.completed.add("b")
-        assert scheduler.ready() == ["d"]
+        scheduler.complete("b")
+        assert scheduler.take_ready() == ["d"]
 
     def test_step_waits_for_every_dependency(self) -> None:
         g = graph(step("a"), step("b"), step("c", "a", "b"))
-        scheduler = Scheduler(g, completed={"a"}, running={"b"})
-        assert scheduler.ready() == []
-        scheduler.running.clear()
-        scheduler.completed.add("b")
-        assert scheduler.ready() == ["c"]
+        scheduler = Scheduler(g)
+        assert scheduler.take_ready() == ["a", "b"]
+        scheduler.complete("a")
+        assert scheduler.take_ready() == []
+        scheduler.complete("b")
+        assert scheduler.take_ready() == ["c"]
+
+    def test_ready_steps_start_in_payload_order(self) -> None:
+        g = graph(step("z"), step("y", "z"), step("x", "z"), step("w"))
+        scheduler = Scheduler(g, max_parallel=1)
+        assert scheduler.take_ready() == ["z"]
+        scheduler.complete("z")
+        assert scheduler.take_ready() == ["y"]
+        scheduler.complete("y")
+        assert scheduler.take_ready() == ["x"]
 
     def test_max_parallel_caps_running_steps(self) -> None:
         g = graph(*(step(f"s{i}") for i in range(5)))
         scheduler = Scheduler(g, max_parallel=2)
-        assert scheduler.ready() == ["s0", "s1"]
-        scheduler.running |= {"s0", "s1"}
-        assert scheduler.ready() == []
-        scheduler.running.discard("s0")
-        scheduler.completed.add("s0")
-        assert scheduler.ready() == ["s2"]
+        assert scheduler.take_ready() == ["s0", "s1"]
+        assert scheduler.take_ready() == []
+        scheduler.complete("s0")
+        assert scheduler.take_ready() == ["s2"]
 
     def test_no_cap_by_default(self) -> None:
         g = graph(*(step(f"s{i}") for i in range(50)))
-        assert len(Scheduler(g).ready()) == 50
+        assert len(Scheduler(g).take_ready()) == 50
 
-    def test_failed_step_is_never_ready_and_blocks_its_dependents(self) -> None:
+    def test_failed_step_blocks_its_dependents(self) -> None:
         g = graph(step("a"), step("b", "a"))
-        scheduler = Scheduler(g, failed={"a"})
-        assert scheduler.ready() == []
+        scheduler = Scheduler(g)
+        assert scheduler.take_ready() == ["a"]
+        scheduler.fail("a")
+        assert scheduler.take_ready() == []
         assert scheduler.pending == ["b"]
 
     def test_cascade_abort_reaches_transitive_dependents_only(self) -> None:
@@ -472,28 +477,82 @@ class TestScheduler:
             step("mixed", "other", "grandchild"),
             step("sibling", "other"),
         )
-        scheduler = Scheduler(g, completed={"other"})
-        scheduler.aborted.add("sel")
+        scheduler = Scheduler(g)
+        assert scheduler.take_ready() == ["sel", "other"]
+        scheduler.complete("other")
+        scheduler.abort("sel")
         assert scheduler.cascade_abort() == ["child", "grandchild", "mixed"]
         assert scheduler.aborted == {"sel", "child", "grandchild", "mixed"}
-        assert scheduler.ready() == ["sibling"]
+        assert scheduler.take_ready() == ["sibling"]
         assert scheduler.cascade_abort() == []
 
     def test_cascade_abort_follows_payload_order_backwards_too(self) -> None:
-        # The dependent appears before its upstream in the payload; the loop still reaches it.
+        # The dependent appears before its upstream in the payload; the walk still reaches it.
         g = graph(step("late", "mid"), step("mid", "top"), step("top"))
-        scheduler = Scheduler(g, aborted={"top"})
-        assert sorted(scheduler.cascade_abort()) == ["late", "mid"]
+        scheduler = Scheduler(g)
+        scheduler.abort("top")
+        assert scheduler.cascade_abort() == ["late", "mid"]
+
+    def test_an_aborted_step_that_was_ready_never_starts(self) -> None:
+        g = graph(step("a"), step("b", "a"), step("c", "b"))
+        scheduler = Scheduler(g)
+        scheduler.take_ready()
+        scheduler.complete("a")
+        scheduler.abort("b")  # b was ready; its selection said no
+        assert scheduler.take_ready() == []
+        assert scheduler.cascade_abort() == ["c"]
 
     def test_cascade_abort_leaves_running_and_completed_steps(self) -> None:
-        g = graph(step("a"), step("b", "a"), step("c", "a"))
-        scheduler = Scheduler(g, aborted={"a"}, running={"b"}, completed={"c"})
-        assert scheduler.cascade_abort() == []
+        g = graph(step("a"), step("b"), step("c"), step("d", "a", "b"), step("e", "a", "c"))
+        scheduler = Scheduler(g)
+        scheduler.take_ready()
+        scheduler.complete("c")
+        scheduler.abort("a")
+        assert scheduler.cascade_abort() == ["d", "e"]
+        assert scheduler.running == {"b"}
+        assert "c" in scheduler.completed
 
     def test_pending(self) -> None:
-        g = graph(step("a"), step("b"), step("c"), step("d"), step("e"))
-        scheduler = Scheduler(g, completed={"a"}, running={"b"}, aborted={"c"}, failed={"d"})
+        g = graph(step("a"), step("b"), step("c"), step("d"), step("e", "a"))
+        scheduler = Scheduler(g, max_parallel=4)
+        assert scheduler.take_ready() == ["a", "b", "c", "d"]
+        scheduler.complete("a")
+        scheduler.abort("c")
+        scheduler.fail("d")
         assert scheduler.pending == ["e"]
+
+    def test_validating_a_long_chain_is_linear(self) -> None:
+        n = 10_000
+        steps = [
+            {
+                "step_name": f"s{i}",
+                "usid": f"u{i}",
+                "service_url": "https://example.com/x",
+                "dependencies": [f"s{i - 1}"] if i else [],
+                "outputs": [f"o{i}"],
+                "input_prep_config": {"body": {"first": "{{o0}}"} if i else {}},
+            }
+            for i in range(n)
+        ]
+        run = DagRunInput.model_validate({"workflow_id": "w", "STEPS_CONFIG": steps}, context=None)
+        started = time.perf_counter()
+        assert validate_pipeline(run) == []
+        assert time.perf_counter() - started < 2.0
+
+    def test_scheduling_a_wide_graph_is_linear(self) -> None:
+        n = 20_000
+        g = graph(step("root"), *(step(f"s{i}", "root") for i in range(n)))
+        scheduler = Scheduler(g, max_parallel=500)
+        started = time.perf_counter()
+        scheduler.take_ready()
+        scheduler.complete("root")
+        done = 0
+        while batch := scheduler.take_ready():
+            for name in batch:
+                scheduler.complete(name)
+                done += 1
+        assert done == n
+        assert time.perf_counter() - started < 2.0
 
 
 def test_an_output_name_has_one_producer():

@@ -7,6 +7,8 @@ drives a `DagGraph`, asking it which steps are ready each time something finishe
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -33,6 +35,18 @@ class Problem:
 
 def is_selection(name: str) -> bool:
     return name.startswith(SELECTION_PREFIX)
+
+
+@dataclass(frozen=True)
+class Ancestry:
+    """Which steps lie upstream of which, as bit sets over payload positions."""
+
+    bits: dict[str, int]
+    position: dict[str, int]
+
+    def includes(self, step: str, ancestor: str) -> bool:
+        """True when `ancestor` is upstream of `step`, directly or through other steps."""
+        return bool(self.bits[step] >> self.position[ancestor] & 1)
 
 
 @dataclass
@@ -70,15 +84,33 @@ class DagGraph:
             selections[step.step_name] = sels
         return cls(steps, upstream, selections, [step.step_name for step in configs])
 
-    def ancestors(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        stack = list(self.upstream.get(name, []))
-        while stack:
-            current = stack.pop()
-            if current not in seen:
-                seen.add(current)
-                stack.extend(self.upstream.get(current, []))
-        return seen
+    def downstream(self) -> dict[str, list[str]]:
+        """Each step's direct dependents, in payload order."""
+        children: dict[str, list[str]] = {name: [] for name in self.order}
+        for name in self.order:
+            for dep in self.upstream[name]:
+                children[dep].append(name)
+        return children
+
+    def ancestry(self) -> Ancestry:
+        """Every step's transitive upstream steps, in one pass over the graph.
+
+        Built in topological order as bit sets over payload positions, so a 10,000-step chain
+        costs milliseconds, not a walk per step. A step on a cycle sees only what lies above it.
+        """
+        position = {name: index for index, name in enumerate(self.order)}
+        children = self.downstream()
+        waiting = {name: len(self.upstream[name]) for name in self.order}
+        bits = dict.fromkeys(self.order, 0)
+        queue = deque(name for name in self.order if not waiting[name])
+        while queue:
+            name = queue.popleft()
+            for child in children[name]:
+                bits[child] |= bits[name] | (1 << position[name])
+                waiting[child] -= 1
+                if not waiting[child]:
+                    queue.append(child)
+        return Ancestry(bits, position)
 
     def find_cycles(self) -> list[list[str]]:
         """Each cycle once, as the list of steps on it, in payload order where possible."""
@@ -248,8 +280,8 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
         for variable in step_variables(step):
             producers.setdefault(variable, step.step_name)
     inputs = {*BASE_VARIABLES, *run.input_data}
+    ancestry = graph.ancestry()
     for i, step in enumerate(steps):
-        ancestors = graph.ancestors(step.step_name)
         for loc, value in step_templates(step):
             try:
                 found = references(value)
@@ -279,7 +311,7 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                             f"step {step.step_name!r}: {{{{{ref.text}}}}} refers to its own output",
                         )
                     )
-                elif producer not in ancestors:
+                elif not ancestry.includes(step.step_name, producer):
                     problems.append(
                         Problem(
                             field_loc,
@@ -291,48 +323,76 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
     return problems
 
 
-@dataclass
 class Scheduler:
-    """Which steps may start, given what is finished; the workflow owns the I/O.
+    """Which steps may start, given what has finished; the workflow owns the I/O.
 
     A step is ready as soon as every upstream step completed, not level by level. A step
-    whose upstream was aborted is aborted too (the cascade); `max_parallel` caps running steps.
+    whose upstream was aborted is aborted too (the cascade); `max_parallel` caps running
+    steps. Every operation costs time in proportion to the steps and edges it touches, not to
+    the graph's size, so a 10,000-step run is scheduled in linear time overall.
     """
 
-    graph: DagGraph
-    max_parallel: int | None = None
-    completed: set[str] = field(default_factory=set)
-    aborted: set[str] = field(default_factory=set)
-    running: set[str] = field(default_factory=set)
-    failed: set[str] = field(default_factory=set)
+    def __init__(self, graph: DagGraph, max_parallel: int | None = None) -> None:
+        self.graph = graph
+        self.max_parallel = max_parallel
+        self.completed: set[str] = set()
+        self.aborted: set[str] = set()
+        self.running: set[str] = set()
+        self.failed: set[str] = set()
+        self._position = {name: index for index, name in enumerate(graph.order)}
+        self._downstream = graph.downstream()
+        #: Upstream steps each step still waits for.
+        self._waiting = {name: len(graph.upstream[name]) for name in graph.order}
+        #: Ready steps not yet started, as payload positions (started in payload order).
+        self._ready = [self._position[name] for name in graph.order if not self._waiting[name]]
+        heapq.heapify(self._ready)
+        self._newly_aborted: list[str] = []
 
-    def ready(self) -> list[str]:
+    def take_ready(self) -> list[str]:
+        """The steps that may start now, in payload order, marked as running."""
         free = None if self.max_parallel is None else self.max_parallel - len(self.running)
-        ready: list[str] = []
-        for name in self.graph.order:
-            if free is not None and len(ready) >= free:
-                break
-            if name in self.completed or name in self.aborted or name in self.running:
+        taken: list[str] = []
+        while self._ready and (free is None or len(taken) < free):
+            name = self.graph.order[heapq.heappop(self._ready)]
+            if name in self.aborted:
                 continue
-            if name in self.failed:
+            self.running.add(name)
+            taken.append(name)
+        return taken
+
+    def complete(self, name: str) -> None:
+        self.running.discard(name)
+        self.completed.add(name)
+        for child in self._downstream[name]:
+            self._waiting[child] -= 1
+            if not self._waiting[child] and child not in self.aborted:
+                heapq.heappush(self._ready, self._position[child])
+
+    def fail(self, name: str) -> None:
+        self.running.discard(name)
+        self.failed.add(name)
+
+    def cancel(self, name: str) -> None:
+        """A running step that was cancelled: it never finished, and nothing below it runs."""
+        self.running.discard(name)
+
+    def abort(self, name: str) -> None:
+        """Abort `name` and, below it, every step that has not started (see `cascade_abort`)."""
+        self.running.discard(name)
+        self.aborted.add(name)
+        stack = list(self._downstream[name])
+        while stack:
+            child = stack.pop()
+            if child in self.aborted or child in self.completed or child in self.running:
                 continue
-            if all(dep in self.completed for dep in self.graph.upstream[name]):
-                ready.append(name)
-        return ready
+            self.aborted.add(child)
+            self._newly_aborted.append(child)
+            stack.extend(self._downstream[child])
 
     def cascade_abort(self) -> list[str]:
-        """Abort every not-yet-started step below an aborted one; returns them in order."""
-        newly: list[str] = []
-        changed = True
-        while changed:
-            changed = False
-            for name in self.graph.order:
-                if name in self.aborted or name in self.completed or name in self.running:
-                    continue
-                if any(dep in self.aborted for dep in self.graph.upstream[name]):
-                    self.aborted.add(name)
-                    newly.append(name)
-                    changed = True
+        """The steps aborted below an aborted one since the last call, in payload order."""
+        newly = sorted(self._newly_aborted, key=self._position.__getitem__)
+        self._newly_aborted = []
         return newly
 
     @property

@@ -14,6 +14,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from activities.limits import shallow_json
 
+#: Steps one pipeline may hold; long runs continue as new, so history stays bounded.
+MAX_STEPS = 10_000
+
 #: Any JSON value a user sends, nested no deeper than `limits.MAX_JSON_DEPTH`.
 ShallowJson = Annotated[Any, AfterValidator(shallow_json)]
 
@@ -107,9 +110,11 @@ class PipelineRequest(BaseModel):
 
     workflow_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/-]+$")
     namespace: str = Field(default="default", min_length=1, max_length=200)
-    original_input: Any = None
-    input_data: dict[str, Any] = Field(default_factory=dict)
-    STEPS_CONFIG: list[StepConfig] = Field(min_length=1, max_length=1000)
+    original_input: ShallowJson = None
+    input_data: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(
+        default_factory=dict
+    )
+    STEPS_CONFIG: list[StepConfig] = Field(min_length=1, max_length=MAX_STEPS)
     PIPELINE_SETTINGS: PipelineSettings = Field(default_factory=PipelineSettings)
 
 

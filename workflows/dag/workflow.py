@@ -128,8 +128,7 @@ class DagWorkflow:
                 if failure is None:
                     for name in scheduler.cascade_abort():
                         self._abort(name, "an upstream step was aborted")
-                    for name in scheduler.ready():
-                        scheduler.running.add(name)
+                    for name in scheduler.take_ready():
                         tasks[name] = asyncio.create_task(self._run_step(name))
                 if not tasks:
                     break
@@ -147,13 +146,14 @@ class DagWorkflow:
                         tasks[other].cancel()
                 for name in sorted(n for n, t in tasks.items() if t.done()):
                     outcome = tasks.pop(name).result()
-                    scheduler.running.discard(name)
                     if outcome == "completed":
-                        scheduler.completed.add(name)
+                        scheduler.complete(name)
                     elif outcome == "aborted":
-                        scheduler.aborted.add(name)
+                        scheduler.abort(name)
+                    elif outcome == "cancelled":
+                        scheduler.cancel(name)
                     elif outcome == "failed":
-                        scheduler.failed.add(name)
+                        scheduler.fail(name)
                         if failure is None:
                             failure = self._run_error(name)
                             # Fail fast: nothing new starts and running calls are cancelled.

@@ -38,12 +38,10 @@ from pydantic import (
     Field,
     JsonValue,
     Tag,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from activities.http.models import HTTP_METHODS, is_http_url
@@ -57,6 +55,8 @@ HttpMethod: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ThreadFormat: TypeAlias = Literal["json", "markdown", "numbered"]
 InstructionType: TypeAlias = Literal["llm", "condition", "endpoint", "thread", "router"]
 
+#: Instructions one run may hold (a run executes each at most once).
+MAX_INSTRUCTIONS = 1000
 #: A condition is a line of the condition language or a question for an LLM, not a document.
 MAX_EXPRESSION_CHARS = 4000
 INSTRUCTION_TYPES: tuple[str, ...] = ("llm", "condition", "endpoint", "thread", "router")
@@ -422,22 +422,15 @@ class InstructionEngineOptions(BaseModel):
     run_timeout_seconds: float | None = Field(default=3600.0, gt=0)
 
 
-class InstructionRunRequest(BaseModel):
+class InstructionRunRequest(CamelModel):
     """What a user POSTs to start an instruction run.
 
     The legacy body `{context, firstInstruction, secondInstruction, provider?, model?}`
     is read as two LLM instructions.
     """
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
-
     context: str
-    instructions: list[Instruction]
+    instructions: list[Instruction] = Field(max_length=MAX_INSTRUCTIONS)
     provider: LlmProvider = "openai"
     model: str | None = None
 
