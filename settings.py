@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     outbound_max_redirects: int = 5
     # The largest request a step may render from its templates (URL, headers, query, body).
     step_request_max_chars: int = 1_000_000
+    # DAG steps running at once (and the ceiling of a pipeline's max_parallel): Temporal allows
+    # 2,000 pending activities per run.
+    max_steps_in_flight: int = 500
     outbound_connect_timeout_seconds: float = 10.0
 
     # CORS for the endpoint proxy routes.

@@ -128,6 +128,9 @@ class DagRuns(RunEngine[DagRunResult, DagRunInput, RunState]):
         return DagRunResult.model_validate(status)
 
     def pending(self, workflow_id: str, run_id: str, run: DagRunInput | None) -> DagRunResult:
+        if run is not None and run.resume is not None:
+            # A run that continued as new, not picked up yet: where the chain had got to.
+            return run.resume.result.model_copy(update={"run_id": run_id})
         steps = {
             step.step_name: StepState(step_name=step.step_name, usid=step.usid)
             for step in (run.STEPS_CONFIG if run is not None else [])
@@ -190,7 +193,12 @@ class InstructionRuns(RunEngine[InstructionRunView, InstructionRunInput, Instruc
     def pending(
         self, workflow_id: str, run_id: str, run: InstructionRunInput | None
     ) -> InstructionRunView:
-        queued = InstructionRunStatus.for_input(run) if run is not None else InstructionRunStatus()
+        if run is not None and run.resume is not None:
+            queued = run.resume.status  # continued as new, not picked up yet
+        elif run is not None:
+            queued = InstructionRunStatus.for_input(run)
+        else:
+            queued = InstructionRunStatus()
         return self.answer(workflow_id, queued)
 
     def failed(

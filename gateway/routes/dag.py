@@ -44,6 +44,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         task_queue=settings.task_queue,
         endpoint_workers=settings.endpoint_workers,
         max_request_chars=settings.step_request_max_chars,
+        max_steps_in_flight=settings.max_steps_in_flight,
     )
 
 

@@ -512,6 +512,14 @@ class TestScheduler:
         assert scheduler.running == {"b"}
         assert "c" in scheduler.completed
 
+    def test_steps_an_earlier_run_finished_never_start_again(self) -> None:
+        # A run that continued as new replays what the chain finished before it.
+        g = graph(step("a"), step("b", "a"), step("c", "b"), step("d"))
+        scheduler = Scheduler(g)
+        scheduler.complete("a")
+        scheduler.complete("b")
+        assert scheduler.take_ready() == ["c", "d"]
+
     def test_pending(self) -> None:
         g = graph(step("a"), step("b"), step("c"), step("d"), step("e", "a"))
         scheduler = Scheduler(g, max_parallel=4)

@@ -354,13 +354,14 @@ class Scheduler:
         taken: list[str] = []
         while self._ready and (free is None or len(taken) < free):
             name = self.graph.order[heapq.heappop(self._ready)]
-            if name in self.aborted:
-                continue
+            if name in self.aborted or name in self.completed or name in self.running:
+                continue  # finished by an earlier run of the chain (see `complete`)
             self.running.add(name)
             taken.append(name)
         return taken
 
     def complete(self, name: str) -> None:
+        """`name` completed: this run's step, or one an earlier run of the chain finished."""
         self.running.discard(name)
         self.completed.add(name)
         for child in self._downstream[name]:

@@ -103,6 +103,9 @@ class EngineOptions(BaseModel):
     validated: bool = False
     #: The largest request a step may render (URL, headers, query and body, as JSON text).
     max_request_chars: int = 1_000_000
+    #: Steps running at once when the pipeline sets no `max_parallel` (and its ceiling when
+    #: it does): Temporal allows 2,000 pending activities per run.
+    max_steps_in_flight: int = 500
 
 
 class PipelineRequest(BaseModel):
@@ -119,9 +122,11 @@ class PipelineRequest(BaseModel):
 
 
 class DagRunInput(PipelineRequest):
-    """The workflow's input: the request plus the operator's `EngineOptions`."""
+    """The workflow's input: the request plus the operator's `EngineOptions`, and for a run
+    that continued as new, what the run before it had done."""
 
     engine: EngineOptions = Field(default_factory=EngineOptions)
+    resume: DagResume | None = None
 
 
 StepStatus = Literal["pending", "running", "completed", "failed", "aborted", "cancelled"]
@@ -192,3 +197,14 @@ class DagRunResult(BaseModel):
     started_at: datetime | None = None
     execution_time_ms: int | None = None
     webhooks: WebhookDeliveries = Field(default_factory=WebhookDeliveries)
+
+
+class DagResume(BaseModel):
+    """What a run hands to the next run of its chain when it continues as new: every step's
+    state so far and the values later steps may reference."""
+
+    result: DagRunResult
+    variables: dict[str, Any] = Field(default_factory=dict)
+    #: The last webhook event's sequence number, so numbering goes on across the chain.
+    sequence: int = 0
+    webhook_degraded: bool = False

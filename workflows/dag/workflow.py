@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
         DEFAULT_BODY_METHODS,
+        DagResume,
         DagRunInput,
         DagRunResult,
         Progress,
@@ -73,6 +74,18 @@ class DagWorkflow:
     @workflow.init
     def __init__(self, run: DagRunInput) -> None:
         self._run = run
+        self._graph = DagGraph.build(run.STEPS_CONFIG)
+        self._outbox: list[dict[str, Any]] = []
+        self._closing = False
+        if run.resume is not None:
+            # Continued as new: the chain is one run to its users.
+            self._result = run.resume.result
+            self._result.run_id = workflow.info().run_id
+            self._variables = run.resume.variables
+            self._sequence = run.resume.sequence
+            self._webhook_degraded = run.resume.webhook_degraded
+            self._started = self._result.started_at or workflow.now()
+            return
         self._started = workflow.now()
         # Every step is listed (pending) from the start, so the query answers at once.
         self._result = DagRunResult(
@@ -85,15 +98,12 @@ class DagWorkflow:
                 for step in run.STEPS_CONFIG
             },
         )
-        self._graph = DagGraph.build(run.STEPS_CONFIG)
-        self._variables: dict[str, Any] = {
+        self._variables = {
             "original_input": run.original_input,
             "input_data": run.input_data,
             **run.input_data,
         }
-        self._outbox: list[dict[str, Any]] = []
         self._sequence = 0
-        self._closing = False
         self._webhook_degraded = False
 
     @workflow.query
@@ -107,7 +117,8 @@ class DagWorkflow:
         # The gateway validates at submission and says so in the input; re-validating here
         # would let a stricter check in a later release fail runs already in flight on replay.
         # Only a run started some other way (the `temporal` CLI) is checked here.
-        problems = [] if run.engine.validated else validate_pipeline(run)
+        checked = run.engine.validated or run.resume is not None
+        problems = [] if checked else validate_pipeline(run)
         if problems:
             raise errors.run_failed(
                 ErrorType.INVALID_PIPELINE,
@@ -117,17 +128,21 @@ class DagWorkflow:
         webhook_url = run.PIPELINE_SETTINGS.notifications.webhook_url
         drainer = asyncio.create_task(self._drain_outbox(webhook_url)) if webhook_url else None
 
-        self._emit("workflow.started", data={"total_steps": len(run.STEPS_CONFIG)})
-        scheduler = Scheduler(self._graph, run.PIPELINE_SETTINGS.concurrency.max_parallel)
+        if run.resume is None:
+            self._emit("workflow.started", data={"total_steps": len(run.STEPS_CONFIG)})
+        scheduler = self._scheduler()
         failure: RunError | None = None
         cancelled = False
+        #: The server suggested continuing as new: start nothing more, let running steps end.
+        continuing = False
         tasks: dict[str, asyncio.Task[StepOutcome]] = {}
-        deadline = run_deadline(run.PIPELINE_SETTINGS.timeouts.run_timeout)
+        deadline = run_deadline(self._remaining(run.PIPELINE_SETTINGS.timeouts.run_timeout))
         try:
             while True:
                 if failure is None:
                     for name in scheduler.cascade_abort():
                         self._abort(name, "an upstream step was aborted")
+                if failure is None and not continuing:
                     for name in scheduler.take_ready():
                         tasks[name] = asyncio.create_task(self._run_step(name))
                 if not tasks:
@@ -159,6 +174,8 @@ class DagWorkflow:
                             # Fail fast: nothing new starts and running calls are cancelled.
                             for other in sorted(tasks):
                                 tasks[other].cancel()
+                if failure is None and workflow.info().is_continue_as_new_suggested():
+                    continuing = True
         except asyncio.CancelledError:
             cancelled = True
             for other in sorted(tasks):
@@ -168,6 +185,8 @@ class DagWorkflow:
 
         if deadline is not None and not deadline.done():
             deadline.cancel()
+        if continuing and failure is None and not cancelled and scheduler.pending:
+            await self._continue_as_new(drainer)
         result = self._result
         for name in scheduler.pending:
             if failure is not None or cancelled:
@@ -205,6 +224,48 @@ class DagWorkflow:
                 ErrorType.PIPELINE_FAILED, message, result.model_dump(mode="json")
             )
         return result
+
+    # -- long runs ---------------------------------------------------------------------
+
+    def _scheduler(self) -> Scheduler:
+        """The scheduler, with what the runs before this one in the chain finished."""
+        cap = self._run.engine.max_steps_in_flight
+        wanted = self._run.PIPELINE_SETTINGS.concurrency.max_parallel
+        scheduler = Scheduler(self._graph, min(wanted or cap, cap))
+        if self._run.resume is not None:
+            for name in self._graph.order:
+                status = self._result.steps[name].status
+                if status == "completed":
+                    scheduler.complete(name)
+                elif status == "aborted":
+                    scheduler.abort(name)
+            scheduler.cascade_abort()  # their dependents were aborted by an earlier run
+        return scheduler
+
+    def _remaining(self, run_timeout: float | None) -> float | None:
+        """What is left of the run's deadline, counted from the chain's first run."""
+        if run_timeout is None:
+            return None
+        elapsed = (workflow.now() - self._started).total_seconds()
+        return max(run_timeout - elapsed, 0.001)
+
+    async def _continue_as_new(self, drainer: asyncio.Task[None] | None) -> NoReturn:
+        """Hand the steps' state to a fresh run of the chain, with a fresh history."""
+        if drainer is not None:
+            self._closing = True
+            await drainer
+        workflow.continue_as_new(
+            self._run.model_copy(
+                update={
+                    "resume": DagResume(
+                        result=self._result,
+                        variables=self._variables,
+                        sequence=self._sequence,
+                        webhook_degraded=self._webhook_degraded,
+                    )
+                }
+            )
+        )
 
     # -- steps -------------------------------------------------------------------------
 

@@ -506,9 +506,11 @@ class InstructionRunRequest(CamelModel):
 
 
 class InstructionRunInput(InstructionRunRequest):
-    """The workflow's input: the request plus the operator's limits."""
+    """The workflow's input: the request plus the operator's limits, and for a run that
+    continued as new, what the run before it had done."""
 
     engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
+    resume: InstructionResume | None = None
 
 
 def _path(loc: Sequence[str | int]) -> str:
@@ -634,3 +636,20 @@ class InstructionRunStatus(CamelModel):
                 for index, instruction in enumerate(run.instructions)
             ]
         )
+
+
+class PlanState(CamelModel):
+    """An `InstructionPlan`'s progress: the queue, front first, and what ran, in order."""
+
+    queue: list[int] = Field(default_factory=list)
+    executed: list[int] = Field(default_factory=list)
+
+
+class InstructionResume(CamelModel):
+    """What a run hands to the next run of its chain when it continues as new."""
+
+    status: InstructionRunStatus
+    #: index -> result of every step that completed.
+    results: dict[int, str | None] = Field(default_factory=dict)
+    plan: PlanState = Field(default_factory=PlanState)
+    started_at: datetime | None = None

@@ -45,6 +45,7 @@ from activities.llm.answers import match_option
 from workflows.instructions.models import (
     ConditionInstruction,
     Instruction,
+    PlanState,
     RouterInstruction,
     RouterOption,
     condition_of,
@@ -78,7 +79,13 @@ class InstructionPlan:
             from running away.
     """
 
-    def __init__(self, instructions: Sequence[Instruction], *, max_steps: int) -> None:
+    def __init__(
+        self,
+        instructions: Sequence[Instruction],
+        *,
+        max_steps: int,
+        state: PlanState | None = None,
+    ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self._instructions = list(instructions)
@@ -94,7 +101,15 @@ class InstructionPlan:
             index for index in range(len(self._instructions)) if index not in targets
         ]
         self._executed: list[int] = []
-        self._executed_set: set[int] = set()
+        if state is not None:
+            # Continued as new: where the run before this one left the queue.
+            self._queue = list(state.queue)
+            self._executed = list(state.executed)
+        self._executed_set: set[int] = set(self._executed)
+
+    def state(self) -> PlanState:
+        """The queue and what has run, for the next run of a chain that continues as new."""
+        return PlanState(queue=list(self._queue), executed=list(self._executed))
 
     @property
     def last_executed(self) -> int | None:

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         EndpointSpec,
         Instruction,
         InstructionEngineOptions,
+        InstructionResume,
         InstructionRunInput,
         InstructionRunStatus,
         LlmInstruction,
@@ -147,9 +148,18 @@ class InstructionWorkflow:
     @workflow.init
     def __init__(self, run: InstructionRunInput) -> None:
         self._run = run
+        #: The server suggested continuing as new: the queue stops after the current step.
+        self._continuing = False
+        if run.resume is not None:
+            # Continued as new: the chain is one run to its users.
+            self._status = run.resume.status
+            self._results = dict(run.resume.results)
+            self._started = run.resume.started_at or workflow.now()
+            return
         self._status = InstructionRunStatus.for_input(run)
         #: index -> result of every step that completed.
-        self._results: dict[int, str | None] = {}
+        self._results = {}
+        self._started = workflow.now()
 
     @workflow.query
     def get_status(self) -> InstructionRunStatus:
@@ -160,9 +170,13 @@ class InstructionWorkflow:
     async def run(self, run: InstructionRunInput) -> InstructionRunStatus:
         status = self._status
         status.status = "running"
-        plan = InstructionPlan(run.instructions, max_steps=run.engine.step_budget)
+        plan = InstructionPlan(
+            run.instructions,
+            max_steps=run.engine.step_budget,
+            state=run.resume.plan if run.resume is not None else None,
+        )
         queue = asyncio.create_task(self._run_queue(plan))
-        deadline = run_deadline(run.engine.run_timeout_seconds)
+        deadline = run_deadline(self._remaining(run.engine.run_timeout_seconds))
         try:
             if deadline is None:
                 failure = await queue
@@ -187,12 +201,33 @@ class InstructionWorkflow:
                 f"{where} failed: {failure.message}",
                 status.model_dump(mode="json"),
             )
+        if self._continuing:
+            workflow.continue_as_new(
+                run.model_copy(
+                    update={
+                        "resume": InstructionResume(
+                            status=status,
+                            results=self._results,
+                            plan=plan.state(),
+                            started_at=self._started,
+                        )
+                    }
+                )
+            )
         self._finish("complete")
         return status
 
+    def _remaining(self, run_timeout: float | None) -> float | None:
+        """What is left of the run's deadline, counted from the chain's first run."""
+        if run_timeout is None:
+            return None
+        elapsed = (workflow.now() - self._started).total_seconds()
+        return max(run_timeout - elapsed, 0.001)
+
     async def _run_queue(self, plan: InstructionPlan) -> RunError | None:
-        """Run steps until the plan has none left or one fails; the failure, if any."""
-        while True:
+        """Run steps until the plan has none left, one fails (the failure is returned), or
+        the server suggests continuing as new (`_continuing`)."""
+        while not self._continuing:
             try:
                 index = plan.next_step()
             except StepBudgetExceeded as exc:
@@ -206,6 +241,8 @@ class InstructionWorkflow:
             failure = await self._run_step(plan, index)
             if failure is not None:
                 return failure
+            self._continuing = workflow.info().is_continue_as_new_suggested()
+        return None
 
     async def _time_out(self, queue: asyncio.Task[RunError | None], seconds: float) -> RunError:
         """Stop the running step (its call is cancelled) and describe the timeout."""

@@ -1,0 +1,137 @@
+"""Long runs continue as new when the server suggests it, and read as one run to users.
+
+A dev server of its own suggests continue-as-new after a few dozen history events, so a
+modest chain crosses several runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from cli import BIN, dev_server_args
+from settings import DATA_CONVERTER
+from tests.conftest import Engine, Targets, _run_workers, make_settings, unique
+from workflows.dag.models import DagRunInput
+from workflows.dag.workflow import DagWorkflow
+from workflows.instructions.models import InstructionRunInput
+from workflows.instructions.workflow import InstructionWorkflow
+
+SUGGEST_AFTER_EVENTS = 40
+
+
+@pytest.fixture(scope="module")
+async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=DATA_CONVERTER,
+        dev_server_extra_args=[
+            *dev_server_args(),
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}",
+        ],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+async def short_history_engine(
+    short_history_env: WorkflowEnvironment, redis_url: str
+) -> AsyncIterator[Engine]:
+    settings = make_settings(short_history_env.client, redis_url)
+    async for running in _run_workers(short_history_env.client, settings, []):
+        yield running
+
+
+def chain(targets: Targets, key: str, length: int) -> list[dict[str, Any]]:
+    """Each step sends its number and the number its predecessor's answer carried."""
+    steps = []
+    for i in range(length):
+        body: dict[str, Any] = {"n": i}
+        if i:
+            body["previous"] = f"{{{{o{i - 1}.json.n}}}}"
+        steps.append(
+            {
+                "step_name": f"s{i}",
+                "usid": f"u{i}",
+                "service_url": f"{targets.url}/echo/{key}",
+                "dependencies": [f"s{i - 1}"] if i else [],
+                "outputs": [f"o{i}"],
+                "input_prep_config": {"body": body},
+            }
+        )
+    return steps
+
+
+async def test_a_long_chain_continues_as_new_and_finishes_as_one_run(
+    short_history_engine: Engine, targets: Targets
+) -> None:
+    engine = short_history_engine
+    key = unique("chain")
+    steps = chain(targets, key, 30)
+    run = DagRunInput.model_validate(
+        {"workflow_id": unique("long"), "namespace": "tests", "STEPS_CONFIG": steps}
+    )
+    run.engine.task_queue = engine.settings.task_queue
+    handle = await engine.client.start_workflow(
+        DagWorkflow.run, run, id=run.workflow_id, task_queue=engine.settings.task_queue
+    )
+
+    result = await handle.result()
+
+    assert result.status == "completed"
+    assert result.progress.completed == 30
+    assert all(step.status == "completed" for step in result.steps.values())
+    # Values flowed across the runs of the chain: each step got its predecessor's number.
+    sent = [request["json"] for request in targets.state.requests[key]]
+    assert [body["n"] for body in sent] == list(range(30))
+    assert [body["previous"] for body in sent[1:]] == list(range(29))
+    assert targets.state.calls[key] == 30  # no step ran twice across the chain
+    runs = [
+        execution.status
+        async for execution in engine.client.list_workflows(f"WorkflowId = '{run.workflow_id}'")
+    ]
+    assert runs.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 2
+    assert runs.count(WorkflowExecutionStatus.COMPLETED) == 1
+    # The latest run answers for the whole chain.
+    status = await engine.client.get_workflow_handle_for(DagWorkflow.run, run.workflow_id).query(
+        DagWorkflow.get_status
+    )
+    assert status.progress.completed == 30
+
+
+async def test_a_long_instruction_run_continues_as_new_and_keeps_its_queue(
+    short_history_engine: Engine, targets: Targets
+) -> None:
+    engine = short_history_engine
+    key = unique("instr")
+    instructions: list[dict[str, Any]] = [
+        {"type": "endpoint", "apiUrl": f"{targets.url}/echo/{key}?n={i}"} for i in range(14)
+    ]
+    # A branch taken before the chain continues must still hold after it.
+    instructions[1]["condition"] = {"expression": "result contains 'echo'", "ifTrue": [13]}
+    run = InstructionRunInput.model_validate({"context": "ctx", "instructions": instructions})
+    workflow_id = unique("long-instr")
+    handle = await engine.client.start_workflow(
+        InstructionWorkflow.run, run, id=workflow_id, task_queue=engine.settings.task_queue
+    )
+
+    status = await handle.result()
+
+    assert status.status == "complete"
+    assert status.execution_order == [0, 1, 13, *range(2, 13)]
+    assert [request["query"]["n"] for request in targets.state.requests[key]] == [
+        str(i) for i in status.execution_order
+    ]
+    runs = [
+        execution.status
+        async for execution in engine.client.list_workflows(f"WorkflowId = '{workflow_id}'")
+    ]
+    assert runs.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 1
