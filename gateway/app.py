@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from gateway.routes import dag, endpoints, health, instructions
 from settings import Settings, connect_temporal, get_settings
 
@@ -73,6 +74,57 @@ class BodySizeLimit:
             },
         )
         await response({"type": "http"}, _empty_receive, send)
+
+
+class JsonDepthLimit:
+    """Refuse a JSON request body nested deeper than `MAX_REQUEST_DEPTH` with a 422 before
+    anything parses it: Python's parser recurses once per level, so a 100,000-deep body would
+    reach the recursion limit. Runs inside `BodySizeLimit`, which bounds what is buffered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+        if scope["type"] != "http" or b"json" not in content_type:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if raw_json_too_deep(body):
+            response = JSONResponse(
+                status_code=422,
+                content={
+                    "detail": [
+                        {
+                            "loc": ["body"],
+                            "msg": f"the JSON body is nested more than {MAX_REQUEST_DEPTH}"
+                            " levels deep",
+                            "type": "json_too_deep",
+                        }
+                    ]
+                },
+            )
+            await response(scope, _empty_receive, send)
+            return
+        await self.app(scope, _replay([{"type": "http.request", "body": body}]), send)
+
+
+def _replay(messages: list[Message]) -> Receive:
+    pending = list(messages)
+
+    async def receive() -> Message:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    return receive
 
 
 class ScopedCORS:
@@ -145,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(JsonDepthLimit)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         ScopedCORS,
