@@ -15,7 +15,6 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,25 +22,9 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli import BIN, Stack, redis_command, temporal_command, wait_for_port  # noqa: E402
-from settings import Settings  # noqa: E402
-from tests.fakes.targets import free_port  # noqa: E402
-
-TARGET_APP = """
-import asyncio
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
-async def work(request):
-    await asyncio.sleep(int(request.query_params.get("ms", "50")) / 1000)
-    return JSONResponse({"ok": True, "path": request.url.path})
-
-app = Starlette(routes=[Route("/work/{name}", work, methods=["GET", "POST"])])
-"""
+from stack import bench_stack  # noqa: E402
 
 
 def graph(
@@ -147,67 +130,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    data = Path(tempfile.mkdtemp(prefix="ws-bench-"))
-    ports = {name: free_port() for name in ("temporal", "ui", "redis", "gateway", "target")}
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        temporal_port=ports["temporal"],
-        temporal_ui_port=ports["ui"],
-    )
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
-        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "OUTBOUND_ALLOW": "127.0.0.0/8",
-        "TASK_QUEUE": "bench",
-        "PYTHONPATH": str(data),
-    }
-    (data / "bench_target.py").write_text(TARGET_APP)
-    stack = Stack()
-    try:
-        stack.start(
-            "temporal", temporal_command(settings, data / "temporal.db"), env, data / "temporal.log"
-        )
-        stack.start("redis", redis_command(ports["redis"], data), env, data / "redis.log")
-        stack.start(
-            "target",
-            [
-                str(BIN / "uvicorn"),
-                "bench_target:app",
-                "--port",
-                str(ports["target"]),
-                "--log-level",
-                "warning",
-            ],
-            env,
-            data / "target.log",
-        )
-        wait_for_port(ports["temporal"])
-        stack.start("worker", [sys.executable, "worker.py"], env, data / "worker.log")
-        stack.start(
-            "gateway",
-            [
-                str(BIN / "uvicorn"),
-                "gateway.app:create_app",
-                "--factory",
-                "--port",
-                str(ports["gateway"]),
-                "--log-level",
-                "warning",
-            ],
-            env,
-            data / "gateway.log",
-        )
-        for name in ("gateway", "target", "redis"):
-            wait_for_port(ports[name])
-        stack.check()
-        asyncio.run(
-            measure(
-                args, f"http://127.0.0.1:{ports['gateway']}", f"http://127.0.0.1:{ports['target']}"
-            )
-        )
-    finally:
-        stack.stop()
+    with bench_stack() as stack:
+        asyncio.run(measure(args, stack.gateway_url, stack.target_url))
 
 
 if __name__ == "__main__":
