@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from activities.http.outbound import parse_allow_list
+
 #: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
 #: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
 SEARCH_ATTRIBUTES = {
@@ -120,6 +122,13 @@ class Settings(BaseSettings):
         "cors_allow_headers",
         mode="before",
     )(_split_csv)
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _parse_outbound_allow(cls, value: list[str]) -> list[str]:
+        """A bad entry stops every process at start, named, instead of never matching."""
+        parse_allow_list(value)
+        return value
 
 
 @lru_cache

@@ -50,14 +50,17 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import socket
 import typing
 from collections.abc import AsyncGenerator, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
 import httpcore
 import httpx
+import idna
 
 from activities.errors import ErrorType, WorkflowStationError
 
@@ -247,73 +250,199 @@ def _normalize_host(host: str) -> str:
     return host.lower().rstrip(".")
 
 
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+_PORT = re.compile(r"[1-9][0-9]{0,4}")
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    """One parsed ``OUTBOUND_ALLOW`` entry; exactly one of `network`, `host`, `suffix` is set.
+
+    Attributes:
+        text: The entry as written.
+        network: The addresses it opens, for an IP address or CIDR entry.
+        host: The host name it opens (lower case, ASCII, no trailing dot).
+        suffix: For a ``*.suffix`` entry, the suffix (``svc.cluster.local``).
+        port: The only port it opens, or None for every port.
+    """
+
+    text: str
+    network: IPNetwork | None = None
+    host: str | None = None
+    suffix: str | None = None
+    port: int | None = None
+
+    def allows(self, host: str, address: IPAddress, port: int | None) -> bool:
+        """Whether this entry opens a connection to `address` on `port` for the URL host `host`.
+
+        Args:
+            host: The URL's host, normalized (`_normalize_host`).
+            address: The address the connection would go to.
+            port: The port it would go to; None (unknown) never matches a port-bound entry.
+        """
+        if self.port is not None and port != self.port:
+            return False
+        if self.network is not None:
+            return address in self.network
+        if self.host is not None:
+            return host == self.host
+        return self.suffix is not None and host.endswith("." + self.suffix)
+
+
+def _allow_port(text: str) -> int:
+    if _PORT.fullmatch(text) is None or int(text) > 65535:
+        raise ValueError(f"port {text!r} is not a number from 1 to 65535")
+    return int(text)
+
+
+def _allow_network(text: str) -> IPNetwork:
+    if "%" in text:
+        raise ValueError("IPv6 zone identifiers (%…) are not supported")
+    # strict: '10.0.0.5/0' is a typo for something, not a wish to open 0.0.0.0/0.
+    return ipaddress.ip_network(text, strict=True)
+
+
+def _allow_host_name(text: str) -> str:
+    """The lower-case ASCII form of a host name, or ValueError saying what is wrong with it."""
+    name = text.lower()
+    if not name.isascii():
+        try:
+            # The form httpx sends and hands to the backend, so the two compare equal.
+            name = idna.encode(name).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValueError(f"not a valid internationalized host name ({exc})") from None
+    name = name.removesuffix(".")
+    if not name:
+        raise ValueError("expected a host name, an IP address or a CIDR network")
+    if len(name) > 253:
+        raise ValueError("a host name is at most 253 characters long")
+    labels = name.split(".")
+    for label in labels:
+        if _LABEL.fullmatch(label) is None:
+            raise ValueError(
+                f"{label!r} is not a DNS label (1 to 63 letters, digits, hyphens or"
+                " underscores, not starting or ending with a hyphen)"
+            )
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        raise ValueError(
+            "a host name cannot end in a number: this spells an IP address; write IPv4"
+            " addresses as four decimal numbers (10.0.0.1) and networks as CIDR (10.0.0.0/8)"
+        )
+    return name
+
+
+def _parse_allow_entry(entry: str) -> AllowEntry:
+    if not entry:
+        raise ValueError("the entry is empty")
+    if "://" in entry:
+        raise ValueError("expected a host, not a URL: leave out the scheme and path")
+    if entry.startswith("["):
+        inside, closed, rest = entry[1:].partition("]")
+        if not closed:
+            raise ValueError("'[' without a closing ']'")
+        if rest and not rest.startswith(":"):
+            raise ValueError("only ':port' may follow ']'")
+        network = _allow_network(inside)
+        if network.version != 6:
+            raise ValueError("brackets are for IPv6 addresses and networks only")
+        return AllowEntry(entry, network=network, port=_allow_port(rest[1:]) if rest else None)
+    if entry.count(":") > 1:
+        try:
+            return AllowEntry(entry, network=_allow_network(entry))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (an IPv6 address takes a port as [address]:port)") from None
+    name, has_port, port_text = entry.partition(":")
+    port = _allow_port(port_text) if has_port else None
+    if "/" in name or _parse_ip(name) is not None:
+        return AllowEntry(entry, network=_allow_network(name), port=port)
+    if name.startswith("*."):
+        return AllowEntry(entry, suffix=_allow_host_name(name[2:]), port=port)
+    if "*" in name:
+        raise ValueError("'*' may only stand alone as the first label, as in *.example.com")
+    return AllowEntry(entry, host=_allow_host_name(name), port=port)
+
+
+def parse_allow_entry(text: str) -> AllowEntry:
+    """Parse one ``OUTBOUND_ALLOW`` entry strictly (the syntax is in the module docstring).
+
+    Args:
+        text: The entry; surrounding whitespace is ignored.
+
+    Returns:
+        The parsed entry.
+
+    Raises:
+        ValueError: The entry is not one of the accepted forms; the message quotes it and
+            says why (``invalid outbound allow entry '10.0.0.5/0': 10.0.0.5/0 has host bits
+            set``).
+    """
+    try:
+        return _parse_allow_entry(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"invalid outbound allow entry {text!r}: {exc}") from None
+
+
+def parse_allow_list(entries: Iterable[str]) -> tuple[AllowEntry, ...]:
+    """Parse every entry of an allow-list, skipping blank ones; see `parse_allow_entry`.
+
+    Raises:
+        ValueError: An entry is invalid (the first one found).
+    """
+    return tuple(parse_allow_entry(entry) for entry in entries if entry.strip())
+
+
 class OutboundPolicy:
     """The default block-list plus the deployment's allow-list; pure, no I/O.
 
     Args:
-        allow: Host names (exact, case-insensitive) and IP addresses or CIDR networks that
-            may be reached even though they are in a blocked range.
+        allow: ``OUTBOUND_ALLOW`` entries: IP addresses, CIDR networks, host names and
+            ``*.suffix`` wildcards, each optionally with ``:port``. They open destinations
+            that are in a blocked range.
 
     Raises:
-        ValueError: An allow entry is neither a network nor a valid host name.
+        ValueError: An allow entry is invalid (see `parse_allow_entry`).
     """
 
     def __init__(self, allow: Iterable[str] = ()) -> None:
-        hosts: set[str] = set()
-        networks: list[IPNetwork] = []
-        for raw in allow:
-            entry = raw.strip()
-            if not entry:
-                continue
-            try:
-                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-                continue
-            except ValueError:
-                pass
-            hosts.add(_host_entry(entry))
-        self.allowed_hosts: frozenset[str] = frozenset(hosts)
-        self.allowed_networks: tuple[IPNetwork, ...] = tuple(networks)
+        self.entries: tuple[AllowEntry, ...] = parse_allow_list(allow)
 
-    def _address_allowed(self, ip: IPAddress) -> bool:
-        candidates: list[IPAddress] = [ip]
-        if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)):
-            candidates.append(embedded[0])
-        return any(c in net for c in candidates for net in self.allowed_networks)
-
-    def check(self, host: str, address: str) -> None:
+    def check(self, host: str, address: str, port: int | None = None) -> None:
         """Refuse connecting to `address` on behalf of `host` unless it is allowed.
 
         Args:
             host: The host name or IP literal from the URL.
             address: One address `host` resolved to (or the literal itself).
+            port: The port to connect to; None when unknown, which no port-bound allow
+                entry matches.
 
         Raises:
-            OutboundBlocked: The address is in a blocked range and neither the host name nor
-                the address is on the allow-list, or `address` is not an IP address.
+            OutboundBlocked: The address is in a blocked range and no allow entry opens it
+                (by host name, wildcard or network, on this port), or `address` is not an IP
+                address.
         """
         ip = _parse_ip(address)
         if ip is None:
             raise OutboundBlocked(host, address, "resolver returned something that is not an IP")
-        if _normalize_host(host) in self.allowed_hosts:
+        name = _normalize_host(host)
+        candidates: list[IPAddress] = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)):
+            candidates.append(embedded[0])
+
+        def opened(entry: AllowEntry, on_port: int | None) -> bool:
+            return any(entry.allows(name, candidate, on_port) for candidate in candidates)
+
+        if any(opened(entry, port) for entry in self.entries):
             return
         reason = blocked_reason(ip)
-        if reason is not None and not self._address_allowed(ip):
-            raise OutboundBlocked(host, address, reason)
-
-
-def _host_entry(entry: str) -> str:
-    """Validate and normalize an allow-list host name the way httpx normalizes URL hosts."""
-    problem = "expected a host name, an IP address or a CIDR network"
-    if any(char in entry for char in ":/@?#[]\\ "):
-        raise ValueError(f"invalid outbound allow entry {entry!r}: {problem}")
-    try:
-        url = httpx.URL(f"http://{entry}/")
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"invalid outbound allow entry {entry!r}: {exc}") from exc
-    host = _normalize_host(url.raw_host.decode("ascii"))
-    if not host:
-        raise ValueError(f"invalid outbound allow entry {entry!r}: {problem}")
-    return host
+        if reason is None:
+            return
+        # Say so when the address is open on another port: the likeliest mistake.
+        ports = sorted({e.port for e in self.entries if e.port is not None and opened(e, e.port)})
+        if ports:
+            listed = ", ".join(str(p) for p in ports)
+            reason = f"{reason} (OUTBOUND_ALLOW opens it on port {listed} only)"
+        raise OutboundBlocked(host, address, reason)
 
 
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
@@ -373,7 +502,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
             with anyio.fail_after(timeout):
                 addresses = await self._resolve(host, port)
                 for address in addresses:
-                    self.policy.check(host, address)
+                    self.policy.check(host, address, port)
                 # Fall back to the next address only on a refused/unreachable connection; the
                 # last address's error is the one reported.
                 for address in addresses[:-1]:
@@ -459,8 +588,7 @@ def build_outbound_client(
     """Build the shared client for calls to user-supplied URLs.
 
     Args:
-        allow: Host names and IP addresses/CIDR networks exempt from the block-list; see the
-            module docstring.
+        allow: ``OUTBOUND_ALLOW`` entries exempt from the block-list; see `parse_allow_entry`.
         max_redirects: Redirects followed per request; 0 returns redirect responses as they
             are. Each hop is checked like the first request.
         connect_timeout: Seconds to resolve and connect (per hop).

@@ -282,7 +282,7 @@ def test_allow_list_matches_names_case_insensitively_and_networks() -> None:
         policy.check("other.example", "10.2.0.1")
 
 
-@pytest.mark.parametrize("entry", ["http://internal.example", "host:8080", "10.0.0.0/33", "a b"])
+@pytest.mark.parametrize("entry", ["http://internal.example", "host:65536", "10.0.0.0/33", "a b"])
 def test_invalid_allow_entries_fail_at_startup(entry: str) -> None:
     with pytest.raises(ValueError, match="invalid outbound allow entry"):
         build_outbound_client(allow=[entry])
@@ -565,6 +565,20 @@ async def test_max_redirects_zero_returns_the_redirect_unfollowed() -> None:
     assert response.status_code == 302
     assert response.headers["location"] == "/ok"
     assert server.paths == ["/redirect?to=/ok"]
+
+
+async def test_redirect_hop_to_an_allowed_port_only_entry_is_refused_on_other_ports() -> None:
+    async with serve() as first, serve() as second:
+        allow = [f"127.0.0.1:{first.port}"]
+        async with build_outbound_client(allow=allow) as client:
+            assert (await client.get(f"{first.base_url}/ok")).status_code == 200
+            with pytest.raises(OutboundBlocked) as caught:
+                await client.get(f"{first.base_url}/redirect?to={second.base_url}/ok")
+
+    assert caught.value.reason == (
+        f"loopback address (OUTBOUND_ALLOW opens it on port {first.port} only)"
+    )
+    assert second.connections == 0
 
 
 # --- the body cap ------------------------------------------------------------------------------
