@@ -49,6 +49,7 @@ sight, so the client ignores ``HTTP_PROXY``/``HTTPS_PROXY``.
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import ipaddress
 import re
 import socket
@@ -575,6 +576,79 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
+class _NoCookieJar(http.cookiejar.CookieJar):
+    """A cookie jar that never holds a cookie.
+
+    Every way into a `CookieJar` (``extract_cookies`` on a response, ``set_cookie_if_ok``,
+    `httpx.Cookies.set`) ends in `set_cookie`, so refusing there keeps the jar empty for good,
+    and httpx, which builds each request's ``Cookie`` header from the jar, adds none.
+    """
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        """Drop `cookie`."""
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+class OutboundClient(httpx.AsyncClient):
+    """An `httpx.AsyncClient` that keeps no cookies, so no call sees another call's session.
+
+    Built by `build_outbound_client`; the rules are in the module docstring. It hooks into
+    httpx's redirect handling through `_build_redirect_request`, the one method httpx builds
+    every next hop with, whether or not the redirect is then followed.
+
+    Args:
+        transport: The guarded transport.
+        timeout: The default timeouts.
+        max_redirects: Redirects followed per request; 0 returns redirect responses as they are.
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: httpx.AsyncBaseTransport,
+        timeout: httpx.Timeout,
+        max_redirects: int,
+    ) -> None:
+        super().__init__(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=max_redirects > 0,
+            max_redirects=max_redirects,
+            cookies=_NoCookieJar(),
+            # No env proxies (they would connect past the guard) and no ~/.netrc credentials
+            # handed to user-chosen hosts.
+            trust_env=False,
+        )
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """Always empty: the jar drops whatever is put into it."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        # httpx would wrap a new, ordinary jar, shared by every run and tenant.
+        raise AttributeError("the outbound client keeps no cookies; send a Cookie header")
+
+    def _build_redirect_request(
+        self, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Request:
+        redirect = super()._build_redirect_request(request, response)
+        if _origin(redirect.url) == _origin(request.url):
+            # httpx drops Cookie on every hop to rebuild it from the jar. The jar is empty, so
+            # the only cookies are the call's own, and they may stay with their origin.
+            cookies = request.headers.get_list("Cookie")
+            if cookies:
+                redirect.headers["Cookie"] = "; ".join(cookies)
+        return redirect
+
+
 def build_outbound_client(
     *,
     allow: Sequence[str] = (),
@@ -584,11 +658,12 @@ def build_outbound_client(
     resolver: Resolver | None = None,
     max_connections: int = 100,
     inner_backend: httpcore.AsyncNetworkBackend | None = None,
-) -> httpx.AsyncClient:
+) -> OutboundClient:
     """Build the shared client for calls to user-supplied URLs.
 
     Args:
-        allow: ``OUTBOUND_ALLOW`` entries exempt from the block-list; see `parse_allow_entry`.
+        allow: ``OUTBOUND_ALLOW`` entries exempt from the block-list; see the module
+            docstring.
         max_redirects: Redirects followed per request; 0 returns redirect responses as they
             are. Each hop is checked like the first request.
         connect_timeout: Seconds to resolve and connect (per hop).
@@ -599,7 +674,7 @@ def build_outbound_client(
         inner_backend: The backend that opens the checked sockets (for tests).
 
     Returns:
-        An `httpx.AsyncClient`; the caller closes it (``async with``).
+        An `OutboundClient` (an `httpx.AsyncClient`); the caller closes it (``async with``).
 
     Raises:
         ValueError: An allow entry is invalid or `max_redirects` is negative.
@@ -612,14 +687,10 @@ def build_outbound_client(
         max_keepalive_connections=min(20, max_connections),
         keepalive_expiry=5.0,
     )
-    return httpx.AsyncClient(
+    return OutboundClient(
         transport=_GuardedTransport(backend, limits=limits),
         timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-        follow_redirects=max_redirects > 0,
         max_redirects=max_redirects,
-        # No env proxies (they would connect past the guard) and no ~/.netrc credentials
-        # handed to user-chosen hosts.
-        trust_env=False,
     )
 
 

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.http.activities import HttpActivities
-from activities.http.models import HttpCall, HttpResult
+from activities.http.models import HttpCall, HttpResult, WebhookDelivery
 from activities.http.outbound import build_outbound_client
 from tests.conftest import LOOPBACK, Targets, unique
 from tests.fakes.targets import free_port
@@ -111,3 +111,25 @@ async def test_blocked_destination_is_refused(targets: Targets):
         error = await failure(guarded, url=f"{targets.url}/echo/x")
     assert (error.type, error.non_retryable) == ("OutboundBlocked", True)
     assert "127.0.0.1" in error.message and "loopback" in error.message
+
+
+async def test_no_cookie_outlives_the_call_that_received_it(http: HttpActivities, targets: Targets):
+    key = unique("c")
+    # Run A logs in and is redirected: the redirect hop does not carry the new session.
+    first = await call(http, url=f"{targets.url}/login/{key}?next=/echo/{key}")
+    assert first.status == 200 and first.body["path"] == f"/echo/{key}"
+    # Run B calls the same host, and a webhook is delivered to it: no session either.
+    await call(http, url=f"{targets.url}/echo/{key}", headers={"X-Run": "b"})
+    delivery = WebhookDelivery(url=f"{targets.url}/hooks/{key}", event={"event": "run.done"})
+    assert await ActivityEnvironment().run(http.send_webhook, delivery) == 200
+
+    assert [request["headers"].get("cookie") for request in targets.state.requests[key]] == [
+        None,
+        None,
+    ]
+    assert "cookie" not in targets.state.hooks[key][0]["_headers"]
+
+
+async def test_a_step_cookie_header_is_sent(http: HttpActivities, targets: Targets):
+    result = await call(http, url=f"{targets.url}/echo/{unique('k')}", headers={"Cookie": "a=1"})
+    assert result.body["headers"]["cookie"] == "a=1"

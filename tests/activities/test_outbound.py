@@ -147,6 +147,7 @@ class LocalServer:
     port: int = 0
     connections: int = 0
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -173,9 +174,14 @@ async def _route(
         writer.write(_head("200 OK", {"Content-Length": "5", "Connection": "close"}) + b"hello")
     elif path == "/redirect":
         to = query["to"][0]
-        writer.write(
-            _head("302 Found", {"Location": to, "Content-Length": "0", "Connection": "close"})
-        )
+        status = f"{query.get('status', ['302'])[0]} Redirect"
+        headers = {"Location": to, "Content-Length": "0", "Connection": "close"}
+        if "cookie" in query:
+            headers["Set-Cookie"] = f"{query['cookie'][0]}; Path=/"
+        writer.write(_head(status, headers))
+    elif path == "/set-cookie":
+        headers = {"Set-Cookie": "sid=run-a-session; Path=/", "Content-Length": "2"}
+        writer.write(_head("200 OK", {**headers, "Connection": "close"}) + b"ok")
     elif path.startswith("/chain/"):
         left = int(path.removeprefix("/chain/"))
         if left:
@@ -233,6 +239,9 @@ async def serve(route: Handler = _route) -> AsyncIterator[LocalServer]:
                 for name, _, value in (line.partition(":") for line in header_lines if line)
             }
             state.requests.append((method, target, headers))
+            # Read the body before answering: closing on unread data would reset the connection.
+            length = int(headers.get("content-length", "0"))
+            state.bodies.append(await reader.readexactly(length) if length else b"")
             url = urlsplit(target)
             await route(url.path, parse_qs(url.query), reader, writer)
             await writer.drain()
@@ -579,6 +588,47 @@ async def test_redirect_hop_to_an_allowed_port_only_entry_is_refused_on_other_po
         f"loopback address (OUTBOUND_ALLOW opens it on port {first.port} only)"
     )
     assert second.connections == 0
+
+
+# --- cookies -----------------------------------------------------------------------------------
+
+
+async def test_a_cookie_one_call_is_given_is_not_sent_with_the_next_call() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        first = await client.get(f"{server.base_url}/set-cookie")
+        await client.get(f"{server.base_url}/ok")
+
+    assert first.headers["set-cookie"].startswith("sid=run-a-session")
+    assert first.cookies.get("sid") == "run-a-session"  # the response still shows it
+    assert "cookie" not in server.requests[1][2]
+    assert len(client.cookies) == 0
+
+
+async def test_a_cookie_set_on_a_redirect_is_not_sent_to_the_next_hop() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        response = await client.get(f"{server.base_url}/redirect?to=/ok&cookie=sid=hop-one")
+
+    assert response.status_code == 200
+    assert server.paths == ["/redirect?to=/ok&cookie=sid=hop-one", "/ok"]
+    assert "cookie" not in server.requests[1][2]
+
+
+async def test_the_calls_own_cookie_header_is_sent_and_kept_on_a_same_origin_redirect() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        await client.get(
+            f"{server.base_url}/redirect?to=/ok&cookie=sid=from-server",
+            headers={"Cookie": "mine=1"},
+        )
+
+    assert [headers.get("cookie") for _, _, headers in server.requests] == ["mine=1", "mine=1"]
+
+
+async def test_the_client_cookie_jar_cannot_be_filled_or_replaced() -> None:
+    async with build_outbound_client() as client:
+        client.cookies.set("sid", "planted", domain="example.com")
+        assert len(client.cookies) == 0
+        with pytest.raises(AttributeError, match="keeps no cookies"):
+            client.cookies = {"sid": "planted"}  # type: ignore[assignment]
 
 
 # --- the body cap ------------------------------------------------------------------------------
