@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from activities.http.outbound import parse_allow_list
+from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
 
 #: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
 #: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # Outbound HTTP guard. `outbound_allow`: destinations allowed despite being private or
     # loopback; the connect timeout keeps an unreachable host from using a call's whole timeout.
     outbound_allow: CsvList = []
+    # Dropped, with Authorization, Cookie and Proxy-Authorization, on a cross-origin redirect.
+    outbound_sensitive_headers: CsvList = list(DEFAULT_SENSITIVE_HEADERS)
     outbound_max_response_bytes: int = 4 * 1024 * 1024
     outbound_max_redirects: int = 5
     outbound_connect_timeout_seconds: float = 10.0
@@ -117,6 +119,7 @@ class Settings(BaseSettings):
     _split_lists = field_validator(
         "endpoint_workers",
         "outbound_allow",
+        "outbound_sensitive_headers",
         "cors_allow_origins",
         "cors_allow_methods",
         "cors_allow_headers",

@@ -70,6 +70,7 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
         http_client = await stack.enter_async_context(
             build_outbound_client(
                 allow=settings.outbound_allow,
+                sensitive_headers=settings.outbound_sensitive_headers,
                 max_redirects=settings.outbound_max_redirects,
                 connect_timeout=settings.outbound_connect_timeout_seconds,
             )

@@ -70,6 +70,22 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
+#: Dropped from every redirect to another origin, whatever the settings say.
+CREDENTIAL_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
+
+#: Headers that carry API keys by convention (``OUTBOUND_SENSITIVE_HEADERS``' default); dropped
+#: from every redirect to another origin, like `CREDENTIAL_HEADERS`.
+DEFAULT_SENSITIVE_HEADERS = (
+    "X-API-Key",
+    "Api-Key",
+    "X-Api-Token",
+    "X-Auth-Token",
+    "X-Access-Token",
+    "X-Goog-Api-Key",
+    "Private-Token",
+    "Ocp-Apim-Subscription-Key",
+)
+
 
 class OutboundBlocked(WorkflowStationError):
     """A destination the outbound guard refused to connect to.
@@ -93,6 +109,29 @@ class OutboundBlocked(WorkflowStationError):
         else:
             message = f"refused {address} for {host}: {reason}"
         super().__init__(message)
+
+
+class RedirectRefused(OutboundBlocked):
+    """A redirect to another origin that would re-send the request body, so is not followed.
+
+    Attributes:
+        status: The redirect's status code (307 or 308, or 301 answering a PUT and the like).
+        method: The request's method, kept by such a redirect.
+        source: The origin that answered with the redirect, e.g. ``https://api.example.com``.
+        target: The origin it pointed to.
+    """
+
+    def __init__(self, status: int, method: str, source: httpx.URL, target: httpx.URL) -> None:
+        self.status = status
+        self.method = method
+        self.source = _origin_text(source)
+        self.target = _origin_text(target)
+        super().__init__(
+            target.host,
+            None,
+            f"a {status} redirect from {self.source} to {self.target} would re-send the"
+            f" {method} body to another origin",
+        )
 
 
 class ResponseTooLarge(WorkflowStationError):
@@ -539,6 +578,11 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+#: Set by `OutboundClient` on a redirect request that must not be sent (a `RedirectRefused`);
+#: the transport raises it when, and only if, the redirect is followed.
+_REFUSED_REDIRECT = "workflow_station.refused_redirect"
+
+
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport, with its connection pool rebuilt around the guarded backend.
 
@@ -564,6 +608,9 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        refused = request.extensions.get(_REFUSED_REDIRECT)
+        if isinstance(refused, RedirectRefused):
+            raise refused
         # Checked here rather than before sending so that redirect hops are checked too;
         # httpcore alone would also accept ws:// and wss://.
         scheme = request.url.scheme
@@ -589,14 +636,26 @@ class _NoCookieJar(http.cookiejar.CookieJar):
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
+def _origin_text(url: httpx.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
+
+
+def _carries_body(request: httpx.Request) -> bool:
+    stream = request.stream
+    if isinstance(stream, httpx.ByteStream):
+        return bool(b"".join(stream))
+    return True  # a streamed body: there is one, whatever its length
+
+
 class OutboundClient(httpx.AsyncClient):
-    """An `httpx.AsyncClient` that keeps no cookies, so no call sees another call's session.
+    """An `httpx.AsyncClient` that keeps no cookies and leaves secrets and bodies at their origin.
 
     Built by `build_outbound_client`; the rules are in the module docstring. It hooks into
     httpx's redirect handling through `_build_redirect_request`, the one method httpx builds
@@ -606,6 +665,8 @@ class OutboundClient(httpx.AsyncClient):
         transport: The guarded transport.
         timeout: The default timeouts.
         max_redirects: Redirects followed per request; 0 returns redirect responses as they are.
+        sensitive_headers: Headers dropped on a redirect to another origin, besides
+            `CREDENTIAL_HEADERS`.
     """
 
     def __init__(
@@ -614,6 +675,7 @@ class OutboundClient(httpx.AsyncClient):
         transport: httpx.AsyncBaseTransport,
         timeout: httpx.Timeout,
         max_redirects: int,
+        sensitive_headers: Iterable[str],
     ) -> None:
         super().__init__(
             transport=transport,
@@ -624,6 +686,10 @@ class OutboundClient(httpx.AsyncClient):
             # No env proxies (they would connect past the guard) and no ~/.netrc credentials
             # handed to user-chosen hosts.
             trust_env=False,
+        )
+        #: Lower-cased names of every header a cross-origin redirect drops.
+        self.cross_origin_dropped: frozenset[str] = frozenset(
+            name.lower() for name in (*CREDENTIAL_HEADERS, *sensitive_headers)
         )
 
     @property
@@ -646,12 +712,30 @@ class OutboundClient(httpx.AsyncClient):
             cookies = request.headers.get_list("Cookie")
             if cookies:
                 redirect.headers["Cookie"] = "; ".join(cookies)
+            return redirect
+        for name in self.cross_origin_dropped:
+            redirect.headers.pop(name, None)
+        if _carries_body(redirect):
+            # Raised by the transport, not here: with redirects off, this request is only
+            # offered as `response.next_request`, and the redirect response is the answer.
+            redirect.extensions[_REFUSED_REDIRECT] = RedirectRefused(
+                response.status_code, redirect.method, request.url, redirect.url
+            )
         return redirect
+
+
+def _header_names(names: Iterable[str]) -> tuple[str, ...]:
+    checked = tuple(name.strip() for name in names if name.strip())
+    for name in checked:
+        if _HEADER_NAME.fullmatch(name) is None:
+            raise ValueError(f"invalid sensitive header name {name!r}")
+    return checked
 
 
 def build_outbound_client(
     *,
     allow: Sequence[str] = (),
+    sensitive_headers: Sequence[str] = DEFAULT_SENSITIVE_HEADERS,
     max_redirects: int = 5,
     connect_timeout: float = 10.0,
     read_timeout: float = 60.0,
@@ -664,6 +748,9 @@ def build_outbound_client(
     Args:
         allow: ``OUTBOUND_ALLOW`` entries exempt from the block-list; see the module
             docstring.
+        sensitive_headers: Key-bearing headers dropped, whatever their case, on a redirect to
+            another origin (``OUTBOUND_SENSITIVE_HEADERS``). `CREDENTIAL_HEADERS` are dropped
+            too, whatever this says.
         max_redirects: Redirects followed per request; 0 returns redirect responses as they
             are. Each hop is checked like the first request.
         connect_timeout: Seconds to resolve and connect (per hop).
@@ -677,7 +764,8 @@ def build_outbound_client(
         An `OutboundClient` (an `httpx.AsyncClient`); the caller closes it (``async with``).
 
     Raises:
-        ValueError: An allow entry is invalid or `max_redirects` is negative.
+        ValueError: An allow entry or a header name is invalid, or `max_redirects` is
+            negative.
     """
     if max_redirects < 0:
         raise ValueError("max_redirects must be 0 or more")
@@ -691,6 +779,7 @@ def build_outbound_client(
         transport=_GuardedTransport(backend, limits=limits),
         timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
         max_redirects=max_redirects,
+        sensitive_headers=_header_names(sensitive_headers),
     )
 
 

@@ -133,3 +133,25 @@ async def test_no_cookie_outlives_the_call_that_received_it(http: HttpActivities
 async def test_a_step_cookie_header_is_sent(http: HttpActivities, targets: Targets):
     result = await call(http, url=f"{targets.url}/echo/{unique('k')}", headers={"Cookie": "a=1"})
     assert result.body["headers"]["cookie"] == "a=1"
+
+
+async def test_a_redirect_to_another_origin_keeps_keys_and_bodies_home(
+    http: HttpActivities, targets: Targets
+):
+    # localhost and 127.0.0.1 are two origins, though the same test server.
+    key = unique("x")
+    other = targets.url.replace("127.0.0.1", "localhost")
+    moved = f"{targets.url}/redirect/{key}?status=307&to={other}/echo/{key}"
+    result = await call(http, url=moved, headers={"X-API-Key": "k", "X-Trace": "t"})
+    assert result.body["headers"]["x-trace"] == "t"
+    assert "x-api-key" not in result.body["headers"]
+
+    refused = await failure(
+        http, method="POST", url=moved, body={"card": "4111"}, send_body=True, label="step 'p'"
+    )
+    assert (refused.type, refused.non_retryable) == ("OutboundBlocked", True)
+    assert refused.message == (
+        f"step 'p': refused localhost: a 307 redirect from {targets.url} to {other}"
+        " would re-send the POST body to another origin"
+    )
+    assert [r["method"] for r in targets.state.requests[key]] == ["GET"]  # the POST never did

@@ -22,9 +22,13 @@ import httpx
 import pytest
 
 from activities.http.outbound import (
+    CREDENTIAL_HEADERS,
+    DEFAULT_SENSITIVE_HEADERS,
     InvalidUrl,
     OutboundBlocked,
+    OutboundClient,
     OutboundPolicy,
+    RedirectRefused,
     ResponseTooLarge,
     blocked_reason,
     build_outbound_client,
@@ -629,6 +633,182 @@ async def test_the_client_cookie_jar_cannot_be_filled_or_replaced() -> None:
         assert len(client.cookies) == 0
         with pytest.raises(AttributeError, match="keeps no cookies"):
             client.cookies = {"sid": "planted"}  # type: ignore[assignment]
+
+
+# --- what follows a redirect to another origin -------------------------------------------------
+
+SECRETS = {
+    "Authorization": "Bearer step-token",
+    "Cookie": "sid=step-session",
+    "Proxy-Authorization": "Basic cHJveHk6c2VjcmV0",
+    "x-api-key": "k1",
+    "API-KEY": "k2",
+    "X-Api-Token": "k3",
+    "X-Auth-Token": "k4",
+    "X-Access-Token": "k5",
+    "X-Goog-Api-Key": "k6",
+    "Private-Token": "k7",
+    "Ocp-Apim-Subscription-Key": "k8",
+}
+
+
+def test_default_sensitive_headers_are_the_documented_ones() -> None:
+    assert {name.lower() for name in (*CREDENTIAL_HEADERS, *DEFAULT_SENSITIVE_HEADERS)} == {
+        name.lower() for name in SECRETS
+    }
+
+
+async def test_a_cross_origin_redirect_drops_credentials_and_key_headers() -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"]) as client,
+    ):
+        response = await client.get(
+            f"{first.base_url}/redirect?to={second.base_url}/ok",
+            headers={**SECRETS, "X-Request-Id": "r-1"},
+        )
+
+    assert response.status_code == 200
+    sent = first.requests[0][2]
+    assert {name.lower(): value for name, value in SECRETS.items()}.items() <= sent.items()
+    received = second.requests[0][2]
+    assert not {name.lower() for name in SECRETS} & set(received)
+    assert received["x-request-id"] == "r-1"
+    assert received["host"] == f"127.0.0.1:{second.port}"
+
+
+async def test_the_sensitive_header_list_is_configurable_and_credentials_always_go() -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"], sensitive_headers=["X-Tenant-Secret"]) as c,
+    ):
+        await c.get(
+            f"{first.base_url}/redirect?to={second.base_url}/ok",
+            headers={"x-tenant-SECRET": "t", "Authorization": "Bearer a", "X-API-Key": "k"},
+        )
+
+    received = second.requests[0][2]
+    assert "x-tenant-secret" not in received and "authorization" not in received
+    assert received["x-api-key"] == "k"  # no longer on the list
+
+
+async def test_a_same_origin_redirect_keeps_headers_and_body() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        response = await client.post(
+            f"{server.base_url}/redirect?status=307&to=/ok", headers=SECRETS, content=b"payload"
+        )
+
+    assert response.status_code == 200
+    (_, _, before), (method, _, after) = server.requests
+    assert method == "POST" and server.bodies == [b"payload", b"payload"]
+    assert after == before
+    assert {name.lower() for name in SECRETS} <= set(after)
+
+
+async def test_http_to_https_on_the_same_host_is_another_origin() -> None:
+    # No local TLS server here: the client's redirect rules run over httpx's mock transport.
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.scheme == "http":
+            return httpx.Response(302, headers={"Location": "https://api.test/ok"})
+        return httpx.Response(200)
+
+    async with OutboundClient(
+        transport=httpx.MockTransport(answer),
+        timeout=httpx.Timeout(5.0),
+        max_redirects=3,
+        sensitive_headers=DEFAULT_SENSITIVE_HEADERS,
+    ) as client:
+        await client.get("http://api.test/start", headers=SECRETS)
+
+    assert [str(request.url) for request in seen] == [
+        "http://api.test/start",
+        "https://api.test/ok",
+    ]
+    assert not {name.lower() for name in SECRETS} & set(seen[1].headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "status"), [("POST", 307), ("POST", 308), ("PUT", 301), ("PATCH", 301)]
+)
+async def test_a_cross_origin_redirect_that_would_resend_the_body_is_refused(
+    method: str, status: int
+) -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"]) as client,
+    ):
+        url = f"{first.base_url}/redirect?status={status}&to={second.base_url}/ok"
+        with pytest.raises(RedirectRefused) as caught:
+            await client.request(method, url, content=b'{"card": "4111"}')
+
+    assert isinstance(caught.value, OutboundBlocked)
+    assert str(caught.value) == (
+        f"refused 127.0.0.1: a {status} redirect from {first.base_url} to {second.base_url}"
+        f" would re-send the {method} body to another origin"
+    )
+    assert first.bodies == [b'{"card": "4111"}']
+    assert second.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "status"), [("POST", 301), ("POST", 302), ("PUT", 302), ("POST", 303)]
+)
+async def test_a_cross_origin_redirect_that_turns_into_a_get_is_followed_without_the_body(
+    method: str, status: int
+) -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"]) as client,
+    ):
+        response = await client.request(
+            method,
+            f"{first.base_url}/redirect?status={status}&to={second.base_url}/ok",
+            json={"card": "4111"},
+        )
+
+    assert response.status_code == 200
+    method, _, headers = second.requests[0]
+    assert method == "GET" and second.bodies == [b""]
+    assert "content-length" not in headers
+
+
+async def test_a_cross_origin_307_without_a_body_is_followed() -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"]) as client,
+    ):
+        response = await client.get(
+            f"{first.base_url}/redirect?status=307&to={second.base_url}/ok",
+            headers={"X-API-Key": "k"},
+        )
+
+    assert (response.status_code, response.text) == (200, "hello")
+    assert "x-api-key" not in second.requests[0][2]
+
+
+async def test_with_redirects_off_a_cross_origin_307_is_returned_as_it_is() -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"], max_redirects=0) as client,
+    ):
+        response = await client.post(
+            f"{first.base_url}/redirect?status=307&to={second.base_url}/ok", content=b"x"
+        )
+        assert response.status_code == 307
+        assert response.next_request is not None
+        with pytest.raises(RedirectRefused):  # nor can its next request be sent by hand
+            await client.send(response.next_request)
+
+    assert second.connections == 0
 
 
 # --- the body cap ------------------------------------------------------------------------------

@@ -150,6 +150,11 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
         response.set_cookie("sid", f"session-of-{key}", path="/")
         return response
 
+    @app.api_route("/redirect/{key}", methods=methods)
+    async def redirect(key: str, to: str, status: int = 302) -> Response:
+        state.calls[key] += 1
+        return Response(status_code=status, headers={"Location": to})
+
     @app.get("/big/{size}")
     async def big(size: int) -> PlainTextResponse:
         return PlainTextResponse("x" * size)

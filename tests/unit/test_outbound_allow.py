@@ -164,6 +164,12 @@ def test_settings_refuse_a_bad_entry_naming_it() -> None:
     assert settings.outbound_allow == ["*.internal:8443", "[::1]:80"]
 
 
+def test_settings_read_the_sensitive_headers_as_a_list() -> None:
+    settings = Settings(_env_file=None, outbound_sensitive_headers="X-Tenant-Key, X-Other")  # type: ignore[call-arg]
+    assert settings.outbound_sensitive_headers == ["X-Tenant-Key", "X-Other"]
+    assert "X-API-Key" in Settings(_env_file=None).outbound_sensitive_headers  # type: ignore[call-arg]
+
+
 def test_the_worker_stops_at_start_on_a_bad_entry() -> None:
     env = {**os.environ, "OUTBOUND_ALLOW": "10.0.0.0/8,10.0.0.5/0"}
     done = subprocess.run(
