@@ -185,6 +185,13 @@ async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> No
         await asyncio.gather(*(worker.run() for worker in workers))
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # httpx logs every request at INFO with its full URL, and step URLs can carry tokens.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Workflow Station Temporal worker")
     parser.add_argument(
@@ -210,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"unknown endpoint worker(s) {unknown}; ENDPOINT_WORKERS lists"
             f" {settings.endpoint_workers}"
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     try:
         asyncio.run(run(settings, main=not args.endpoints_only, endpoints=endpoints))
     except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from activities.http.models import HttpCall, HttpResult, WebhookDelivery
 from activities.http.outbound import build_outbound_client
 from tests.conftest import LOOPBACK, Targets, unique
 from tests.fakes.targets import free_port
+from worker import configure_logging
 
 
 @pytest.fixture
@@ -155,3 +157,33 @@ async def test_a_redirect_to_another_origin_keeps_keys_and_bodies_home(
         " would re-send the POST body to another origin"
     )
     assert [r["method"] for r in targets.state.requests[key]] == ["GET"]  # the POST never did
+
+
+@pytest.fixture
+def worker_logging() -> Iterator[None]:
+    """The worker's logging set-up for one test, then the levels as they were."""
+    names = ("httpx", "httpcore")
+    levels = {name: logging.getLogger(name).level for name in names}
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+async def test_calls_log_no_urls_at_info_once_the_worker_configures_logging(
+    http: HttpActivities, targets: Targets, caplog: pytest.LogCaptureFixture, worker_logging: None
+):
+    secret_url = f"{targets.url}/echo/{unique('l')}?token=s3cret"
+    caplog.set_level(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.NOTSET)
+    await call(http, url=secret_url)
+    # Left alone, httpx logs the whole URL, token and all: the test can see such records.
+    assert any("s3cret" in record.getMessage() for record in caplog.records)
+
+    caplog.clear()
+    configure_logging()
+    await call(http, url=secret_url)
+    http_records = [r for r in caplog.records if r.name.split(".")[0] in ("httpx", "httpcore")]
+    assert [r for r in http_records if r.levelno < logging.WARNING] == []
+    assert not any("s3cret" in record.getMessage() for record in caplog.records)
