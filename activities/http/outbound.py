@@ -1,10 +1,15 @@
 """The one outbound HTTP layer for every call to a user-supplied URL.
 
 HTTP steps, endpoint calls and webhooks all take URLs from users, and the worker that makes
-those calls sits inside our network. Without a guard, a URL is a way to reach what only the
-worker can reach (server-side request forgery): the cloud metadata service at
-169.254.169.254 (instance credentials), Redis and the Temporal frontend on loopback, admin
-ports on private subnets. Checking the URL's host name up front is not enough:
+those calls sits inside our network and serves every run and every tenant through one client.
+So the client must not be a way in (server-side request forgery), and it must not carry one
+call's secrets to another call, or to a host the call did not name.
+
+Destinations
+------------
+Without a guard, a URL is a way to reach what only the worker can reach: the cloud metadata
+service at 169.254.169.254 (instance credentials), Redis and the Temporal frontend on
+loopback, admin ports on private subnets. Checking the URL's host name up front is not enough:
 
 * the name can resolve to a public address when checked and to a private one when the socket
   is opened a moment later (DNS rebinding);
@@ -24,17 +29,52 @@ fc00::/7), link-local (169.254.0.0/16, fe80::/10), carrier-grade NAT 100.64.0.0/
 unspecified, broadcast and other reserved ranges, and IPv6 forms that embed an IPv4 address
 (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96, 6to4) when the embedded address is blocked.
 
-The allow-list (``Settings.outbound_allow``) opens holes for deployments that must call
-internal services. Each entry is either
+The allow-list (``OUTBOUND_ALLOW``, ``Settings.outbound_allow``) opens holes for deployments
+that must call internal services. `parse_allow_list` reads it strictly when the settings load,
+so a bad entry stops the worker at start instead of silently meaning something else. Each
+entry is one of
 
-* a host name, matched exactly and case-insensitively against the URL's host (a trailing dot
-  is ignored); every address that name resolves to is then allowed, or
-* an IP address or CIDR network (``127.0.0.0/8``, ``::1``); an address inside it is allowed
-  whatever name led to it.
+* an IP address or CIDR network (``10.0.0.5``, ``10.1.0.0/16``, ``::1``, ``fd00::/8``): an
+  address inside it is allowed whatever name led to it. A network must not have host bits set:
+  ``10.0.0.5/0`` is refused, not read as ``0.0.0.0/0``;
+* a host name (``billing.internal``), matched exactly and case-insensitively against the URL's
+  host (a trailing dot is ignored): every address that name resolves to is then allowed. Labels
+  are letters, digits, hyphens and underscores (internationalized names are taken in their
+  ``xn--`` form); a name whose last label is a number (``127.1``, ``2130706433``) spells an IP
+  address and is refused;
+* ``*.suffix`` (``*.svc.cluster.local``): every host name that ends in ``.suffix``, at any
+  depth, but not ``suffix`` itself;
+
+each optionally followed by ``:port`` (``billing.internal:8443``, ``10.0.0.0/8:8080``,
+``[::1]:8080``; an IPv6 address or network takes a port only inside brackets), which opens the
+hole on that port only. Anything else raises `ValueError` naming the entry and what is wrong.
+
+Cookies and redirects
+---------------------
+The client keeps no cookies. Its jar drops every cookie a response sets, so run A's
+``Set-Cookie: sid=…`` is never sent with run B's call, with a webhook delivery, or even with
+the next redirect hop of the same call. A ``Cookie`` header the call sets itself is sent.
+
+Redirects are followed up to ``OUTBOUND_MAX_REDIRECTS`` times, each hop checked as above. A hop
+to the same origin (scheme, host and port all equal) keeps the request as it was, the call's
+own ``Cookie`` header included. A hop to another origin, http to https on the same host too:
+
+* drops ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` (`CREDENTIAL_HEADERS`,
+  always) and the key-bearing headers of ``OUTBOUND_SENSITIVE_HEADERS`` (by default
+  `DEFAULT_SENSITIVE_HEADERS`: ``X-API-Key``, ``Api-Key``, ``X-Api-Token``, ``X-Auth-Token``,
+  ``X-Access-Token``, ``X-Goog-Api-Key``, ``Private-Token``, ``Ocp-Apim-Subscription-Key``),
+  whatever their case. Once dropped they stay dropped, even if a later hop comes back;
+* never carries the request body. A 302 or 303, and a 301 answering a POST, become a bodiless
+  GET, as in browsers. A redirect that would re-send the body to the other origin (a 307 or
+  308, or a 301 answering a PUT, PATCH or DELETE) is not followed: it fails with
+  `RedirectRefused`. Following it would hand the body to a host the call never named, and
+  dropping the body would quietly send a different request from the one the call describes;
+  the error names both origins, so the step's URL can be updated to the new one.
 
 Failures the activity layer maps through `activities.errors`:
 
-* `OutboundBlocked`: the destination was refused (non-retryable ``OutboundBlocked``);
+* `OutboundBlocked`: the destination was refused, or (`RedirectRefused`) a cross-origin
+  redirect would have re-sent the body (non-retryable ``OutboundBlocked``);
 * `ResponseTooLarge`: the body passed the cap (non-retryable ``ResponseTooLarge``);
 * `InvalidUrl`: the URL's scheme is not http or https. It subclasses
   `httpx.UnsupportedProtocol`, so it is handled where httpx's own bad-URL errors are
@@ -43,7 +83,8 @@ Failures the activity layer maps through `activities.errors`:
   like any other transport error (retryable ``TransportError``).
 
 Proxies are never used: a proxy would resolve and connect on our behalf, out of the guard's
-sight, so the client ignores ``HTTP_PROXY``/``HTTPS_PROXY``.
+sight, so the client ignores ``HTTP_PROXY``/``HTTPS_PROXY``. Nor are ``~/.netrc`` credentials
+handed to user-chosen hosts.
 """
 
 from __future__ import annotations
