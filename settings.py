@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
+
 #: The payload converter of every Temporal client, test environment and replayer: the pydantic
 #: models users POST are the models workflows and activities receive, so all must agree on it.
 DATA_CONVERTER = pydantic_data_converter
@@ -109,6 +111,8 @@ class Settings(BaseSettings):
     # Outbound HTTP guard. `outbound_allow`: destinations allowed despite being private or
     # loopback; the connect timeout keeps an unreachable host from using a call's whole timeout.
     outbound_allow: CsvList = []
+    # Dropped, with Authorization, Cookie and Proxy-Authorization, on a cross-origin redirect.
+    outbound_sensitive_headers: CsvList = list(DEFAULT_SENSITIVE_HEADERS)
     outbound_max_response_bytes: int = 4 * 1024 * 1024
     outbound_max_redirects: int = 5
     # The largest request a step may render from its templates (URL, headers, query, body).
@@ -134,11 +138,19 @@ class Settings(BaseSettings):
     _split_lists = field_validator(
         "endpoint_workers",
         "outbound_allow",
+        "outbound_sensitive_headers",
         "cors_allow_origins",
         "cors_allow_methods",
         "cors_allow_headers",
         mode="before",
     )(_split_csv)
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _parse_outbound_allow(cls, value: list[str]) -> list[str]:
+        """A bad entry stops every process at start, named, instead of never matching."""
+        parse_allow_list(value)
+        return value
 
 
 @lru_cache

@@ -61,6 +61,7 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
         http_client = await stack.enter_async_context(
             build_outbound_client(
                 allow=settings.outbound_allow,
+                sensitive_headers=settings.outbound_sensitive_headers,
                 max_redirects=settings.outbound_max_redirects,
                 connect_timeout=settings.outbound_connect_timeout_seconds,
             )
@@ -175,6 +176,13 @@ async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> No
         await asyncio.gather(*(worker.run() for worker in workers))
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # httpx logs every request at INFO with its full URL, and step URLs can carry tokens.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Workflow Station Temporal worker")
     parser.add_argument(
@@ -200,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"unknown endpoint worker(s) {unknown}; ENDPOINT_WORKERS lists"
             f" {settings.endpoint_workers}"
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     try:
         asyncio.run(run(settings, main=not args.endpoints_only, endpoints=endpoints))
     except KeyboardInterrupt:

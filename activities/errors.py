@@ -19,7 +19,8 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── InvalidRequest         bad URL, non-ASCII header, too many redirects, template that
     │                          cannot render, a call an external proxy cannot take     (benign)
     ├── InvalidResponse        a body that cannot be decoded (bad gzip, wrong charset)
-    ├── OutboundBlocked        destination refused by the outbound guard              (benign)
+    ├── OutboundBlocked        destination refused by the outbound guard, or a redirect
+    │                          that would re-send the body to another origin          (benign)
     ├── ResponseTooLarge       body over the configured cap
     ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request), or a
     │                          refusal (the same prompt would be refused again)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +12,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from activities.http.activities import HttpActivities, UndecodableBody, parse_body
-from activities.http.models import HttpCall, HttpResult
+from activities.http.models import HttpCall, HttpResult, WebhookDelivery
 from activities.http.outbound import build_outbound_client
 from tests.conftest import LOOPBACK, Targets, activity_env, unique
 from tests.fakes.targets import free_port
+from worker import configure_logging
 
 
 @pytest.fixture
@@ -143,3 +145,77 @@ async def test_json_within_the_depth_limit_is_kept(http: HttpActivities, targets
 def test_json_too_deep_for_the_decoder_is_refused_too() -> None:
     with pytest.raises(UndecodableBody):
         parse_body(b"[" * 100_000 + b"]" * 100_000, "application/json")
+
+
+async def test_no_cookie_outlives_the_call_that_received_it(http: HttpActivities, targets: Targets):
+    key = unique("c")
+    # Run A logs in and is redirected: the redirect hop does not carry the new session.
+    first = await call(http, url=f"{targets.url}/login/{key}?next=/echo/{key}")
+    assert first.status == 200 and first.body["path"] == f"/echo/{key}"
+    # Run B calls the same host, and a webhook is delivered to it: no session either.
+    await call(http, url=f"{targets.url}/echo/{key}", headers={"X-Run": "b"})
+    delivery = WebhookDelivery(url=f"{targets.url}/hooks/{key}", event={"event": "run.done"})
+    assert await activity_env().run(http.send_webhook, delivery) == 200
+
+    assert [request["headers"].get("cookie") for request in targets.state.requests[key]] == [
+        None,
+        None,
+    ]
+    assert "cookie" not in targets.state.hooks[key][0]["_headers"]
+
+
+async def test_a_step_cookie_header_is_sent(http: HttpActivities, targets: Targets):
+    result = await call(http, url=f"{targets.url}/echo/{unique('k')}", headers={"Cookie": "a=1"})
+    assert result.body["headers"]["cookie"] == "a=1"
+
+
+async def test_a_redirect_to_another_origin_keeps_keys_and_bodies_home(
+    http: HttpActivities, targets: Targets
+):
+    # localhost and 127.0.0.1 are two origins, though the same test server.
+    key = unique("x")
+    other = targets.url.replace("127.0.0.1", "localhost")
+    moved = f"{targets.url}/redirect/{key}?status=307&to={other}/echo/{key}"
+    result = await call(http, url=moved, headers={"X-API-Key": "k", "X-Trace": "t"})
+    assert result.body["headers"]["x-trace"] == "t"
+    assert "x-api-key" not in result.body["headers"]
+
+    refused = await failure(
+        http, method="POST", url=moved, body={"card": "4111"}, send_body=True, label="step 'p'"
+    )
+    assert (refused.type, refused.non_retryable) == ("OutboundBlocked", True)
+    assert refused.message == (
+        f"step 'p': refused localhost: a 307 redirect from {targets.url} to {other}"
+        " would re-send the POST body to another origin"
+    )
+    assert [r["method"] for r in targets.state.requests[key]] == ["GET"]  # the POST never did
+
+
+@pytest.fixture
+def worker_logging() -> Iterator[None]:
+    """The worker's logging set-up for one test, then the levels as they were."""
+    names = ("httpx", "httpcore")
+    levels = {name: logging.getLogger(name).level for name in names}
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+async def test_calls_log_no_urls_at_info_once_the_worker_configures_logging(
+    http: HttpActivities, targets: Targets, caplog: pytest.LogCaptureFixture, worker_logging: None
+):
+    secret_url = f"{targets.url}/echo/{unique('l')}?token=s3cret"
+    caplog.set_level(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.NOTSET)
+    await call(http, url=secret_url)
+    # Left alone, httpx logs the whole URL, token and all: the test can see such records.
+    assert any("s3cret" in record.getMessage() for record in caplog.records)
+
+    caplog.clear()
+    configure_logging()
+    await call(http, url=secret_url)
+    http_records = [r for r in caplog.records if r.name.split(".")[0] in ("httpx", "httpcore")]
+    assert [r for r in http_records if r.levelno < logging.WARNING] == []
+    assert not any("s3cret" in record.getMessage() for record in caplog.records)

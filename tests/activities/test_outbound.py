@@ -22,9 +22,13 @@ import httpx
 import pytest
 
 from activities.http.outbound import (
+    CREDENTIAL_HEADERS,
+    DEFAULT_SENSITIVE_HEADERS,
     InvalidUrl,
     OutboundBlocked,
+    OutboundClient,
     OutboundPolicy,
+    RedirectRefused,
     ResponseTooLarge,
     blocked_reason,
     build_outbound_client,
@@ -147,6 +151,7 @@ class LocalServer:
     port: int = 0
     connections: int = 0
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -173,9 +178,14 @@ async def _route(
         writer.write(_head("200 OK", {"Content-Length": "5", "Connection": "close"}) + b"hello")
     elif path == "/redirect":
         to = query["to"][0]
-        writer.write(
-            _head("302 Found", {"Location": to, "Content-Length": "0", "Connection": "close"})
-        )
+        status = f"{query.get('status', ['302'])[0]} Redirect"
+        headers = {"Location": to, "Content-Length": "0", "Connection": "close"}
+        if "cookie" in query:
+            headers["Set-Cookie"] = f"{query['cookie'][0]}; Path=/"
+        writer.write(_head(status, headers))
+    elif path == "/set-cookie":
+        headers = {"Set-Cookie": "sid=run-a-session; Path=/", "Content-Length": "2"}
+        writer.write(_head("200 OK", {**headers, "Connection": "close"}) + b"ok")
     elif path.startswith("/chain/"):
         left = int(path.removeprefix("/chain/"))
         if left:
@@ -233,6 +243,9 @@ async def serve(route: Handler = _route) -> AsyncIterator[LocalServer]:
                 for name, _, value in (line.partition(":") for line in header_lines if line)
             }
             state.requests.append((method, target, headers))
+            # Read the body before answering: closing on unread data would reset the connection.
+            length = int(headers.get("content-length", "0"))
+            state.bodies.append(await reader.readexactly(length) if length else b"")
             url = urlsplit(target)
             await route(url.path, parse_qs(url.query), reader, writer)
             await writer.drain()
@@ -282,7 +295,7 @@ def test_allow_list_matches_names_case_insensitively_and_networks() -> None:
         policy.check("other.example", "10.2.0.1")
 
 
-@pytest.mark.parametrize("entry", ["http://internal.example", "host:8080", "10.0.0.0/33", "a b"])
+@pytest.mark.parametrize("entry", ["http://internal.example", "host:65536", "10.0.0.0/33", "a b"])
 def test_invalid_allow_entries_fail_at_startup(entry: str) -> None:
     with pytest.raises(ValueError, match="invalid outbound allow entry"):
         build_outbound_client(allow=[entry])
@@ -565,6 +578,237 @@ async def test_max_redirects_zero_returns_the_redirect_unfollowed() -> None:
     assert response.status_code == 302
     assert response.headers["location"] == "/ok"
     assert server.paths == ["/redirect?to=/ok"]
+
+
+async def test_redirect_hop_to_an_allowed_port_only_entry_is_refused_on_other_ports() -> None:
+    async with serve() as first, serve() as second:
+        allow = [f"127.0.0.1:{first.port}"]
+        async with build_outbound_client(allow=allow) as client:
+            assert (await client.get(f"{first.base_url}/ok")).status_code == 200
+            with pytest.raises(OutboundBlocked) as caught:
+                await client.get(f"{first.base_url}/redirect?to={second.base_url}/ok")
+
+    assert caught.value.reason == (
+        f"loopback address (OUTBOUND_ALLOW opens it on port {first.port} only)"
+    )
+    assert second.connections == 0
+
+
+# --- cookies -----------------------------------------------------------------------------------
+
+
+async def test_a_cookie_one_call_is_given_is_not_sent_with_the_next_call() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        first = await client.get(f"{server.base_url}/set-cookie")
+        await client.get(f"{server.base_url}/ok")
+
+    assert first.headers["set-cookie"].startswith("sid=run-a-session")
+    assert first.cookies.get("sid") == "run-a-session"  # the response still shows it
+    assert "cookie" not in server.requests[1][2]
+    assert len(client.cookies) == 0
+
+
+async def test_a_cookie_set_on_a_redirect_is_not_sent_to_the_next_hop() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        response = await client.get(f"{server.base_url}/redirect?to=/ok&cookie=sid=hop-one")
+
+    assert response.status_code == 200
+    assert server.paths == ["/redirect?to=/ok&cookie=sid=hop-one", "/ok"]
+    assert "cookie" not in server.requests[1][2]
+
+
+async def test_the_calls_own_cookie_header_is_sent_and_kept_on_a_same_origin_redirect() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        await client.get(
+            f"{server.base_url}/redirect?to=/ok&cookie=sid=from-server",
+            headers={"Cookie": "mine=1"},
+        )
+
+    assert [headers.get("cookie") for _, _, headers in server.requests] == ["mine=1", "mine=1"]
+
+
+async def test_the_client_cookie_jar_cannot_be_filled_or_replaced() -> None:
+    async with build_outbound_client() as client:
+        client.cookies.set("sid", "planted", domain="example.com")
+        assert len(client.cookies) == 0
+        with pytest.raises(AttributeError, match="keeps no cookies"):
+            client.cookies = {"sid": "planted"}  # type: ignore[assignment]
+
+
+# --- what follows a redirect to another origin -------------------------------------------------
+
+SECRETS = {
+    "Authorization": "Bearer step-token",
+    "Cookie": "sid=step-session",
+    "Proxy-Authorization": "Basic cHJveHk6c2VjcmV0",
+    "x-api-key": "k1",
+    "API-KEY": "k2",
+    "X-Api-Token": "k3",
+    "X-Auth-Token": "k4",
+    "X-Access-Token": "k5",
+    "X-Goog-Api-Key": "k6",
+    "Private-Token": "k7",
+    "Ocp-Apim-Subscription-Key": "k8",
+}
+
+
+def test_default_sensitive_headers_are_the_documented_ones() -> None:
+    assert {name.lower() for name in (*CREDENTIAL_HEADERS, *DEFAULT_SENSITIVE_HEADERS)} == {
+        name.lower() for name in SECRETS
+    }
+
+
+async def test_a_cross_origin_redirect_drops_credentials_and_key_headers() -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"]) as client,
+    ):
+        response = await client.get(
+            f"{first.base_url}/redirect?to={second.base_url}/ok",
+            headers={**SECRETS, "X-Request-Id": "r-1"},
+        )
+
+    assert response.status_code == 200
+    sent = first.requests[0][2]
+    assert {name.lower(): value for name, value in SECRETS.items()}.items() <= sent.items()
+    received = second.requests[0][2]
+    assert not {name.lower() for name in SECRETS} & set(received)
+    assert received["x-request-id"] == "r-1"
+    assert received["host"] == f"127.0.0.1:{second.port}"
+
+
+async def test_the_sensitive_header_list_is_configurable_and_credentials_always_go() -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"], sensitive_headers=["X-Tenant-Secret"]) as c,
+    ):
+        await c.get(
+            f"{first.base_url}/redirect?to={second.base_url}/ok",
+            headers={"x-tenant-SECRET": "t", "Authorization": "Bearer a", "X-API-Key": "k"},
+        )
+
+    received = second.requests[0][2]
+    assert "x-tenant-secret" not in received and "authorization" not in received
+    assert received["x-api-key"] == "k"  # no longer on the list
+
+
+async def test_a_same_origin_redirect_keeps_headers_and_body() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        response = await client.post(
+            f"{server.base_url}/redirect?status=307&to=/ok", headers=SECRETS, content=b"payload"
+        )
+
+    assert response.status_code == 200
+    (_, _, before), (method, _, after) = server.requests
+    assert method == "POST" and server.bodies == [b"payload", b"payload"]
+    assert after == before
+    assert {name.lower() for name in SECRETS} <= set(after)
+
+
+async def test_http_to_https_on_the_same_host_is_another_origin() -> None:
+    # No local TLS server here: the client's redirect rules run over httpx's mock transport.
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.scheme == "http":
+            return httpx.Response(302, headers={"Location": "https://api.test/ok"})
+        return httpx.Response(200)
+
+    async with OutboundClient(
+        transport=httpx.MockTransport(answer),
+        timeout=httpx.Timeout(5.0),
+        max_redirects=3,
+        sensitive_headers=DEFAULT_SENSITIVE_HEADERS,
+    ) as client:
+        await client.get("http://api.test/start", headers=SECRETS)
+
+    assert [str(request.url) for request in seen] == [
+        "http://api.test/start",
+        "https://api.test/ok",
+    ]
+    assert not {name.lower() for name in SECRETS} & set(seen[1].headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "status"), [("POST", 307), ("POST", 308), ("PUT", 301), ("PATCH", 301)]
+)
+async def test_a_cross_origin_redirect_that_would_resend_the_body_is_refused(
+    method: str, status: int
+) -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"]) as client,
+    ):
+        url = f"{first.base_url}/redirect?status={status}&to={second.base_url}/ok"
+        with pytest.raises(RedirectRefused) as caught:
+            await client.request(method, url, content=b'{"card": "4111"}')
+
+    assert isinstance(caught.value, OutboundBlocked)
+    assert str(caught.value) == (
+        f"refused 127.0.0.1: a {status} redirect from {first.base_url} to {second.base_url}"
+        f" would re-send the {method} body to another origin"
+    )
+    assert first.bodies == [b'{"card": "4111"}']
+    assert second.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "status"), [("POST", 301), ("POST", 302), ("PUT", 302), ("POST", 303)]
+)
+async def test_a_cross_origin_redirect_that_turns_into_a_get_is_followed_without_the_body(
+    method: str, status: int
+) -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"]) as client,
+    ):
+        response = await client.request(
+            method,
+            f"{first.base_url}/redirect?status={status}&to={second.base_url}/ok",
+            json={"card": "4111"},
+        )
+
+    assert response.status_code == 200
+    method, _, headers = second.requests[0]
+    assert method == "GET" and second.bodies == [b""]
+    assert "content-length" not in headers
+
+
+async def test_a_cross_origin_307_without_a_body_is_followed() -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"]) as client,
+    ):
+        response = await client.get(
+            f"{first.base_url}/redirect?status=307&to={second.base_url}/ok",
+            headers={"X-API-Key": "k"},
+        )
+
+    assert (response.status_code, response.text) == (200, "hello")
+    assert "x-api-key" not in second.requests[0][2]
+
+
+async def test_with_redirects_off_a_cross_origin_307_is_returned_as_it_is() -> None:
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"], max_redirects=0) as client,
+    ):
+        response = await client.post(
+            f"{first.base_url}/redirect?status=307&to={second.base_url}/ok", content=b"x"
+        )
+        assert response.status_code == 307
+        assert response.next_request is not None
+        with pytest.raises(RedirectRefused):  # nor can its next request be sent by hand
+            await client.send(response.next_request)
+
+    assert second.connections == 0
 
 
 # --- the body cap ------------------------------------------------------------------------------

@@ -139,6 +139,23 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
         state.calls[key] += 1
         return Response(status_code=302, headers={"Location": f"/loop/{key}"})
 
+    @app.get("/login/{key}")
+    async def login(key: str, next: str | None = None) -> Response:
+        """Hands out a session cookie, like a site that logs whoever calls it in."""
+        state.calls[key] += 1
+        response: Response = (
+            Response(status_code=302, headers={"Location": next})
+            if next
+            else JSONResponse({"logged_in": key})
+        )
+        response.set_cookie("sid", f"session-of-{key}", path="/")
+        return response
+
+    @app.api_route("/redirect/{key}", methods=methods)
+    async def redirect(key: str, to: str, status: int = 302) -> Response:
+        state.calls[key] += 1
+        return Response(status_code=status, headers={"Location": to})
+
     @app.get("/big/{size}")
     async def big(size: int) -> PlainTextResponse:
         return PlainTextResponse("x" * size)
