@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # Temporal retries a failed LLM call this many times, waiting 1 s, 2 s, 4 s… in between.
     llm_max_retries: int = 3
     llm_retry_initial_seconds: float = 1.0
+    # What one LLM call may generate when it names no max_tokens, and what one instruction run
+    # may spend in all (input and output tokens) before it fails with TokenBudgetExceeded.
+    llm_max_tokens: int = 4096
+    llm_token_budget_per_run: int = 200_000
     # The model the bundled instruction example asks for (e.g. one a local server serves);
     # unset: the provider's default (gpt-5-nano, claude-haiku-4-5).
     example_model: str | None = None

@@ -87,6 +87,7 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
                 openai=openai_client,
                 anthropic=anthropic_client,
                 openai_api=settings.openai_api,
+                default_max_tokens=settings.llm_max_tokens,
             ),
         )
 

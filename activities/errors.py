@@ -34,6 +34,7 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── ProxyResponseInvalid   an external endpoint proxy answered in another format
     ├── EndpointFailed         an external endpoint proxy reported a failed call
     ├── StepBudgetExceeded     more executions than INSTRUCTION_STEP_BUDGET
+    ├── TokenBudgetExceeded    the run's LLM calls spent more than LLM_TOKEN_BUDGET_PER_RUN
     ├── Timeout                an activity attempt ran past its timeout (retries used up)
     └── Cancelled              the step was running when the run was cancelled
 
@@ -87,6 +88,7 @@ class ErrorType(StrEnum):
     PROXY_RESPONSE_INVALID = "ProxyResponseInvalid"
     ENDPOINT_FAILED = "EndpointFailed"
     STEP_BUDGET_EXCEEDED = "StepBudgetExceeded"
+    TOKEN_BUDGET_EXCEEDED = "TokenBudgetExceeded"
     TIMEOUT = "Timeout"
     CANCELLED = "Cancelled"
 

@@ -43,8 +43,9 @@ from activities.llm.models import (
 #: Sent as the key to OpenAI-compatible local servers (Ollama, vLLM…) that need none; the SDKs
 #: refuse to build a client without one.
 PLACEHOLDER_API_KEY = "not-needed"
-#: Anthropic requires `max_tokens`; this is what a step gets when it names none.
-DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
+#: What a call may generate when it names no `max_tokens` (LLM_MAX_TOKENS): every call is
+#: bounded, so no single answer can run up an unbounded bill.
+DEFAULT_MAX_TOKENS = 4096
 #: A verdict or a route is a short JSON object; this bounds what a chatty model can bill.
 JUDGE_MAX_TOKENS = 512
 #: Connecting is quick or the host is unreachable; fail fast so Temporal retries soon.
@@ -233,12 +234,12 @@ class LlmActivities:
         openai: AsyncOpenAI | None,
         anthropic: AsyncAnthropic | None,
         openai_api: Literal["chat", "responses"] = "chat",
-        anthropic_max_tokens: int = DEFAULT_ANTHROPIC_MAX_TOKENS,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         self._openai = openai
         self._anthropic = anthropic
         self._openai_api = openai_api
-        self._anthropic_max_tokens = anthropic_max_tokens
+        self._default_max_tokens = default_max_tokens
 
     @activity.defn(name=CALL_LLM)
     async def call_llm(self, call: LlmCall) -> LlmText:
@@ -382,7 +383,7 @@ class LlmActivities:
         response = await client.chat.completions.create(
             model=prompt.model,
             messages=messages,
-            max_completion_tokens=prompt.max_tokens if prompt.max_tokens else openai.omit,
+            max_completion_tokens=prompt.max_tokens or self._default_max_tokens,
             response_format=(
                 {
                     "type": "json_schema",
@@ -415,7 +416,7 @@ class LlmActivities:
             model=prompt.model,
             input=prompt.text,
             instructions=prompt.system if prompt.system else openai.omit,
-            max_output_tokens=prompt.max_tokens if prompt.max_tokens else openai.omit,
+            max_output_tokens=prompt.max_tokens or self._default_max_tokens,
             text=(
                 {
                     "format": {
@@ -463,7 +464,7 @@ class LlmActivities:
             tool_choice = {"type": "tool", "name": prompt.schema.name}
         message = await client.messages.create(
             model=prompt.model,
-            max_tokens=prompt.max_tokens or self._anthropic_max_tokens,
+            max_tokens=prompt.max_tokens or self._default_max_tokens,
             system=prompt.system if prompt.system else anthropic.omit,
             messages=[{"role": "user", "content": prompt.text}],
             tools=tools,

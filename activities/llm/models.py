@@ -45,7 +45,7 @@ class LlmCall(BaseModel):
     model: str
     system: str | None = None
     prompt: str
-    #: None: the provider's default (OpenAI), or 1024 (Anthropic, which requires a value).
+    #: None: the worker's LLM_MAX_TOKENS.
     max_tokens: int | None = None
     #: Who is calling, for error messages ("step 'summarise'", "instruction 3").
     label: str = ""

@@ -157,6 +157,7 @@ def engine_options(settings: Settings) -> InstructionEngineOptions:
         llm_condition_timeout_seconds=settings.llm_condition_timeout_seconds,
         llm_max_retries=settings.llm_max_retries,
         llm_retry_initial_seconds=settings.llm_retry_initial_seconds,
+        token_budget=settings.llm_token_budget_per_run,
         step_budget=settings.instruction_step_budget,
         endpoint_workers=settings.endpoint_workers,
         max_request_chars=settings.step_request_max_chars,

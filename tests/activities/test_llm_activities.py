@@ -140,7 +140,7 @@ async def test_anthropic_messages_returns_text_and_usage(fake: FakeLLMServer) ->
     assert sent.path == "/v1/messages"
     assert sent.json["system"] == "French."
     assert sent.json["messages"] == [{"role": "user", "content": "Hi"}]
-    assert sent.json["max_tokens"] == 1024
+    assert sent.json["max_tokens"] == 4096
     assert "tools" not in sent.json
     # This SDK version sends the key as a bearer token; older ones used x-api-key.
     assert sent.api_key == ANTHROPIC_KEY

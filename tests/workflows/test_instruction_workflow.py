@@ -752,3 +752,31 @@ async def test_run_timeout_errors_the_run_and_stops_the_running_step(
     assert [step.status for step in status.steps] == ["completed", "failed", "skipped"]
     assert status.steps[1].error is not None
     assert status.steps[1].error.type == "TimedOut"
+
+
+async def test_a_run_fails_once_its_token_budget_is_spent(
+    llm_engine: Engine, fake_llm: FakeLLMServer
+) -> None:
+    fake_llm.when("First").reply("ONE", usage=(3, 5))
+    fake_llm.when("Second").reply("TWO", usage=(7, 11))
+    fake_llm.when("Third").reply("THREE", usage=(1, 1))
+    run_input = payload(["First", "Second", "Third"])
+    run_input.engine.token_budget = 20
+
+    status = await run_failing(llm_engine, run_input)
+
+    assert status.error is not None
+    assert (status.error.type, status.error.step) == ("TokenBudgetExceeded", 1)
+    assert "spent 26 tokens, more than its budget of 20" in status.error.message
+    assert [step.status for step in status.steps] == ["completed", "failed", "skipped"]
+    assert not prompts_with(fake_llm, "Third")
+
+
+async def test_every_llm_call_is_bounded_by_a_default_max_tokens(
+    llm_engine: Engine, fake_llm: FakeLLMServer
+) -> None:
+    await run(llm_engine, payload(["Summarise"]))
+    await run(llm_engine, payload(["Summarise"], provider="anthropic"))
+    chat, messages = fake_llm.requests
+    assert chat.json["max_completion_tokens"] == 4096
+    assert messages.json["max_tokens"] == 4096

@@ -411,6 +411,8 @@ class InstructionEngineOptions(BaseModel):
     #: Retries of a failed LLM call after the first attempt (exponential backoff).
     llm_max_retries: int = Field(default=3, ge=0)
     llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    #: Tokens (input and output) the run may spend on LLM calls; None: no budget.
+    token_budget: int | None = Field(default=None, ge=1)
     #: Executions allowed per run: a second guard beside "no step runs twice".
     step_budget: int = Field(default=100, ge=1)
     #: Configured endpoint worker names, for `endpointUrl` routing.

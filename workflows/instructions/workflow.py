@@ -314,7 +314,9 @@ class InstructionWorkflow:
         summary: str,
         state: StepState,
     ) -> AnswerT:
-        """One LLM activity under the run's retry policy; its tokens are added to the step."""
+        """One LLM activity under the run's retry policy; its tokens are added to the step,
+        and the run fails once they pass its token budget."""
+        self._check_token_budget(label)
         policy = llm_retry_policy(self._run.engine)
         try:
             answer: AnswerT = await workflow.execute_activity(
@@ -329,7 +331,18 @@ class InstructionWorkflow:
         except ActivityError as exc:
             raise step_failed(exc, policy.maximum_attempts, label) from exc
         self._add_usage(state, answer.usage)
+        self._check_token_budget(label)
         return answer
+
+    def _check_token_budget(self, label: str) -> None:
+        budget = self._run.engine.token_budget
+        spent = self._status.usage.total_tokens
+        if budget is not None and spent > budget:
+            raise StepFailed.of(
+                ErrorType.TOKEN_BUDGET_EXCEEDED,
+                f"{label}: the run has spent {spent} tokens, more than its budget of {budget}"
+                " (LLM_TOKEN_BUDGET_PER_RUN)",
+            )
 
     async def _call_llm(self, instruction: str, previous: str, label: str, state: StepState) -> str:
         run = self._run
