@@ -24,6 +24,7 @@ def test_stack_has_every_service(compose: dict[str, Any]) -> None:
         "temporal",
         "temporal-setup",
         "temporal-ui",
+        "temporal-ui-local",
         "redis",
         "worker",
         "gateway",
@@ -32,13 +33,34 @@ def test_stack_has_every_service(compose: dict[str, Any]) -> None:
     assert compose["services"]["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgresql"
 
 
-def test_published_ports_match_the_default_settings(compose: dict[str, Any]) -> None:
+def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     services = compose["services"]
-    assert f"{defaults.temporal_port}:7233" in services["temporal"]["ports"]
-    assert f"{defaults.temporal_ui_port}:8080" in services["temporal-ui"]["ports"]
-    assert f"{defaults.gateway_port}:8000" in services["gateway"]["ports"]
-    assert f"{defaults.redis_port}:6379" in services["redis"]["ports"]
+    published = {
+        name: service["ports"]
+        for name, service in services.items()
+        if service.get("ports") and not service.get("profiles")
+    }
+    assert published == {"gateway": [f"{defaults.gateway_port}:8000"]}
+    # The UI's opt-in twin listens on loopback only.
+    assert services["temporal-ui-local"]["profiles"] == ["ui"]
+    assert services["temporal-ui-local"]["ports"] == [f"127.0.0.1:{defaults.temporal_ui_port}:8080"]
+
+
+def test_backends_sit_on_an_internal_network(compose: dict[str, Any]) -> None:
+    assert compose["networks"]["internal"] == {"internal": True}
+    services = compose["services"]
+    for name in ("postgresql", "temporal", "temporal-setup", "temporal-ui", "redis"):
+        assert services[name]["networks"] == ["internal"], name
+    assert set(services["worker"]["networks"]) == {"internal", "egress"}
+    assert set(services["gateway"]["networks"]) == {"internal", "edge"}
+
+
+def test_redis_requires_a_password_and_the_apps_send_it(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--requirepass") + 1] == "${REDIS_PASSWORD:?set REDIS_PASSWORD}"
+    url = compose["x-app-environment"]["REDIS_URL"]
+    assert url == "redis://:${REDIS_PASSWORD:?set REDIS_PASSWORD}@redis:6379/0"
 
 
 @pytest.mark.parametrize("service", ["worker", "gateway"])
@@ -52,7 +74,6 @@ def test_app_environment_is_read_by_settings(compose: dict[str, Any], service: s
     )
     host, port = resolved.effective_temporal_address.split(":")
     assert host in compose["services"] and port == "7233"
-    assert resolved.effective_redis_url == "redis://redis:6379/0"
     assert resolved.task_queue == Settings(_env_file=None).task_queue  # type: ignore[call-arg]
     assert resolved.endpoint_workers == Settings(_env_file=None).endpoint_workers  # type: ignore[call-arg]
 
