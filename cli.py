@@ -284,6 +284,8 @@ def dev(settings: Settings) -> int:
     env = dict(os.environ)
     # The demo service and the example's local targets live on loopback.
     env.setdefault("OUTBOUND_ALLOW", LOOPBACK_ALLOW)
+    # A developer's browser pages may call the local endpoint proxy; nowhere else by default.
+    env.setdefault("CORS_ALLOW_ORIGINS", "*")
     env["PYTHONUNBUFFERED"] = "1"
     stack = Stack()
     try:

@@ -7,6 +7,7 @@ settings; workflows and activities receive what they need as arguments.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,12 +23,18 @@ from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
 #: models users POST are the models workflows and activities receive, so all must agree on it.
 DATA_CONVERTER = pydantic_data_converter
 
+#: A tenant's name, as `GATEWAY_API_KEYS` gives it (it prefixes run ids and Redis keys).
+TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+#: Shortest API key accepted: a guessable key is no key.
+MIN_API_KEY_CHARS = 16
+
 #: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
 #: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
 SEARCH_ATTRIBUTES = {
     "WorkflowStationEngine": "Keyword",
     "WorkflowStationNamespace": "Keyword",
     "WorkflowStationId": "Keyword",
+    "WorkflowStationTenant": "Keyword",
 }
 
 #: The dev server's default transfer poll rate (20/s) adds ~50 ms to every activity round
@@ -52,7 +59,10 @@ CsvList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """All configuration, one environment variable per field (upper-cased name)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+    # hide_input_in_errors: a bad setting is named in the error, its value (a key?) never shown.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_ignore_empty=True, hide_input_in_errors=True
+    )
 
     # Temporal. Unset address: `make dev` starts an embedded dev server on temporal_port.
     temporal_address: str | None = None
@@ -69,6 +79,13 @@ class Settings(BaseSettings):
     # Gateway.
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # `tenant:key` pairs; unset, the gateway is open (one tenant) and serves loopback only.
+    gateway_api_keys: CsvList = []
+    # Host names the gateway answers to (a Host check against DNS rebinding); `*` for any.
+    gateway_allowed_hosts: CsvList = ["127.0.0.1", "localhost", "::1"]
+    # Fair use per tenant, across gateway replicas; 0 turns a limit off.
+    tenant_requests_per_second: float = 50.0
+    tenant_max_running_runs: int = 200
     max_request_bytes: int = 1024 * 1024
     # Beyond a run's own deadline, before Temporal itself ends a run that cannot close (for
     # instance one whose workflow task fails on every retry).
@@ -127,7 +144,7 @@ class Settings(BaseSettings):
     outbound_connect_timeout_seconds: float = 10.0
 
     # CORS for the endpoint proxy routes.
-    cors_allow_origins: CsvList = ["*"]
+    cors_allow_origins: CsvList = []
     cors_allow_methods: CsvList = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     cors_allow_headers: CsvList = ["*"]
 
@@ -144,10 +161,31 @@ class Settings(BaseSettings):
         "outbound_allow",
         "outbound_sensitive_headers",
         "cors_allow_origins",
+        "gateway_api_keys",
+        "gateway_allowed_hosts",
         "cors_allow_methods",
         "cors_allow_headers",
         mode="before",
     )(_split_csv)
+
+    @field_validator("gateway_api_keys")
+    @classmethod
+    def _parse_api_keys(cls, entries: list[str]) -> list[str]:
+        """`tenant:key` pairs; a message names the entry, never the key."""
+        for position, entry in enumerate(entries):
+            tenant, separator, key = entry.partition(":")
+            where = f"GATEWAY_API_KEYS entry {position + 1}"
+            if not separator or not TENANT_NAME.fullmatch(tenant):
+                raise ValueError(
+                    f"{where} must be tenant:key, the tenant made of lower-case letters,"
+                    " digits, '-' and '_' (at most 63)"
+                )
+            if len(key) < MIN_API_KEY_CHARS:
+                raise ValueError(
+                    f"{where} (tenant {tenant!r}): the key is shorter than"
+                    f" {MIN_API_KEY_CHARS} characters"
+                )
+        return entries
 
     @field_validator("outbound_allow")
     @classmethod

@@ -41,9 +41,12 @@ log = logging.getLogger("workflow_station.worker")
 #: Workflows import only I/O-free modules (activity names and models, the errors module,
 #: pure logic) and pydantic; passing those through spares the sandbox re-importing them for
 #: every run. No HTTP, LLM or Redis client library is named: workflow code never imports one
-#: (tests/unit/test_layout.py checks it).
+#: (tests/unit/test_layout.py checks it). opentelemetry's context module is loaded lazily by
+#: the SDK and the Redis client alike; passed through, it is one module for all.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("pydantic", "activities")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "pydantic", "activities", "opentelemetry"
+    )
 )
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from gateway.routes import dag, endpoints, health, instructions
+from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from settings import Settings, connect_temporal, get_settings
 
 
@@ -179,10 +181,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    refuse_open_exposure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.api_keys = ApiKeys(settings.gateway_api_keys)
         app.state.temporal = await connect_temporal(settings)
         app.state.redis = Redis.from_url(settings.effective_redis_url)
         try:
@@ -206,8 +210,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=settings.cors_allow_methods,
         allow_headers=settings.cors_allow_headers,
     )
+    # Outermost: a request for a host name we do not serve (DNS rebinding) gets nothing.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.gateway_allowed_hosts)
     app.include_router(health.router)
-    app.include_router(dag.router)
-    app.include_router(instructions.router)
-    app.include_router(endpoints.router)
+    # Every other route needs a tenant: 401 without a valid key once keys are configured.
+    authenticated = [Depends(get_tenant)]
+    app.include_router(dag.router, dependencies=authenticated)
+    app.include_router(instructions.router, dependencies=authenticated)
+    app.include_router(endpoints.router, dependencies=authenticated)
     return app

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 
 from gateway.runs import RunStatusService
+from gateway.tenancy import TenantDep
 from settings import Settings
 
 
@@ -33,8 +34,8 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_run_status(client: TemporalClientDep) -> RunStatusService:
-    return RunStatusService(client)
+def get_run_status(client: TemporalClientDep, tenant: TenantDep) -> RunStatusService:
+    return RunStatusService(client, tenant)
 
 
 RunStatusDep = Annotated[RunStatusService, Depends(get_run_status)]

@@ -32,6 +32,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from gateway.tenancy import Tenant
 from workflows.dag.models import (
     DagRunInput,
     DagRunResult,
@@ -100,7 +101,7 @@ class RunEngine(ABC, Generic[AnswerT, InputT, StateT]):
 
     @abstractmethod
     def failed(
-        self, handle: WorkflowHandle[Any, Any], error_type: str, message: str, cancelled: bool
+        self, workflow_id: str, run_id: str | None, error_type: str, message: str, cancelled: bool
     ) -> AnswerT:
         """A run whose failure carries no status: the error alone."""
 
@@ -144,11 +145,11 @@ class DagRuns(RunEngine[DagRunResult, DagRunInput, RunState]):
         )
 
     def failed(
-        self, handle: WorkflowHandle[Any, Any], error_type: str, message: str, cancelled: bool
+        self, workflow_id: str, run_id: str | None, error_type: str, message: str, cancelled: bool
     ) -> DagRunResult:
         return DagRunResult(
-            workflow_id=handle.id,
-            run_id=handle.result_run_id,
+            workflow_id=workflow_id,
+            run_id=run_id,
             # As `GET /runs` reports a cancelled or terminated run.
             status="cancelled" if cancelled else "failed",
             error=RunError(type=error_type, message=message),
@@ -202,10 +203,10 @@ class InstructionRuns(RunEngine[InstructionRunView, InstructionRunInput, Instruc
         return self.answer(workflow_id, queued)
 
     def failed(
-        self, handle: WorkflowHandle[Any, Any], error_type: str, message: str, cancelled: bool
+        self, workflow_id: str, run_id: str | None, error_type: str, message: str, cancelled: bool
     ) -> InstructionRunView:
         error = InstructionRunError(type=error_type, message=message)
-        return self.answer(handle.id, InstructionRunStatus(status="errored", error=error))
+        return self.answer(workflow_id, InstructionRunStatus(status="errored", error=error))
 
     def close(self, answer: InstructionRunView, state: InstructionRunState) -> None:
         answer.status = state
@@ -229,10 +230,14 @@ def failure_details(error: WorkflowFailureError) -> tuple[str, str, Any]:
 
 
 class RunStatusService:
-    """Any run's status, read through the gateway's Temporal client."""
+    """A tenant's runs, read through the gateway's Temporal client.
 
-    def __init__(self, client: Client) -> None:
+    Methods take the id the tenant knows a run by; another tenant's run is never found.
+    """
+
+    def __init__(self, client: Client, tenant: Tenant) -> None:
         self.client = client
+        self.tenant = tenant
 
     async def status(self, workflow_id: str) -> DagRunResult | InstructionRunView:
         """A run of either engine (`GET /runs/{workflow_id}`)."""
@@ -260,7 +265,7 @@ class RunStatusService:
     async def describe(self, workflow_id: str, what: str) -> WorkflowExecutionDescription:
         """The run's Temporal description; 404 naming `what` when there is no such workflow."""
         try:
-            return await self.client.get_workflow_handle(workflow_id).describe()
+            return await self.handle(workflow_id).describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise HTTPException(404, f"no run with {what} {workflow_id!r}") from exc
@@ -273,7 +278,7 @@ class RunStatusService:
         description: WorkflowExecutionDescription,
     ) -> AnswerT:
         """A described run: final from its result, else live from its query."""
-        handle = self.client.get_workflow_handle_for(engine.workflow.run, workflow_id)
+        handle = self.handle(workflow_id)
         state = description.status
         if state in FINISHED:
             return await self.result(engine, handle)
@@ -306,21 +311,22 @@ class RunStatusService:
     ) -> AnswerT:
         """A finished run: its result, or the status its workflow left in the failure's details
         (the status when the failing step gave up)."""
+        client_id = self.tenant.client_id(handle.id)
         try:
-            return engine.answer(handle.id, await handle.result())
+            return engine.answer(client_id, await handle.result())
         except ValidationError as exc:
             # `POST /execute` attached to a running workflow of another kind with this id.
             raise HTTPException(
-                409, f"workflow_id {handle.id!r} belongs to a run that is not {engine.kind}"
+                409, f"workflow_id {client_id!r} belongs to a run that is not {engine.kind}"
             ) from exc
         except WorkflowFailureError as exc:
             error_type, message, detail = failure_details(exc)
             if isinstance(detail, dict) and "steps" in detail:
                 # Another engine's status (a run of another kind with this id) does not fit.
                 with suppress(ValidationError):
-                    return engine.answer(handle.id, detail)
+                    return engine.answer(client_id, detail)
             cancelled = isinstance(exc.cause, CancelledError | TerminatedError)
-            return engine.failed(handle, error_type, message, cancelled)
+            return engine.failed(client_id, handle.result_run_id, error_type, message, cancelled)
 
     async def pending(
         self,
@@ -336,4 +342,8 @@ class RunStatusService:
                 [started] = await self.client.data_converter.decode(payloads[:1])
                 run = engine.input_model.model_validate(started)
             break
-        return engine.pending(handle.id, description.run_id, run)
+        return engine.pending(self.tenant.client_id(handle.id), description.run_id, run)
+
+    def handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        """The Temporal handle of the tenant's run `workflow_id` (its latest run)."""
+        return self.client.get_workflow_handle(self.tenant.workflow_id(workflow_id))

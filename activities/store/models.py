@@ -15,6 +15,23 @@ READ_SELECTION: Final = "read_selection"
 WRITE_OUTPUTS: Final = "write_outputs"
 
 
+def redis_key(tenant: str | None, namespace: str, workflow_id: str, name: str) -> str:
+    """Where a run's output or selection `name` lives: `<namespace>:<workflow_id>:<name>`,
+    prefixed `<tenant>:` for a tenant's run.
+
+    A `:` or `%` inside the namespace or the id is percent-encoded, so no two runs share a key
+    (`ns=a:b, id=c` and `ns=a, id=b:c` would otherwise both write `a:b:c:<name>`).
+    """
+    parts = [_escape(namespace), _escape(workflow_id), name]
+    if tenant is not None:
+        parts.insert(0, tenant)
+    return ":".join(parts)
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
 class SelectionRead(BaseModel):
     key: str
 

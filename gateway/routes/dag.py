@@ -18,6 +18,7 @@ from temporalio.common import (
 
 from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.runs import DAG_RUNS, InstructionRunView
+from gateway.tenancy import Tenant, TenantDep, limit_running_runs
 from settings import Settings
 from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions, PipelineRequest
@@ -28,9 +29,10 @@ router = APIRouter(tags=["dag"])
 ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
 NAMESPACE = SearchAttributeKey.for_keyword("WorkflowStationNamespace")
 SEED_ID = SearchAttributeKey.for_keyword("WorkflowStationId")
+TENANT = SearchAttributeKey.for_keyword("WorkflowStationTenant")
 
 
-def engine_options(settings: Settings) -> EngineOptions:
+def engine_options(settings: Settings, tenant: Tenant) -> EngineOptions:
     """The operator's settings, stamped on every run so it keeps the ones it started with.
 
     `validated`: a run is only started once `validate_pipeline` found no problem, so the
@@ -45,6 +47,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         endpoint_workers=settings.endpoint_workers,
         max_request_chars=settings.step_request_max_chars,
         max_steps_in_flight=settings.max_steps_in_flight,
+        tenant=tenant.redis_scope,
     )
 
 
@@ -60,12 +63,16 @@ def execution_timeout(run_timeout: float | None, settings: Settings) -> timedelt
     return timedelta(seconds=run_timeout + settings.run_timeout_grace_seconds)
 
 
-def search_attributes(engine: str, namespace: str, seed_id: str) -> TypedSearchAttributes:
+def search_attributes(
+    engine: str, namespace: str, seed_id: str, tenant: Tenant
+) -> TypedSearchAttributes:
+    """How runs are found in the Web UI and with `temporal workflow list --query`."""
     return TypedSearchAttributes(
         [
             SearchAttributePair(ENGINE, engine),
             SearchAttributePair(NAMESPACE, namespace),
             SearchAttributePair(SEED_ID, seed_id),
+            SearchAttributePair(TENANT, tenant.name),
         ]
     )
 
@@ -80,6 +87,7 @@ async def execute(
     client: TemporalClientDep,
     runs: RunStatusDep,
     settings: SettingsDep,
+    tenant: TenantDep,
     wait: bool = Query(
         True,
         description="wait for the run to end, at most SYNC_WAIT_SECONDS (false, or a longer"
@@ -87,22 +95,23 @@ async def execute(
     ),
 ) -> DagRunResult | JSONResponse:
     """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
-    run = DagRunInput(**dict(request), engine=engine_options(settings))
+    run = DagRunInput(**dict(request), engine=engine_options(settings, tenant))
     problems = validate_pipeline(run)
     if problems:
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": [problem.as_dict() for problem in problems]},
         )
+    await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting=1)
     handle = await client.start_workflow(
         DagWorkflow.run,
         run,
-        id=run.workflow_id,
+        id=tenant.workflow_id(run.workflow_id),
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         execution_timeout=execution_timeout(run.PIPELINE_SETTINGS.timeouts.run_timeout, settings),
-        search_attributes=search_attributes("dag", run.namespace, run.workflow_id),
+        search_attributes=search_attributes("dag", run.namespace, run.workflow_id, tenant),
         static_summary=f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps",
     )
     if wait:

@@ -11,6 +11,7 @@ from temporalio.exceptions import TimeoutError
 
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.routes.dag import search_attributes
+from gateway.tenancy import TenantDep
 from workflows.endpoint.models import EndpointCallInput
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.shared.endpoints import EndpointRequest, EndpointResponse
@@ -20,7 +21,11 @@ router = APIRouter(prefix="/endpoints", tags=["endpoints"])
 
 @router.post("/{name}", response_model=EndpointResponse, response_model_by_alias=True)
 async def call_endpoint(
-    name: str, request: EndpointRequest, client: TemporalClientDep, settings: SettingsDep
+    name: str,
+    request: EndpointRequest,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
 ) -> EndpointResponse:
     """Make one HTTP call through endpoint worker `name`, with the seed's retry semantics.
 
@@ -40,10 +45,10 @@ async def call_endpoint(
         return await client.execute_workflow(
             EndpointCallWorkflow.run,
             EndpointCallInput(request=request, endpoint=name),
-            id=workflow_id,
+            id=tenant.workflow_id(workflow_id),
             task_queue=name,
             execution_timeout=timedelta(seconds=timeout),
-            search_attributes=search_attributes("endpoint", name, workflow_id),
+            search_attributes=search_attributes("endpoint", name, workflow_id, tenant),
             static_summary=f"{request.method} {request.url} via {name}",
         )
     except WorkflowFailureError as exc:

@@ -26,6 +26,7 @@ from temporalio.client import Client
 from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.routes.dag import execution_timeout, search_attributes
 from gateway.runs import InstructionRunView
+from gateway.tenancy import Tenant, TenantDep, limit_running_runs
 from settings import Settings
 from workflows.instructions.models import (
     EndpointInstruction,
@@ -215,7 +216,7 @@ def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
 
 
 async def start_run(
-    client: Client, settings: Settings, request: InstructionRunRequest
+    client: Client, settings: Settings, tenant: Tenant, request: InstructionRunRequest
 ) -> RunCreated:
     """Start one run under a fresh `instr-<uuid>` workflow id and answer its queued status."""
     run = InstructionRunInput(**dict(request), engine=engine_options(settings))
@@ -223,10 +224,10 @@ async def start_run(
     await client.start_workflow(
         InstructionWorkflow.run,
         run,
-        id=instance_id,
+        id=tenant.workflow_id(instance_id),
         task_queue=settings.task_queue,
         execution_timeout=execution_timeout(run.engine.run_timeout_seconds, settings),
-        search_attributes=search_attributes("instructions", "default", instance_id),
+        search_attributes=search_attributes("instructions", "default", instance_id, tenant),
         static_summary=(
             f"Instructions: {len(run.instructions)} steps on {run.provider}/{run.effective_model}"
         ),
@@ -243,12 +244,14 @@ async def create_run(
     run: Annotated[InstructionRunRequest, Body(openapi_examples=_RUN_EXAMPLES)],
     client: TemporalClientDep,
     settings: SettingsDep,
+    tenant: TenantDep,
 ) -> RunCreated | JSONResponse:
     """Start an instruction run (the legacy `firstInstruction`/`secondInstruction` body too)."""
     problems = endpoint_problems(run, settings.endpoint_workers)
     if problems:
         return unprocessable(problems)
-    return await start_run(client, settings, run)
+    await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting=1)
+    return await start_run(client, settings, tenant, run)
 
 
 @router.post(
@@ -260,6 +263,7 @@ async def create_batch(
     batch: Annotated[InstructionBatch, Body(openapi_examples=_BATCH_EXAMPLES)],
     client: TemporalClientDep,
     settings: SettingsDep,
+    tenant: TenantDep,
 ) -> BatchCreated | JSONResponse:
     """Start 1 to 20 runs concurrently: `{"workflows": [...]}` or a bare list."""
     problems = [
@@ -269,7 +273,11 @@ async def create_batch(
     ]
     if problems:
         return unprocessable(problems)
-    created = await asyncio.gather(*(start_run(client, settings, run) for run in batch.workflows))
+    starting = len(batch.workflows)
+    await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting)
+    created = await asyncio.gather(
+        *(start_run(client, settings, tenant, run) for run in batch.workflows)
+    )
     return BatchCreated(instances=list(created))
 
 

@@ -50,7 +50,10 @@ async def stack(dev_env: WorkflowEnvironment, redis_url: str) -> AsyncIterator[E
     The third name has no worker here: tests that need it start a separate process.
     """
     names = [unique("ep1"), unique("ep2"), unique("ep3")]
-    settings = make_settings(dev_env.client, redis_url, endpoint_workers=names)
+    # As `make dev` sets it: browsers may call the local endpoint proxy.
+    settings = make_settings(
+        dev_env.client, redis_url, endpoint_workers=names, cors_allow_origins=["*"]
+    )
     async for engine in _run_workers(dev_env.client, settings, names[:2]):
         app = create_app(settings)
         async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
@@ -194,6 +197,16 @@ async def test_cors_preflight_and_headers_on_endpoint_routes_only(stack: Endpoin
         headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_no_cors_by_default(dev_env: WorkflowEnvironment, redis_url: str) -> None:
+    settings = make_settings(dev_env.client, redis_url)
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        preflight = await http.options(
+            "/endpoints/endpoint-1",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+    assert "access-control-allow-origin" not in preflight.headers
 
 
 async def test_cors_origins_come_from_settings(dev_env: WorkflowEnvironment, redis_url: str):

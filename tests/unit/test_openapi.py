@@ -18,7 +18,8 @@ REF = "#/components/schemas/"
 @pytest.fixture
 async def openapi() -> dict[str, Any]:
     # The schema needs no Temporal: the lifespan (which connects) does not run here.
-    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, gateway_allowed_hosts=["gateway"])  # type: ignore[call-arg]
+    app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
         response = await http.get("/openapi.json")

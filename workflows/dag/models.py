@@ -106,6 +106,8 @@ class EngineOptions(BaseModel):
     #: Steps running at once when the pipeline sets no `max_parallel` (and its ceiling when
     #: it does): Temporal allows 2,000 pending activities per run.
     max_steps_in_flight: int = 500
+    #: The tenant whose run this is, prefixing its Redis keys (None: the open gateway).
+    tenant: str | None = None
 
 
 class PipelineRequest(BaseModel):

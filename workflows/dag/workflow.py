@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         OutputWrite,
         SelectionRead,
         parse_selection,
+        redis_key,
     )
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
@@ -440,7 +441,8 @@ class DagWorkflow:
     # -- state, events -----------------------------------------------------------------
 
     def _key(self, name: str) -> str:
-        return f"{self._run.namespace}:{self._run.workflow_id}:{name}"
+        run = self._run
+        return redis_key(run.engine.tenant, run.namespace, run.workflow_id, name)
 
     def _state(self, name: str) -> StepState:
         return self._result.steps[name]
