@@ -581,3 +581,27 @@ async def test_run_timeout_ends_the_run_with_the_finished_results(
     assert result.steps["fast"].status == "completed"
     assert result.steps["stuck"].status == "cancelled"
     assert result.steps["after"].status == "cancelled"
+
+
+async def test_input_no_retry_can_heal_fails_the_run_with_its_reason(
+    engine: Engine, targets: Targets
+) -> None:
+    # Started around the gateway (as the `temporal` CLI could): a step timeout far past any
+    # bound. Building its timer overflows in workflow code; the run fails saying so, instead of
+    # its workflow task failing for ever.
+    payload = pipeline(
+        [{"step_name": "a", "usid": "u1", "service_url": f"{targets.url}/echo/{unique('x')}"}]
+    )
+    payload.STEPS_CONFIG[0] = payload.STEPS_CONFIG[0].model_copy(update={"timeout": 1e17})
+    payload.engine.task_queue = engine.settings.task_queue
+    started = time.monotonic()
+    with pytest.raises(WorkflowFailureError) as info:
+        await engine.client.execute_workflow(
+            DagWorkflow.run,
+            payload,
+            id=payload.workflow_id,
+            task_queue=engine.settings.task_queue,
+        )
+    assert time.monotonic() - started < 30
+    assert isinstance(info.value.cause, ApplicationError)
+    assert info.value.cause.type in ("ValidationError", "OverflowError")

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.dag.responses import main_value
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.failures import (
+        UNHEALABLE,
         StepFailed,
         heartbeat_timeout,
         run_deadline,
@@ -70,7 +71,7 @@ def step_activity_id(step_name: str) -> str:
     return f"step:{step_name}"
 
 
-@workflow.defn
+@workflow.defn(failure_exception_types=UNHEALABLE)
 class DagWorkflow:
     @workflow.init
     def __init__(self, run: DagRunInput) -> None:

@@ -16,10 +16,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.http.models import CALL_HTTP, HttpResult
     from workflows.endpoint.models import EndpointCallInput
     from workflows.shared.endpoints import EndpointResponse, http_call
-    from workflows.shared.failures import activity_failure, step_retry_policy
+    from workflows.shared.failures import UNHEALABLE, activity_failure, step_retry_policy
 
 
-@workflow.defn
+@workflow.defn(failure_exception_types=UNHEALABLE)
 class EndpointCallWorkflow:
     @workflow.run
     async def run(self, call: EndpointCallInput) -> EndpointResponse:

@@ -87,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.shared.failures import (
         HEARTBEAT_TIMEOUT,
+        UNHEALABLE,
         StepFailed,
         StepFailure,
         heartbeat_timeout,
@@ -141,7 +142,7 @@ def step_error(exc: StepFailed) -> StepError:
     return StepError(type=failure.type, message=failure.message, attempts=failure.attempts)
 
 
-@workflow.defn
+@workflow.defn(failure_exception_types=UNHEALABLE)
 class InstructionWorkflow:
     """Runs a list of instructions as a queue; see `workflows.instructions.plan` for the policy."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
@@ -25,6 +26,11 @@ from temporalio.exceptions import (
 
 from activities import errors
 from activities.errors import ErrorType, WorkflowStationError
+
+#: Exceptions that no retry of a workflow task can heal: data that cannot be decoded or built
+#: (a bad payload, a value nested too deep, a number out of range). Raised in workflow code,
+#: they fail the run with their message instead of failing its workflow task for ever.
+UNHEALABLE: tuple[type[BaseException], ...] = (ValidationError, RecursionError, OverflowError)
 
 #: Running HTTP and LLM calls heartbeat every 2 s; a worker lost mid-call is noticed after this.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
