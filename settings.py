@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
     task_queue: str = "workflow-station"
+    # On SIGTERM/SIGINT the worker stops polling and gives running activities this long to
+    # finish before cancelling them (set the orchestrator's grace period a little longer).
+    worker_drain_seconds: float = 60.0
 
     # Redis. Unset URL: `make dev` starts the venv's redis-server on redis_port.
     redis_url: str | None = None

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from temporalio.api.enums.v1 import IndexedValueType
@@ -112,6 +114,7 @@ def build_workers(
                 task_queue=settings.task_queue,
                 workflows=[DagWorkflow, InstructionWorkflow],
                 workflow_runner=WORKFLOW_RUNNER,
+                graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 activities=[
                     activities.http.call_http,
                     activities.http.send_webhook,
@@ -132,6 +135,7 @@ def build_workers(
                 task_queue=name,
                 workflows=[EndpointCallWorkflow],
                 workflow_runner=WORKFLOW_RUNNER,
+                graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 activities=[activities.http.call_http],
             )
         )
@@ -177,7 +181,27 @@ async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> No
         workers = build_workers(client, settings, activities, main=main, endpoints=endpoints)
         queues = ([settings.task_queue] if main else []) + list(endpoints)
         log.info("worker polling %s on %s", ", ".join(queues), settings.effective_temporal_address)
-        await asyncio.gather(*(worker.run() for worker in workers))
+        await run_until_signalled(workers, settings.worker_drain_seconds)
+
+
+async def run_until_signalled(workers: Sequence[Worker], drain_seconds: float) -> None:
+    """Run the workers until SIGTERM or SIGINT, then drain them: polling stops at once, and
+    running activities get `drain_seconds` to finish before they are cancelled, so a deploy
+    or a scale-down loses no work and retries nothing (Ctrl-C twice stops at once)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    running = [asyncio.create_task(worker.run()) for worker in workers]
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([*running, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        log.info("draining: running activities have %gs to finish", drain_seconds)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await asyncio.gather(*(worker.shutdown() for worker in workers))
+    stopped.cancel()
+    await asyncio.gather(*running)  # a worker that failed on its own raises here
 
 
 def configure_logging() -> None:
