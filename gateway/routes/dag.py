@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -133,4 +134,21 @@ async def execute(
 async def get_run(workflow_id: str, runs: RunStatusDep) -> DagRunResult | InstructionRunView:
     """Any run's state (DAG or instructions): live per-step status while it runs, the result
     once it has ended."""
+    return await runs.status(workflow_id)
+
+
+@router.post(
+    "/runs/{workflow_id:path}/cancel",
+    response_model=DagRunResult | InstructionRunView,
+    responses={404: {"description": "no such run"}, 409: {"description": "the run has ended"}},
+)
+async def cancel_run(workflow_id: str, runs: RunStatusDep) -> DagRunResult | InstructionRunView:
+    """Cancel a run of either engine: running steps are cancelled, finished results are kept,
+    and the status (and a DAG run's webhooks) say cancelled. Answers the status at once; the
+    run reaches `cancelled` (instructions: `terminated`) moments later."""
+    description = await runs.describe(workflow_id, "workflow_id")
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        state = description.status.name.lower() if description.status else "unknown"
+        raise HTTPException(409, f"run {workflow_id!r} has already ended ({state})")
+    await runs.handle(workflow_id).cancel()
     return await runs.status(workflow_id)

@@ -489,3 +489,40 @@ async def test_a_synchronous_execute_waits_a_bounded_time_then_answers_202(
 async def _finished(gateway: Gateway, workflow_id: str) -> dict[str, Any] | None:
     status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
     return status if status["status"] == "completed" else None
+
+
+async def test_cancel_a_run_keeps_what_finished(gateway: Gateway, targets: Targets) -> None:
+    fast, slow = unique("fast"), unique("slow")
+    body = payload(
+        [
+            {"step_name": "fast", "usid": "u1", "service_url": f"{targets.url}/echo/{fast}"},
+            {
+                "step_name": "slow",
+                "usid": "u2",
+                "service_url": f"{targets.url}/slow/{slow}?ms=20000",
+                "dependencies": ["fast"],
+            },
+        ]
+    )
+    await gateway.http.post("/execute?wait=false", json=body)
+    workflow_id = body["workflow_id"]
+
+    async def slow_running() -> bool:
+        status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+        return status["steps"]["slow"]["status"] == "running"
+
+    await wait_until(slow_running)
+    response = await gateway.http.post(f"/runs/{workflow_id}/cancel")
+    assert response.status_code == 200
+
+    async def cancelled() -> dict[str, Any] | None:
+        status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+        return status if status["status"] == "cancelled" else None
+
+    final = await wait_until(cancelled)
+    assert final["steps"]["fast"]["status"] == "completed"
+    assert final["steps"]["fast"]["result"]["path"] == f"/echo/{fast}"
+    assert final["steps"]["slow"]["status"] == "cancelled"
+    again = await gateway.http.post(f"/runs/{workflow_id}/cancel")
+    assert again.status_code == 409
+    assert (await gateway.http.post("/runs/no-such-run/cancel")).status_code == 404
