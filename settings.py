@@ -7,18 +7,28 @@ settings; workflows and activities receive what they need as arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, ExternalStorage
+
+from activities.store.blobs import RedisBlobDriver
 
 #: The payload converter of every Temporal client, test environment and replayer: the pydantic
 #: models users POST are the models workflows and activities receive, so all must agree on it.
+#: `data_converter(settings)` adds the external storage of large payloads to it.
 DATA_CONVERTER = pydantic_data_converter
+
+#: A Redis command of the blob store that takes longer fails the workflow task or activity
+#: (which Temporal retries) instead of holding it up.
+BLOB_REDIS_TIMEOUT_SECONDS = 30.0
 
 #: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
 #: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
@@ -63,6 +73,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_port: int = 6379
     output_ttl_seconds: int = 7 * 24 * 3600
+    # Payloads of this size or more (serialized) are kept in Redis by content, history holds a
+    # reference; their blobs live this long after they were last stored. It must exceed the
+    # longest run (run_timeout is at most 7 days) plus the namespace's retention.
+    payload_inline_max_bytes: int = Field(default=256 * 1024, ge=0)
+    payload_blob_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
+    payload_blob_prefix: str = "workflow-station:blob:"
 
     # Gateway.
     gateway_host: str = "127.0.0.1"
@@ -143,14 +159,38 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """`DATA_CONVERTER` with large payloads stored outside history, in the settings' Redis.
+
+    Every client, test environment and replayer uses one: any of them may meet a reference to
+    a stored payload (in a result, a query answer, a failure's details) and must read it.
+    Payloads below `PAYLOAD_INLINE_MAX_BYTES` stay inline, so histories recorded before
+    external storage decode as they always did.
+    """
+    redis = Redis.from_url(
+        settings.effective_redis_url,
+        socket_timeout=BLOB_REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=BLOB_REDIS_TIMEOUT_SECONDS,
+    )
+    driver = RedisBlobDriver(
+        redis, ttl_seconds=settings.payload_blob_ttl_seconds, prefix=settings.payload_blob_prefix
+    )
+    return dataclasses.replace(
+        DATA_CONVERTER,
+        external_storage=ExternalStorage(
+            drivers=[driver], payload_size_threshold=settings.payload_inline_max_bytes
+        ),
+    )
+
+
 async def connect_temporal(settings: Settings) -> Client:
-    """Connect to the Temporal server and namespace `settings` name, with `DATA_CONVERTER`.
+    """Connect to the Temporal server and namespace `settings` name, with `data_converter`.
 
     The worker, the gateway and any other process connect through here, so connection options
-    (TLS, API keys, profiles) are added in one place.
+    (TLS, API keys, profiles) and payload storage are set up in one place.
     """
     return await Client.connect(
         settings.effective_temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
     )

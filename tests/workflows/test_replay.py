@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
-from settings import DATA_CONVERTER
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
 
@@ -26,7 +26,8 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
-async def test_recorded_history_replays(path: Path) -> None:
+async def test_recorded_history_replays(path: Path, converter: DataConverter) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[DagWorkflow, InstructionWorkflow], data_converter=DATA_CONVERTER)
+    # The converter every worker has, external payload storage included.
+    replayer = Replayer(workflows=[DagWorkflow, InstructionWorkflow], data_converter=converter)
     await replayer.replay_workflow(history)
