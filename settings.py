@@ -127,8 +127,9 @@ class Settings(BaseSettings):
     outbound_allow: CsvList = []
     outbound_max_response_bytes: int = 4 * 1024 * 1024
     outbound_max_redirects: int = 5
-    # The largest request a step may render from its templates (URL, headers, query, body).
-    step_request_max_chars: int = 1_000_000
+    # The largest request a step may render from its templates (URL, headers, query, body);
+    # unset: as large as the largest response (a step can pass a whole response on).
+    step_request_max_chars: int | None = None
     outbound_connect_timeout_seconds: float = 10.0
 
     # CORS for the endpoint proxy routes.
@@ -139,6 +140,12 @@ class Settings(BaseSettings):
     @property
     def effective_temporal_address(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def effective_step_request_max_chars(self) -> int:
+        if self.step_request_max_chars is not None:
+            return self.step_request_max_chars
+        return max(1_000_000, self.outbound_max_response_bytes)
 
     @property
     def effective_redis_url(self) -> str:

@@ -43,7 +43,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
         task_queue=settings.task_queue,
         endpoint_workers=settings.endpoint_workers,
-        max_request_chars=settings.step_request_max_chars,
+        max_request_chars=settings.effective_step_request_max_chars,
     )
 
 
