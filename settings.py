@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     payload_inline_max_bytes: int = Field(default=256 * 1024, ge=0)
     payload_blob_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
     payload_blob_prefix: str = "workflow-station:blob:"
+    # Step results and outputs larger than this (JSON) show in a DAG run's status, result and
+    # webhook events as references to `GET /runs/{id}/outputs/{name}` and
+    # `GET /runs/{id}/steps/{step}/result`.
+    value_inline_max_bytes: int = Field(default=64 * 1024, ge=0)
 
     # Gateway.
     gateway_host: str = "127.0.0.1"

@@ -14,8 +14,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.exceptions import ApplicationError
 
 from gateway.routes import dag, endpoints, health, instructions
+from gateway.values import is_payload_expired
 from settings import Settings, connect_temporal, get_settings
 
 
@@ -125,6 +127,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+async def _payload_expired(request: Request, exc: Exception) -> JSONResponse:
+    if not is_payload_expired(exc):
+        raise exc
+    return JSONResponse(status_code=410, content={"detail": str(exc)})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -145,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # A run whose history references a payload that has expired from Redis.
+    app.add_exception_handler(ApplicationError, _payload_expired)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         ScopedCORS,

@@ -1,23 +1,23 @@
-"""DAG runs: `POST /execute` and `GET /runs/{workflow_id}`."""
+"""DAG runs: `POST /execute`, `GET /runs/{workflow_id}` and the values its references name."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 
-from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
-from gateway.runs import DAG_RUNS, InstructionRunView
+from gateway.deps import RunStatusDep, RunValuesDep, SettingsDep, TemporalClientDep
+from gateway.runs import DAG_RUNS, ENGINE, NAMESPACE, SEED_ID, InstructionRunView
 from settings import Settings
 from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions, PipelineRequest
@@ -25,9 +25,7 @@ from workflows.dag.workflow import DagWorkflow
 
 router = APIRouter(tags=["dag"])
 
-ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
-NAMESPACE = SearchAttributeKey.for_keyword("WorkflowStationNamespace")
-SEED_ID = SearchAttributeKey.for_keyword("WorkflowStationId")
+JSON_CONTENT: dict[str, Any] = {"application/json": {"schema": {}}}
 
 
 def engine_options(settings: Settings) -> EngineOptions:
@@ -44,6 +42,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         task_queue=settings.task_queue,
         endpoint_workers=settings.endpoint_workers,
         max_request_chars=settings.effective_step_request_max_chars,
+        value_inline_max_bytes=settings.value_inline_max_bytes,
     )
 
 
@@ -117,6 +116,35 @@ async def execute(
         content=accepted.model_dump(mode="json"),
         headers={"Location": f"/runs/{run.workflow_id}"},
     )
+
+
+# Declared before `GET /runs/{workflow_id:path}`, which would take these paths for ids.
+@router.get(
+    "/runs/{workflow_id:path}/outputs/{name:path}",
+    response_class=Response,
+    responses={
+        200: {"description": "the output's whole value, as JSON", "content": JSON_CONTENT},
+        404: {"description": "no such run or output (yet)"},
+        410: {"description": "the value has expired (OUTPUT_TTL_SECONDS)"},
+    },
+)
+async def get_run_output(workflow_id: str, name: str, values: RunValuesDep) -> Response:
+    """A step output's whole value, however large: what its `$ref` in the run's status names."""
+    return await values.output(workflow_id, name)
+
+
+@router.get(
+    "/runs/{workflow_id:path}/steps/{step_name:path}/result",
+    response_class=Response,
+    responses={
+        200: {"description": "the step's whole parsed response", "content": JSON_CONTENT},
+        404: {"description": "no such run or step, or the step has not completed"},
+        410: {"description": "the value has expired (OUTPUT_TTL_SECONDS)"},
+    },
+)
+async def get_step_result(workflow_id: str, step_name: str, values: RunValuesDep) -> Response:
+    """A finished step's whole parsed response, however large."""
+    return await values.step_result(workflow_id, step_name)
 
 
 @router.get("/runs/{workflow_id:path}", response_model=DagRunResult | InstructionRunView)

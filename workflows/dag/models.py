@@ -106,6 +106,9 @@ class EngineOptions(BaseModel):
     validated: bool = False
     #: The largest request a step may render (URL, headers, query and body, as JSON text).
     max_request_chars: int = 1_000_000
+    #: Step results and outputs larger than this (as JSON) appear in the run's status, result
+    #: and webhook events as references (`workflows.dag.references`), not inline.
+    value_inline_max_bytes: int = 64 * 1024
 
 
 class PipelineRequest(BaseModel):
