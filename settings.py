@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     # Outbound HTTP guard. `outbound_allow`: destinations allowed despite being private or
     # loopback; the connect timeout keeps an unreachable host from using a call's whole timeout.
     outbound_allow: CsvList = []
-    outbound_max_response_bytes: int = 4 * 1024 * 1024
+    outbound_max_response_bytes: int = 16 * 1024 * 1024
     outbound_max_redirects: int = 5
     # The largest request a step may render from its templates (URL, headers, query, body);
     # unset: as large as the largest response (a step can pass a whole response on).

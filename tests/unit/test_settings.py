@@ -8,7 +8,7 @@ MIB = 1024 * 1024
 
 
 def test_a_step_may_send_on_as_much_as_it_may_receive() -> None:
-    assert Settings(_env_file=None).effective_step_request_max_chars == 4 * MIB
+    assert Settings(_env_file=None).effective_step_request_max_chars == 16 * MIB
     large = Settings(_env_file=None, outbound_max_response_bytes=32 * MIB)
     assert large.effective_step_request_max_chars == 32 * MIB
     small = Settings(_env_file=None, outbound_max_response_bytes=1000)
