@@ -194,6 +194,14 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
+async def close_data_converter(converter: DataConverter) -> None:
+    """Close the Redis connections of a converter `data_converter` built."""
+    storage = converter.external_storage
+    for driver in storage.drivers if storage is not None else []:
+        if isinstance(driver, RedisBlobDriver):
+            await driver.aclose()
+
+
 async def connect_temporal(settings: Settings) -> Client:
     """Connect to the Temporal server and namespace `settings` name, with `data_converter`.
 

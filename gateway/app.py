@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from gateway.routes import dag, endpoints, health, instructions
 from gateway.values import is_payload_expired
-from settings import Settings, connect_temporal, get_settings
+from settings import Settings, close_data_converter, connect_temporal, get_settings
 
 
 class BodySizeLimit:
@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.redis.aclose()
+            await close_data_converter(app.state.temporal.data_converter)
 
     app = FastAPI(
         title="Workflow Station",

@@ -27,9 +27,8 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.store.blobs import RedisBlobDriver
 from cli import BIN, dev_server_args, redis_command
-from settings import Settings, data_converter
+from settings import Settings, close_data_converter, data_converter
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import TargetState, create_target_app, free_port, serve
 from worker import Activities, build_workers, open_activities
@@ -42,10 +41,7 @@ async def converter(redis_url: str) -> AsyncIterator[DataConverter]:
     """The converter every client of the tests uses: large payloads go to the test Redis."""
     converter = data_converter(Settings(_env_file=None, redis_url=redis_url))
     yield converter
-    assert converter.external_storage is not None
-    for driver in converter.external_storage.drivers:
-        if isinstance(driver, RedisBlobDriver):
-            await driver.aclose()
+    await close_data_converter(converter)
 
 
 @pytest.fixture(scope="session")

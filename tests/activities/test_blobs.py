@@ -16,7 +16,7 @@ from temporalio.converter import (
 from temporalio.exceptions import ApplicationError
 
 from activities.store.blobs import RedisBlobDriver
-from settings import Settings, data_converter
+from settings import Settings, close_data_converter, data_converter
 from tests.conftest import unique
 
 STORE = StorageDriverStoreContext()
@@ -102,7 +102,4 @@ async def test_the_converter_keeps_small_payloads_inline_and_large_ones_by_refer
     assert len(encoded[1].SerializeToString()) < 1024
     assert len(await redis.keys(prefix + "*")) == 1
     assert await converter.decode(encoded, [dict, dict]) == [small, large]
-    assert converter.external_storage is not None
-    [driver] = converter.external_storage.drivers
-    assert isinstance(driver, RedisBlobDriver)
-    await driver.aclose()
+    await close_data_converter(converter)
