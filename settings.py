@@ -7,26 +7,34 @@ settings; workflows and activities receive what they need as arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, ExternalStorage
 
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
+from activities.store.blobs import RedisBlobDriver
 
 #: The payload converter of every Temporal client, test environment and replayer: the pydantic
 #: models users POST are the models workflows and activities receive, so all must agree on it.
+#: `data_converter(settings)` adds the external storage of large payloads to it.
 DATA_CONVERTER = pydantic_data_converter
 
 #: A tenant's name, as `GATEWAY_API_KEYS` gives it (it prefixes run ids and Redis keys).
 TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 #: Shortest API key accepted: a guessable key is no key.
 MIN_API_KEY_CHARS = 16
+#: A Redis command of the blob store that takes longer fails the workflow task or activity
+#: (which Temporal retries) instead of holding it up.
+BLOB_REDIS_TIMEOUT_SECONDS = 30.0
 
 #: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
 #: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
@@ -78,6 +86,16 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_port: int = 6379
     output_ttl_seconds: int = 7 * 24 * 3600
+    # Payloads of this size or more (serialized) are kept in Redis by content, history holds a
+    # reference; their blobs live this long after they were last stored. It must exceed the
+    # longest run (run_timeout is at most 7 days) plus the namespace's retention.
+    payload_inline_max_bytes: int = Field(default=256 * 1024, ge=0)
+    payload_blob_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
+    payload_blob_prefix: str = "workflow-station:blob:"
+    # Step results and outputs larger than this (JSON) show in a DAG run's status, result and
+    # webhook events as references to `GET /runs/{id}/outputs/{name}` and
+    # `GET /runs/{id}/steps/{step}/result`.
+    value_inline_max_bytes: int = Field(default=64 * 1024, ge=0)
 
     # Gateway.
     gateway_host: str = "127.0.0.1"
@@ -137,10 +155,11 @@ class Settings(BaseSettings):
     outbound_allow: CsvList = []
     # Dropped, with Authorization, Cookie and Proxy-Authorization, on a cross-origin redirect.
     outbound_sensitive_headers: CsvList = list(DEFAULT_SENSITIVE_HEADERS)
-    outbound_max_response_bytes: int = 4 * 1024 * 1024
+    outbound_max_response_bytes: int = 16 * 1024 * 1024
     outbound_max_redirects: int = 5
-    # The largest request a step may render from its templates (URL, headers, query, body).
-    step_request_max_chars: int = 1_000_000
+    # The largest request a step may render from its templates (URL, headers, query, body);
+    # unset: as large as the largest response (a step can pass a whole response on).
+    step_request_max_chars: int | None = None
     # DAG steps running at once (and the ceiling of a pipeline's max_parallel): Temporal allows
     # 2,000 pending activities per run.
     max_steps_in_flight: int = 500
@@ -154,6 +173,12 @@ class Settings(BaseSettings):
     @property
     def effective_temporal_address(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def effective_step_request_max_chars(self) -> int:
+        if self.step_request_max_chars is not None:
+            return self.step_request_max_chars
+        return max(1_000_000, self.outbound_max_response_bytes)
 
     @property
     def effective_redis_url(self) -> str:
@@ -203,14 +228,46 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """`DATA_CONVERTER` with large payloads stored outside history, in the settings' Redis.
+
+    Every client, test environment and replayer uses one: any of them may meet a reference to
+    a stored payload (in a result, a query answer, a failure's details) and must read it.
+    Payloads below `PAYLOAD_INLINE_MAX_BYTES` stay inline, so histories recorded before
+    external storage decode as they always did.
+    """
+    redis = Redis.from_url(
+        settings.effective_redis_url,
+        socket_timeout=BLOB_REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=BLOB_REDIS_TIMEOUT_SECONDS,
+    )
+    driver = RedisBlobDriver(
+        redis, ttl_seconds=settings.payload_blob_ttl_seconds, prefix=settings.payload_blob_prefix
+    )
+    return dataclasses.replace(
+        DATA_CONVERTER,
+        external_storage=ExternalStorage(
+            drivers=[driver], payload_size_threshold=settings.payload_inline_max_bytes
+        ),
+    )
+
+
+async def close_data_converter(converter: DataConverter) -> None:
+    """Close the Redis connections of a converter `data_converter` built."""
+    storage = converter.external_storage
+    for driver in storage.drivers if storage is not None else []:
+        if isinstance(driver, RedisBlobDriver):
+            await driver.aclose()
+
+
 async def connect_temporal(settings: Settings) -> Client:
-    """Connect to the Temporal server and namespace `settings` name, with `DATA_CONVERTER`.
+    """Connect to the Temporal server and namespace `settings` name, with `data_converter`.
 
     The worker, the gateway and any other process connect through here, so connection options
-    (TLS, API keys, profiles) are added in one place.
+    (TLS, API keys, profiles) and payload storage are set up in one place.
     """
     return await Client.connect(
         settings.effective_temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
     )

@@ -24,6 +24,7 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -34,6 +35,7 @@ from activities.http.outbound import build_outbound_client
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
+from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
 from workflows.dag.workflow import DagWorkflow
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
@@ -173,10 +175,47 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         )
 
 
+async def check_blob_ttl(client: Client, settings: Settings) -> None:
+    """Warn when stored payloads could expire before the histories that reference them.
+
+    A blob must outlive the longest run plus the namespace's retention: a run whose blob is
+    gone can no longer be replayed, queried or read back (`PayloadExpired`).
+    """
+    try:
+        described = await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        log.warning(
+            "could not read the namespace's retention to check PAYLOAD_BLOB_TTL_SECONDS"
+            " against it: %s",
+            exc.message,
+        )
+        return
+    retention = described.config.workflow_execution_retention_ttl.ToTimedelta()
+    longest_run = timedelta(
+        seconds=max(MAX_RUN_TIMEOUT_SECONDS, settings.instruction_run_timeout_seconds)
+        + settings.run_timeout_grace_seconds
+    )
+    needed = longest_run + retention
+    if timedelta(seconds=settings.payload_blob_ttl_seconds) < needed:
+        log.warning(
+            "PAYLOAD_BLOB_TTL_SECONDS=%d is shorter than the longest run (%s) plus namespace"
+            " %r's retention (%s): raise it to at least %d, or the large payloads of finished"
+            " runs will expire before their histories",
+            settings.payload_blob_ttl_seconds,
+            longest_run,
+            settings.temporal_namespace,
+            retention,
+            int(needed.total_seconds()),
+        )
+
+
 async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> None:
     client = await connect_temporal(settings)
     if main:
         await ensure_search_attributes(client, settings.temporal_namespace)
+        await check_blob_ttl(client, settings)
     async with open_activities(settings) as activities:
         workers = build_workers(client, settings, activities, main=main, endpoints=endpoints)
         queues = ([settings.task_queue] if main else []) + list(endpoints)

@@ -24,7 +24,9 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── ResponseTooLarge       body over the configured cap
     ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request), or a
     │                          refusal (the same prompt would be refused again)
-    └── ProviderNotConfigured  no key and no base URL for the requested provider
+    ├── ProviderNotConfigured  no key and no base URL for the requested provider
+    └── PayloadExpired         a large payload's blob is gone from Redis (its TTL,
+                               PAYLOAD_BLOB_TTL_SECONDS, ran out): reading it can never succeed
 
     failures decided in workflow code (never retried: the same input fails the same way)
     ├── TemplateError          a `{{…}}` placeholder that cannot be resolved            (benign)
@@ -80,6 +82,7 @@ class ErrorType(StrEnum):
     RESPONSE_TOO_LARGE = "ResponseTooLarge"
     LLM_REQUEST_REJECTED = "LlmRequestRejected"
     PROVIDER_NOT_CONFIGURED = "ProviderNotConfigured"
+    PAYLOAD_EXPIRED = "PayloadExpired"
 
     TEMPLATE_ERROR = "TemplateError"
     INVALID_CONDITION = "InvalidCondition"

@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.exceptions import ApplicationError
 
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from gateway.routes import dag, endpoints, health, instructions
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
-from settings import Settings, connect_temporal, get_settings
+from gateway.values import is_payload_expired
+from settings import Settings, close_data_converter, connect_temporal, get_settings
 
 
 class BodySizeLimit:
@@ -179,6 +181,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+async def _payload_expired(request: Request, exc: Exception) -> JSONResponse:
+    if not is_payload_expired(exc):
+        raise exc
+    return JSONResponse(status_code=410, content={"detail": str(exc)})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     refuse_open_exposure(settings)
@@ -193,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.redis.aclose()
+            await close_data_converter(app.state.temporal.data_converter)
 
     app = FastAPI(
         title="Workflow Station",
@@ -202,6 +211,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(JsonDepthLimit)
+    # A run whose history references a payload that has expired from Redis.
+    app.add_exception_handler(ApplicationError, _payload_expired)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         ScopedCORS,

@@ -1,5 +1,5 @@
-"""Typed dependencies: the one Temporal client and Redis client opened by the lifespan, and the
-run-status reader over that client."""
+"""Typed dependencies: the one Temporal client and Redis client opened by the lifespan, the
+run-status reader over that client and the reader of runs' large values."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from gateway.runs import RunStatusService
 from gateway.tenancy import TenantDep
+from gateway.values import RunValueService
 from settings import Settings
 
 
@@ -39,3 +40,10 @@ def get_run_status(client: TemporalClientDep, tenant: TenantDep) -> RunStatusSer
 
 
 RunStatusDep = Annotated[RunStatusService, Depends(get_run_status)]
+
+
+def get_run_values(runs: RunStatusDep, redis: RedisDep) -> RunValueService:
+    return RunValueService(runs, redis)
+
+
+RunValuesDep = Annotated[RunValueService, Depends(get_run_values)]

@@ -29,6 +29,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -46,6 +47,12 @@ from workflows.instructions.models import InstructionRunInput, InstructionRunSta
 from workflows.instructions.models import RunError as InstructionRunError
 from workflows.instructions.models import RunState as InstructionRunState
 from workflows.instructions.workflow import InstructionWorkflow
+
+#: The search attributes the gateway sets on every run (`settings.SEARCH_ATTRIBUTES`).
+ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
+NAMESPACE = SearchAttributeKey.for_keyword("WorkflowStationNamespace")
+SEED_ID = SearchAttributeKey.for_keyword("WorkflowStationId")
+TENANT = SearchAttributeKey.for_keyword("WorkflowStationTenant")
 
 #: A query is answered by a worker in milliseconds; waiting longer only hides a missing worker.
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)

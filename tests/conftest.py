@@ -24,10 +24,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from cli import BIN, dev_server_args, redis_command
-from settings import DATA_CONVERTER, Settings
+from settings import Settings, close_data_converter, data_converter
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import TargetState, create_target_app, free_port, serve
 from worker import Activities, build_workers, open_activities
@@ -36,10 +37,18 @@ LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
 
 
 @pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+async def converter(redis_url: str) -> AsyncIterator[DataConverter]:
+    """The converter every client of the tests uses: large payloads go to the test Redis."""
+    converter = data_converter(Settings(_env_file=None, redis_url=redis_url))
+    yield converter
+    await close_data_converter(converter)
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env(converter: DataConverter) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=DATA_CONVERTER,
+        data_converter=converter,
     )
     try:
         yield env
@@ -48,10 +57,10 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+async def dev_env(converter: DataConverter) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=DATA_CONVERTER,
+        data_converter=converter,
         dev_server_extra_args=dev_server_args(),
     )
     try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 # redis loads these on its first command; loading them with the worker keeps that import out
 # of a workflow activation running at the same moment (the sandbox would warn about it).
 import redis._defaults  # noqa: F401
@@ -17,6 +15,7 @@ from activities.store.models import (
     WRITE_OUTPUTS,
     OutputWrite,
     SelectionRead,
+    output_json,
     parse_selection,
 )
 
@@ -38,5 +37,5 @@ class StoreActivities:
         """Write each output as JSON under its full key, with the configured TTL."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, value in write.values.items():
-                pipe.set(key, json.dumps(value, ensure_ascii=False), ex=write.ttl_seconds)
+                pipe.set(key, output_json(value), ex=write.ttl_seconds)
             await pipe.execute()

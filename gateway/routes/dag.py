@@ -1,24 +1,24 @@
-"""DAG runs: `POST /execute` and `GET /runs/{workflow_id}`."""
+"""DAG runs: `POST /execute`, `GET /runs/{workflow_id}` and the values its references name."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 
-from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
-from gateway.runs import DAG_RUNS, InstructionRunView
+from gateway.deps import RunStatusDep, RunValuesDep, SettingsDep, TemporalClientDep
+from gateway.runs import DAG_RUNS, ENGINE, NAMESPACE, SEED_ID, TENANT, InstructionRunView
 from gateway.tenancy import Tenant, TenantDep, limit_running_runs
 from settings import Settings
 from workflows.dag.graph import validate_pipeline
@@ -27,10 +27,7 @@ from workflows.dag.workflow import DagWorkflow
 
 router = APIRouter(tags=["dag"])
 
-ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
-NAMESPACE = SearchAttributeKey.for_keyword("WorkflowStationNamespace")
-SEED_ID = SearchAttributeKey.for_keyword("WorkflowStationId")
-TENANT = SearchAttributeKey.for_keyword("WorkflowStationTenant")
+JSON_CONTENT: dict[str, Any] = {"application/json": {"schema": {}}}
 
 
 def engine_options(settings: Settings, tenant: Tenant) -> EngineOptions:
@@ -46,7 +43,8 @@ def engine_options(settings: Settings, tenant: Tenant) -> EngineOptions:
         webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
         task_queue=settings.task_queue,
         endpoint_workers=settings.endpoint_workers,
-        max_request_chars=settings.step_request_max_chars,
+        max_request_chars=settings.effective_step_request_max_chars,
+        value_inline_max_bytes=settings.value_inline_max_bytes,
         max_steps_in_flight=settings.max_steps_in_flight,
         tenant=tenant.redis_scope,
     )
@@ -128,6 +126,35 @@ async def execute(
         content=accepted.model_dump(mode="json"),
         headers={"Location": f"/runs/{run.workflow_id}"},
     )
+
+
+# Declared before `GET /runs/{workflow_id:path}`, which would take these paths for ids.
+@router.get(
+    "/runs/{workflow_id:path}/outputs/{name:path}",
+    response_class=Response,
+    responses={
+        200: {"description": "the output's whole value, as JSON", "content": JSON_CONTENT},
+        404: {"description": "no such run or output (yet)"},
+        410: {"description": "the value has expired (OUTPUT_TTL_SECONDS)"},
+    },
+)
+async def get_run_output(workflow_id: str, name: str, values: RunValuesDep) -> Response:
+    """A step output's whole value, however large: what its `$ref` in the run's status names."""
+    return await values.output(workflow_id, name)
+
+
+@router.get(
+    "/runs/{workflow_id:path}/steps/{step_name:path}/result",
+    response_class=Response,
+    responses={
+        200: {"description": "the step's whole parsed response", "content": JSON_CONTENT},
+        404: {"description": "no such run or step, or the step has not completed"},
+        410: {"description": "the value has expired (OUTPUT_TTL_SECONDS)"},
+    },
+)
+async def get_step_result(workflow_id: str, step_name: str, values: RunValuesDep) -> Response:
+    """A finished step's whole parsed response, however large."""
+    return await values.step_result(workflow_id, step_name)
 
 
 @router.get("/runs/{workflow_id:path}", response_model=DagRunResult | InstructionRunView)

@@ -161,7 +161,7 @@ def engine_options(settings: Settings) -> InstructionEngineOptions:
         token_budget=settings.llm_token_budget_per_run,
         step_budget=settings.instruction_step_budget,
         endpoint_workers=settings.endpoint_workers,
-        max_request_chars=settings.step_request_max_chars,
+        max_request_chars=settings.effective_step_request_max_chars,
         run_timeout_seconds=settings.instruction_run_timeout_seconds,
     )
 

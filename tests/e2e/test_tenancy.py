@@ -156,7 +156,7 @@ async def test_running_runs_are_limited_per_tenant(dev_engine: Engine, targets: 
         first = await http.post(
             "/execute?wait=false",
             json=pipeline(targets, unique("busy"), unique("k"), ms=3000),
-            headers=auth(ACME),
+            headers=auth(solo),
         )
         assert first.status_code == 202
 
@@ -164,12 +164,12 @@ async def test_running_runs_are_limited_per_tenant(dev_engine: Engine, targets: 
             response = await http.post(
                 "/execute?wait=false",
                 json=pipeline(targets, unique("more"), unique("k")),
-                headers=auth(ACME),
+                headers=auth(solo),
             )
             return response if response.status_code == 429 else None
 
         # Visibility catches up within moments of the first start.
-        second = await wait_until(refused, timeout=10)
+        second = await wait_until(refused, timeout=30)
     assert second.headers["retry-after"]
     assert "TENANT_MAX_RUNNING_RUNS" in second.json()["detail"]
 

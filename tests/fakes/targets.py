@@ -6,6 +6,8 @@ Real servers on loopback (uvicorn), so activities make real HTTP calls.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import socket
 import time
 from collections import Counter, defaultdict
@@ -78,6 +80,20 @@ async def _describe(request: Request) -> dict[str, Any]:
         "headers": {k.lower(): v for k, v in request.headers.items()},
         "json": body,
     }
+
+
+def json_document(size: int) -> dict[str, Any]:
+    """A JSON object of about `size` bytes: numbered 1 KiB records, as a large API page."""
+    records = max(1, size // 1024)
+    return {
+        "count": records,
+        "items": [{"n": n, "text": f"{n:08d}" + "x" * 990} for n in range(records)],
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def json_document_bytes(size: int) -> bytes:
+    return json.dumps(json_document(size)).encode()
 
 
 def create_target_app() -> tuple[FastAPI, TargetState]:
@@ -159,6 +175,18 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
     @app.get("/big/{size}")
     async def big(size: int) -> PlainTextResponse:
         return PlainTextResponse("x" * size)
+
+    @app.get("/json/{size}")
+    async def json_document(size: int) -> Response:
+        """About `size` bytes of JSON, the same for the same size (see `json_document`)."""
+        return Response(json_document_bytes(size), media_type="application/json")
+
+    @app.post("/sink/{key}")
+    async def sink(key: str, request: Request) -> dict[str, Any]:
+        """Record a request and answer briefly, however large the request was."""
+        state.calls[key] += 1
+        state.requests[key].append(await _describe(request))
+        return {"received": int(request.headers.get("content-length", 0))}
 
     @app.get("/deep/{depth}")
     async def deep(depth: int) -> Response:

@@ -17,6 +17,9 @@ from activities.limits import shallow_json
 #: Steps one pipeline may hold; long runs continue as new, so history stays bounded.
 MAX_STEPS = 10_000
 
+#: The longest `run_timeout` a pipeline may ask for.
+MAX_RUN_TIMEOUT_SECONDS = 7 * 24 * 3600
+
 #: Any JSON value a user sends, nested no deeper than `limits.MAX_JSON_DEPTH`.
 ShallowJson = Annotated[Any, AfterValidator(shallow_json)]
 
@@ -72,7 +75,7 @@ class Timeouts(BaseModel):
     step_timeout: float = Field(default=45.0, gt=0, le=24 * 3600)
     #: The whole run's deadline: past it, running steps are cancelled and the run fails
     #: (`TimedOut`) with every finished step's result. At most a week.
-    run_timeout: float | None = Field(default=6 * 3600, gt=0, le=7 * 24 * 3600)
+    run_timeout: float | None = Field(default=6 * 3600, gt=0, le=MAX_RUN_TIMEOUT_SECONDS)
 
 
 class Notifications(BaseModel):
@@ -108,6 +111,9 @@ class EngineOptions(BaseModel):
     max_steps_in_flight: int = 500
     #: The tenant whose run this is, prefixing its Redis keys (None: the open gateway).
     tenant: str | None = None
+    #: Step results and outputs larger than this (as JSON) appear in the run's status, result
+    #: and webhook events as references (`workflows.dag.references`), not inline.
+    value_inline_max_bytes: int = 64 * 1024
 
 
 class PipelineRequest(BaseModel):

@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         StepError,
         StepState,
     )
+    from workflows.dag.references import result_variable, step_view
     from workflows.dag.responses import main_value
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.failures import (
@@ -65,6 +66,9 @@ StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]
 STORE_TIMEOUT = timedelta(seconds=10)
 STORE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=200))
 WEBHOOK_RETRY_MAX_INTERVAL = timedelta(seconds=30)
+#: A large result no output holds is written to Redis (one more local activity for a step
+#: without outputs, hence the patch).
+STORE_LARGE_RESULTS = "store-large-results"
 
 
 def step_activity_id(step_name: str) -> str:
@@ -287,15 +291,27 @@ class DagWorkflow:
             value = main_value(body)
             state.http_status = result.status
             state.attempts = result.attempt
-            state.result = body
-            state.outputs = {output: value for output in step.outputs}
-            if state.outputs:
-                await self._store_outputs(state.outputs)
-            self._variables[f"{name}_result"] = body
-            self._variables.update(state.outputs)
+            outputs = {output: value for output in step.outputs}
+            # The state (status, result, failure details, events) shows large values by
+            # reference; templates keep reading the whole values from `_variables`.
+            view = step_view(
+                self._run.workflow_id, name, body, outputs, self._run.engine.value_inline_max_bytes
+            )
+            state.result = view.result
+            state.outputs = view.outputs
+            stored = dict(outputs)
+            if view.store_result:
+                if outputs or workflow.patched(STORE_LARGE_RESULTS):
+                    stored = {result_variable(name): body, **outputs}
+                else:
+                    state.result = body  # a run from before results were stored: as it was
+            if stored:
+                await self._store_outputs(stored)
+            self._variables[result_variable(name)] = body
+            self._variables.update(outputs)
             state.status = "completed"
             state.finished_at = workflow.now()
-            self._emit("step.completed", step, {"result": body, "outputs": state.outputs})
+            self._emit("step.completed", step, {"result": state.result, "outputs": state.outputs})
             return "completed"
         except StepFailed as exc:
             error = StepError(**vars(exc.failure))

@@ -22,7 +22,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from cli import BIN, dev_server_args, redis_command, wait_for_port
-from settings import DATA_CONVERTER, Settings
+from settings import Settings, data_converter
 from tests.fakes.targets import create_target_app, free_port, serve
 from worker import build_workers, open_activities
 from workflows.dag.models import DagRunInput
@@ -32,26 +32,27 @@ OUT = Path(__file__).resolve().parent
 
 
 async def main():
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=DATA_CONVERTER,
-        dev_server_extra_args=dev_server_args(),
-    )
     port = free_port()
     redis_dir = Path(tempfile.mkdtemp(prefix="ws-record-redis-"))
     redis_proc = subprocess.Popen(
         redis_command(port, redis_dir, persist=False), stdout=subprocess.DEVNULL
     )
     wait_for_port(port)
+    s = Settings(
+        _env_file=None,
+        temporal_address="x",
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        outbound_allow=["127.0.0.0/8"],
+        task_queue="record",
+    )
+    # The workers' converter: payloads past PAYLOAD_INLINE_MAX_BYTES would go to this Redis.
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=data_converter(s),
+        dev_server_extra_args=dev_server_args(),
+    )
     app, _ = create_target_app()
     async with serve(app) as url:
-        s = Settings(
-            _env_file=None,
-            temporal_address="x",
-            redis_url=f"redis://127.0.0.1:{port}/0",
-            outbound_allow=["127.0.0.0/8"],
-            task_queue="record",
-        )
         redis = Redis.from_url(s.redis_url)
         async with open_activities(s) as acts:
             workers = build_workers(env.client, s, acts)
