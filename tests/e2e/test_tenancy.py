@@ -148,7 +148,8 @@ async def test_request_rate_is_limited_per_tenant(dev_engine: Engine) -> None:
 
 
 async def test_running_runs_are_limited_per_tenant(dev_engine: Engine, targets: Targets) -> None:
-    settings = keyed(dev_engine, tenant_max_running_runs=1)
+    solo = "solo-key-0123456789abcdef"  # a tenant no other test starts runs for
+    settings = keyed(dev_engine, tenant_max_running_runs=1, gateway_api_keys=[f"solo:{solo}"])
     async with (
         serve(create_app(settings)) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as http,
