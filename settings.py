@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # Webhooks: each attempt is bounded, and so is the whole delivery of one event.
     webhook_attempt_timeout_seconds: float = 10.0
     webhook_delivery_timeout_seconds: float = 120.0
+    # `whsec_…` (Standard Webhooks); several, space- or comma-separated, while rotating: each
+    # delivery then carries one signature per secret. Read by the worker only.
+    webhook_signing_secret: SecretStr | None = None
 
     # LLM providers. Keys and base URLs never travel in workflow input or history.
     openai_api_key: str | None = None
@@ -127,6 +130,14 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def webhook_signing_secrets(self) -> list[str]:
+        """The configured `whsec_…` secrets, the one to sign with first."""
+        if self.webhook_signing_secret is None:
+            return []
+        raw = self.webhook_signing_secret.get_secret_value()
+        return [item for item in raw.replace(",", " ").split() if item]
 
     _split_lists = field_validator(
         "endpoint_workers",

@@ -29,6 +29,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
+from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
@@ -52,6 +53,15 @@ class Activities:
     http: HttpActivities
     store: StoreActivities
     llm: LlmActivities
+
+
+def webhook_signer(settings: Settings) -> WebhookSigner:
+    """The signer for `WEBHOOK_SIGNING_SECRET`; a malformed secret stops the worker, with a
+    message that names the setting and never repeats the secret."""
+    try:
+        return WebhookSigner(settings.webhook_signing_secrets)
+    except ValueError as exc:
+        raise SystemExit(f"WEBHOOK_SIGNING_SECRET: {exc}") from None
 
 
 @asynccontextmanager
@@ -79,7 +89,9 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
                 stack.push_async_callback(llm_client.close)
         yield Activities(
             http=HttpActivities(
-                http_client, max_response_bytes=settings.outbound_max_response_bytes
+                http_client,
+                max_response_bytes=settings.outbound_max_response_bytes,
+                webhook_signer=webhook_signer(settings),
             ),
             store=StoreActivities(redis),
             llm=LlmActivities(
