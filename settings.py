@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -78,9 +78,19 @@ class Settings(BaseSettings):
     demo_port: int = 8001
     data_dir: Path = Path(".data")
 
-    # Webhooks: each attempt is bounded, and so is the whole delivery of one event.
-    webhook_attempt_timeout_seconds: float = 10.0
-    webhook_delivery_timeout_seconds: float = 120.0
+    # Webhooks go through a durable outbox that outlives the run (the run never waits on
+    # them). Each attempt is bounded; each event is retried with backoff (1 s doubling, at
+    # most the max interval apart) until the delivery window after it was emitted has passed.
+    # The window's former name, WEBHOOK_DELIVERY_TIMEOUT_SECONDS, is still read.
+    webhook_attempt_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_delivery_window_seconds: float = Field(
+        default=6 * 3600,
+        gt=0,
+        validation_alias=AliasChoices(
+            "webhook_delivery_window_seconds", "webhook_delivery_timeout_seconds"
+        ),
+    )
+    webhook_retry_max_interval_seconds: float = Field(default=300.0, gt=0)
     # `whsec_…` (Standard Webhooks); several, space- or comma-separated, while rotating: each
     # delivery then carries one signature per secret. Read by the worker only.
     webhook_signing_secret: SecretStr | None = None

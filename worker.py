@@ -36,6 +36,7 @@ from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
 from workflows.dag.workflow import DagWorkflow
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.outbox import WebhookOutboxWorkflow
 
 log = logging.getLogger("workflow_station.worker")
 
@@ -117,7 +118,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[DagWorkflow, InstructionWorkflow],
+                workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
                 workflow_runner=WORKFLOW_RUNNER,
                 activities=[
                     activities.http.call_http,

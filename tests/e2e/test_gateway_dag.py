@@ -247,6 +247,16 @@ async def test_selection_abort_cascade(gateway: Gateway, targets: Targets, redis
     assert result["progress"]["aborted"] == 2
 
 
+async def delivered(http: httpx.AsyncClient, workflow_id: str, events: int) -> dict[str, Any]:
+    """The run's status once its outbox has delivered `events` events (after the run)."""
+
+    async def done() -> dict[str, Any] | None:
+        run = (await http.get(f"/runs/{workflow_id}")).json()
+        return run if run["webhooks"]["delivered"] == events else None
+
+    return await wait_until(done)
+
+
 async def test_webhooks_in_order(gateway: Gateway, targets: Targets):
     key, hook = unique("k"), unique("hook")
     body = payload(
@@ -263,6 +273,8 @@ async def test_webhooks_in_order(gateway: Gateway, targets: Targets):
     )
     result = (await gateway.http.post("/execute", json=body)).json()
     assert result["status"] == "failed"
+    assert result["webhooks"]["outbox_id"]
+    run = await delivered(gateway.http, body["workflow_id"], 5)
     events = targets.state.hooks[hook]
     names = [(e["event"], e.get("step_name")) for e in events]
     assert names[0] == ("workflow.started", None)
@@ -271,6 +283,64 @@ async def test_webhooks_in_order(gateway: Gateway, targets: Targets):
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["progress"] == {"completed": 0, "failed": 1, "aborted": 1, "total": 2}
     assert events[-1]["data"]["error"]["step_name"] == "b"
+    # Per-event state in the run's status, under the ids the receiver saw.
+    webhooks = run["webhooks"]
+    assert (webhooks["undelivered"], webhooks["pending"], webhooks["failed"]) == (0, 0, 0)
+    assert [(e["event_id"], e["state"]) for e in webhooks["events"]] == [
+        (e["event_id"], "delivered") for e in events
+    ]
+    assert all(e["attempts"] == 1 and e["http_status"] == 200 for e in webhooks["events"])
+
+
+def one_step(targets: Targets, hook_url: str | None) -> dict[str, Any]:
+    notifications = {"webhook_url": hook_url} if hook_url else {}
+    return payload(
+        [{"step_name": "a", "usid": "u-a", "service_url": f"{targets.url}/echo/{unique('k')}"}],
+        notifications=notifications,
+    )
+
+
+async def test_a_receiver_answering_500_does_not_slow_a_run_and_gets_every_event_once_back(
+    gateway: Gateway, targets: Targets
+):
+    hook = unique("hook")
+    targets.state.hooks_down.add(hook)
+
+    async def timed(body: dict[str, Any]) -> float:
+        started = time.monotonic()
+        response = await gateway.http.post("/execute", json=body)
+        assert response.status_code == 200 and response.json()["status"] == "completed"
+        return time.monotonic() - started
+
+    without = sorted([await timed(one_step(targets, None)) for _ in range(3)])[1]
+    down = [one_step(targets, f"{targets.url}/hooks/{hook}") for _ in range(3)]
+    with_dead_receiver = sorted([await timed(body) for body in down])[1]
+    # As fast as without a webhook (medians of three; generous for a shared machine).
+    assert with_dead_receiver < without + 0.5, (with_dead_receiver, without)
+
+    workflow_id = down[0]["workflow_id"]
+
+    async def retried() -> dict[str, Any] | None:
+        webhooks = (await gateway.http.get(f"/runs/{workflow_id}")).json()["webhooks"]
+        first = webhooks["events"][0]
+        return webhooks if first["attempts"] >= 2 and first["last_error"] else None
+
+    webhooks = await wait_until(retried)
+    assert webhooks["delivered"] == 0 and webhooks["pending"] == 4
+    first = webhooks["events"][0]
+    assert first["state"] == "pending" and "500" in first["last_error"]
+    assert first["next_attempt_at"] is not None
+    assert "500" in webhooks["last_error"]
+    ids = [e["event_id"] for e in webhooks["events"]]
+
+    targets.state.hooks_down.discard(hook)
+    for body in down:
+        await delivered(gateway.http, body["workflow_id"], 4)
+    received = [e for e in targets.state.hooks[hook] if e["workflow_id"] == workflow_id]
+    # Every event once, in the run's order, under the ids the status showed.
+    assert [e["event_id"] for e in received] == ids
+    assert [e["sequence"] for e in received] == [1, 2, 3, 4]
+    assert received[-1]["event"] == "workflow.completed"
 
 
 async def test_validation_errors_name_step_and_field(gateway: Gateway):

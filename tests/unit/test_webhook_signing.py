@@ -62,3 +62,11 @@ def test_secrets_come_from_one_setting_and_stay_hidden() -> None:
     assert settings.webhook_signing_secrets == [NEXT_SECRET, SECRET]
     assert SECRET not in repr(settings)
     assert Settings(_env_file=None).webhook_signing_secrets == []  # type: ignore[call-arg]
+
+
+def test_the_delivery_window_keeps_reading_its_former_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).webhook_delivery_window_seconds == 6 * 3600  # type: ignore[call-arg]
+    monkeypatch.setenv("WEBHOOK_DELIVERY_TIMEOUT_SECONDS", "120")
+    assert Settings(_env_file=None).webhook_delivery_window_seconds == 120  # type: ignore[call-arg]
+    monkeypatch.setenv("WEBHOOK_DELIVERY_WINDOW_SECONDS", "7200")
+    assert Settings(_env_file=None).webhook_delivery_window_seconds == 7200  # type: ignore[call-arg]

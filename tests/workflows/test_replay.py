@@ -3,7 +3,10 @@ fails here (use `workflow.patched()` for such a change, and record a new history
 
 `dag_completed.json`: a diamond with a retried step, a selection read from Redis that aborts
 one branch and its child, outputs and webhooks. `dag_failed.json`: a 404 that fails the run
-while a sibling step is running (cancelled) and a dependent never starts.
+while a sibling step is running (cancelled) and a dependent never starts. Both were recorded
+before webhook outboxes (the run delivered its own events); `dag_webhooks.json` hands them to
+its outbox, and `webhook_outbox.json` is an outbox with a refused event, its redelivery and
+retries (`record_webhooks.py`).
 
 `instructions_all_types.json`: the all-types example (LLM, condition, endpoint with a retried
 503, router fallback, thread, report). `instructions_failed.json`: a branch, a thread and an
@@ -21,6 +24,7 @@ from temporalio.worker import Replayer
 from settings import DATA_CONVERTER
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.outbox import WebhookOutboxWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
@@ -28,5 +32,8 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[DagWorkflow, InstructionWorkflow], data_converter=DATA_CONVERTER)
+    replayer = Replayer(
+        workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
+        data_converter=DATA_CONVERTER,
+    )
     await replayer.replay_workflow(history)
