@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.routes import dag, endpoints, health, instructions
+from gateway.routes import dag, endpoints, health, instructions, webhooks
 from settings import Settings, connect_temporal, get_settings
 
 
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(dag.router)
+    app.include_router(webhooks.router)
     app.include_router(instructions.router)
     app.include_router(endpoints.router)
     return app
