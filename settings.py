@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.asyncio import Redis
 from temporalio.client import Client
@@ -118,9 +118,22 @@ class Settings(BaseSettings):
     demo_port: int = 8001
     data_dir: Path = Path(".data")
 
-    # Webhooks: each attempt is bounded, and so is the whole delivery of one event.
-    webhook_attempt_timeout_seconds: float = 10.0
-    webhook_delivery_timeout_seconds: float = 120.0
+    # Webhooks go through a durable outbox that outlives the run (the run never waits on
+    # them). Each attempt is bounded; each event is retried with backoff (1 s doubling, at
+    # most the max interval apart) until the delivery window after it was emitted has passed.
+    # The window's former name, WEBHOOK_DELIVERY_TIMEOUT_SECONDS, is still read.
+    webhook_attempt_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_delivery_window_seconds: float = Field(
+        default=6 * 3600,
+        gt=0,
+        validation_alias=AliasChoices(
+            "webhook_delivery_window_seconds", "webhook_delivery_timeout_seconds"
+        ),
+    )
+    webhook_retry_max_interval_seconds: float = Field(default=300.0, gt=0)
+    # `whsec_…` (Standard Webhooks); several, space- or comma-separated, while rotating: each
+    # delivery then carries one signature per secret. Read by the worker only.
+    webhook_signing_secret: SecretStr | None = None
 
     # LLM providers. Keys and base URLs never travel in workflow input or history.
     openai_api_key: str | None = None
@@ -183,6 +196,14 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def webhook_signing_secrets(self) -> list[str]:
+        """The configured `whsec_…` secrets, the one to sign with first."""
+        if self.webhook_signing_secret is None:
+            return []
+        raw = self.webhook_signing_secret.get_secret_value()
+        return [item for item in raw.replace(",", " ").split() if item]
 
     _split_lists = field_validator(
         "endpoint_workers",

@@ -32,6 +32,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
+from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
@@ -39,6 +40,7 @@ from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
 from workflows.dag.workflow import DagWorkflow
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.outbox import WebhookOutboxWorkflow
 
 log = logging.getLogger("workflow_station.worker")
 
@@ -59,6 +61,15 @@ class Activities:
     http: HttpActivities
     store: StoreActivities
     llm: LlmActivities
+
+
+def webhook_signer(settings: Settings) -> WebhookSigner:
+    """The signer for `WEBHOOK_SIGNING_SECRET`; a malformed secret stops the worker, with a
+    message that names the setting and never repeats the secret."""
+    try:
+        return WebhookSigner(settings.webhook_signing_secrets)
+    except ValueError as exc:
+        raise SystemExit(f"WEBHOOK_SIGNING_SECRET: {exc}") from None
 
 
 @asynccontextmanager
@@ -87,7 +98,9 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
                 stack.push_async_callback(llm_client.close)
         yield Activities(
             http=HttpActivities(
-                http_client, max_response_bytes=settings.outbound_max_response_bytes
+                http_client,
+                max_response_bytes=settings.outbound_max_response_bytes,
+                webhook_signer=webhook_signer(settings),
             ),
             store=StoreActivities(redis),
             llm=LlmActivities(
@@ -114,7 +127,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[DagWorkflow, InstructionWorkflow],
+                workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
                 workflow_runner=WORKFLOW_RUNNER,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 activities=[

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.exceptions import ApplicationError
 
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
-from gateway.routes import dag, endpoints, health, instructions
+from gateway.routes import dag, endpoints, health, instructions, webhooks
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
 from settings import Settings, close_data_converter, connect_temporal, get_settings
@@ -227,6 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every other route needs a tenant: 401 without a valid key once keys are configured.
     authenticated = [Depends(get_tenant)]
     app.include_router(dag.router, dependencies=authenticated)
+    app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)
     return app

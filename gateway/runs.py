@@ -6,7 +6,10 @@
 2. finished: its result, or the status the workflow left in its failure's details;
 3. not yet picked up by a worker (a query would wait for one): every step pending, read
    from the input the run was started with;
-4. otherwise the workflow's status query, with the state Temporal closed it in, if any.
+4. otherwise the workflow's status query, with the state Temporal closed it in, if any;
+5. a DAG run with webhooks: each event's state from the run's outbox (`WebhookOutboxWorkflow`),
+   which delivers after the run has ended (live from its query while it delivers, with the
+   attempt and last failure of the event being retried; from its result once it has closed).
 
 A `RunEngine` holds what differs between the engines: `DAG_RUNS` and `INSTRUCTION_RUNS`.
 """
@@ -47,6 +50,8 @@ from workflows.instructions.models import InstructionRunInput, InstructionRunSta
 from workflows.instructions.models import RunError as InstructionRunError
 from workflows.instructions.models import RunState as InstructionRunState
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.outbox import WebhookOutboxWorkflow
+from workflows.shared.webhooks import OutboxInput, WebhookDeliveries
 
 #: The search attributes the gateway sets on every run (`settings.SEARCH_ATTRIBUTES`).
 ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
@@ -227,6 +232,22 @@ DAG_RUNS = DagRuns()
 INSTRUCTION_RUNS = InstructionRuns()
 
 
+def add_live_attempt(summary: WebhookDeliveries, description: WorkflowExecutionDescription) -> None:
+    """Show the event being retried with its current attempt, last failure and next attempt,
+    which only Temporal knows until its delivery ends (activity id `<event_id>#<n>`)."""
+    for pending in description.raw_description.pending_activities:
+        event_id = pending.activity_id.rpartition("#")[0]
+        event = next((e for e in summary.events if e.event_id == event_id), None)
+        if event is None:
+            continue
+        event.attempts += pending.attempt
+        if pending.HasField("last_failure"):
+            event.last_error = pending.last_failure.message
+            summary.last_error = event.last_error
+        if pending.HasField("next_attempt_schedule_time"):
+            event.next_attempt_at = pending.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+
+
 def failure_details(error: WorkflowFailureError) -> tuple[str, str, Any]:
     """(type, message, first detail) of the ApplicationError that failed a workflow."""
     cause = error.cause
@@ -252,7 +273,7 @@ class RunStatusService:
         if description.workflow_type == INSTRUCTION_RUNS.workflow_type:
             return await self.read(INSTRUCTION_RUNS, workflow_id, description)
         if description.workflow_type == DAG_RUNS.workflow_type:
-            return await self.read(DAG_RUNS, workflow_id, description)
+            return await self.with_webhooks(await self.read(DAG_RUNS, workflow_id, description))
         raise HTTPException(
             404,
             f"{workflow_id!r} is a {description.workflow_type}, not a pipeline or instruction"
@@ -268,6 +289,58 @@ class RunStatusService:
                 f"{instance_id!r} is a {description.workflow_type} run, not an instruction run",
             )
         return await self.read(INSTRUCTION_RUNS, instance_id, description)
+
+    async def with_webhooks(self, run: DagRunResult) -> DagRunResult:
+        """`run` with its webhook events' state as its outbox knows it (unchanged for a run
+        without webhooks, or whose outbox cannot say yet)."""
+        recorded = run.webhooks
+        if recorded.outbox_id is None:
+            return run
+        outbox = await self.webhooks(recorded.outbox_id)
+        if outbox is not None:
+            merged = outbox.model_copy(update={"outbox_id": recorded.outbox_id})
+            # What the run itself could not hand over to the outbox, if anything.
+            merged.undelivered += recorded.undelivered
+            merged.last_error = outbox.last_error or recorded.last_error
+            run.webhooks = merged
+        return run
+
+    def outbox(self, outbox_id: str) -> WorkflowHandle[WebhookOutboxWorkflow, OutboxInput]:
+        return self.client.get_workflow_handle_for(WebhookOutboxWorkflow.run, outbox_id)
+
+    async def describe_outbox(self, outbox_id: str) -> WorkflowExecutionDescription | None:
+        try:
+            return await self.outbox(outbox_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def webhooks(self, outbox_id: str) -> WebhookDeliveries | None:
+        """An outbox's counts and per-event state; None while it cannot say (not started or
+        picked up yet, no worker answering, closed other than by finishing)."""
+        description = await self.describe_outbox(outbox_id)
+        if description is None:
+            return None
+        handle = self.outbox(outbox_id)
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            try:
+                return (await handle.result()).state.summary()
+            except WorkflowFailureError:
+                return None
+        if (
+            description.status != WorkflowExecutionStatus.RUNNING
+            or description.history_length < FIRST_TASK_DONE_EVENTS
+        ):
+            return None
+        try:
+            summary = await handle.query(
+                WebhookOutboxWorkflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            return None
+        add_live_attempt(summary, description)
+        return summary
 
     async def describe(self, workflow_id: str, what: str) -> WorkflowExecutionDescription:
         """The run's Temporal description; 404 naming `what` when there is no such workflow."""

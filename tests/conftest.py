@@ -34,6 +34,8 @@ from tests.fakes.targets import TargetState, create_target_app, free_port, serve
 from worker import Activities, build_workers, open_activities
 
 LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
+#: Every test worker signs its webhooks with this (Standard Webhooks), so receivers can check.
+WEBHOOK_SECRET = "whsec_d29ya2Zsb3ctc3RhdGlvbi13ZWJob29rLXRlc3RzISE="
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +148,7 @@ def make_settings(client: Client, redis_url: str, **overrides: object) -> Settin
         "redis_url": redis_url,
         "task_queue": unique("tq"),
         "outbound_allow": LOOPBACK,
+        "webhook_signing_secret": WEBHOOK_SECRET,
         "_env_file": None,
     }
     values.update(overrides)

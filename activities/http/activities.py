@@ -14,8 +14,17 @@ from temporalio.exceptions import ApplicationError
 from activities import errors
 from activities.context import heartbeating, retry_delay_ceiling
 from activities.errors import ErrorType, WorkflowStationError
-from activities.http.models import CALL_HTTP, SEND_WEBHOOK, HttpCall, HttpResult, WebhookDelivery
+from activities.http.models import (
+    CALL_HTTP,
+    IDEMPOTENCY_KEY_HEADER,
+    SEND_WEBHOOK,
+    HttpCall,
+    HttpResult,
+    WebhookDelivery,
+    WebhookReceipt,
+)
 from activities.http.outbound import OutboundBlocked, ResponseTooLarge, read_capped
+from activities.http.signing import WebhookSigner
 from activities.limits import MAX_JSON_DEPTH, json_depth
 
 
@@ -83,9 +92,17 @@ _REQUEST_FAILURES = (
 
 
 class HttpActivities:
-    def __init__(self, client: httpx.AsyncClient, *, max_response_bytes: int) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        max_response_bytes: int,
+        webhook_signer: WebhookSigner | None = None,
+    ) -> None:
         self._client = client
         self._max_response_bytes = max_response_bytes
+        #: No signer: deliveries still carry `webhook-id` and `webhook-timestamp`, unsigned.
+        self._signer = webhook_signer or WebhookSigner([])
 
     def _timeout(self, seconds: float) -> httpx.Timeout:
         """The call's own timeout, but connecting keeps the client's shorter bound
@@ -174,21 +191,31 @@ class HttpActivities:
         return result
 
     @activity.defn(name=SEND_WEBHOOK)
-    async def send_webhook(self, delivery: WebhookDelivery) -> int:
-        """POST one event; the workflow's retry policy bounds how long delivery is tried."""
+    async def send_webhook(self, delivery: WebhookDelivery) -> WebhookReceipt:
+        """POST one event, signed (Standard Webhooks); the caller's retry policy bounds how
+        long delivery is tried.
+
+        The body is serialized here, once, and the signature covers exactly those bytes; each
+        attempt is signed with its own timestamp, so a receiver's replay window (5 minutes in
+        the Standard Webhooks libraries) holds for late retries too.
+        """
         event = delivery.event
+        event_id = str(event.get("event_id", ""))
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         timeout = activity.info().start_to_close_timeout
         call = HttpCall(
             method="POST",
             url=delivery.url,
             headers={
+                "Content-Type": "application/json",
                 "X-Workflow-Station-Event": str(event.get("event", "")),
-                "Idempotency-Key": str(event.get("event_id", "")),
+                IDEMPOTENCY_KEY_HEADER: event_id,
+                **self._signer.headers(event_id, int(time.time()), body),
             },
-            body=event,
+            body=body,
             send_body=True,
             timeout_seconds=(timeout.total_seconds() if timeout else 10.0),
             label=f"webhook {event.get('event')}",
         )
         result = await self.call_http(call)
-        return result.status
+        return WebhookReceipt(status=result.status, attempt=result.attempt)

@@ -81,5 +81,15 @@ class HttpResult(BaseModel):
 
 
 class WebhookDelivery(BaseModel):
+    """One webhook event to POST; `event["event_id"]` is its `webhook-id` and
+    `Idempotency-Key`, the same on every attempt and every redelivery."""
+
     url: str
     event: dict[str, Any]
+
+
+class WebhookReceipt(BaseModel):
+    """A delivered event: the receiver's status and the attempt that got through."""
+
+    status: int
+    attempt: int = 1

@@ -40,7 +40,8 @@ def engine_options(settings: Settings, tenant: Tenant) -> EngineOptions:
         validated=True,
         output_ttl_seconds=settings.output_ttl_seconds,
         webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
-        webhook_delivery_timeout_seconds=settings.webhook_delivery_timeout_seconds,
+        webhook_delivery_window_seconds=settings.webhook_delivery_window_seconds,
+        webhook_retry_max_interval_seconds=settings.webhook_retry_max_interval_seconds,
         task_queue=settings.task_queue,
         endpoint_workers=settings.endpoint_workers,
         max_request_chars=settings.effective_step_request_max_chars,
@@ -117,7 +118,7 @@ async def execute(
         # Bounded: a long run answers 202 like `wait=false`, never a request that hangs.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settings.sync_wait_seconds):
-                return await runs.result(DAG_RUNS, handle)
+                return await runs.with_webhooks(await runs.result(DAG_RUNS, handle))
     accepted = DagRunResult(
         workflow_id=run.workflow_id, run_id=handle.result_run_id, namespace=run.namespace
     )

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from activities.http.activities import HttpActivities, UndecodableBody, parse_body
 from activities.http.models import HttpCall, HttpResult, WebhookDelivery
 from activities.http.outbound import build_outbound_client
-from tests.conftest import LOOPBACK, Targets, activity_env, unique
+from activities.http.signing import WebhookSigner
+from tests.conftest import LOOPBACK, WEBHOOK_SECRET, Targets, activity_env, unique
 from tests.fakes.targets import free_port
 from worker import configure_logging
 
@@ -155,7 +158,7 @@ async def test_no_cookie_outlives_the_call_that_received_it(http: HttpActivities
     # Run B calls the same host, and a webhook is delivered to it: no session either.
     await call(http, url=f"{targets.url}/echo/{key}", headers={"X-Run": "b"})
     delivery = WebhookDelivery(url=f"{targets.url}/hooks/{key}", event={"event": "run.done"})
-    assert await activity_env().run(http.send_webhook, delivery) == 200
+    assert (await activity_env().run(http.send_webhook, delivery)).status == 200
 
     assert [request["headers"].get("cookie") for request in targets.state.requests[key]] == [
         None,
@@ -219,3 +222,47 @@ async def test_calls_log_no_urls_at_info_once_the_worker_configures_logging(
     http_records = [r for r in caplog.records if r.name.split(".")[0] in ("httpx", "httpcore")]
     assert [r for r in http_records if r.levelno < logging.WARNING] == []
     assert not any("s3cret" in record.getMessage() for record in caplog.records)
+
+
+async def test_webhooks_are_signed_over_the_bytes_sent(targets: Targets):
+    """Standard Webhooks: `webhook-id` is the event id on every attempt, and the signature
+    verifies with the spec's own library; a changed body or id does not."""
+    hook = unique("signed")
+    event = {"event": "step.completed", "event_id": "run-1:3", "sequence": 3, "data": "é ✓"}
+    async with build_outbound_client(allow=LOOPBACK, max_redirects=0) as client:
+        activities = HttpActivities(
+            client, max_response_bytes=1000, webhook_signer=WebhookSigner([WEBHOOK_SECRET])
+        )
+        receipt = await activity_env().run(
+            activities.send_webhook, WebhookDelivery(url=f"{targets.url}/hooks/{hook}", event=event)
+        )
+    assert (receipt.status, receipt.attempt) == (200, 1)
+    [raw] = targets.state.hook_bodies[hook]
+    headers = targets.state.hooks[hook][0]["_headers"]
+    assert headers["webhook-id"] == headers["idempotency-key"] == "run-1:3"
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+    assert headers["webhook-signature"].startswith("v1,")
+    assert Webhook(WEBHOOK_SECRET).verify(raw, headers) == event
+    with pytest.raises(WebhookVerificationError):
+        Webhook(WEBHOOK_SECRET).verify(raw.replace(b"step.completed", b"step.failed"), headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(WEBHOOK_SECRET).verify(raw, {**headers, "webhook-id": "run-1:4"})
+
+
+async def test_webhooks_without_a_secret_are_sent_unsigned(http: HttpActivities, targets: Targets):
+    hook = unique("unsigned")
+    event = {"event": "workflow.started", "event_id": "run-2:1", "sequence": 1}
+    delivery = WebhookDelivery(url=f"{targets.url}/hooks/{hook}", event=event)
+    await activity_env().run(http.send_webhook, delivery)
+    headers = targets.state.hooks[hook][0]["_headers"]
+    assert headers["webhook-id"] == "run-2:1" and "webhook-timestamp" in headers
+    assert "webhook-signature" not in headers
+
+
+async def test_a_webhook_receiver_answering_500_is_retried(http: HttpActivities, targets: Targets):
+    hook = unique("down")
+    targets.state.hooks_down.add(hook)
+    delivery = WebhookDelivery(url=f"{targets.url}/hooks/{hook}", event={"event_id": "r:1"})
+    with pytest.raises(ApplicationError) as info:
+        await activity_env().run(http.send_webhook, delivery)
+    assert info.value.type == "HttpServerError" and not info.value.non_retryable

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from gateway.app import create_app
-from tests.conftest import Gateway, Targets, make_settings, unique, wait_until
+from tests.conftest import Engine, Gateway, Targets, make_settings, unique, wait_until
 from tests.fakes.targets import free_port, serve
 
 
@@ -247,6 +249,16 @@ async def test_selection_abort_cascade(gateway: Gateway, targets: Targets, redis
     assert result["progress"]["aborted"] == 2
 
 
+async def delivered(http: httpx.AsyncClient, workflow_id: str, events: int) -> dict[str, Any]:
+    """The run's status once its outbox has delivered `events` events (after the run)."""
+
+    async def done() -> dict[str, Any] | None:
+        run = (await http.get(f"/runs/{workflow_id}")).json()
+        return run if run["webhooks"]["delivered"] == events else None
+
+    return await wait_until(done)
+
+
 async def test_webhooks_in_order(gateway: Gateway, targets: Targets):
     key, hook = unique("k"), unique("hook")
     body = payload(
@@ -263,6 +275,8 @@ async def test_webhooks_in_order(gateway: Gateway, targets: Targets):
     )
     result = (await gateway.http.post("/execute", json=body)).json()
     assert result["status"] == "failed"
+    assert result["webhooks"]["outbox_id"]
+    run = await delivered(gateway.http, body["workflow_id"], 5)
     events = targets.state.hooks[hook]
     names = [(e["event"], e.get("step_name")) for e in events]
     assert names[0] == ("workflow.started", None)
@@ -271,6 +285,156 @@ async def test_webhooks_in_order(gateway: Gateway, targets: Targets):
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["progress"] == {"completed": 0, "failed": 1, "aborted": 1, "total": 2}
     assert events[-1]["data"]["error"]["step_name"] == "b"
+    # Per-event state in the run's status, under the ids the receiver saw.
+    webhooks = run["webhooks"]
+    assert (webhooks["undelivered"], webhooks["pending"], webhooks["failed"]) == (0, 0, 0)
+    assert [(e["event_id"], e["state"]) for e in webhooks["events"]] == [
+        (e["event_id"], "delivered") for e in events
+    ]
+    assert all(e["attempts"] == 1 and e["http_status"] == 200 for e in webhooks["events"])
+
+
+def one_step(targets: Targets, hook_url: str | None) -> dict[str, Any]:
+    notifications = {"webhook_url": hook_url} if hook_url else {}
+    return payload(
+        [{"step_name": "a", "usid": "u-a", "service_url": f"{targets.url}/echo/{unique('k')}"}],
+        notifications=notifications,
+    )
+
+
+async def test_a_receiver_answering_500_does_not_slow_a_run_and_gets_every_event_once_back(
+    gateway: Gateway, targets: Targets
+):
+    hook = unique("hook")
+    targets.state.hooks_down.add(hook)
+
+    async def timed(body: dict[str, Any]) -> float:
+        started = time.monotonic()
+        response = await gateway.http.post("/execute", json=body)
+        assert response.status_code == 200 and response.json()["status"] == "completed"
+        return time.monotonic() - started
+
+    without = sorted([await timed(one_step(targets, None)) for _ in range(3)])[1]
+    down = [one_step(targets, f"{targets.url}/hooks/{hook}") for _ in range(3)]
+    with_dead_receiver = sorted([await timed(body) for body in down])[1]
+    # As fast as without a webhook (medians of three; generous for a shared machine).
+    assert with_dead_receiver < without + 0.5, (with_dead_receiver, without)
+
+    workflow_id = down[0]["workflow_id"]
+
+    async def retried() -> dict[str, Any] | None:
+        webhooks = (await gateway.http.get(f"/runs/{workflow_id}")).json()["webhooks"]
+        first = webhooks["events"][0]
+        return webhooks if first["attempts"] >= 2 and first["last_error"] else None
+
+    webhooks = await wait_until(retried)
+    assert webhooks["delivered"] == 0 and webhooks["pending"] == 4
+    first = webhooks["events"][0]
+    assert first["state"] == "pending" and "500" in first["last_error"]
+    assert first["next_attempt_at"] is not None
+    assert "500" in webhooks["last_error"]
+    ids = [e["event_id"] for e in webhooks["events"]]
+
+    targets.state.hooks_down.discard(hook)
+    for body in down:
+        await delivered(gateway.http, body["workflow_id"], 4)
+    received = [e for e in targets.state.hooks[hook] if e["workflow_id"] == workflow_id]
+    # Every event once, in the run's order, under the ids the status showed.
+    assert [e["event_id"] for e in received] == ids
+    assert [e["sequence"] for e in received] == [1, 2, 3, 4]
+    assert received[-1]["event"] == "workflow.completed"
+
+
+@pytest.fixture
+async def fast_giving_up_gateway(dev_engine: Engine) -> AsyncIterator[Gateway]:
+    """A gateway whose runs give each webhook event a 2-second window, tried every second."""
+    settings = dev_engine.settings.model_copy(
+        update={
+            "webhook_attempt_timeout_seconds": 1,
+            "webhook_delivery_window_seconds": 2,
+            "webhook_retry_max_interval_seconds": 1,
+        }
+    )
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        yield Gateway(url, http, dev_engine)
+
+
+async def failed_events(http: httpx.AsyncClient, workflow_id: str, count: int) -> list[Any]:
+    async def failed() -> list[Any] | None:
+        webhooks = (await http.get(f"/runs/{workflow_id}")).json()["webhooks"]
+        return webhooks["events"] if webhooks["failed"] >= count else None
+
+    return await wait_until(failed)
+
+
+async def test_failed_events_are_redelivered_while_the_run_goes_on(
+    fast_giving_up_gateway: Gateway, targets: Targets
+):
+    http, hook, key = fast_giving_up_gateway.http, unique("hook"), unique("slow")
+    targets.state.hooks_down.add(hook)
+    body = payload(
+        [{"step_name": "a", "usid": "u-a", "service_url": f"{targets.url}/slow/{key}?ms=6000"}],
+        notifications={"webhook_url": f"{targets.url}/hooks/{hook}"},
+    )
+    assert (await http.post("/execute?wait=false", json=body)).status_code == 202
+    workflow_id = body["workflow_id"]
+    events = await failed_events(http, workflow_id, 2)
+    assert [(e["event"], e["state"]) for e in events] == [
+        ("workflow.started", "failed"),
+        ("step.started", "failed"),
+    ]
+    assert "not delivered within its 2s window" in events[0]["last_error"]
+    assert (await http.get(f"/runs/{workflow_id}")).json()["status"] == "running"
+
+    targets.state.hooks_down.discard(hook)
+    response = await http.post(f"/runs/{workflow_id}/webhooks/redeliver")
+    assert response.status_code == 202, response.text
+    assert response.json()["redelivering"] == [e["event_id"] for e in events]
+    run = await delivered(http, workflow_id, 4)
+    assert run["status"] == "completed"
+    received = targets.state.hooks[hook]
+    assert [e["sequence"] for e in received] == [1, 2, 3, 4]
+    assert [e["event_id"] for e in received[:2]] == [e["event_id"] for e in events]
+    assert [e["redeliveries"] for e in run["webhooks"]["events"]] == [1, 1, 0, 0]
+
+
+async def test_failed_events_are_redelivered_after_the_outbox_closed(
+    fast_giving_up_gateway: Gateway, targets: Targets
+):
+    http, hook = fast_giving_up_gateway.http, unique("hook")
+    targets.state.hooks_down.add(hook)
+    body = one_step(targets, f"{targets.url}/hooks/{hook}")
+    assert (await http.post("/execute", json=body)).json()["status"] == "completed"
+    workflow_id = body["workflow_id"]
+    events = await failed_events(http, workflow_id, 4)
+    assert all(e["state"] == "failed" and e["attempts"] >= 1 for e in events)
+    ids = [e["event_id"] for e in events]
+
+    targets.state.hooks_down.discard(hook)
+    one = await http.post(f"/runs/{workflow_id}/webhooks/{ids[2]}/redeliver")
+    assert one.status_code == 202, one.text
+    assert one.json()["redelivering"] == [ids[2]]
+    await delivered(http, workflow_id, 1)
+    again = await http.post(f"/runs/{workflow_id}/webhooks/{ids[2]}/redeliver")
+    assert again.status_code == 409 and "delivered" in again.json()["detail"]
+    unknown = await http.post(f"/runs/{workflow_id}/webhooks/nope/redeliver")
+    assert unknown.status_code == 404
+
+    rest = await http.post(f"/runs/{workflow_id}/webhooks/redeliver", json={})
+    assert rest.status_code == 202 and rest.json()["redelivering"] == [ids[0], ids[1], ids[3]]
+    run = await delivered(http, workflow_id, 4)
+    assert [e["state"] for e in run["webhooks"]["events"]] == ["delivered"] * 4
+    # Each event once, under its first id; the redelivered one first, the rest in order.
+    assert [e["event_id"] for e in targets.state.hooks[hook]] == [ids[2], ids[0], ids[1], ids[3]]
+
+
+async def test_redelivery_needs_a_run_with_webhooks(gateway: Gateway, targets: Targets):
+    body = one_step(targets, None)
+    assert (await gateway.http.post("/execute", json=body)).status_code == 200
+    response = await gateway.http.post(f"/runs/{body['workflow_id']}/webhooks/redeliver")
+    assert response.status_code == 404 and "no webhook outbox" in response.json()["detail"]
+    missing = await gateway.http.post("/runs/no-such-run/webhooks/redeliver")
+    assert missing.status_code == 404
 
 
 async def test_validation_errors_name_step_and_field(gateway: Gateway):

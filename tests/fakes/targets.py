@@ -64,6 +64,10 @@ class TargetState:
     requests: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    hook_bodies: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    hook_attempts: Counter[str] = field(default_factory=Counter)
+    #: Receivers (`/hooks/{key}`) answering 500 until their key is removed.
+    hooks_down: set[str] = field(default_factory=set)
 
 
 async def _describe(request: Request) -> dict[str, Any]:
@@ -195,11 +199,18 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
         return Response(body, media_type="application/json")
 
     @app.post("/hooks/{key}")
-    async def hook(key: str, request: Request) -> dict[str, Any]:
-        event = await request.json()
+    async def hook(key: str, request: Request) -> Response:
+        """A webhook receiver: records each event it accepts (with its headers, and the raw
+        body for signature checks); answers 500 while its key is in `hooks_down`."""
+        raw = await request.body()
+        state.hook_attempts[key] += 1
+        if key in state.hooks_down:
+            return JSONResponse({"error": "receiver down"}, status_code=500)
+        event = json.loads(raw)
         event["_headers"] = {k.lower(): v for k, v in request.headers.items()}
         state.hooks[key].append(event)
-        return {"ok": True}
+        state.hook_bodies[key].append(raw)
+        return JSONResponse({"ok": True})
 
     @app.post("/hang/{key}")
     async def hang(key: str) -> dict[str, Any]:

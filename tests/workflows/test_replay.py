@@ -3,7 +3,10 @@ fails here (use `workflow.patched()` for such a change, and record a new history
 
 `dag_completed.json`: a diamond with a retried step, a selection read from Redis that aborts
 one branch and its child, outputs and webhooks. `dag_failed.json`: a 404 that fails the run
-while a sibling step is running (cancelled) and a dependent never starts.
+while a sibling step is running (cancelled) and a dependent never starts. Both were recorded
+before webhook outboxes (the run delivered its own events); `dag_webhooks.json` hands them to
+its outbox, and `webhook_outbox.json` is an outbox with a refused event, its redelivery and
+retries (`record_webhooks.py`).
 
 `instructions_all_types.json`: the all-types example (LLM, condition, endpoint with a retried
 503, router fallback, thread, report). `instructions_failed.json`: a branch, a thread and an
@@ -25,6 +28,7 @@ from tests.conftest import Engine, Targets, unique
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.outbox import WebhookOutboxWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
@@ -33,7 +37,10 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 async def test_recorded_history_replays(path: Path, converter: DataConverter) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     # The converter every worker has, external payload storage included.
-    replayer = Replayer(workflows=[DagWorkflow, InstructionWorkflow], data_converter=converter)
+    replayer = Replayer(
+        workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
+        data_converter=converter,
+    )
     await replayer.replay_workflow(history)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from activities.limits import shallow_json
+from workflows.shared.webhooks import WebhookDeliveries
 
 #: Steps one pipeline may hold; long runs continue as new, so history stays bounded.
 MAX_STEPS = 10_000
@@ -98,7 +99,11 @@ class EngineOptions(BaseModel):
 
     output_ttl_seconds: int = 7 * 24 * 3600
     webhook_attempt_timeout_seconds: float = 10.0
+    #: Runs recorded before webhook outboxes only: the budget of one event's delivery.
     webhook_delivery_timeout_seconds: float = 120.0
+    #: Each event is retried until this long after it was emitted (`WebhookOutboxWorkflow`).
+    webhook_delivery_window_seconds: float = 6 * 3600
+    webhook_retry_max_interval_seconds: float = 300.0
     task_queue: str = "workflow-station"
     #: Configured endpoint worker names; a step's `endpoint` must be one of them.
     endpoint_workers: list[str] = Field(default_factory=list)
@@ -181,14 +186,6 @@ class RunError(BaseModel):
     message: str
     http_status: int | None = None
     attempts: int = 0
-
-
-class WebhookDeliveries(BaseModel):
-    """How the run's webhook events fared; events after a failed one are not sent."""
-
-    delivered: int = 0
-    undelivered: int = 0
-    last_error: str | None = None
 
 
 class DagRunResult(BaseModel):

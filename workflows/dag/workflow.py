@@ -2,8 +2,9 @@
 
 Each step starts as soon as its upstream steps complete. A step's HTTP call is one activity
 whose retry policy comes from PIPELINE_SETTINGS; selection reads and output writes to Redis
-are local activities (short, no extra server round trip). Webhook events go through an
-ordered outbox drained by a background task, so a slow webhook never holds up a step.
+are local activities (short, no extra server round trip). Webhook events are handed, in
+order, to the run's `WebhookOutboxWorkflow` by a background task; the outbox delivers them
+and outlives the run, so a slow or dead receiver never holds up a step or the run's end.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ with workflow.unsafe.imports_passed_through():
         step_failed,
         step_retry_policy,
     )
+    from workflows.shared.outbox import forward_to_outbox
     from workflows.shared.templating import Renderer, TemplateError
+    from workflows.shared.webhooks import DeliveryPolicy, OutboxInput, outbox_workflow_id
 
 StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]
 
@@ -69,6 +72,9 @@ WEBHOOK_RETRY_MAX_INTERVAL = timedelta(seconds=30)
 #: A large result no output holds is written to Redis (one more local activity for a step
 #: without outputs, hence the patch).
 STORE_LARGE_RESULTS = "store-large-results"
+#: Runs started before this patch deliver their own webhooks (`_send_webhooks`); later runs
+#: hand them to a `WebhookOutboxWorkflow`.
+WEBHOOK_OUTBOX_PATCH = "webhook-outbox"
 
 
 def step_activity_id(step_name: str) -> str:
@@ -498,8 +504,9 @@ class DagWorkflow:
         self._sequence += 1
         payload: dict[str, Any] = {
             "event": event,
-            # Stable across delivery retries, so receivers can de-duplicate.
-            "event_id": f"{info.run_id}:{self._sequence}",
+            # Stable across delivery retries and redeliveries (and the same in every run of
+            # a chain that continued as new), so receivers can de-duplicate.
+            "event_id": f"{info.first_execution_run_id}:{self._sequence}",
             "sequence": self._sequence,
             "workflow_id": self._run.workflow_id,
             "run_id": info.run_id,
@@ -516,7 +523,36 @@ class DagWorkflow:
         self._outbox.append(payload)
 
     async def _drain_outbox(self, url: str) -> None:
-        """Deliver events one at a time, in order.
+        """Hand the run's events to its webhook outbox, which delivers them after the run if
+        need be; the run's end waits for the hand-over only."""
+        if not workflow.patched(WEBHOOK_OUTBOX_PATCH):
+            await self._send_webhooks(url)
+            return
+        info = workflow.info()
+        engine = self._run.engine
+        outbox = OutboxInput(
+            url=url,
+            workflow_id=self._run.workflow_id,
+            namespace=self._run.namespace,
+            policy=DeliveryPolicy(
+                attempt_timeout_seconds=engine.webhook_attempt_timeout_seconds,
+                window_seconds=engine.webhook_delivery_window_seconds,
+                retry_max_interval_seconds=engine.webhook_retry_max_interval_seconds,
+            ),
+            run_deadline=(
+                workflow.now() + info.execution_timeout if info.execution_timeout else None
+            ),
+        )
+        await forward_to_outbox(
+            outbox,
+            outbox_workflow_id(info.workflow_id, info.first_execution_run_id),
+            self._outbox,
+            lambda: self._closing,
+            self._result.webhooks,
+        )
+
+    async def _send_webhooks(self, url: str) -> None:
+        """Runs recorded before outboxes: deliver events one at a time, in order.
 
         Each event is retried for at most WEBHOOK_DELIVERY_TIMEOUT_SECONDS. Once one event
         could not be delivered in that time the receiver is taken as down: later events are
