@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     outbound_max_redirects: int = 5
     # The largest request a step may render from its templates (URL, headers, query, body).
     step_request_max_chars: int = 1_000_000
+    # `{{secrets.NAME}}`: besides SECRET_<NAME> variables, a file of secrets (JSON object or
+    # NAME=value lines) the worker reads at start; values never enter workflow input.
+    secrets_file: Path | None = None
     # DAG steps running at once (and the ceiling of a pipeline's max_parallel): Temporal allows
     # 2,000 pending activities per run.
     max_steps_in_flight: int = 500

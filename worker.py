@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
+from activities.http.secrets import Secrets
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
@@ -54,9 +56,25 @@ class Activities:
     llm: LlmActivities
 
 
+def quiet_http_client_logs() -> None:
+    """httpx logs every request at INFO with its full URL, and a step's URL can carry tokens
+    (a secret filled into its query string, too): its loggers keep warnings only."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @asynccontextmanager
-async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
-    """Open the clients every activity shares, and close them on the way out."""
+async def open_activities(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[Activities]:
+    """Open the clients every activity shares, and close them on the way out.
+
+    Secrets are read here, from ``SECRET_<NAME>`` variables of `environ` (the process's
+    environment by default) and from ``SECRETS_FILE``, and handed to the HTTP activities
+    only: they never travel in a workflow's input.
+    """
+    secrets = Secrets.load(os.environ if environ is None else environ, settings.secrets_file)
+    quiet_http_client_logs()
     async with AsyncExitStack() as stack:
         http_client = await stack.enter_async_context(
             build_outbound_client(
@@ -80,7 +98,9 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
                 stack.push_async_callback(llm_client.close)
         yield Activities(
             http=HttpActivities(
-                http_client, max_response_bytes=settings.outbound_max_response_bytes
+                http_client,
+                max_response_bytes=settings.outbound_max_response_bytes,
+                secrets=secrets,
             ),
             store=StoreActivities(redis),
             llm=LlmActivities(
@@ -179,9 +199,7 @@ async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> No
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # httpx logs every request at INFO with its full URL, and step URLs can carry tokens.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_http_client_logs()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

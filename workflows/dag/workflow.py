@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         SelectionRead,
         parse_selection,
     )
-    from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
+    from workflows.dag.graph import DagGraph, Scheduler, step_secrets, validate_pipeline
     from workflows.dag.models import (
         DEFAULT_BODY_METHODS,
         DagResume,
@@ -385,6 +385,7 @@ class DagWorkflow:
             send_body=send_body,
             timeout_seconds=self._timeout(step),
             label=label,
+            secret_names=step_secrets(step),
         )
 
     def _task_queue(self, step: StepConfig) -> str:

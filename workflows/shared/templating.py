@@ -3,6 +3,10 @@
 The one template engine: DAG steps (`{{fetch_result.items[0]}}`) and endpoint instructions
 (`{{result}}`, `{{context}}`) both render through it.
 
+`{{secrets.NAME}}` is never resolved here: every renderer leaves it as written, and
+`secret_names` lists the ones a call's templates name, for the HTTP activity to fill in just
+before sending (`activities.http.secrets`), so a secret's value never enters history.
+
 A string that is exactly one placeholder takes the referenced value with its type (object,
 number, list). Inside longer text, strings are inserted as they are and every other value is
 rendered as JSON. Rendering is pure and deterministic, so the workflow does it itself.
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from activities.errors import ErrorType, WorkflowStationError
+from activities.http.models import SECRETS_ROOT, secret_name
 
 _SEGMENT = re.compile(r"\.?([A-Za-z_$][\w$-]*)|\[\s*(-?\d+)\s*\]|\[\s*['\"]([^'\"]*)['\"]\s*\]")
 
@@ -108,6 +113,22 @@ def references(value: Any, location: str = "") -> list[tuple[str, Reference]]:
         for placeholder in placeholders(text):
             found.append((where, parse_reference(placeholder.expression)))
     return found
+
+
+def secret_names(*templates: Any) -> list[str]:
+    """The secrets `{{secrets.NAME}}` placeholders in these JSON-like templates name, sorted.
+
+    Only templates are scanned, never rendered values: a placeholder that arrives inside data
+    (a response, an LLM's answer) is not the author's, and is not filled in.
+    """
+    found = {
+        name
+        for template in templates
+        for _, text in iter_strings(template)
+        for placeholder in placeholders(text)
+        if (name := secret_name(placeholder.expression)) is not None
+    }
+    return sorted(found)
 
 
 def resolve(reference: Reference, variables: Mapping[str, Any]) -> Any:
@@ -215,7 +236,10 @@ class Renderer:
 
     def _value_of(self, expression: str, written: str) -> Any:
         try:
-            return resolve(parse_reference(expression), self._variables)
+            reference = parse_reference(expression)
+            if reference.root == SECRETS_ROOT:
+                return written  # filled in by the HTTP activity, never in workflow code
+            return resolve(reference, self._variables)
         except TemplateError:
             if self._keep_unresolved:
                 return written
