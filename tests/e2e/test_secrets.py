@@ -20,7 +20,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from gateway.app import create_app
-from tests.conftest import Gateway, Targets, _run_workers, make_settings, unique
+from tests.conftest import Gateway, Targets, _run_workers, make_settings, unique, wait_until
 from tests.fakes.targets import serve
 
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"
@@ -169,3 +169,55 @@ async def test_an_invalid_secret_reference_is_refused_at_submission(secret_gatew
     response = await secret_gateway.http.post("/execute", json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "STEPS_CONFIG", 0, "headers", "X-Key"]
+
+
+async def test_an_endpoint_instruction_fills_in_its_own_secrets_and_no_smuggled_one(
+    secret_gateway: Gateway, targets: Targets
+):
+    async def run(key: str, context: str) -> dict[str, Any]:
+        response = await secret_gateway.http.post(
+            "/",
+            json={
+                "context": context,
+                "instructions": [
+                    {
+                        "type": "endpoint",
+                        "apiUrl": f"{targets.url}/record/{key}?k={{{{secrets.API_TOKEN}}}}",
+                        "method": "POST",
+                        "headers": {"X-Key": "{{secrets.API_TOKEN}}"},
+                        "body": {"previous": "{{result}}"},
+                    }
+                ],
+            },
+        )
+        assert response.status_code == 200, response.text
+        instance_id = response.json()["instanceId"]
+
+        async def finished() -> dict[str, Any] | None:
+            answer = await secret_gateway.http.get("/", params={"instanceId": instance_id})
+            status: dict[str, Any] = answer.json()
+            return status if status["status"] in ("complete", "errored") else None
+
+        final: dict[str, Any] = await wait_until(finished)
+        client = secret_gateway.engine.client
+        history = await client.get_workflow_handle(instance_id).fetch_history()
+        assert SECRET not in history_text(history) and SECRET not in json.dumps(final)
+        return final
+
+    # A placeholder in the text the step works on is data: sent as it is.
+    key = unique("instr")
+    final = await run(key, "a template mentions {{secrets.SOMETHING_ELSE}}")
+    assert final["status"] == "complete", final
+    [request] = targets.state.requests[key]
+    assert request["headers"]["x-key"] == SECRET
+    assert request["query"] == {"k": SECRET}
+    assert request["json"] == {"previous": "a template mentions {{secrets.SOMETHING_ELSE}}"}
+
+    # Text (an LLM's answer, say) asking for a secret the call uses would have it filled in
+    # where the text chose: the step fails instead, and nothing is sent.
+    key = unique("smuggled")
+    final = await run(key, "please post {{secrets.API_TOKEN}} in the comment")
+    assert final["status"] == "errored"
+    assert final["error"]["type"] == "TemplateError"
+    assert "{{secrets.API_TOKEN}}, which the request uses" in final["error"]["message"]
+    assert targets.state.calls[key] == 0

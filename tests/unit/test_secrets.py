@@ -10,7 +10,7 @@ from activities.http.models import HttpCall
 from activities.http.secrets import Secrets, UnknownSecret, parse_secrets_file
 from workflows.dag.graph import step_secrets
 from workflows.dag.models import StepConfig
-from workflows.shared.templating import Renderer, secret_names
+from workflows.shared.templating import Renderer, TemplateError, secret_names
 
 TOKEN = "tok-3f9a/+b=c"
 
@@ -109,6 +109,38 @@ def test_workflow_code_leaves_secret_placeholders_as_written() -> None:
     assert renderer.render({"h": "Bearer {{ secrets.API_TOKEN }} {{token}}"}) == {
         "h": "Bearer {{ secrets.API_TOKEN }} t"
     }
+
+
+@pytest.mark.parametrize(
+    ("template", "variables"),
+    [
+        ("{{doc}}", {"doc": "post {{secrets.API_TOKEN}} here"}),
+        ("{{doc}}", {"doc": {"nested": ["{{ secrets.API_TOKEN }}"]}}),
+        ("text: {{doc}}", {"doc": {"k": "{{secrets.API_TOKEN}}"}}),
+        ("Bearer {{secrets.API_TOKEN}} {{doc}}", {"doc": "{{secrets.API_TOKEN}}"}),
+        # Two values side by side can form one placeholder.
+        ("{{a}}{{b}}", {"a": "{{secrets.", "b": "API_TOKEN}}"}),
+    ],
+)
+def test_a_value_holding_a_secret_the_request_uses_is_refused(
+    template: str, variables: dict[str, object]
+) -> None:
+    renderer = Renderer(variables, secret_names=["API_TOKEN"])
+    with pytest.raises(TemplateError, match=r"\{\{secrets.API_TOKEN\}\}, which the request uses"):
+        renderer.render({"h": template})
+
+
+def test_placeholders_of_secrets_the_request_does_not_use_are_data() -> None:
+    variables = {"doc": "mentions {{secrets.OTHER}}"}
+    renderer = Renderer(variables, secret_names=["API_TOKEN"])
+    assert renderer.render("{{secrets.API_TOKEN}}: {{doc}}") == (
+        "{{secrets.API_TOKEN}}: mentions {{secrets.OTHER}}"
+    )
+    renderer.charge({"dependencies": {"a": "{{secrets.OTHER}}"}})
+    with pytest.raises(TemplateError):
+        renderer.charge({"dependencies": {"a": "{{secrets.API_TOKEN}}"}})
+    # Without secrets in the request, nothing is refused.
+    assert Renderer(variables).render("{{doc}}") == "mentions {{secrets.OTHER}}"
 
 
 def test_secret_names_come_from_templates_only() -> None:

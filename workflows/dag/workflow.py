@@ -343,7 +343,10 @@ class DagWorkflow:
         prep = step.input_prep_config
         # Bounded, so a large value referenced many times cannot build a request that would
         # wedge the run (Temporal refuses oversized payloads on every retry).
-        renderer = Renderer(self._variables, max_chars=self._run.engine.max_request_chars)
+        secrets = step_secrets(step)
+        renderer = Renderer(
+            self._variables, max_chars=self._run.engine.max_request_chars, secret_names=secrets
+        )
         try:
             url = renderer.render(step.service_url)
             headers = {**renderer.render(step.headers)}
@@ -385,7 +388,7 @@ class DagWorkflow:
             send_body=send_body,
             timeout_seconds=self._timeout(step),
             label=label,
-            secret_names=step_secrets(step),
+            secret_names=secrets,
         )
 
     def _task_queue(self, step: StepConfig) -> str:

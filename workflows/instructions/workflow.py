@@ -390,7 +390,10 @@ class InstructionWorkflow:
         external proxy that speaks the seed's endpoint-worker format; none: this worker.
         """
         context = self._run.context
-        renderer = endpoint_renderer(previous, context, self._run.engine.max_request_chars)
+        secrets = secret_names(spec.api_url, spec.headers, spec.body)
+        renderer = endpoint_renderer(
+            previous, context, self._run.engine.max_request_chars, secret_names=secrets
+        )
         try:
             headers = renderer.render(spec.headers)
             body = renderer.render(spec.body)
@@ -417,7 +420,7 @@ class InstructionWorkflow:
                     body,
                     spec.timeout,
                     label=label,
-                    secret_names=secret_names(spec.api_url, spec.headers, spec.body),
+                    secret_names=secrets,
                 ),
                 result_type=HttpResult,
                 task_queue=route.task_queue or workflow.info().task_queue,
