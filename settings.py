@@ -7,19 +7,23 @@ settings; workflows and activities receive what they need as arguments.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
+from codec import EncryptionKey, parse_keys, with_encryption
 
 #: The payload converter of every Temporal client, test environment and replayer: the pydantic
 #: models users POST are the models workflows and activities receive, so all must agree on it.
+#: `data_converter(settings)` adds what the settings ask for (payload encryption).
 DATA_CONVERTER = pydantic_data_converter
 
 #: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
@@ -52,14 +56,29 @@ CsvList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """All configuration, one environment variable per field (upper-cased name)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+    # hide_input_in_errors: a rejected PAYLOAD_ENCRYPTION_KEY (or any setting) is named, never
+    # echoed in the error.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_ignore_empty=True, hide_input_in_errors=True
+    )
 
     # Temporal. Unset address: `make dev` starts an embedded dev server on temporal_port.
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+    #: The Web UI's origin as browsers reach it (e.g. https://temporal-ui.example.com), the one
+    #: origin the codec endpoint answers CORS for; unset: http://localhost:TEMPORAL_UI_PORT and
+    #: http://127.0.0.1:TEMPORAL_UI_PORT.
+    temporal_ui_origin: str | None = None
     task_queue: str = "workflow-station"
+
+    # Payload encryption: `id:base64key` entries, the first encrypts, all decrypt (see
+    # codec.py). Unset: payloads are stored as they are.
+    payload_encryption_key: SecretStr | None = None
+    # Bearer token the codec endpoint (/codec/encode, /codec/decode) requires. Unset: it
+    # answers only on a gateway bound to loopback.
+    codec_auth_token: SecretStr | None = None
 
     # Redis. Unset URL: `make dev` starts the venv's redis-server on redis_port.
     redis_url: str | None = None
@@ -142,6 +161,39 @@ class Settings(BaseSettings):
     def effective_redis_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
 
+    @property
+    def encryption_keys(self) -> list[EncryptionKey]:
+        """The keys of PAYLOAD_ENCRYPTION_KEY, the encrypting one first; none when unset."""
+        if self.payload_encryption_key is None:
+            return []
+        return parse_keys(self.payload_encryption_key.get_secret_value())
+
+    @property
+    def gateway_on_loopback(self) -> bool:
+        host = self.gateway_host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def codec_endpoint(self) -> str:
+        """The gateway's codec endpoint as the Web UI (a browser on this machine) reaches it."""
+        unspecified = self.gateway_host in ("0.0.0.0", "::", "[::]", "")
+        host = "127.0.0.1" if unspecified else self.gateway_host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.gateway_port}/codec"
+
+    @property
+    def temporal_ui_origins(self) -> list[str]:
+        if self.temporal_ui_origin:
+            return [self.temporal_ui_origin.rstrip("/")]
+        port = self.temporal_ui_port
+        return [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+
     _split_lists = field_validator(
         "endpoint_workers",
         "outbound_allow",
@@ -151,6 +203,14 @@ class Settings(BaseSettings):
         "cors_allow_headers",
         mode="before",
     )(_split_csv)
+
+    @field_validator("payload_encryption_key")
+    @classmethod
+    def _parse_encryption_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        """A bad key stops every process at start, before it writes a payload."""
+        if value is not None:
+            parse_keys(value.get_secret_value())
+        return value
 
     @field_validator("outbound_allow")
     @classmethod
@@ -165,8 +225,17 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """`DATA_CONVERTER` with what `settings` add to it: payload encryption when
+    PAYLOAD_ENCRYPTION_KEY is set. Every client, worker, test environment and replayer takes
+    its converter from here (through `connect_temporal` where it connects)."""
+    keys = settings.encryption_keys
+    return with_encryption(DATA_CONVERTER, keys) if keys else DATA_CONVERTER
+
+
 async def connect_temporal(settings: Settings) -> Client:
-    """Connect to the Temporal server and namespace `settings` name, with `DATA_CONVERTER`.
+    """Connect to the Temporal server and namespace `settings` name, with
+    `data_converter(settings)`.
 
     The worker, the gateway and any other process connect through here, so connection options
     (TLS, API keys, profiles) are added in one place.
@@ -174,5 +243,5 @@ async def connect_temporal(settings: Settings) -> Client:
     return await Client.connect(
         settings.effective_temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
     )

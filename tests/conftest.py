@@ -27,19 +27,23 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from cli import BIN, dev_server_args, redis_command
-from settings import DATA_CONVERTER, Settings
+from settings import Settings, data_converter
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import TargetState, create_target_app, free_port, serve
 from worker import Activities, build_workers, open_activities
 
 LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
 
+#: What every test environment and worker converts payloads with: the settings' converter, so
+#: `PAYLOAD_ENCRYPTION_KEY=… make test` runs the whole suite with payloads encrypted.
+TEST_DATA_CONVERTER = data_converter(Settings(_env_file=None))  # type: ignore[call-arg]
+
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_DATA_CONVERTER,
     )
     try:
         yield env
@@ -51,7 +55,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_DATA_CONVERTER,
         dev_server_extra_args=dev_server_args(),
     )
     try:

@@ -14,8 +14,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from cli import BIN, dev_server_args
-from settings import DATA_CONVERTER
-from tests.conftest import Engine, Targets, _run_workers, make_settings, unique
+from tests.conftest import TEST_DATA_CONVERTER, Engine, Targets, _run_workers, make_settings, unique
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.models import InstructionRunInput
@@ -28,7 +27,7 @@ SUGGEST_AFTER_EVENTS = 40
 async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_DATA_CONVERTER,
         dev_server_extra_args=[
             *dev_server_args(),
             "--dynamic-config-value",

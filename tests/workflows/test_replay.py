@@ -18,7 +18,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from settings import DATA_CONVERTER
+from tests.conftest import TEST_DATA_CONVERTER
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
 
@@ -28,5 +28,8 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[DagWorkflow, InstructionWorkflow], data_converter=DATA_CONVERTER)
+    # Recorded before payload encryption: the codec passes their payloads through.
+    replayer = Replayer(
+        workflows=[DagWorkflow, InstructionWorkflow], data_converter=TEST_DATA_CONVERTER
+    )
     await replayer.replay_workflow(history)

@@ -6,14 +6,15 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from cli import BIN
-from settings import DATA_CONVERTER, SEARCH_ATTRIBUTES
+from settings import SEARCH_ATTRIBUTES
+from tests.conftest import TEST_DATA_CONVERTER
 from worker import ensure_search_attributes
 
 
 async def test_missing_search_attributes_are_registered_once() -> None:
     # A server started without them, like an existing one given by TEMPORAL_ADDRESS.
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"), data_converter=DATA_CONVERTER
+        dev_server_existing_path=str(BIN / "temporal"), data_converter=TEST_DATA_CONVERTER
     )
     try:
         request = ListSearchAttributesRequest(namespace="default")
