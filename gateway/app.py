@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
-from gateway.routes import dag, endpoints, health, instructions
+from codec import EncryptionCodec
+from gateway.routes import codec, dag, endpoints, health, instructions
 from settings import Settings, connect_temporal, get_settings
 
 
@@ -183,6 +184,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        keys = settings.encryption_keys
+        app.state.payload_codec = EncryptionCodec(keys) if keys else None
         app.state.temporal = await connect_temporal(settings)
         app.state.redis = Redis.from_url(settings.effective_redis_url)
         try:
@@ -206,8 +209,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=settings.cors_allow_methods,
         allow_headers=settings.cors_allow_headers,
     )
+    # The Web UI calls the codec endpoint from the browser: its origin, and only it.
+    app.add_middleware(
+        ScopedCORS,
+        prefix=codec.router.prefix,
+        allow_origins=settings.temporal_ui_origins,
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
     app.include_router(health.router)
     app.include_router(dag.router)
     app.include_router(instructions.router)
     app.include_router(endpoints.router)
+    app.include_router(codec.router)
     return app
