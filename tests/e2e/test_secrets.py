@@ -16,11 +16,22 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from codec import ENCODING, EncryptionCodec, PayloadDecryptionError
 from gateway.app import create_app
-from tests.conftest import Gateway, Targets, _run_workers, make_settings, unique, wait_until
+from tests.conftest import (
+    TEST_DATA_CONVERTER,
+    Gateway,
+    Targets,
+    _run_workers,
+    make_settings,
+    unique,
+    wait_until,
+)
 from tests.fakes.targets import serve
 
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"
@@ -44,13 +55,21 @@ async def secret_gateway(
 
 
 def history_text(history: WorkflowHistory) -> str:
-    """The history as JSON, followed by every base64 string in it decoded: a payload's bytes
-    are base64 in the JSON, where a plain search cannot see a secret."""
+    """The history as JSON, followed by every base64 string in it decoded, and every payload
+    the tests' codec encrypted decrypted: a secret could hide in any of them."""
     raw = history.to_json()
     decoded: list[str] = []
+    codec = TEST_DATA_CONVERTER.payload_codec
 
     def walk(value: Any) -> None:
         if isinstance(value, dict):
+            if (
+                isinstance(codec, EncryptionCodec)
+                and value.get("metadata", {}).get("encoding") == base64.b64encode(ENCODING).decode()
+            ):
+                payload = json_format.ParseDict(value, Payload(), ignore_unknown_fields=True)
+                with contextlib.suppress(PayloadDecryptionError):  # not the tests' key
+                    decoded.append(codec.decrypt(payload).data.decode("utf-8", "replace"))
             value = list(value.values())
         if isinstance(value, list):
             for item in value:
