@@ -156,6 +156,8 @@ class EncryptionCodec(PayloadCodec):
             )
         data = payload.data
         try:
+            if len(data) < NONCE_BYTES:
+                raise InvalidTag
             plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], _associated_data(key_id))
         except InvalidTag:
             raise PayloadDecryptionError(

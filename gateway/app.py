@@ -129,9 +129,9 @@ def _replay(messages: list[Message]) -> Receive:
 
 
 class ScopedCORS:
-    """CORS, as the seed's endpoint workers answered it, for one path prefix only.
-
-    Browsers call the endpoint proxy routes directly; the rest of the API stays same-origin.
+    """CORS for one path prefix only: the endpoint proxy routes (as the seed's endpoint workers
+    answered it) and the codec endpoint (the Web UI's origin). The rest of the API stays
+    same-origin.
     """
 
     def __init__(

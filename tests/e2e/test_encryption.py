@@ -153,6 +153,21 @@ def history_text_of(cli_json: str) -> str:
     return history_text(WorkflowHistory.from_json("w", cli_json))
 
 
+async def test_what_the_codec_cannot_read_is_a_422_naming_the_payload(encrypted: Stack):
+    auth = {"Authorization": f"Bearer {CODEC_TOKEN}"}
+    sealed = base64.b64encode(b"binary/encrypted").decode()
+    key_id = base64.b64encode(b"k1").decode()
+    for payload, message in (
+        ({"metadata": {"encoding": "not base64!"}}, "payloads[1]: "),
+        ({"metadata": {"encoding": sealed, KEY_ID_METADATA: key_id}, "data": "AAAA"}, "decrypt"),
+        ({"metadata": {"encoding": sealed}, "data": "AAAA"}, "key id ''"),
+    ):
+        body = {"payloads": [{"data": "e30="}, payload]}
+        response = await encrypted.http.post("/codec/decode", json=body, headers=auth)
+        assert response.status_code == 422, response.text
+        assert message in response.json()["detail"]
+
+
 async def test_codec_calls_without_the_token_are_refused(encrypted: Stack):
     body = {"payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "e30="}]}
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": CODEC_TOKEN}):

@@ -135,7 +135,10 @@ async def test_altered_or_relabelled_payloads_do_not_decrypt() -> None:
     relabelled = Payload()
     relabelled.CopyFrom(sealed)
     relabelled.metadata[KEY_ID_METADATA] = b"k2"
-    for bad in (altered, relabelled):
+    truncated = Payload()
+    truncated.CopyFrom(sealed)
+    truncated.data = sealed.data[:5]
+    for bad in (altered, relabelled, truncated):
         with pytest.raises(PayloadDecryptionError, match="does not decrypt with key"):
             await codec.decode([bad])
     # The same id under another key (a mistyped key after a rotation) fails the same way.
