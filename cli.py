@@ -46,6 +46,10 @@ def dev_server_args() -> list[str]:
 
 
 def temporal_command(settings: Settings, db_file: Path) -> list[str]:
+    """The embedded dev server and Web UI. With payload encryption on, the UI decodes
+    payloads through the gateway's codec endpoint, so it shows them in plain text while the
+    database holds ciphertext."""
+    codec = ["--ui-codec-endpoint", settings.codec_endpoint] if settings.encryption_keys else []
     return [
         str(BIN / "temporal"),
         "server",
@@ -62,6 +66,7 @@ def temporal_command(settings: Settings, db_file: Path) -> list[str]:
         str(db_file),
         "--log-level",
         "error",
+        *codec,
         *dev_server_args(),
     ]
 
@@ -363,6 +368,8 @@ def dev(settings: Settings) -> int:
         print(f"\n  Gateway   http://127.0.0.1:{settings.gateway_port}  (API docs: /docs)")
         if settings.temporal_address is None:
             print(f"  Web UI    http://localhost:{settings.temporal_ui_port}")
+        if settings.encryption_keys:
+            print(f"  Payloads  encrypted; the Web UI decodes them at {settings.codec_endpoint}")
         print(
             f"  Temporal  {settings.effective_temporal_address}   Redis "
             f"{settings.effective_redis_url}"

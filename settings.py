@@ -8,6 +8,7 @@ settings; workflows and activities receive what they need as arguments.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -20,12 +21,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, ExternalStorage
 
+from activities.codec import EncryptionKey, parse_keys, with_encryption
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
 from activities.store.blobs import RedisBlobDriver
 
 #: The payload converter of every Temporal client, test environment and replayer: the pydantic
 #: models users POST are the models workflows and activities receive, so all must agree on it.
-#: `data_converter(settings)` adds the external storage of large payloads to it.
+#: `data_converter(settings)` adds what the settings ask for: external storage of large
+#: payloads, and payload encryption.
 DATA_CONVERTER = pydantic_data_converter
 
 #: A tenant's name, as `GATEWAY_API_KEYS` gives it (it prefixes run ids and Redis keys).
@@ -77,10 +80,21 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+    #: The Web UI's origin as browsers reach it (e.g. https://temporal-ui.example.com), the one
+    #: origin the codec endpoint answers CORS for; unset: http://localhost:TEMPORAL_UI_PORT and
+    #: http://127.0.0.1:TEMPORAL_UI_PORT.
+    temporal_ui_origin: str | None = None
     task_queue: str = "workflow-station"
     # On SIGTERM/SIGINT the worker stops polling and gives running activities this long to
     # finish before cancelling them (set the orchestrator's grace period a little longer).
     worker_drain_seconds: float = 60.0
+
+    # Payload encryption: `id:base64key` entries, the first encrypts, all decrypt (see
+    # codec.py). Unset: payloads are stored as they are.
+    payload_encryption_key: SecretStr | None = None
+    # Bearer token the codec endpoint (/codec/encode, /codec/decode) requires. Unset: it
+    # answers only on a gateway bound to loopback.
+    codec_auth_token: SecretStr | None = None
 
     # Redis. Unset URL: `make dev` starts the venv's redis-server on redis_port.
     redis_url: str | None = None
@@ -173,6 +187,9 @@ class Settings(BaseSettings):
     # The largest request a step may render from its templates (URL, headers, query, body);
     # unset: as large as the largest response (a step can pass a whole response on).
     step_request_max_chars: int | None = None
+    # `{{secrets.NAME}}`: besides SECRET_<NAME> variables, a file of secrets (JSON object or
+    # NAME=value lines) the worker reads at start; values never enter workflow input.
+    secrets_file: Path | None = None
     # DAG steps running at once (and the ceiling of a pipeline's max_parallel): Temporal allows
     # 2,000 pending activities per run.
     max_steps_in_flight: int = 500
@@ -205,6 +222,39 @@ class Settings(BaseSettings):
         raw = self.webhook_signing_secret.get_secret_value()
         return [item for item in raw.replace(",", " ").split() if item]
 
+    @property
+    def encryption_keys(self) -> list[EncryptionKey]:
+        """The keys of PAYLOAD_ENCRYPTION_KEY, the encrypting one first; none when unset."""
+        if self.payload_encryption_key is None:
+            return []
+        return parse_keys(self.payload_encryption_key.get_secret_value())
+
+    @property
+    def gateway_on_loopback(self) -> bool:
+        host = self.gateway_host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def codec_endpoint(self) -> str:
+        """The gateway's codec endpoint as the Web UI (a browser on this machine) reaches it."""
+        unspecified = self.gateway_host in ("0.0.0.0", "::", "[::]", "")
+        host = "127.0.0.1" if unspecified else self.gateway_host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.gateway_port}/codec"
+
+    @property
+    def temporal_ui_origins(self) -> list[str]:
+        if self.temporal_ui_origin:
+            return [self.temporal_ui_origin.rstrip("/")]
+        port = self.temporal_ui_port
+        return [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+
     _split_lists = field_validator(
         "endpoint_workers",
         "outbound_allow",
@@ -236,6 +286,14 @@ class Settings(BaseSettings):
                 )
         return entries
 
+    @field_validator("payload_encryption_key")
+    @classmethod
+    def _parse_encryption_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        """A bad key stops every process at start, before it writes a payload."""
+        if value is not None:
+            parse_keys(value.get_secret_value())
+        return value
+
     @field_validator("outbound_allow")
     @classmethod
     def _parse_outbound_allow(cls, value: list[str]) -> list[str]:
@@ -250,12 +308,13 @@ def get_settings() -> Settings:
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """`DATA_CONVERTER` with large payloads stored outside history, in the settings' Redis.
+    """`DATA_CONVERTER` with what `settings` add to it: large payloads stored outside history
+    in the settings' Redis, and payload encryption when PAYLOAD_ENCRYPTION_KEY is set.
 
     Every client, test environment and replayer uses one: any of them may meet a reference to
     a stored payload (in a result, a query answer, a failure's details) and must read it.
-    Payloads below `PAYLOAD_INLINE_MAX_BYTES` stay inline, so histories recorded before
-    external storage decode as they always did.
+    Payloads below `PAYLOAD_INLINE_MAX_BYTES` stay inline and unencrypted payloads pass
+    through, so histories recorded before either decode as they always did.
     """
     redis = Redis.from_url(
         settings.effective_redis_url,
@@ -265,12 +324,14 @@ def data_converter(settings: Settings) -> DataConverter:
     driver = RedisBlobDriver(
         redis, ttl_seconds=settings.payload_blob_ttl_seconds, prefix=settings.payload_blob_prefix
     )
-    return dataclasses.replace(
+    converter = dataclasses.replace(
         DATA_CONVERTER,
         external_storage=ExternalStorage(
             drivers=[driver], payload_size_threshold=settings.payload_inline_max_bytes
         ),
     )
+    keys = settings.encryption_keys
+    return with_encryption(converter, keys) if keys else converter
 
 
 async def close_data_converter(converter: DataConverter) -> None:
@@ -282,7 +343,8 @@ async def close_data_converter(converter: DataConverter) -> None:
 
 
 async def connect_temporal(settings: Settings) -> Client:
-    """Connect to the Temporal server and namespace `settings` name, with `data_converter`.
+    """Connect to the Temporal server and namespace `settings` name, with
+    `data_converter(settings)`.
 
     The worker, the gateway and any other process connect through here, so connection options
     (TLS, API keys, profiles) and payload storage are set up in one place.

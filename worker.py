@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +33,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
+from activities.http.secrets import Secrets
 from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
@@ -72,9 +74,25 @@ def webhook_signer(settings: Settings) -> WebhookSigner:
         raise SystemExit(f"WEBHOOK_SIGNING_SECRET: {exc}") from None
 
 
+def quiet_http_client_logs() -> None:
+    """httpx logs every request at INFO with its full URL, and a step's URL can carry tokens
+    (a secret filled into its query string, too): its loggers keep warnings only."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @asynccontextmanager
-async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
-    """Open the clients every activity shares, and close them on the way out."""
+async def open_activities(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[Activities]:
+    """Open the clients every activity shares, and close them on the way out.
+
+    Secrets are read here, from ``SECRET_<NAME>`` variables of `environ` (the process's
+    environment by default) and from ``SECRETS_FILE``, and handed to the HTTP activities
+    only: they never travel in a workflow's input.
+    """
+    secrets = Secrets.load(os.environ if environ is None else environ, settings.secrets_file)
+    quiet_http_client_logs()
     async with AsyncExitStack() as stack:
         http_client = await stack.enter_async_context(
             build_outbound_client(
@@ -100,6 +118,7 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
             http=HttpActivities(
                 http_client,
                 max_response_bytes=settings.outbound_max_response_bytes,
+                secrets=secrets,
                 webhook_signer=webhook_signer(settings),
             ),
             store=StoreActivities(redis),
@@ -258,9 +277,7 @@ async def run_until_signalled(workers: Sequence[Worker], drain_seconds: float) -
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # httpx logs every request at INFO with its full URL, and step URLs can carry tokens.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_http_client_logs()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -25,8 +25,9 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request), or a
     │                          refusal (the same prompt would be refused again)
     ├── ProviderNotConfigured  no key and no base URL for the requested provider
-    └── PayloadExpired         a large payload's blob is gone from Redis (its TTL,
-                               PAYLOAD_BLOB_TTL_SECONDS, ran out): reading it can never succeed
+    ├── PayloadExpired         a large payload's blob is gone from Redis (its TTL,
+    │                          PAYLOAD_BLOB_TTL_SECONDS, ran out): reading it can never succeed
+    └── UnknownSecret          a `{{secrets.NAME}}` the worker has no value for
 
     failures decided in workflow code (never retried: the same input fails the same way)
     ├── TemplateError          a `{{…}}` placeholder that cannot be resolved            (benign)
@@ -46,6 +47,10 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── InstructionFailed      an instruction step failed for good
     └── TimedOut               the run exceeded its execution timeout
 
+Every message is passed through `activities.redact.redact_urls`: a URL quoted in a message
+keeps its host and path but not its user-info, query values or fragment, wherever the message
+goes next (history, status, webhooks, logs).
+
 Benign failures are the caller's doing (a 4xx, an invalid payload): they are marked
 `ApplicationErrorCategory.BENIGN`, so the SDK logs them quietly and metrics do not count
 them as engine errors. Domain exceptions raised by pure code derive from
@@ -62,6 +67,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from activities.redact import redact_urls
 
 
 class ErrorType(StrEnum):
@@ -83,6 +90,7 @@ class ErrorType(StrEnum):
     LLM_REQUEST_REJECTED = "LlmRequestRejected"
     PROVIDER_NOT_CONFIGURED = "ProviderNotConfigured"
     PAYLOAD_EXPIRED = "PayloadExpired"
+    UNKNOWN_SECRET = "UnknownSecret"
 
     TEMPLATE_ERROR = "TemplateError"
     INVALID_CONDITION = "InvalidCondition"
@@ -200,9 +208,10 @@ def application_error(
     *,
     next_retry_delay: timedelta | None = None,
 ) -> ApplicationError:
-    """The one constructor: retryability and category follow from the type."""
+    """The one constructor: retryability and category follow from the type, and URLs in
+    `message` are redacted."""
     return ApplicationError(
-        message,
+        redact_urls(message),
         {} if details is None else details,
         type=str(error_type),
         non_retryable=error_type not in RETRYABLE_TYPES,

@@ -17,8 +17,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.exceptions import ApplicationError
 
+from activities.codec import EncryptionCodec
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
-from gateway.routes import dag, endpoints, health, instructions, webhooks
+from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
 from settings import Settings, close_data_converter, connect_temporal, get_settings
@@ -132,9 +133,9 @@ def _replay(messages: list[Message]) -> Receive:
 
 
 class ScopedCORS:
-    """CORS, as the seed's endpoint workers answered it, for one path prefix only.
-
-    Browsers call the endpoint proxy routes directly; the rest of the API stays same-origin.
+    """CORS for one path prefix only: the endpoint proxy routes (as the seed's endpoint workers
+    answered it) and the codec endpoint (the Web UI's origin). The rest of the API stays
+    same-origin.
     """
 
     def __init__(
@@ -195,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.api_keys = ApiKeys(settings.gateway_api_keys)
+        keys = settings.encryption_keys
+        app.state.payload_codec = EncryptionCodec(keys) if keys else None
         app.state.temporal = await connect_temporal(settings)
         app.state.redis = Redis.from_url(settings.effective_redis_url)
         try:
@@ -221,6 +224,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=settings.cors_allow_methods,
         allow_headers=settings.cors_allow_headers,
     )
+    # The Web UI calls the codec endpoint from the browser: its origin, and only it.
+    app.add_middleware(
+        ScopedCORS,
+        prefix=codec.router.prefix,
+        allow_origins=settings.temporal_ui_origins,
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
     # Outermost: a request for a host name we do not serve (DNS rebinding) gets nothing.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.gateway_allowed_hosts)
     app.include_router(health.router)
@@ -230,4 +241,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)
+    # The codec has its own credential (CODEC_AUTH_TOKEN): the Web UI holds no tenant key.
+    app.include_router(codec.router)
     return app

@@ -1,11 +1,13 @@
 """Typed dependencies: the one Temporal client and Redis client opened by the lifespan, the
-run-status reader over that client and the reader of runs' large values."""
+run-status reader over that client, the reader of runs' large values, and who may use the
+codec endpoint."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from redis.asyncio import Redis
 from temporalio.client import Client
 
@@ -47,3 +49,33 @@ def get_run_values(runs: RunStatusDep, redis: RedisDep) -> RunValueService:
 
 
 RunValuesDep = Annotated[RunValueService, Depends(get_run_values)]
+
+
+def require_codec_access(request: Request, settings: SettingsDep) -> None:
+    """Who may encrypt and decrypt through `/codec`: it reads every payload in plain text.
+
+    With CODEC_AUTH_TOKEN set, a request must carry `Authorization: Bearer <token>` (compared
+    in constant time). Without it, the endpoint answers only on a gateway bound to loopback,
+    where the Web UI of `make dev` calls it from the same machine.
+
+    Raises:
+        HTTPException: 401 without the right token; 403 when no token is set and the gateway
+            listens beyond loopback.
+    """
+    token = settings.codec_auth_token
+    if token is None:
+        if settings.gateway_on_loopback:
+            return
+        raise HTTPException(
+            403,
+            "the codec endpoint is off on a gateway not bound to loopback until"
+            " CODEC_AUTH_TOKEN is set",
+        )
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(
+            401,
+            "the codec endpoint needs Authorization: Bearer <CODEC_AUTH_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

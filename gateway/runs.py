@@ -36,6 +36,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.redact import redact_urls
 from gateway.tenancy import Tenant
 from workflows.dag.models import (
     DagRunInput,
@@ -179,7 +180,8 @@ class DagRuns(RunEngine[DagRunResult, DagRunInput, RunState]):
                 if step.status == "running" and pending.activity_id == step_activity_id(name):
                     step.attempts = pending.attempt
                     if pending.HasField("last_failure"):
-                        step.last_failure = pending.last_failure.message
+                        # Redacted at the source too; this holds for any failure.
+                        step.last_failure = redact_urls(pending.last_failure.message)
                     if pending.HasField("next_attempt_schedule_time"):
                         step.next_attempt_at = pending.next_attempt_schedule_time.ToDatetime(
                             tzinfo=UTC

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -78,18 +77,9 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def refuse_open_exposure(settings: Settings) -> None:
     """Like Redis's protected mode: no keys, then loopback only."""
-    if not settings.gateway_api_keys and not is_loopback(settings.gateway_host):
+    if not settings.gateway_api_keys and not settings.gateway_on_loopback:
         raise RuntimeError(
             f"GATEWAY_HOST={settings.gateway_host} is not a loopback address and"
             " GATEWAY_API_KEYS is empty: anyone who can reach the gateway could run anything."

@@ -40,7 +40,8 @@ WEBHOOK_SECRET = "whsec_d29ya2Zsb3ctc3RhdGlvbi13ZWJob29rLXRlc3RzISE="
 
 @pytest.fixture(scope="session")
 async def converter(redis_url: str) -> AsyncIterator[DataConverter]:
-    """The converter every client of the tests uses: large payloads go to the test Redis."""
+    """The converter every client of the tests uses: large payloads go to the test Redis, and
+    with `PAYLOAD_ENCRYPTION_KEY=… make test` the whole suite runs with payloads encrypted."""
     converter = data_converter(Settings(_env_file=None, redis_url=redis_url))
     yield converter
     await close_data_converter(converter)

@@ -1,11 +1,20 @@
 """The one HTTP-call activity (DAG steps, endpoint instructions, routers, the proxy API) and
-webhook delivery, both through the guarded outbound client."""
+webhook delivery, both through the guarded outbound client.
+
+Secrets are filled in here, just before sending (`activities.http.secrets`), and nothing this
+module returns or raises holds one: every message names the call's URL as scheduled (with its
+`{{secrets.…}}` placeholders), passes through `redact_urls` and then through
+`Secrets.redact`, and failures are raised without the library exception as their cause, whose
+text would otherwise travel into history as the failure's cause.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from temporalio import activity
@@ -23,17 +32,24 @@ from activities.http.models import (
     WebhookDelivery,
     WebhookReceipt,
 )
-from activities.http.outbound import OutboundBlocked, ResponseTooLarge, read_capped
+from activities.http.outbound import (
+    SECRET_HEADERS,
+    OutboundBlocked,
+    ResponseTooLarge,
+    read_capped,
+)
+from activities.http.secrets import ResolvedRequest, Secrets, UnknownSecret
 from activities.http.signing import WebhookSigner
 from activities.limits import MAX_JSON_DEPTH, json_depth
+from activities.redact import MASK, redact_url, redact_urls
 
 
-def _request_content(call: HttpCall) -> dict[str, Any]:
-    if not call.send_body or call.body is None:
+def _request_content(call: HttpCall, body: Any) -> dict[str, Any]:
+    if not call.send_body or body is None:
         return {}
-    if isinstance(call.body, str | bytes):
-        return {"content": call.body}
-    return {"json": call.body}
+    if isinstance(body, str | bytes):
+        return {"content": body}
+    return {"json": body}
 
 
 def _query_params(query: dict[str, Any]) -> dict[str, str]:
@@ -79,6 +95,13 @@ def _snippet(body: Any, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _path_of(url: str) -> str:
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
+
+
 #: What a request can fail with before it has a response; `HttpActivities._failure` says why.
 _REQUEST_FAILURES = (
     OutboundBlocked,
@@ -91,16 +114,35 @@ _REQUEST_FAILURES = (
 )
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """How one call's messages name it: `url`, and text never to be repeated (`hidden`)."""
+
+    url: str
+    hidden: tuple[str, ...] = ()
+
+
 class HttpActivities:
+    """The HTTP and webhook activities over one shared outbound client.
+
+    Args:
+        client: The guarded outbound client (`activities.http.outbound`).
+        max_response_bytes: Larger response bodies fail the call (`ResponseTooLarge`).
+        secrets: What `{{secrets.NAME}}` stands for on this worker; none by default.
+        webhook_signer: Signs webhook deliveries (Standard Webhooks); none: unsigned.
+    """
+
     def __init__(
         self,
         client: httpx.AsyncClient,
         *,
         max_response_bytes: int,
+        secrets: Secrets | None = None,
         webhook_signer: WebhookSigner | None = None,
     ) -> None:
         self._client = client
         self._max_response_bytes = max_response_bytes
+        self._secrets = secrets or Secrets()
         #: No signer: deliveries still carry `webhook-id` and `webhook-timestamp`, unsigned.
         self._signer = webhook_signer or WebhookSigner([])
 
@@ -111,45 +153,66 @@ class HttpActivities:
         connect = self._client.timeout.connect
         return httpx.Timeout(seconds, connect=min(connect, seconds) if connect else seconds)
 
-    def _failure(self, exc: Exception, call: HttpCall, attempt: int) -> ApplicationError:
+    def _scrub(self, text: str, shown: _Shown) -> str:
+        """A message as it may be written anywhere: URLs redacted, no secret value."""
+        for hidden in shown.hidden:
+            text = text.replace(hidden, MASK)
+        return self._secrets.redact(redact_urls(text))
+
+    def _failure(
+        self, exc: Exception, call: HttpCall, shown: _Shown, attempt: int
+    ) -> ApplicationError:
         """Classify a request that got no response (the tree in `activities.errors`)."""
         who = f"{call.label}: " if call.label else ""
-        what = f"{who}{call.method} {call.url}"
+        what = f"{who}{call.method} {shown.url}"
         details = {"attempt": attempt}
-        if isinstance(exc, OutboundBlocked | ResponseTooLarge):
-            return errors.non_retryable(exc.error_type, f"{who}{exc}", details)
-        if isinstance(exc, UndecodableBody):
-            return errors.non_retryable(exc.error_type, f"{what}: {exc}", details)
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            message = f"{who}invalid URL {call.url!r}: {exc}"
-            return errors.non_retryable(ErrorType.INVALID_REQUEST, message, details)
-        if isinstance(exc, httpx.TooManyRedirects):
+        retryable = False
+        error_type = ErrorType.INVALID_REQUEST
+        if isinstance(exc, UnknownSecret | OutboundBlocked | ResponseTooLarge):
+            error_type, message = exc.error_type, f"{who}{exc}"
+        elif isinstance(exc, UndecodableBody):
+            error_type, message = exc.error_type, f"{what}: {exc}"
+        elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            message = f"{who}invalid URL {shown.url!r}: {exc}"
+        elif isinstance(exc, httpx.TooManyRedirects):
             message = f"{what}: {exc} (OUTBOUND_MAX_REDIRECTS)"
-            return errors.non_retryable(ErrorType.INVALID_REQUEST, message, details)
-        if isinstance(exc, UnicodeEncodeError):
-            message = f"{who}a header of {call.method} {call.url} is not ASCII: {exc}"
-            return errors.non_retryable(ErrorType.INVALID_REQUEST, message, details)
-        if isinstance(exc, httpx.DecodingError):
+        elif isinstance(exc, UnicodeEncodeError):
+            message = f"{who}a header of {call.method} {shown.url} is not ASCII: {exc}"
+        elif isinstance(exc, httpx.DecodingError):
+            error_type = ErrorType.INVALID_RESPONSE
             message = f"{what}: the response body cannot be decoded: {exc}"
-            return errors.non_retryable(ErrorType.INVALID_RESPONSE, message, details)
-        if isinstance(exc, httpx.TimeoutException):
+        elif isinstance(exc, httpx.TimeoutException):
             limit = self._timeout(call.timeout_seconds)
             seconds = limit.connect if isinstance(exc, httpx.ConnectTimeout) else limit.read
+            retryable = True
             message = f"{what} timed out after {seconds:g}s ({type(exc).__name__})"
-            return errors.transport_error(message, details)
-        return errors.transport_error(f"{what} failed: {type(exc).__name__}: {exc}", details)
+        else:
+            retryable = True
+            message = f"{what} failed: {type(exc).__name__}: {exc}"
+        if retryable:
+            return errors.transport_error(self._scrub(message, shown), details)
+        return errors.non_retryable(error_type, self._scrub(message, shown), details)
 
-    async def _send(self, call: HttpCall) -> HttpResult:
+    def _resolve(self, call: HttpCall, shown: _Shown) -> ResolvedRequest:
+        try:
+            return self._secrets.resolve(call)
+        except UnknownSecret as exc:
+            raise self._failure(exc, call, shown, activity.info().attempt) from None
+
+    async def _send(self, call: HttpCall, shown: _Shown) -> HttpResult:
         attempt = activity.info().attempt
         started = time.monotonic()
+        resolved = self._resolve(call, shown)
         try:
             request = self._client.build_request(
                 call.method,
-                call.url,
-                headers=call.headers,
-                params=_query_params(call.query) or None,
+                resolved.url,
+                headers=resolved.headers,
+                params=_query_params(resolved.query) or None,
                 timeout=self._timeout(call.timeout_seconds),
-                **_request_content(call),
+                # Headers holding a secret are dropped on a redirect to another origin.
+                extensions={SECRET_HEADERS: resolved.secret_headers},
+                **_request_content(call, resolved.body),
             )
             response = await self._client.send(request, stream=True)
             try:
@@ -157,38 +220,52 @@ class HttpActivities:
             finally:
                 await response.aclose()
         except _REQUEST_FAILURES as exc:
-            raise self._failure(exc, call, attempt) from exc
+            # Not `from exc`: the library's message may quote the URL as sent, secrets and all.
+            raise self._failure(exc, call, shown, attempt) from None
         try:
             body, is_json = parse_body(raw, response.headers.get("content-type", ""))
         except UndecodableBody as exc:
-            raise self._failure(exc, call, attempt) from exc
+            raise self._failure(exc, call, shown, attempt) from None
         return HttpResult(
             status=response.status_code,
             reason=response.reason_phrase,
             headers=dict(response.headers),
             body=body,
             is_json=is_json,
-            url=str(response.url),
+            # The final URL as sent, secrets and all: they go before it enters history.
+            url=self._secrets.redact(str(response.url)),
             attempt=attempt,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
 
-    @activity.defn(name=CALL_HTTP)
-    async def call_http(self, call: HttpCall) -> HttpResult:
-        """Make one request; error statuses become classified `ApplicationError`s."""
-        result = await heartbeating(self._send(call))
+    async def _call(self, call: HttpCall, shown: _Shown) -> HttpResult:
+        """Make one request; error statuses become classified `ApplicationError`s.
+
+        Args:
+            call: The request, with its `{{secrets.…}}` placeholders still in.
+            shown: How messages name the call.
+        """
+        result = await heartbeating(self._send(call, shown))
         status = result.status
         if status >= 400 and (call.fail_on_client_error or errors.is_retryable_status(status)):
             who = f"{call.label}: " if call.label else ""
+            snippet = self._scrub(_snippet(result.body), shown)
             raise errors.http_status_error(
                 status,
-                f"{who}{call.method} {call.url} answered {status} {result.reason}:"
-                f" {_snippet(result.body)}",
+                self._scrub(
+                    f"{who}{call.method} {shown.url} answered {status} {result.reason}:", shown
+                )
+                + f" {snippet}",
                 headers=result.headers,
-                details={"attempt": result.attempt, "body": _snippet(result.body)},
+                details={"attempt": result.attempt, "body": snippet},
                 retry_ceiling=retry_delay_ceiling(),
             )
         return result
+
+    @activity.defn(name=CALL_HTTP)
+    async def call_http(self, call: HttpCall) -> HttpResult:
+        """Make one request; error statuses become classified `ApplicationError`s."""
+        return await self._call(call, _Shown(redact_url(call.url)))
 
     @activity.defn(name=SEND_WEBHOOK)
     async def send_webhook(self, delivery: WebhookDelivery) -> WebhookReceipt:
@@ -198,6 +275,9 @@ class HttpActivities:
         The body is serialized here, once, and the signature covers exactly those bytes; each
         attempt is signed with its own timestamp, so a receiver's replay window (5 minutes in
         the Standard Webhooks libraries) holds for late retries too.
+
+        A webhook URL is often a credential in itself (its path a token), so messages show
+        only its origin.
         """
         event = delivery.event
         event_id = str(event.get("event_id", ""))
@@ -217,5 +297,9 @@ class HttpActivities:
             timeout_seconds=(timeout.total_seconds() if timeout else 10.0),
             label=f"webhook {event.get('event')}",
         )
-        result = await self.call_http(call)
+        path = _path_of(delivery.url)
+        shown = _Shown(
+            redact_url(delivery.url, keep_path=False), hidden=(path,) if len(path) > 1 else ()
+        )
+        result = await self._call(call, shown)
         return WebhookReceipt(status=result.status, attempt=result.attempt)

@@ -7,6 +7,7 @@ httpx), so the workflow sandbox sees no HTTP client library.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -19,6 +20,24 @@ SEND_WEBHOOK: Final = "send_webhook"
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+#: The template root whose placeholders workflow code never resolves: `{{secrets.NAME}}` is
+#: left as written and filled in by the HTTP activity, just before sending, from the worker's
+#: own secrets (`activities.http.secrets`), so the value never enters history.
+SECRETS_ROOT: Final = "secrets"
+#: A secret's name: an ASCII identifier (it is also the tail of a `SECRET_<NAME>` variable).
+SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: One `{{secrets.NAME}}` placeholder, spaces inside the braces allowed. Linear: nothing in it
+#: can backtrack past a brace.
+SECRET_PLACEHOLDER = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def secret_name(expression: str) -> str | None:
+    """NAME for a placeholder expression `secrets.NAME` (spaces around allowed), else None."""
+    root, dot, name = expression.strip().partition(".")
+    if root == SECRETS_ROOT and dot and SECRET_NAME.fullmatch(name):
+        return name
+    return None
 
 
 def is_http_url(value: str) -> bool:
@@ -65,6 +84,10 @@ class HttpCall(BaseModel):
     fail_on_client_error: bool = True
     #: Who is calling, for error messages ("step 'fetch'", "instruction 3").
     label: str = ""
+    #: The `{{secrets.NAME}}` the call's own configuration names: the activity fills in these
+    #: and no others, so a placeholder that arrives inside data (a previous step's response,
+    #: an LLM's answer) is sent as it is instead of being resolved.
+    secret_names: list[str] = Field(default_factory=list)
 
     _headers_as_text = field_validator("headers", mode="before")(headers_as_text)
 

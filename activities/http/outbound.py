@@ -63,7 +63,9 @@ own ``Cookie`` header included. A hop to another origin, http to https on the sa
   always) and the key-bearing headers of ``OUTBOUND_SENSITIVE_HEADERS`` (by default
   `DEFAULT_SENSITIVE_HEADERS`: ``X-API-Key``, ``Api-Key``, ``X-Api-Token``, ``X-Auth-Token``,
   ``X-Access-Token``, ``X-Goog-Api-Key``, ``Private-Token``, ``Ocp-Apim-Subscription-Key``),
-  whatever their case. Once dropped they stay dropped, even if a later hop comes back;
+  whatever their case, and every header whose value came from a ``{{secrets.NAME}}`` (the
+  HTTP activity names them in the request's `SECRET_HEADERS` extension). Once dropped they
+  stay dropped, even if a later hop comes back;
 * never carries the request body. A 302 or 303, and a 301 answering a POST, become a bodiless
   GET, as in browsers. A redirect that would re-send the body to the other origin (a 307 or
   308, or a 301 answering a PUT, PATCH or DELETE) is not followed: it fails with
@@ -619,6 +621,11 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+#: A request extension: the lower-cased names of headers whose values hold secrets, dropped
+#: like `CREDENTIAL_HEADERS` on a redirect to another origin (httpx carries a request's
+#: extensions to each redirect hop).
+SECRET_HEADERS = "workflow_station.secret_headers"
+
 #: Set by `OutboundClient` on a redirect request that must not be sent (a `RedirectRefused`);
 #: the transport raises it when, and only if, the redirect is followed.
 _REFUSED_REDIRECT = "workflow_station.refused_redirect"
@@ -754,7 +761,7 @@ class OutboundClient(httpx.AsyncClient):
             if cookies:
                 redirect.headers["Cookie"] = "; ".join(cookies)
             return redirect
-        for name in self.cross_origin_dropped:
+        for name in self.cross_origin_dropped | request.extensions.get(SECRET_HEADERS, frozenset()):
             redirect.headers.pop(name, None)
         if _carries_body(redirect):
             # Raised by the transport, not here: with redirects off, this request is only

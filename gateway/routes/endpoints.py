@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import TimeoutError
 
+from activities.redact import redact_url
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.routes.dag import search_attributes
 from gateway.tenancy import TenantDep
@@ -49,7 +50,7 @@ async def call_endpoint(
             task_queue=name,
             execution_timeout=timedelta(seconds=timeout),
             search_attributes=search_attributes("endpoint", name, workflow_id, tenant),
-            static_summary=f"{request.method} {request.url} via {name}",
+            static_summary=f"{request.method} {redact_url(request.url)} via {name}",
         )
     except WorkflowFailureError as exc:
         if isinstance(exc.cause, TimeoutError):

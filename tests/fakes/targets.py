@@ -112,6 +112,19 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
         state.requests[key].append(described)
         return described
 
+    @app.api_route("/record/{key}", methods=methods)
+    @app.api_route("/record/{key}/{rest:path}", methods=methods)
+    async def record(key: str, request: Request) -> dict[str, Any]:
+        """Records the request like /echo, but answers without repeating any of it."""
+        state.calls[key] += 1
+        state.requests[key].append(await _describe(request))
+        return {"ok": True, "calls": state.calls[key]}
+
+    @app.api_route("/reflect/{code}", methods=methods)
+    async def reflect(code: int, request: Request) -> Response:
+        """Answers `code` with the request it received, as a careless API's error page would."""
+        return JSONResponse(await _describe(request), status_code=code)
+
     @app.api_route("/slow/{key}", methods=methods)
     async def slow(key: str, request: Request, ms: int = 200) -> dict[str, Any]:
         started = time.monotonic()

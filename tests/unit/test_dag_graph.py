@@ -36,8 +36,8 @@ def graph(*steps: dict[str, Any]) -> DagGraph:
 
 
 KNOWN = (
-    "names no variable; known: original_input, input_data, input_data keys, <step>_result"
-    " and step outputs"
+    "names no variable; known: original_input, input_data, input_data keys, <step>_result,"
+    " step outputs and secrets.NAME"
 )
 
 
@@ -218,6 +218,34 @@ class TestCycles:
 
 
 class TestTemplateReferences:
+    def test_secrets_are_a_known_root(self) -> None:
+        assert (
+            problems(
+                step(
+                    "a",
+                    service_url="https://h/{{secrets.URL_KEY}}",
+                    headers={"Authorization": "Bearer {{ secrets.API_TOKEN }}"},
+                    input_prep_config={"query": {"k": "{{secrets._k2}}"}},
+                ),
+                # `secrets` is reserved: an input_data key of that name is not what it means.
+                input_data={"secrets": {"x": 1}},
+            )
+            == []
+        )
+
+    @pytest.mark.parametrize(
+        "written", ["{{secrets}}", "{{secrets.a.b}}", "{{secrets[0]}}", "{{secrets.my-key}}"]
+    )
+    def test_a_secret_must_be_named_by_an_identifier(self, written: str) -> None:
+        expression = written[2:-2]
+        assert problems(step("a", headers={"K": written})) == [
+            (
+                ("STEPS_CONFIG", 0, "headers", "K"),
+                f"step 'a': {{{{{expression}}}}} is not {{{{secrets.NAME}}}} (NAME: a letter or"
+                " underscore, then letters, digits and underscores)",
+            )
+        ]
+
     def test_unknown_variable(self) -> None:
         assert problems(step("a", input_prep_config={"body": {"x": "hi {{who}}"}})) == [
             (

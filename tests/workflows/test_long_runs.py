@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from cli import BIN, dev_server_args
-from settings import DATA_CONVERTER
 from tests.conftest import Engine, Targets, _run_workers, make_settings, unique
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
@@ -25,10 +25,10 @@ SUGGEST_AFTER_EVENTS = 40
 
 
 @pytest.fixture(scope="module")
-async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
+async def short_history_env(converter: DataConverter) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=DATA_CONVERTER,
+        data_converter=converter,
         dev_server_extra_args=[
             *dev_server_args(),
             "--dynamic-config-value",

@@ -12,10 +12,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from activities.http.models import HTTP_METHODS, is_http_url
+from activities.http.models import HTTP_METHODS, SECRETS_ROOT, is_http_url, secret_name
 from workflows.dag.models import DagRunInput, StepConfig
 from workflows.shared.endpoints import UnknownEndpoint, resolve_endpoint
-from workflows.shared.templating import TemplateError, references
+from workflows.shared.templating import TemplateError, references, secret_names
 
 SELECTION_PREFIX = "selection_"
 BASE_VARIABLES = ("original_input", "input_data")
@@ -170,6 +170,11 @@ def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], object
     return parts
 
 
+def step_secrets(step: StepConfig) -> list[str]:
+    """The secrets a step's templates name (`{{secrets.NAME}}`), for its HTTP activity."""
+    return secret_names(*(template for _, template in step_templates(step)))
+
+
 def validate_pipeline(run: DagRunInput) -> list[Problem]:
     """Every problem in a payload that pydantic's type checks cannot see, none if it is valid."""
     problems: list[Problem] = []
@@ -292,6 +297,18 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                 continue
             for where, ref in found:
                 field_loc = ("STEPS_CONFIG", i, *loc, *([where] if where else []))
+                if ref.root == SECRETS_ROOT:
+                    # Resolved by the worker when the call is made; only the form is checked.
+                    if secret_name(ref.text) is None:
+                        problems.append(
+                            Problem(
+                                field_loc,
+                                f"step {step.step_name!r}: {{{{{ref.text}}}}} is not"
+                                " {{secrets.NAME}} (NAME: a letter or underscore, then letters,"
+                                " digits and underscores)",
+                            )
+                        )
+                    continue
                 if ref.root in inputs:
                     continue
                 producer = producers.get(ref.root)
@@ -300,8 +317,8 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                         Problem(
                             field_loc,
                             f"step {step.step_name!r}: {{{{{ref.text}}}}} names no variable; known:"
-                            f" original_input, input_data, input_data keys, <step>_result and"
-                            f" step outputs",
+                            f" original_input, input_data, input_data keys, <step>_result,"
+                            f" step outputs and secrets.NAME",
                         )
                     )
                 elif producer == step.step_name:

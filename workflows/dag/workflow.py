@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         parse_selection,
         redis_key,
     )
-    from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
+    from workflows.dag.graph import DagGraph, Scheduler, step_secrets, validate_pipeline
     from workflows.dag.models import (
         DEFAULT_BODY_METHODS,
         DagResume,
@@ -367,7 +367,10 @@ class DagWorkflow:
         prep = step.input_prep_config
         # Bounded, so a large value referenced many times cannot build a request that would
         # wedge the run (Temporal refuses oversized payloads on every retry).
-        renderer = Renderer(self._variables, max_chars=self._run.engine.max_request_chars)
+        secrets = step_secrets(step)
+        renderer = Renderer(
+            self._variables, max_chars=self._run.engine.max_request_chars, secret_names=secrets
+        )
         try:
             url = renderer.render(step.service_url)
             headers = {**renderer.render(step.headers)}
@@ -409,6 +412,7 @@ class DagWorkflow:
             send_body=send_body,
             timeout_seconds=self._timeout(step),
             label=label,
+            secret_names=secrets,
         )
 
     def _task_queue(self, step: StepConfig) -> str:

@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.http.models import CALL_HTTP, HttpResult
+    from activities.redact import redact_url
     from workflows.endpoint.models import EndpointCallInput
     from workflows.shared.endpoints import EndpointResponse, http_call
     from workflows.shared.failures import UNHEALABLE, activity_failure, step_retry_policy
@@ -42,7 +43,7 @@ class EndpointCallWorkflow:
                 result_type=HttpResult,
                 start_to_close_timeout=timedelta(milliseconds=request.timeout),
                 retry_policy=step_retry_policy(request.retries, request.retry_delay / 1000),
-                summary=f"{request.method} {request.url}",
+                summary=f"{request.method} {redact_url(request.url)}",
             )
         except ActivityError as exc:
             failure = activity_failure(exc, request.retries + 1, label)

@@ -197,15 +197,21 @@ def source_text(source: int | None, results: Mapping[int, str | None], context: 
     return results.get(source) or ""
 
 
-def endpoint_renderer(result: str | None, context: str, max_chars: int | None = None) -> Renderer:
+def endpoint_renderer(
+    result: str | None,
+    context: str,
+    max_chars: int | None = None,
+    secret_names: Sequence[str] = (),
+) -> Renderer:
     """What fills `{{result}}` and `{{context}}` into an endpoint step's headers and body.
 
     Spaces inside the braces are allowed (`{{ result }}`), a None result renders as '', any
-    other placeholder is left as written, and `max_chars` bounds all it renders together
-    (`TemplateError` past it).
+    other placeholder is left as written (`{{secrets.NAME}}` among them, for the HTTP activity
+    to fill in), and `max_chars` bounds all it renders together (`TemplateError` past it). A
+    result or context holding a placeholder of one of the call's `secret_names` is refused.
     """
     variables = {"result": result or "", "context": context}
-    return Renderer(variables, keep_unresolved=True, max_chars=max_chars)
+    return Renderer(variables, keep_unresolved=True, max_chars=max_chars, secret_names=secret_names)
 
 
 def choose_router_option(

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RouteRequest,
         TokenUsage,
     )
+    from activities.redact import redact_url
     from workflows.instructions.conditions import ConditionSyntaxError, evaluate, parse
     from workflows.instructions.models import (
         Condition,
@@ -95,7 +96,7 @@ with workflow.unsafe.imports_passed_through():
         step_failed,
         step_retry_policy,
     )
-    from workflows.shared.templating import TemplateError
+    from workflows.shared.templating import TemplateError, secret_names
 
 AnswerT = TypeVar("AnswerT", LlmText, LlmVerdict, RouteChoice)
 
@@ -390,7 +391,10 @@ class InstructionWorkflow:
         external proxy that speaks the seed's endpoint-worker format; none: this worker.
         """
         context = self._run.context
-        renderer = endpoint_renderer(previous, context, self._run.engine.max_request_chars)
+        secrets = secret_names(spec.api_url, spec.headers, spec.body)
+        renderer = endpoint_renderer(
+            previous, context, self._run.engine.max_request_chars, secret_names=secrets
+        )
         try:
             headers = renderer.render(spec.headers)
             body = renderer.render(spec.body)
@@ -410,13 +414,21 @@ class InstructionWorkflow:
         try:
             result: HttpResult = await workflow.execute_activity(
                 CALL_HTTP,
-                http_call(spec.method, spec.api_url, headers, body, spec.timeout, label=label),
+                http_call(
+                    spec.method,
+                    spec.api_url,
+                    headers,
+                    body,
+                    spec.timeout,
+                    label=label,
+                    secret_names=secrets,
+                ),
                 result_type=HttpResult,
                 task_queue=route.task_queue or workflow.info().task_queue,
                 start_to_close_timeout=timeout,
                 heartbeat_timeout=heartbeat_timeout(timeout),
                 retry_policy=endpoint_retry_policy(spec),
-                summary=f"{label}: {spec.method} {spec.api_url}"[:200],
+                summary=f"{label}: {spec.method} {redact_url(spec.api_url)}"[:200],
             )
         except ActivityError as exc:
             raise step_failed(exc, spec.retries + 1, label) from exc
@@ -464,7 +476,7 @@ class InstructionWorkflow:
                 start_to_close_timeout=timedelta(seconds=budget),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PROXY_RETRY,
-                summary=f"{label}: {spec.method} {spec.api_url} via proxy"[:200],
+                summary=f"{label}: {spec.method} {redact_url(spec.api_url)} via proxy"[:200],
             )
         except ActivityError as exc:
             raise step_failed(exc, PROXY_RETRY.maximum_attempts, label) from exc

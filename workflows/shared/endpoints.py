@@ -109,9 +109,11 @@ def http_call(
     *,
     label: str,
     fail_on_client_error: bool = True,
+    secret_names: Sequence[str] = (),
 ) -> HttpCall:
     """A call in the seed's endpoint format as an `HttpCall`: the body goes with any method
-    but GET, and `timeout_ms` bounds each attempt."""
+    but GET, `timeout_ms` bounds each attempt, and the activity fills in the `secret_names`
+    (`templating.secret_names` of the call's templates)."""
     return HttpCall(
         method=method,
         url=url,
@@ -121,6 +123,7 @@ def http_call(
         timeout_seconds=timeout_ms / 1000,
         fail_on_client_error=fail_on_client_error,
         label=label,
+        secret_names=list(secret_names),
     )
 
 

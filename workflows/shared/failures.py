@@ -8,6 +8,7 @@ Pure with respect to I/O; imported by workflow code only (inside
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from temporalio.exceptions import (
 
 from activities import errors
 from activities.errors import ErrorType, WorkflowStationError
+from activities.redact import redact_urls
 
 #: Exceptions that no retry of a workflow task can heal: data that cannot be decoded or built
 #: (a bad payload, a value nested too deep, a number out of range). Raised in workflow code,
@@ -47,9 +49,14 @@ class StepFailure:
 
 
 class StepFailed(WorkflowStationError):
-    """A step failed for good; its engine records `failure` and decides what the run does."""
+    """A step failed for good; its engine records `failure` and decides what the run does.
+
+    URLs in the message are redacted (`activities.redact`): it goes into the run's status,
+    webhook events and the run's own failure.
+    """
 
     def __init__(self, failure: StepFailure) -> None:
+        failure = dataclasses.replace(failure, message=redact_urls(failure.message))
         super().__init__(failure.message)
         self.failure = failure
 

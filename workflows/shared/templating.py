@@ -3,6 +3,13 @@
 The one template engine: DAG steps (`{{fetch_result.items[0]}}`) and endpoint instructions
 (`{{result}}`, `{{context}}`) both render through it.
 
+`{{secrets.NAME}}` is never resolved here: every renderer leaves it as written, and
+`secret_names` lists the ones a call's templates name, for the HTTP activity to fill in just
+before sending (`activities.http.secrets`), so a secret's value never enters history. The
+activity fills in every placeholder of those names in the call, so a renderer told the names
+refuses a value that would smuggle one in (a response or an LLM's answer holding
+`{{secrets.NAME}}` text must not choose where that secret is sent).
+
 A string that is exactly one placeholder takes the referenced value with its type (object,
 number, list). Inside longer text, strings are inserted as they are and every other value is
 rendered as JSON. Rendering is pure and deterministic, so the workflow does it itself.
@@ -15,11 +22,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from activities.errors import ErrorType, WorkflowStationError
+from activities.http.models import SECRET_PLACEHOLDER, SECRETS_ROOT, secret_name
 
 _SEGMENT = re.compile(r"\.?([A-Za-z_$][\w$-]*)|\[\s*(-?\d+)\s*\]|\[\s*['\"]([^'\"]*)['\"]\s*\]")
 
@@ -110,6 +119,22 @@ def references(value: Any, location: str = "") -> list[tuple[str, Reference]]:
     return found
 
 
+def secret_names(*templates: Any) -> list[str]:
+    """The secrets `{{secrets.NAME}}` placeholders in these JSON-like templates name, sorted.
+
+    Only templates are scanned, never rendered values: a placeholder that arrives inside data
+    (a response, an LLM's answer) is not the author's, and is not filled in.
+    """
+    found = {
+        name
+        for template in templates
+        for _, text in iter_strings(template)
+        for placeholder in placeholders(text)
+        if (name := secret_name(placeholder.expression)) is not None
+    }
+    return sorted(found)
+
+
 def resolve(reference: Reference, variables: Mapping[str, Any]) -> Any:
     if reference.root not in variables:
         raise TemplateError(f"{{{{{reference.text}}}}}: no variable named {reference.root!r}")
@@ -167,6 +192,9 @@ class Renderer:
         keep_unresolved: Leave a placeholder that cannot be parsed or resolved as written
             instead of raising `TemplateError`.
         max_chars: The budget; None for no bound.
+        secret_names: The secrets the request uses (`secret_names` of its templates): a value
+            inserted or charged that holds a placeholder of one of them raises
+            `TemplateError`, since the HTTP activity would fill it in.
     """
 
     def __init__(
@@ -175,11 +203,13 @@ class Renderer:
         *,
         keep_unresolved: bool = False,
         max_chars: int | None = None,
+        secret_names: Iterable[str] = (),
     ) -> None:
         self._variables = variables
         self._keep_unresolved = keep_unresolved
         self._max_chars = max_chars
         self._spent = 0
+        self._secret_names = frozenset(secret_names)
 
     def render(self, value: Any) -> Any:
         """Render every string template inside a JSON-like value; keys are left as they are."""
@@ -194,12 +224,15 @@ class Renderer:
     def charge(self, value: Any) -> None:
         """Count a value sent as it is (not rendered) against the budget, as JSON."""
         self._spend(value if isinstance(value, str) else _as_json(value))
+        self._refuse_secrets_in(value)
 
     def render_text(self, text: str) -> Any:
         found = list(placeholders(text))
         if len(found) == 1 and found[0].start == 0 and found[0].end == len(text):
             value = self._value_of(found[0].expression, text)
             self._spend(value if isinstance(value, str) else _as_json(value))
+            if secret_name(found[0].expression) is None:
+                self._refuse_secrets_in(value)
             return value
         parts: list[str] = []
         position = 0
@@ -211,15 +244,35 @@ class Renderer:
             parts.append(self._spend(value if isinstance(value, str) else _as_json(value)))
             position = placeholder.end
         parts.append(self._spend(text[position:]))
-        return "".join(parts)
+        rendered = "".join(parts)
+        if self._secret_names and "secrets" in rendered:
+            # Values can hold a placeholder, or two can form one side by side: what the text
+            # holds beyond what its template wrote was inserted.
+            written = Counter(secret_name(placeholder.expression) for placeholder in found)
+            for name, count in Counter(SECRET_PLACEHOLDER.findall(rendered)).items():
+                if name in self._secret_names and count > written[name]:
+                    raise _smuggled(name)
+        return rendered
 
     def _value_of(self, expression: str, written: str) -> Any:
         try:
-            return resolve(parse_reference(expression), self._variables)
+            reference = parse_reference(expression)
+            if reference.root == SECRETS_ROOT:
+                return written  # filled in by the HTTP activity, never in workflow code
+            return resolve(reference, self._variables)
         except TemplateError:
             if self._keep_unresolved:
                 return written
             raise
+
+    def _refuse_secrets_in(self, value: Any) -> None:
+        """Raise `TemplateError` if `value` holds a placeholder of a secret this request uses."""
+        if not self._secret_names:
+            return
+        for _, text in iter_strings(value):
+            for name in SECRET_PLACEHOLDER.findall(text):
+                if name in self._secret_names:
+                    raise _smuggled(name)
 
     def _spend(self, text: str) -> str:
         self._spent += len(text)
@@ -229,6 +282,13 @@ class Renderer:
                 " (a large value referenced many times?)"
             )
         return text
+
+
+def _smuggled(name: str) -> TemplateError:
+    return TemplateError(
+        f"a value inserted into the request holds {{{{secrets.{name}}}}}, which the request"
+        " uses: refused, since the secret would be filled in there too"
+    )
 
 
 def _as_json(value: Any) -> str:
