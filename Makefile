@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench example lock clean
+.PHONY: dev test lint bench soak example lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/dag.py
+
+# The worker SIGKILLed 20 times under a batch of runs (a few minutes).
+soak: $(STAMP)
+	$(BIN)/python bench/soak_worker_kills.py
 
 # Re-pin after changing pyproject.toml: resolves into a scratch venv, records name==version only.
 lock:

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # webhook events as references to `GET /runs/{id}/outputs/{name}` and
     # `GET /runs/{id}/steps/{step}/result`.
     value_inline_max_bytes: int = Field(default=64 * 1024, ge=0)
+    # How long a DAG step retries an unreachable Redis (selection reads, output writes) before
+    # it fails: an outage shorter than this (a restart, a failover) only delays the run.
+    store_retry_window_seconds: float = Field(default=300.0, ge=0)
 
     # Gateway.
     gateway_host: str = "127.0.0.1"

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.codec import EncryptionCodec
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
@@ -188,6 +189,27 @@ async def _payload_expired(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=410, content={"detail": str(exc)})
 
 
+#: RPC failures that mean Temporal itself is out of reach: down, restarting, cut off.
+TEMPORAL_UNREACHABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+
+
+async def _temporal_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    """A 503 that says Temporal is out of reach (the client retried for a while already),
+    instead of a bare 500."""
+    if not isinstance(exc, RPCError) or exc.status not in TEMPORAL_UNREACHABLE:
+        raise exc
+    settings: Settings = request.app.state.settings
+    return JSONResponse(
+        status_code=503,
+        content={
+            "detail": f"Temporal at {settings.effective_temporal_address} is not answering"
+            f" ({exc.message}); runs keep their state there and go on once it is back."
+            " Try again shortly; GET /health shows when it is."
+        },
+        headers={"Retry-After": "5"},
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     refuse_open_exposure(settings)
@@ -213,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RPCError, _temporal_unreachable)
     app.add_middleware(JsonDepthLimit)
     # A run whose history references a payload that has expired from Redis.
     app.add_exception_handler(ApplicationError, _payload_expired)

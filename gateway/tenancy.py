@@ -7,15 +7,17 @@ client-chosen id in two tenants is two runs. Keys are kept only as SHA-256 diges
 compared in constant time. With no keys the gateway is open, as tenant `default` with ids as
 clients chose them, and `create_app` refuses to serve anything but loopback that way.
 
-Fair use holds across gateway replicas: requests per second per tenant are counted in Redis,
-and running runs per tenant are counted by Temporal itself (its visibility store knows which
-runs are open, so a gateway that dies leaks nothing).
+Fair use holds across gateway replicas: requests per second per tenant are counted in Redis
+(while it answers: an outage leaves requests unmetered rather than refused), and running runs
+per tenant are counted by Temporal itself (its visibility store knows which runs are open, so
+a gateway that dies leaks nothing).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -23,9 +25,13 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from temporalio.client import Client
 
 from settings import Settings
+
+log = logging.getLogger("workflow_station.gateway")
 
 OPEN_TENANT = "default"
 
@@ -117,10 +123,18 @@ async def limit_request_rate(redis: Redis, tenant: Tenant, per_second: float) ->
         return
     now = time.time()
     key = f"workflow-station:rate:{tenant.name}:{int(now)}"
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, 2)
-        count, _ = await pipe.execute()
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 2)
+            count, _ = await pipe.execute()
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # The meter must not take the API down with it: runs live in Temporal, and reading
+        # their status or starting one needs no Redis. Unmetered until Redis answers again.
+        log.warning(
+            "request rate of tenant %r not checked: Redis is not answering (%s)", tenant.name, exc
+        )
+        return
     if count > per_second:
         retry = max(1, math.ceil(int(now) + 1 - now))
         raise HTTPException(

@@ -48,6 +48,7 @@ def engine_options(settings: Settings, tenant: Tenant) -> EngineOptions:
         value_inline_max_bytes=settings.value_inline_max_bytes,
         max_steps_in_flight=settings.max_steps_in_flight,
         tenant=tenant.redis_scope,
+        store_retry_window_seconds=settings.store_retry_window_seconds,
     )
 
 

@@ -6,38 +6,14 @@ SIGKILL while a step's HTTP call is in flight, and a fresh process finishes the 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from settings import Settings
-from tests.conftest import LOOPBACK, Targets, make_settings, unique, wait_until
+from tests.conftest import Targets, make_settings, unique, wait_until
+from tests.e2e.processes import stop, worker_process
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": settings.effective_temporal_address,
-        "REDIS_URL": settings.effective_redis_url,
-        "TASK_QUEUE": settings.task_queue,
-        "OUTBOUND_ALLOW": ",".join(LOOPBACK),
-    }
-    return subprocess.Popen(
-        [sys.executable, "worker.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def test_killed_worker_loses_no_step_and_the_run_completes(
@@ -77,17 +53,14 @@ async def test_killed_worker_loses_no_step_and_the_run_completes(
             return targets.state.calls[slow] == 1
 
         await wait_until(slow_step_in_flight)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
+        stop(worker, kill=True)
         killed_at = time.monotonic()
         replacement = worker_process(settings)
         result = await handle.result()
         recovery = time.monotonic() - killed_at
     finally:
-        for process in (worker, replacement):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.wait(10)
+        stop(worker)
+        stop(replacement)
 
     assert result.status == "completed"
     # Finished steps are not re-run: their results come from the run's history.

@@ -10,7 +10,7 @@ import time
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Targets, make_settings, unique, wait_until
-from tests.e2e.test_durability import worker_process
+from tests.e2e.processes import worker_process
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 

@@ -68,6 +68,10 @@ class TargetState:
     hook_attempts: Counter[str] = field(default_factory=Counter)
     #: Receivers (`/hooks/{key}`) answering 500 until their key is removed.
     hooks_down: set[str] = field(default_factory=set)
+    #: Calls of `/work/…` by their `Idempotency-Key`: what a de-duplicating target would see.
+    deliveries: Counter[str] = field(default_factory=Counter)
+    #: `/work/…` calls answered, by key (a call cut off by a crash is counted, not answered).
+    answered: Counter[str] = field(default_factory=Counter)
 
 
 async def _describe(request: Request) -> dict[str, Any]:
@@ -132,6 +136,16 @@ def create_target_app() -> tuple[FastAPI, TargetState]:
         await asyncio.sleep(ms / 1000)
         state.spans[key] = (started, time.monotonic())
         return {"key": key, "slept_ms": ms}
+
+    @app.api_route("/work/{key}", methods=methods)
+    async def work(key: str, request: Request, ms: int = 200) -> dict[str, Any]:
+        """A step that takes `ms` and answers with its key and input."""
+        state.calls[key] += 1
+        state.deliveries[request.headers.get("idempotency-key", "")] += 1
+        raw = await request.body()
+        await asyncio.sleep(ms / 1000)
+        state.answered[key] += 1
+        return {"key": key, "input": json.loads(raw) if raw else None}
 
     @app.api_route("/status/{key}/{code}", methods=methods)
     async def status(key: str, code: int, retry_after: str | None = None) -> Response:

@@ -532,35 +532,46 @@ async def test_invalid_pipeline_started_directly_fails_with_problems(engine: Eng
     assert "a -> b -> a" in cause.message
 
 
+#: How long the tests that take Redis away let a step retry it (the default is minutes; the
+#: retries run in real time, whatever the time-skipping server does).
+SHORT_STORE_WINDOW = 2.0
+
+
+def short_store_window(payload: DagRunInput) -> DagRunInput:
+    payload.engine.store_retry_window_seconds = SHORT_STORE_WINDOW
+    return payload
+
+
 async def test_unreachable_redis_fails_the_step_with_partial_results(
     time_skipping_env: WorkflowEnvironment, targets: Targets
 ):
     # Nothing listens on port 1: every selection read is refused.
     settings = make_settings(time_skipping_env.client, "redis://127.0.0.1:1/0")
     key = unique("noredis")
+    payload = pipeline(
+        [
+            {"step_name": "first", "usid": "u-1", "service_url": f"{targets.url}/echo/{key}"},
+            {
+                "step_name": "picky",
+                "usid": "u-2",
+                "service_url": f"{targets.url}/echo/{key}",
+                "dependencies": ["first", "selection_pick"],
+            },
+        ]
+    )
     async for engine in _run_workers(time_skipping_env.client, settings, []):
-        result = await run_failing(
-            engine,
-            pipeline(
-                [
-                    {
-                        "step_name": "first",
-                        "usid": "u-1",
-                        "service_url": f"{targets.url}/echo/{key}",
-                    },
-                    {
-                        "step_name": "picky",
-                        "usid": "u-2",
-                        "service_url": f"{targets.url}/echo/{key}",
-                        "dependencies": ["first", "selection_pick"],
-                    },
-                ]
-            ),
-        )
+        started = time.monotonic()
+        result = await run_failing(engine, short_store_window(payload))
+        elapsed = time.monotonic() - started
     assert result.steps["first"].status == "completed"
     assert result.steps["picky"].status == "failed"
     assert result.error is not None and result.error.step_name == "picky"
     assert targets.state.calls[key] == 1
+    # Retried for the whole window, not much longer, and the reason names what to look at.
+    assert SHORT_STORE_WINDOW <= elapsed < SHORT_STORE_WINDOW + 10
+    assert result.error.message.startswith(
+        "redis (retried for 2s, STORE_RETRY_WINDOW_SECONDS): Error 111 connecting to 127.0.0.1:1."
+    )
 
 
 async def test_unwritable_outputs_fail_the_step(
@@ -568,22 +579,21 @@ async def test_unwritable_outputs_fail_the_step(
 ):
     settings = make_settings(time_skipping_env.client, "redis://127.0.0.1:1/0")
     key = unique("nowrite")
+    payload = pipeline(
+        [
+            {
+                "step_name": "only",
+                "usid": "u-1",
+                "service_url": f"{targets.url}/echo/{key}",
+                "outputs": ["kept"],
+            }
+        ]
+    )
     async for engine in _run_workers(time_skipping_env.client, settings, []):
-        result = await run_failing(
-            engine,
-            pipeline(
-                [
-                    {
-                        "step_name": "only",
-                        "usid": "u-1",
-                        "service_url": f"{targets.url}/echo/{key}",
-                        "outputs": ["kept"],
-                    }
-                ]
-            ),
-        )
+        result = await run_failing(engine, short_store_window(payload))
     assert result.steps["only"].status == "failed"
-    assert result.error is not None and result.error.message.startswith("redis: ")
+    assert result.error is not None
+    assert result.error.message.startswith("redis (retried for 2s, STORE_RETRY_WINDOW_SECONDS): ")
 
 
 async def test_bodies_and_header_values_by_method(engine: Engine, targets: Targets):

@@ -119,6 +119,9 @@ class EngineOptions(BaseModel):
     #: Step results and outputs larger than this (as JSON) appear in the run's status, result
     #: and webhook events as references (`workflows.dag.references`), not inline.
     value_inline_max_bytes: int = 64 * 1024
+    #: How long a step keeps retrying an unreachable Redis (selection reads, output writes)
+    #: before it fails: an outage shorter than this only delays the run.
+    store_retry_window_seconds: float = 300.0
 
 
 class PipelineRequest(BaseModel):

@@ -22,6 +22,7 @@ from temporalio.exceptions import (
     FailureError,
     RetryState,
     TimeoutError,
+    TimeoutType,
     is_cancelled_exception,
 )
 
@@ -99,9 +100,18 @@ def activity_failure(exc: FailureError, max_attempts: int, label: str) -> StepFa
         attempts = max_attempts
     if isinstance(cause, TimeoutError):
         kind = cause.type.name if cause.type else "timeout"
+        hint = ""
+        if cause.type == TimeoutType.HEARTBEAT:
+            # Not the target's slowness: the worker making the call went silent.
+            hint = (
+                f": the worker making the call stopped reporting for"
+                f" {HEARTBEAT_TIMEOUT.total_seconds():g}s (it crashed, was killed, or lost"
+                " Temporal) and no retry was left; max_retries lets a step ride out worker"
+                " restarts"
+            )
         return StepFailure(
             type=ErrorType.TIMEOUT,
-            message=f"{label}: attempt timed out ({kind})",
+            message=f"{label}: attempt timed out ({kind}){hint}",
             http_status=details.get("status"),
             attempts=attempts,
         )

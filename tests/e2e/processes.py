@@ -1,0 +1,117 @@
+"""The processes fault tests start, kill and restart: `worker.py`, a Temporal dev server on a
+database file of its own, and a persistent redis-server.
+
+Each listens on loopback only, on ports of its own that survive a restart, and is stopped by
+its own pid (never by name). The command lines are `cli.py`'s, as `make dev` runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from cli import redis_command, temporal_command, wait_for_port
+from settings import Settings
+from tests.conftest import LOOPBACK
+from tests.fakes.targets import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: How long a process may take to listen; generous, for a loaded 2-core CI machine.
+START_TIMEOUT = 60.0
+
+
+def worker_process(settings: Settings, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """A real `worker.py` process serving `settings.task_queue`; its output goes to `log`."""
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.effective_temporal_address,
+        "REDIS_URL": settings.effective_redis_url,
+        "TASK_QUEUE": settings.task_queue,
+        "OUTBOUND_ALLOW": ",".join(LOOPBACK),
+    }
+    command = [sys.executable, "worker.py"]
+    if log is None:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    with log.open("ab") as output:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+
+
+def stop(process: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:
+    """End a process this test started: SIGKILL when `kill`, else SIGTERM (SIGKILL after 10 s)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+async def listening(port: int, timeout: float = START_TIMEOUT) -> None:
+    """Wait until something listens on loopback `port`, without blocking the event loop
+    (the tests' own HTTP targets run in it)."""
+    await asyncio.to_thread(wait_for_port, port, "127.0.0.1", timeout)
+
+
+class DevServer:
+    """A Temporal dev server with its state in `directory/temporal.db`, on fixed ports, so it
+    can be SIGKILLed and started again on the same database and address."""
+
+    def __init__(self, directory: Path) -> None:
+        self.settings = Settings(
+            temporal_port=free_port(),
+            temporal_ui_port=free_port(),
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        self.db_file = directory / "temporal.db"
+        self.log = directory / "temporal.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return self.settings.effective_temporal_address
+
+    async def start(self) -> None:
+        # Headless: the Web UI is of no use to a test and would only take a port and memory.
+        command = [*temporal_command(self.settings, self.db_file), "--headless"]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        await listening(self.settings.temporal_port)
+
+    def kill(self) -> None:
+        stop(self.process, kill=True)
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+class RedisServer:
+    """A redis-server on a fixed port, persisting to `directory` (append-only file), so it can
+    be stopped and started again with every key it held."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            redis_command(self.port, self.directory, persist=True), stdout=subprocess.DEVNULL
+        )
+        await listening(self.port)
+
+    def stop(self) -> None:
+        """SIGTERM: redis-server writes its append-only file out and exits."""
+        stop(self.process)
