@@ -194,8 +194,9 @@ class Settings(BaseSettings):
     # NAME=value lines) the worker reads at start; values never enter workflow input.
     secrets_file: Path | None = None
     # DAG steps running at once (and the ceiling of a pipeline's max_parallel): Temporal allows
-    # 2,000 pending activities per run.
-    max_steps_in_flight: int = 500
+    # 2,000 pending activities per run, and each start costs the workflow a few ms of one task
+    # (500 at once kept a task past the SDK's 2 s deadlock check on a loaded 2-core machine).
+    max_steps_in_flight: int = 100
     outbound_connect_timeout_seconds: float = 10.0
 
     # CORS for the endpoint proxy routes.

@@ -113,7 +113,7 @@ class EngineOptions(BaseModel):
     max_request_chars: int = 1_000_000
     #: Steps running at once when the pipeline sets no `max_parallel` (and its ceiling when
     #: it does): Temporal allows 2,000 pending activities per run.
-    max_steps_in_flight: int = 500
+    max_steps_in_flight: int = 100
     #: The tenant whose run this is, prefixing its Redis keys (None: the open gateway).
     tenant: str | None = None
     #: Step results and outputs larger than this (as JSON) appear in the run's status, result
