@@ -14,8 +14,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import WorkflowStationError
 from gateway.routes import dag, endpoints, health, instructions
 from gateway.values import is_payload_expired
 from settings import Settings, close_data_converter, connect_temporal, get_settings
@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     # A run whose history references a payload that has expired from Redis.
-    app.add_exception_handler(ApplicationError, _payload_expired)
+    app.add_exception_handler(WorkflowStationError, _payload_expired)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         ScopedCORS,
