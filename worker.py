@@ -33,6 +33,7 @@ from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
+from activities.store.clients import close_redis
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
 from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
 from workflows.dag.workflow import DagWorkflow
@@ -69,7 +70,7 @@ async def open_activities(settings: Settings) -> AsyncIterator[Activities]:
             )
         )
         redis = Redis.from_url(settings.effective_redis_url)
-        stack.push_async_callback(redis.aclose)
+        stack.push_async_callback(close_redis, redis)
         openai_client, anthropic_client = build_llm_clients(
             openai_api_key=settings.openai_api_key,
             openai_base_url=settings.openai_base_url,

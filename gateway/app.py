@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from activities.errors import WorkflowStationError
+from activities.store.clients import close_redis
 from gateway.routes import dag, endpoints, health, instructions
 from gateway.values import is_payload_expired
 from settings import Settings, close_data_converter, connect_temporal, get_settings
@@ -144,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.redis.aclose()
+            await close_redis(app.state.redis)
             await close_data_converter(app.state.temporal.data_converter)
 
     app = FastAPI(

@@ -35,6 +35,7 @@ from temporalio.converter import (
 )
 
 from activities.errors import ErrorType, WorkflowStationError
+from activities.store.clients import close_redis
 
 #: Recorded in every reference history keeps: renaming it orphans the blobs already written.
 DRIVER_NAME: Final = "redis"
@@ -141,4 +142,4 @@ class RedisBlobDriver(StorageDriver):
         return payloads
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await close_redis(self._redis)
