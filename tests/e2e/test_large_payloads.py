@@ -83,7 +83,9 @@ async def test_ten_megabytes_flow_to_the_dependent_step_by_reference(
     async def finished() -> dict[str, Any] | None:
         response, seconds = await timed_get(big_gateway.http, f"/runs/{workflow_id}")
         assert response.status_code == 200, response.text
-        assert seconds < 1.0, f"GET /runs/{{id}} took {seconds:.2f}s"
+        # Live, the status query waits for the worker's activation in progress (decoding the
+        # 10 MB body: a few hundred ms, more on a busy machine); it never hangs on the body.
+        assert seconds < 5.0, f"GET /runs/{{id}} took {seconds:.2f}s while running"
         status: dict[str, Any] = response.json()
         return status if status["status"] != "running" else None
 
@@ -100,9 +102,11 @@ async def test_ten_megabytes_flow_to_the_dependent_step_by_reference(
     assert received["json"]["count"] == document["count"]
     assert received["json"]["doc"] == document
 
-    # A finished run answers fast and small too.
+    # The finished run answers in well under a second, small, with the reference.
     response, seconds = await timed_get(big_gateway.http, f"/runs/{workflow_id}")
-    assert seconds < 1.0 and len(response.content) < 64 * 1024
+    assert seconds < 1.0, f"GET /runs/{{id}} took {seconds:.2f}s"
+    assert len(response.content) < 64 * 1024
+    assert response.json()["outputs"]["doc"] == reference
 
     output = await big_gateway.http.get(f"/runs/{workflow_id}/outputs/doc")
     assert output.status_code == 200
