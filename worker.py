@@ -37,6 +37,7 @@ from activities.http.secrets import Secrets
 from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
+from activities.store.clients import close_redis
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
 from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
 from workflows.dag.workflow import DagWorkflow
@@ -103,7 +104,7 @@ async def open_activities(
             )
         )
         redis = Redis.from_url(settings.effective_redis_url)
-        stack.push_async_callback(redis.aclose)
+        stack.push_async_callback(close_redis, redis)
         openai_client, anthropic_client = build_llm_clients(
             openai_api_key=settings.openai_api_key,
             openai_base_url=settings.openai_base_url,

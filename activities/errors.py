@@ -25,8 +25,6 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request), or a
     │                          refusal (the same prompt would be refused again)
     ├── ProviderNotConfigured  no key and no base URL for the requested provider
-    ├── PayloadExpired         a large payload's blob is gone from Redis (its TTL,
-    │                          PAYLOAD_BLOB_TTL_SECONDS, ran out): reading it can never succeed
     └── UnknownSecret          a `{{secrets.NAME}}` the worker has no value for
 
     failures decided in workflow code (never retried: the same input fails the same way)
@@ -40,6 +38,11 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── TokenBudgetExceeded    the run's LLM calls spent more than LLM_TOKEN_BUDGET_PER_RUN
     ├── Timeout                an activity attempt ran past its timeout (retries used up)
     └── Cancelled              the step was running when the run was cancelled
+
+    raised while reading a payload (by any process; a domain exception, not an
+    ApplicationError: a worker replaying a run would turn that into a nondeterminism error)
+    └── PayloadExpired         a large payload's blob is gone from Redis (its TTL,
+                               PAYLOAD_BLOB_TTL_SECONDS, ran out): no retry can read it
 
     run outcomes (the workflow's own failure; details hold the partial result)
     ├── InvalidPipeline        a DAG payload that fails validation                    (benign)

@@ -1,12 +1,12 @@
 """Soak: a batch of DAG runs while the worker is SIGKILLed again and again.
 
-    make soak                                                     # 20 kills, a few minutes
-    .venv/bin/python bench/soak_worker_kills.py --kills 50 --runs 60 --seed 7
+    make soak                                              # 20 kills, 6 + 20 runs
+    .venv/bin/python bench/soak_worker_kills.py --kills 50 --runs 10 --seed 7
 
 Starts its own stack on free ports (a Temporal dev server, Redis, a target service in this
-process) and one `worker.py` process. It keeps `--concurrency` runs going (at least `--runs`
-of them, and more while kills remain), SIGKILLs the worker at random moments and starts a
-fresh one after each kill. Then it checks, and prints:
+process) and one `worker.py` process, starts `--runs` runs, and SIGKILLs the worker at
+random moments once it is at work, starting a fresh worker and one more run after each kill.
+Then it checks, and prints:
 
 - every run completed, with the values its steps passed along;
 - no step's target was called more than once per kill that hit it. A kill *hits* a step
@@ -195,20 +195,19 @@ async def soak(
     *,
     kills: int,
     runs: int,
-    concurrency: int,
     rng: random.Random,
     logs: Path,
     kill_delay: tuple[float, float] = (0.0, 1.5),
     drain_timeout: float = 300.0,
 ) -> SoakReport:
-    """Kill the worker `kills` times while `concurrency` runs go on, each time `kill_delay`
-    seconds (at random) after the fresh worker's first step call; then wait for every run."""
+    """Start `runs` runs, then kill the worker `kills` times, each time `kill_delay` seconds
+    (at random) after a step call has started on it, starting one more run after each kill;
+    then wait for every run."""
     report = SoakReport()
     started = time.monotonic()
     active: dict[str, WorkflowHandle[Any, Any]] = {}
     keys_of_run: dict[str, list[str]] = {}
-    killing = True
-    slots = asyncio.Semaphore(concurrency)
+    tasks: list[asyncio.Task[None]] = []
 
     async def one_run(index: int) -> None:
         workflow_id = f"soak-{index}-{rng.getrandbits(32):08x}"
@@ -236,20 +235,8 @@ async def soak(
         else:
             report.completed += 1
 
-    async def launcher() -> None:
-        tasks = []
-        index = 0
-        while index < runs or killing:
-            await slots.acquire()
-            if not (index < runs or killing):
-                slots.release()
-                break
-            index += 1
-            task = asyncio.create_task(one_run(index))
-            task.add_done_callback(lambda _: slots.release())
-            tasks.append(task)
-        report.runs = index
-        await asyncio.gather(*tasks)
+    def launch() -> None:
+        tasks.append(asyncio.create_task(one_run(len(tasks) + 1)))
 
     def calls_at_target() -> int:
         """Step calls the target is answering right now."""
@@ -257,12 +244,12 @@ async def soak(
         return sum(state.calls[name] - state.answered[name] for name in names)
 
     worker = await started_worker(settings, logs / "worker-0.log")
-    running = asyncio.create_task(launcher())
+    for _ in range(runs):
+        launch()
     try:
         for kill in range(1, kills + 1):
-            # Kill only a worker that is at work (after a kill, the steps it held wait for
-            # their heartbeat timeout), at a random moment from there: a call in flight, one
-            # answered but not yet reported, or a workflow task.
+            # Kill a worker at work, at a random moment from its first call on: a call in
+            # flight, one answered but not yet reported, or a workflow task.
             deadline = time.monotonic() + drain_timeout
             while not calls_at_target():
                 if time.monotonic() > deadline:
@@ -274,13 +261,16 @@ async def soak(
             hit = await calls_hit(dict(active), identity(worker))
             report.kills_that_hit += bool(hit)
             report.hits.update(hit)
+            # Fresh work for the next worker: the calls this kill cut off wait for their
+            # heartbeat timeout (10 s) before they are retried.
+            launch()
             worker = await started_worker(settings, logs / f"worker-{kill}.log")
-        killing = False
-        await asyncio.wait_for(running, drain_timeout)
+        await asyncio.wait_for(asyncio.gather(*tasks), drain_timeout)
     finally:
-        killing = False
-        running.cancel()
+        for task in tasks:
+            task.cancel()
         stop(worker)
+    report.runs = len(tasks)
     report.elapsed = time.monotonic() - started
     keys = [key for run_keys in keys_of_run.values() for key in run_keys]
     report.steps = len(keys)
@@ -310,8 +300,8 @@ async def main_async(args: argparse.Namespace) -> int:
         client = await connect_temporal(settings)
         async with serve(app) as target:
             print(
-                f"soak: {args.kills} kills, at least {args.runs} runs, {args.concurrency} at"
-                f" once, seed {args.seed}; logs in {data}"
+                f"soak: {args.kills} kills, {args.runs} runs and one more per kill, seed"
+                f" {args.seed}; logs in {data}"
             )
             report = await soak(
                 client,
@@ -320,7 +310,6 @@ async def main_async(args: argparse.Namespace) -> int:
                 state,
                 kills=args.kills,
                 runs=args.runs,
-                concurrency=args.concurrency,
                 rng=random.Random(args.seed),
                 logs=data,
             )
@@ -339,8 +328,7 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=24, help="at least this many runs")
-    parser.add_argument("--concurrency", type=int, default=6, help="runs going at once")
+    parser.add_argument("--runs", type=int, default=6, help="runs started at first")
     parser.add_argument("--seed", type=int, default=1)
     sys.exit(asyncio.run(main_async(parser.parse_args())))
 

@@ -15,11 +15,12 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.codec import EncryptionCodec
+from activities.errors import WorkflowStationError
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
+from activities.store.clients import close_redis
 from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
@@ -225,7 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.redis.aclose()
+            await close_redis(app.state.redis)
             await close_data_converter(app.state.temporal.data_converter)
 
     app = FastAPI(
@@ -238,7 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RPCError, _temporal_unreachable)
     app.add_middleware(JsonDepthLimit)
     # A run whose history references a payload that has expired from Redis.
-    app.add_exception_handler(ApplicationError, _payload_expired)
+    app.add_exception_handler(WorkflowStationError, _payload_expired)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         ScopedCORS,

@@ -14,9 +14,8 @@ from typing import Any
 from fastapi import HTTPException, Response
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
-from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType
+from activities.errors import ErrorType, WorkflowStationError
 from activities.store.models import redis_key
 from gateway.runs import DAG_RUNS, NAMESPACE, RunStatusService
 from workflows.dag.models import DagRunResult
@@ -108,4 +107,4 @@ def _refers_to(value: Any, route: str) -> bool:
 
 def is_payload_expired(exc: Exception) -> bool:
     """A stored payload the run's history references has expired from Redis."""
-    return isinstance(exc, ApplicationError) and exc.type == ErrorType.PAYLOAD_EXPIRED
+    return isinstance(exc, WorkflowStationError) and exc.error_type == ErrorType.PAYLOAD_EXPIRED

@@ -27,6 +27,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.store.clients import close_redis
 from cli import BIN, dev_server_args, redis_command
 from settings import Settings, close_data_converter, data_converter
 from tests.fakes.llm_server import FakeLLMServer
@@ -99,7 +100,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     try:
         yield client
     finally:
-        await client.aclose()
+        await close_redis(client)
 
 
 @dataclass

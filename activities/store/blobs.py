@@ -11,9 +11,12 @@ twice) is stored once. Storing a blob that is already there only refreshes its T
 
 Lifetime: a blob must outlive every history that references it. Its TTL
 (`PAYLOAD_BLOB_TTL_SECONDS`) restarts at each store, and must exceed the longest run plus the
-namespace's retention (the worker warns at start when it does not). Once a blob has expired,
-reading it raises a non-retryable `PayloadExpired` error that says so, instead of failing the
-workflow task for ever.
+namespace's retention (the worker warns at start when it does not). Reading a blob that has
+expired raises `PayloadExpired`, naming the blob and the setting, wherever it is read: an
+activity attempt or workflow task fails with it (the Web UI shows it), the gateway answers 410.
+It is deliberately not a non-retryable `ApplicationError`: raised while a worker replays a
+run, the SDK would turn that into a command that contradicts the history, and the message
+users see would be a nondeterminism error instead.
 """
 
 from __future__ import annotations
@@ -31,12 +34,18 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
-from activities import errors
-from activities.errors import ErrorType
+from activities.errors import ErrorType, WorkflowStationError
+from activities.store.clients import close_redis
 
 #: Recorded in every reference history keeps: renaming it orphans the blobs already written.
 DRIVER_NAME: Final = "redis"
 DEFAULT_PREFIX: Final = "workflow-station:blob:"
+
+
+class PayloadExpired(WorkflowStationError):
+    """A stored payload that is no longer in Redis: what referenced it cannot be read."""
+
+    error_type = ErrorType.PAYLOAD_EXPIRED
 
 
 def content_key(data: bytes) -> str:
@@ -108,8 +117,7 @@ class RedisBlobDriver(StorageDriver):
         """The payloads the claims name.
 
         Raises:
-            ApplicationError: `PayloadExpired` (non-retryable) for a blob that is gone, or
-                whose content no longer matches its hash.
+            PayloadExpired: a blob that is gone, or whose content does not match its hash.
         """
         hashes = [claim.claim_data["sha256"] for claim in claims]
         found = await self._redis.mget([self.key(sha256) for sha256 in hashes])
@@ -117,18 +125,21 @@ class RedisBlobDriver(StorageDriver):
         for claim, sha256, data in zip(claims, hashes, found, strict=True):
             if isinstance(data, str):
                 raise TypeError("the blob store's Redis client must return bytes")
-            if data is None or content_key(data) != sha256:
-                raise errors.non_retryable(
-                    ErrorType.PAYLOAD_EXPIRED,
-                    f"payload sha256:{sha256} ({claim.claim_data.get('size', '?')} bytes) is no"
-                    f" longer stored in Redis under {self.key(sha256)!r}: blobs live"
-                    f" PAYLOAD_BLOB_TTL_SECONDS ({self._ttl_seconds}) after they were last"
+            what = f"payload sha256:{sha256} ({claim.claim_data.get('size', '?')} bytes)"
+            if data is None:
+                raise PayloadExpired(
+                    f"{what} is no longer in Redis ({self.key(sha256)!r}): blobs live"
+                    f" PAYLOAD_BLOB_TTL_SECONDS ({self._ttl_seconds} s) after they were last"
                     " stored, so it expired (or Redis lost it); what referenced it cannot be"
-                    " read or replayed any more",
-                    {"sha256": sha256},
+                    " read or replayed any more"
+                )
+            if content_key(data) != sha256:
+                raise PayloadExpired(
+                    f"{what} in Redis ({self.key(sha256)!r}) does not match its hash: it was"
+                    " overwritten; what referenced it cannot be read or replayed any more"
                 )
             payloads.append(Payload.FromString(data))
         return payloads
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await close_redis(self._redis)
