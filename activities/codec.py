@@ -117,11 +117,6 @@ class EncryptionCodec(PayloadCodec):
         self._key_id = keys[0].id
         self._ciphers = {key.id: AESGCM(key.key) for key in keys}
 
-    @property
-    def key_ids(self) -> list[str]:
-        """Every key id this codec decrypts, the encrypting one first."""
-        return list(self._ciphers)
-
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(payload) for payload in payloads]
 

@@ -57,10 +57,6 @@ class WebhookSigner:
     def __repr__(self) -> str:
         return f"WebhookSigner({len(self._keys)} key(s))"
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._keys)
-
     def headers(self, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
         """The Standard Webhooks headers for `body` as sent: id, timestamp and, with a key,
         the signatures."""

@@ -111,7 +111,6 @@ async def test_after_rotation_old_payloads_still_decrypt_and_new_ones_use_the_ne
     old, new = new_key("k1"), new_key("k2")
     before = await EncryptionCodec([old]).encode([payload()])
     rotated = EncryptionCodec([new, old])
-    assert rotated.key_ids == ["k2", "k1"]
     assert await rotated.decode(before) == [payload()]
     [after] = await rotated.encode([payload()])
     assert after.metadata[KEY_ID_METADATA] == b"k2"

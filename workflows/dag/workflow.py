@@ -181,7 +181,7 @@ class DagWorkflow:
         #: The server suggested continuing as new: start nothing more, let running steps end.
         continuing = False
         tasks: dict[str, asyncio.Task[StepOutcome]] = {}
-        deadline = run_deadline(self._remaining(run.PIPELINE_SETTINGS.timeouts.run_timeout))
+        deadline = run_deadline(run.PIPELINE_SETTINGS.timeouts.run_timeout, self._started)
         try:
             while True:
                 if failure is None:
@@ -286,13 +286,6 @@ class DagWorkflow:
                     scheduler.abort(name)
             scheduler.cascade_abort()  # their dependents were aborted by an earlier run
         return scheduler
-
-    def _remaining(self, run_timeout: float | None) -> float | None:
-        """What is left of the run's deadline, counted from the chain's first run."""
-        if run_timeout is None:
-            return None
-        elapsed = (workflow.now() - self._started).total_seconds()
-        return max(run_timeout - elapsed, 0.001)
 
     async def _continue_as_new(self, drainer: asyncio.Task[None] | None) -> NoReturn:
         """Hand the steps' state to a fresh run of the chain, with a fresh history."""

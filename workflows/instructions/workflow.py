@@ -178,7 +178,7 @@ class InstructionWorkflow:
             state=run.resume.plan if run.resume is not None else None,
         )
         queue = asyncio.create_task(self._run_queue(plan))
-        deadline = run_deadline(self._remaining(run.engine.run_timeout_seconds))
+        deadline = run_deadline(run.engine.run_timeout_seconds, self._started)
         try:
             if deadline is None:
                 failure = await queue
@@ -218,13 +218,6 @@ class InstructionWorkflow:
             )
         self._finish("complete")
         return status
-
-    def _remaining(self, run_timeout: float | None) -> float | None:
-        """What is left of the run's deadline, counted from the chain's first run."""
-        if run_timeout is None:
-            return None
-        elapsed = (workflow.now() - self._started).total_seconds()
-        return max(run_timeout - elapsed, 0.001)
 
     async def _run_queue(self, plan: InstructionPlan) -> RunError | None:
         """Run steps until the plan has none left, one fails (the failure is returned), or

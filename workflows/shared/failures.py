@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -135,15 +135,14 @@ def step_failed(exc: FailureError, max_attempts: int, label: str) -> BaseExcepti
     return StepFailed(activity_failure(exc, max_attempts, label))
 
 
-def run_deadline(run_timeout: float | None) -> asyncio.Task[None] | None:
-    """A timer that fires when the run's `run_timeout` (seconds) has passed; None for no
-    deadline. Call it once, at the start of the run.
+def run_deadline(run_timeout: float | None, started: datetime) -> asyncio.Task[None] | None:
+    """A timer that fires when `run_timeout` seconds have passed since `started` (the first
+    run of a chain that continues as new); None for no deadline. Call it once per run.
 
     Runs recorded before deadlines existed scheduled no timer; `patched` keeps their replay
     identical.
     """
     if run_timeout is None or not workflow.patched("run-deadline"):
         return None
-    return asyncio.create_task(
-        workflow.sleep(timedelta(seconds=run_timeout), summary="run deadline")
-    )
+    remaining = max(run_timeout - (workflow.now() - started).total_seconds(), 0.001)
+    return asyncio.create_task(workflow.sleep(timedelta(seconds=remaining), summary="run deadline"))
