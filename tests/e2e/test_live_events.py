@@ -210,3 +210,34 @@ async def test_another_tenants_run_is_404(keyed_http: httpx.AsyncClient, targets
     own = await read_stream(keyed_http, path, acme)
     assert own[-1]["data"]["status"] == "completed"
     assert run_events(own)[0]["data"]["workflow_id"] == body["workflow_id"]
+
+
+async def test_an_instruction_run_streams_its_steps(gateway: Gateway, targets: Targets) -> None:
+    key = unique("instr")
+    body = {
+        "context": "ctx",
+        "instructions": [
+            {"type": "endpoint", "apiUrl": f"{targets.url}/echo/{key}?n={i}"} for i in range(2)
+        ],
+    }
+    created = await gateway.http.post("/", json=body)
+    assert created.status_code == 200, created.text
+    instance_id = created.json()["instanceId"]
+    messages = await read_stream(gateway.http, f"/runs/{instance_id}/events")
+    assert [(m["event"], m["data"].get("step_name")) for m in messages[:-1]] == [
+        ("workflow.started", None),
+        ("step.started", "0"),
+        ("step.completed", "0"),
+        ("step.started", "1"),
+        ("step.completed", "1"),
+        ("workflow.completed", None),
+    ]
+    assert [int(m["id"]) for m in run_events(messages)] == list(range(1, 7))
+    assert messages[-2]["data"]["workflow_id"] == instance_id
+    assert messages[-2]["data"]["progress"] == {
+        "completed": 2,
+        "failed": 0,
+        "skipped": 0,
+        "total": 2,
+    }
+    assert messages[-1] == {"event": "end", "data": {"status": "completed", "last": 6}}
