@@ -1,8 +1,14 @@
-"""`make dev`: the embedded stack in the foreground, then the bundled example.
+"""`workflow-station`, the command line (`python cli.py` is the same), and `make dev`.
 
-    python cli.py dev          # Temporal dev server + Web UI, Redis, demo service, worker,
-                               # gateway; submits examples/ and keeps running until Ctrl-C
-    python cli.py example      # submit the examples to an already running gateway
+    workflow-station dev              # Temporal dev server + Web UI, Redis, demo service,
+                                      # worker, gateway; submits examples/ until Ctrl-C
+    workflow-station example          # submit the examples to an already running gateway
+    workflow-station run FILE --follow   # start a pipeline, draw its steps live
+    workflow-station status ID | list [--status S] | cancel ID
+    workflow-station worker | gateway # one process, as a deployment runs it
+
+The gateway commands talk to GATEWAY_URL (default http://127.0.0.1:8000) with the key in
+WORKFLOW_STATION_API_KEY, if any.
 
 An existing Temporal (`TEMPORAL_ADDRESS`) or Redis (`REDIS_URL`) is used instead of starting
 one. Ctrl-C stops every process this command started, and nothing else.
@@ -10,7 +16,6 @@ one. Ctrl-C stops every process this command started, and nothing else.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -19,10 +24,19 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 
 from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings, get_settings
 
@@ -389,15 +403,321 @@ def dev(settings: Settings) -> int:
         stack.stop()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["dev", "example"])
-    args = parser.parse_args()
+# -- the command line: `workflow-station …` (`python cli.py …` the same) -------------------
+
+app = typer.Typer(
+    help="Workflow Station: run pipelines and watch them live, or start the processes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+GatewayOption = Annotated[
+    str, typer.Option("--gateway", envvar="GATEWAY_URL", help="the gateway's base URL")
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="WORKFLOW_STATION_API_KEY",
+        help="the tenant's key, when the gateway has GATEWAY_API_KEYS",
+        show_default=False,
+    ),
+]
+DEFAULT_GATEWAY = "http://127.0.0.1:8000"
+
+#: `run`'s exit codes: the shell's convention for an interrupted command when cancelled.
+EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class GatewayError(Exception):
+    """The gateway answered with an error, or could not be reached."""
+
+
+class Gateway:
+    """The gateway's HTTP API, as the commands use it."""
+
+    def __init__(self, url: str, api_key: str | None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Reads wait for runs; a stream may stay quiet between events (pinged every 15 s).
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(60))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise GatewayError(f"cannot reach the gateway at {self.http.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise GatewayError(f"HTTP {response.status_code}: {_detail(response)}")
+        return response.json()
+
+    def events(self, workflow_id: str, after: int = 0) -> Iterator[tuple[str, Any]]:
+        """The run's SSE stream as (event, data), until the gateway closes it."""
+        path = f"/runs/{quote(workflow_id, safe='')}/events"
+        headers = {"Last-Event-ID": str(after)} if after else {}
+        with self.http.stream("GET", path, headers=headers) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise GatewayError(f"HTTP {response.status_code}: {_detail(response)}")
+            yield from read_sse(response.iter_lines())
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        return response.text
+    return detail if isinstance(detail, str) else json.dumps(detail)
+
+
+def read_sse(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
+    """Server-Sent Events as (event name, parsed data); comments (pings) are skipped."""
+    event, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+
+
+def run_path(workflow_id: str) -> str:
+    return f"/runs/{quote(workflow_id, safe='')}"
+
+
+@contextmanager
+def gateway_errors() -> Iterator[None]:
+    """A gateway error ends the command with its message (exit 2), not a traceback."""
+    try:
+        yield
+    except GatewayError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
+def _duration(step: dict[str, Any]) -> str:
+    started, finished = step.get("started_at"), step.get("finished_at")
+    if not started:
+        return ""
+    end = datetime.fromisoformat(finished) if finished else datetime.now(UTC)
+    return f"{(end - datetime.fromisoformat(started)).total_seconds():.1f}s"
+
+
+STATUS_STYLE = {
+    "completed": "green",
+    "running": "yellow",
+    "failed": "red",
+    "aborted": "magenta",
+    "cancelled": "red",
+    "pending": "dim",
+}
+
+
+def steps_table(run: dict[str, Any]) -> Table:
+    """A DAG run's steps: name, status, attempts, duration (and what failed)."""
+    table = Table(title=f"{run.get('workflow_id')}: {run.get('status')}", title_justify="left")
+    for column in ("step", "status", "attempts", "duration", "note"):
+        table.add_column(column, justify="right" if column in ("attempts", "duration") else "left")
+    for name, step in (run.get("steps") or {}).items():
+        status = step.get("status", "pending")
+        note = (step.get("error") or {}).get("message") or step.get("abort_reason") or ""
+        note = note or step.get("last_failure") or ""
+        table.add_row(
+            name,
+            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            str(step.get("attempts") or ""),
+            _duration(step),
+            _short(note, 50),
+        )
+    return table
+
+
+def progress_view(run: dict[str, Any]) -> Group:
+    progress = run.get("progress") or {}
+    total = progress.get("total") or len(run.get("steps") or {}) or 1
+    done = sum(progress.get(k, 0) for k in ("completed", "failed", "aborted", "cancelled"))
+    bar = ProgressBar(total=total, completed=done, width=60)
+    line = Table.grid(padding=(0, 1))
+    line.add_row(bar, f"{done}/{total} steps")
+    return Group(steps_table(run), line)
+
+
+def outcome_code(state: str) -> int:
+    if state == "completed":
+        return EXIT_COMPLETED
+    if state == "cancelled":
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
+def report(run: dict[str, Any]) -> int:
+    """Print a finished run's outputs, or what failed; the exit code its outcome calls for."""
+    state = str(run.get("status"))
+    if state == "completed":
+        console.print("[green]completed[/green]; outputs:")
+        console.print_json(json.dumps(run.get("outputs") or {}))
+    elif state == "cancelled":
+        console.print("[red]cancelled[/red]; outputs of the steps that completed:")
+        console.print_json(json.dumps(run.get("outputs") or {}))
+    else:
+        error = run.get("error") or {}
+        where = f"step {error['step_name']!r}" if error.get("step_name") else "the run"
+        console.print(
+            f"[red]{state}[/red]: {where} failed: {error.get('type')}: {error.get('message')}"
+        )
+    return outcome_code(state)
+
+
+def follow(gateway: Gateway, workflow_id: str) -> int:
+    """Draw the run's steps live from its SSE stream until it ends; its exit code."""
+    path = run_path(workflow_id)
+    run = gateway.request("GET", path)
+    with Live(progress_view(run), console=console, refresh_per_second=8) as live:
+        for event, _ in gateway.events(workflow_id):
+            # Each event says something changed; the status has every step's attempts and
+            # times (the events carry the outcome only).
+            run = gateway.request("GET", path)
+            live.update(progress_view(run))
+            if event == "end":
+                break
+    return report(gateway.request("GET", path))
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a pipeline JSON")],
+    follow_run: Annotated[
+        bool, typer.Option("--follow", "-f", help="draw the steps live until the run ends")
+    ] = False,
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Start a DAG pipeline (POST /execute).
+
+    With --follow: exit 0 when it completes, 1 when it fails (naming the step), 130 when it
+    is cancelled."""
+    payload = json.loads(file.read_text())
+    client = Gateway(gateway, api_key)
+    with gateway_errors():
+        started = client.request("POST", "/execute", params={"wait": "false"}, json=payload)
+        workflow_id = started["workflow_id"]
+        console.print(f"started {workflow_id} (run {started.get('run_id')})")
+        if not follow_run:
+            console.print(f"follow it: workflow-station status {workflow_id}")
+            return
+        code = follow(client, workflow_id)
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    workflow_id: Annotated[str, typer.Argument(help="the run's workflow_id or instanceId")],
+    as_json: Annotated[bool, typer.Option("--json", help="the gateway's answer as JSON")] = False,
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """A run's state (GET /runs/{id})."""
+    with gateway_errors():
+        run = Gateway(gateway, api_key).request("GET", run_path(workflow_id))
+    if as_json:
+        console.print_json(json.dumps(run))
+    elif isinstance(run.get("steps"), dict):
+        console.print(progress_view(run))
+    else:  # an instruction run
+        for step in run.get("steps") or []:
+            console.print(_step_line(step))
+        console.print(f"status={run.get('status')}, output: {_short(run.get('output'), 200)}")
+
+
+@app.command("list")
+def list_runs(
+    state: Annotated[
+        str | None,
+        typer.Option("--status", help="running, completed, failed, cancelled, terminated"),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Your runs, newest first (GET /runs)."""
+    params: dict[str, Any] = {"limit": limit}
+    if state:
+        params["status"] = state
+    with gateway_errors():
+        runs = Gateway(gateway, api_key).request("GET", "/runs", params=params)
+    table = Table("workflow_id", "engine", "status", "started", "finished")
+    for item in runs:
+        table.add_row(
+            item["workflow_id"],
+            item["engine"],
+            f"[{STATUS_STYLE.get(item['status'], '')}]{item['status']}[/]",
+            item.get("started_at") or "",
+            item.get("finished_at") or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def cancel(
+    workflow_id: Annotated[str, typer.Argument(help="the run's workflow_id or instanceId")],
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Cancel a running run (POST /runs/{id}/cancel).
+
+    Running steps are cancelled; the outputs of finished ones are kept."""
+    with gateway_errors():
+        run = Gateway(gateway, api_key).request("POST", f"{run_path(workflow_id)}/cancel")
+    console.print(f"cancelling {workflow_id} (status now: {run.get('status')})")
+
+
+@app.command("dev")
+def dev_command() -> None:
+    """The embedded stack in the foreground (what `make dev` runs), then the examples."""
+    raise typer.Exit(dev(get_settings()))
+
+
+@app.command()
+def example() -> None:
+    """Submit the bundled examples to a running gateway."""
+    raise typer.Exit(0 if submit_examples(get_settings()) else 1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """The Temporal worker (worker.py).
+
+    Its own options pass through, such as --endpoint NAME."""
+    import worker as worker_module
+
+    worker_module.main(ctx.args)
+
+
+@app.command()
+def gateway() -> None:
+    """The HTTP gateway on GATEWAY_HOST:GATEWAY_PORT.
+
+    uvicorn serving gateway.app:create_app."""
+    import uvicorn
+
     settings = get_settings()
-    if args.command == "dev":
-        return dev(settings)
-    return 0 if submit_examples(settings) else 1
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+    )
+
+
+def main() -> None:
+    """The `workflow-station` console script."""
+    app()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import suppress
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import HTTPException
@@ -259,6 +259,40 @@ def failure_details(error: WorkflowFailureError) -> tuple[str, str, Any]:
     return type(cause).__name__, str(cause), None
 
 
+#: `GET /runs?status=`: the run states a list can be narrowed to, as Temporal's visibility
+#: store names them.
+LISTED_STATES: Mapping[str, str] = {
+    "running": "Running",
+    "completed": "Completed",
+    "failed": "Failed",
+    "cancelled": "Canceled",
+    "terminated": "Terminated",
+    "timed_out": "TimedOut",
+}
+#: Runs one list answers at most.
+MAX_LISTED = 1000
+
+
+class RunSummary(BaseModel):
+    """One run as `GET /runs` lists it; `GET /runs/{workflow_id}` has the rest."""
+
+    workflow_id: str
+    run_id: str
+    engine: str
+    status: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def listed_state(status: WorkflowExecutionStatus | None) -> str:
+    """A run state in the list's words (`LISTED_STATES`)."""
+    if status is None:
+        return "unknown"
+    if status == WorkflowExecutionStatus.CANCELED:
+        return "cancelled"
+    return status.name.lower()
+
+
 class RunStatusService:
     """A tenant's runs, read through the gateway's Temporal client.
 
@@ -425,6 +459,29 @@ class RunStatusService:
                 run = engine.input_model.model_validate(started)
             break
         return engine.pending(self.tenant.client_id(handle.id), description.run_id, run)
+
+    async def list(self, state: str | None, limit: int) -> list[RunSummary]:
+        """The tenant's DAG and instruction runs, newest first, in state `state` if given."""
+        query = (
+            f"WorkflowStationTenant = '{self.tenant.name}'"
+            " AND WorkflowStationEngine IN ('dag', 'instructions')"
+        )
+        if state is not None:
+            query += f" AND ExecutionStatus = '{LISTED_STATES[state]}'"
+        runs: list[RunSummary] = []
+        async for execution in self.client.list_workflows(query, limit=limit):
+            engine = execution.typed_search_attributes.get(ENGINE) or "unknown"
+            runs.append(
+                RunSummary(
+                    workflow_id=self.tenant.client_id(execution.id),
+                    run_id=execution.run_id,
+                    engine=engine,
+                    status=listed_state(execution.status),
+                    started_at=execution.start_time,
+                    finished_at=execution.close_time,
+                )
+            )
+        return runs
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
         """The Temporal handle of the tenant's run `workflow_id` (its latest run)."""

@@ -7,8 +7,9 @@ import contextlib
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributePair,
@@ -18,7 +19,19 @@ from temporalio.common import (
 )
 
 from gateway.deps import RunStatusDep, RunValuesDep, SettingsDep, TemporalClientDep
-from gateway.runs import DAG_RUNS, ENGINE, NAMESPACE, SEED_ID, TENANT, InstructionRunView
+from gateway.events import PING_SECONDS, RunEventStream
+from gateway.runs import (
+    DAG_RUNS,
+    ENGINE,
+    INSTRUCTION_RUNS,
+    LISTED_STATES,
+    MAX_LISTED,
+    NAMESPACE,
+    SEED_ID,
+    TENANT,
+    InstructionRunView,
+    RunSummary,
+)
 from gateway.tenancy import Tenant, TenantDep, limit_running_runs
 from settings import Settings
 from workflows.dag.graph import validate_pipeline
@@ -157,6 +170,59 @@ async def get_run_output(workflow_id: str, name: str, values: RunValuesDep) -> R
 async def get_step_result(workflow_id: str, step_name: str, values: RunValuesDep) -> Response:
     """A finished step's whole parsed response, however large."""
     return await values.step_result(workflow_id, step_name)
+
+
+@router.get(
+    "/runs/{workflow_id:path}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "the run's events as Server-Sent Events, until it ends",
+            "content": {"text/event-stream": {}},
+        },
+        404: {"description": "no such run"},
+    },
+)
+async def get_run_events(
+    workflow_id: str,
+    runs: RunStatusDep,
+    after: int | None = Query(
+        None, ge=0, description="send the events after this sequence (as Last-Event-ID)"
+    ),
+    last_event_id: str | None = Header(
+        None, description="the last event id received; wins over `after` (a reconnect)"
+    ),
+) -> EventSourceResponse:
+    """A run's live progress (DAG or instructions): every event in the webhook model, in
+    order, each under its sequence as the SSE id; `end` last, once the run has ended."""
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise HTTPException(
+                422, f"Last-Event-ID must be an event sequence number, not {last_event_id!r}"
+            )
+        after = int(last_event_id)
+    description = await runs.describe(workflow_id, "workflow_id")
+    if description.workflow_type not in (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type):
+        raise HTTPException(404, f"{workflow_id!r} is not a pipeline or instruction run")
+    stream = RunEventStream(runs, workflow_id, after or 0)
+    return EventSourceResponse(stream.events(description), ping=PING_SECONDS)
+
+
+@router.get("/runs", response_model=list[RunSummary])
+async def list_runs(
+    runs: RunStatusDep,
+    state: str | None = Query(
+        None,
+        alias="status",
+        description="only runs in this state: " + ", ".join(LISTED_STATES),
+    ),
+    limit: int = Query(50, ge=1, le=MAX_LISTED),
+) -> list[RunSummary]:
+    """The caller's runs, newest first (from Temporal's visibility store, which may lag a
+    run's state by a moment)."""
+    if state is not None and state not in LISTED_STATES:
+        raise HTTPException(422, f"status must be one of {', '.join(LISTED_STATES)}, not {state!r}")
+    return await runs.list(state, limit)
 
 
 @router.get("/runs/{workflow_id:path}", response_model=DagRunResult | InstructionRunView)

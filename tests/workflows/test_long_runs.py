@@ -20,6 +20,7 @@ from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.models import InstructionRunInput
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.events import EventsQuery
 
 SUGGEST_AFTER_EVENTS = 40
 
@@ -105,6 +106,12 @@ async def test_a_long_chain_continues_as_new_and_finishes_as_one_run(
         DagWorkflow.get_status
     )
     assert status.progress.completed == 30
+    # Its event log too: every run handed its newest events on, so the stream has no gap.
+    page = await handle.query(DagWorkflow.get_events, EventsQuery(after=0))
+    assert [e["sequence"] for e in page.events] == list(range(1, 63))
+    assert page.first_sequence == 1 and page.last_sequence == 62 and not page.more
+    assert page.events[-1]["event"] == "workflow.completed"
+    assert len({e["run_id"] for e in page.events}) >= 3
 
 
 async def test_a_long_instruction_run_continues_as_new_and_keeps_its_queue(
@@ -135,3 +142,14 @@ async def test_a_long_instruction_run_continues_as_new_and_keeps_its_queue(
         async for execution in engine.client.list_workflows(f"WorkflowId = '{workflow_id}'")
     ]
     assert runs.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 1
+    page = await handle.query(InstructionWorkflow.get_events, EventsQuery(after=0))
+    assert [e["sequence"] for e in page.events] == list(range(1, 31))
+    assert [e["event"] for e in page.events[:3]] == [
+        "workflow.started",
+        "step.started",
+        "step.completed",
+    ]
+    assert page.events[-1]["event"] == "workflow.completed"
+    assert [e["index"] for e in page.events if e["event"] == "step.completed"] == (
+        status.execution_order
+    )

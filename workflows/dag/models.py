@@ -213,6 +213,9 @@ class DagResume(BaseModel):
 
     result: DagRunResult
     variables: dict[str, Any] = Field(default_factory=dict)
-    #: The last webhook event's sequence number, so numbering goes on across the chain.
+    #: The last event's sequence number, so numbering goes on across the chain.
     sequence: int = 0
+    #: The newest events, so a client following the run live misses none at the hand-over
+    #: (`workflows.shared.events`).
+    events: list[dict[str, Any]] = Field(default_factory=list)
     webhook_degraded: bool = False

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.dag.references import result_variable, step_view
     from workflows.dag.responses import main_value
     from workflows.shared.endpoints import resolve_endpoint
+    from workflows.shared.events import EventLog, EventPage, EventsQuery
     from workflows.shared.failures import (
         UNHEALABLE,
         StepFailed,
@@ -127,7 +128,7 @@ class DagWorkflow:
             self._result = run.resume.result
             self._result.run_id = workflow.info().run_id
             self._variables = run.resume.variables
-            self._sequence = run.resume.sequence
+            self._events = EventLog(run.resume.events, run.resume.sequence)
             self._webhook_degraded = run.resume.webhook_degraded
             self._started = self._result.started_at or workflow.now()
             return
@@ -148,7 +149,7 @@ class DagWorkflow:
             "input_data": run.input_data,
             **run.input_data,
         }
-        self._sequence = 0
+        self._events = EventLog()
         self._webhook_degraded = False
 
     @workflow.query
@@ -156,6 +157,12 @@ class DagWorkflow:
         """Every step's state and the run's progress, live."""
         self._refresh_progress()
         return self._result
+
+    @workflow.query
+    def get_events(self, query: EventsQuery) -> EventPage:
+        """The run's events after `query.after`, as its webhooks carry them (the live
+        stream, `GET /runs/{id}/events`, polls this)."""
+        return self._events.page(query)
 
     @workflow.run
     async def run(self, run: DagRunInput) -> DagRunResult:
@@ -298,7 +305,8 @@ class DagWorkflow:
                     "resume": DagResume(
                         result=self._result,
                         variables=self._variables,
-                        sequence=self._sequence,
+                        sequence=self._events.sequence,
+                        events=self._events.carry(),
                         webhook_degraded=self._webhook_degraded,
                     )
                 }
@@ -536,16 +544,18 @@ class DagWorkflow:
         return counts
 
     def _emit(self, event: str, step: StepConfig | None = None, data: Any = None) -> None:
-        if not self._run.PIPELINE_SETTINGS.notifications.webhook_url:
-            return
+        """Log an event (every run has its live stream) and queue it for the webhook, if any.
+
+        Only the run's memory changes, never its commands: runs recorded when events were
+        numbered for webhooks only replay as they ran."""
         info = workflow.info()
-        self._sequence += 1
+        sequence = self._events.next_sequence()
         payload: dict[str, Any] = {
             "event": event,
             # Stable across delivery retries and redeliveries (and the same in every run of
             # a chain that continued as new), so receivers can de-duplicate.
-            "event_id": f"{info.first_execution_run_id}:{self._sequence}",
-            "sequence": self._sequence,
+            "event_id": f"{info.first_execution_run_id}:{sequence}",
+            "sequence": sequence,
             "workflow_id": self._run.workflow_id,
             "run_id": info.run_id,
             "namespace": self._run.namespace,
@@ -558,7 +568,9 @@ class DagWorkflow:
         if step is not None:
             payload["step_name"] = step.step_name
             payload["usid"] = step.usid
-        self._outbox.append(payload)
+        self._events.append(payload)
+        if self._run.PIPELINE_SETTINGS.notifications.webhook_url:
+            self._outbox.append(payload)
 
     async def _drain_outbox(self, url: str) -> None:
         """Hand the run's events to its webhook outbox, which delivers them after the run if

@@ -655,3 +655,6 @@ class InstructionResume(CamelModel):
     results: dict[int, str | None] = Field(default_factory=dict)
     plan: PlanState = Field(default_factory=PlanState)
     started_at: datetime | None = None
+    #: The last event's sequence and the newest events (`workflows.shared.events`).
+    sequence: int = 0
+    events: list[dict[str, Any]] = Field(default_factory=list)

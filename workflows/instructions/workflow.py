@@ -86,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         http_call,
         resolve_endpoint,
     )
+    from workflows.shared.events import EventLog, EventPage, EventsQuery
     from workflows.shared.failures import (
         HEARTBEAT_TIMEOUT,
         UNHEALABLE,
@@ -157,21 +158,30 @@ class InstructionWorkflow:
             self._status = run.resume.status
             self._results = dict(run.resume.results)
             self._started = run.resume.started_at or workflow.now()
+            self._events = EventLog(run.resume.events, run.resume.sequence)
             return
         self._status = InstructionRunStatus.for_input(run)
         #: index -> result of every step that completed.
         self._results = {}
         self._started = workflow.now()
+        self._events = EventLog()
 
     @workflow.query
     def get_status(self) -> InstructionRunStatus:
         """Every step's state, the execution order and the output so far."""
         return self._status
 
+    @workflow.query
+    def get_events(self, query: EventsQuery) -> EventPage:
+        """The run's events after `query.after` (the live stream, `GET /runs/{id}/events`)."""
+        return self._events.page(query)
+
     @workflow.run
     async def run(self, run: InstructionRunInput) -> InstructionRunStatus:
         status = self._status
         status.status = "running"
+        if run.resume is None:
+            self._emit("workflow.started", data={"total_steps": len(run.instructions)})
         plan = InstructionPlan(
             run.instructions,
             max_steps=run.engine.step_budget,
@@ -212,6 +222,8 @@ class InstructionWorkflow:
                             results=self._results,
                             plan=plan.state(),
                             started_at=self._started,
+                            sequence=self._events.sequence,
+                            events=self._events.carry(),
                         )
                     }
                 )
@@ -251,6 +263,7 @@ class InstructionWorkflow:
             state.status = "failed"
             state.error = StepError(type=ErrorType.TIMED_OUT, message=message)
             state.finished_at = workflow.now()
+            self._emit("step.failed", state, {"error": state.error.model_dump(mode="json")})
         return RunError(type=ErrorType.TIMED_OUT, message=message, step=running)
 
     # -- steps -------------------------------------------------------------------------
@@ -264,6 +277,7 @@ class InstructionWorkflow:
         self._status.execution_order.append(index)
         state.status = "running"
         state.started_at = workflow.now()
+        self._emit("step.started", state)
         try:
             result = await self._execute(index, instruction, previous, state)
             self._results[index] = result
@@ -276,9 +290,11 @@ class InstructionWorkflow:
             state.status = "failed"
             state.error = step_error(exc)
             state.finished_at = workflow.now()
+            self._emit("step.failed", state, {"error": state.error.model_dump(mode="json")})
             return RunError(type=state.error.type, message=state.error.message, step=index)
         state.status = "completed"
         state.finished_at = workflow.now()
+        self._emit("step.completed", state, {"result": state.result})
         return None
 
     async def _execute(
@@ -598,3 +614,35 @@ class InstructionWorkflow:
                 state.finished_at = now
             elif state.status == "pending":
                 state.status = "skipped"
+        if outcome == "complete":
+            self._emit("workflow.completed", data={"output": status.output})
+        elif outcome == "errored":
+            error = status.error.model_dump(mode="json") if status.error else None
+            self._emit("workflow.failed", data={"error": error})
+        else:
+            self._emit("workflow.cancelled", data={"output": status.output})
+
+    def _emit(self, event: str, step: StepState | None = None, data: Any = None) -> None:
+        """Log an event in the DAG runs' webhook model (its memory only, no command)."""
+        info = workflow.info()
+        sequence = self._events.next_sequence()
+        counts = {"completed": 0, "failed": 0, "skipped": 0}
+        for state in self._status.steps:
+            if state.status in counts:
+                counts[state.status] += 1
+        payload: dict[str, Any] = {
+            "event": event,
+            "event_id": f"{info.first_execution_run_id}:{sequence}",
+            "sequence": sequence,
+            # The gateway names instruction runs `instr-<uuid>`, after a tenant's `<tenant>/`.
+            "workflow_id": info.workflow_id.rpartition("/")[2],
+            "run_id": info.run_id,
+            "timestamp": workflow.now().isoformat(),
+            "progress": {**counts, "total": len(self._status.steps)},
+            "data": data,
+        }
+        if step is not None:
+            payload["step_name"] = str(step.index)
+            payload["index"] = step.index
+            payload["type"] = step.type
+        self._events.append(payload)

@@ -1,0 +1,123 @@
+"""A run's live progress as Server-Sent Events (`GET /runs/{id}/events`).
+
+The stream polls the run's `get_events` query (`workflows.shared.events`) every
+`POLL_SECONDS` while the run goes on, and sends each event once, in order, under its
+sequence number as the SSE id, so a client that reconnects with `Last-Event-ID: k` gets
+exactly the events after k. A query reads the workflow's memory and adds nothing to its
+history, so any number of watchers cost the run nothing durable.
+
+What a client can receive, besides the run's own events (`workflow.started`, `step.started`,
+`step.completed`, `step.failed`, `step.aborted`, `workflow.completed` …):
+
+- `gap` (no id): the run no longer holds the events between the asked sequence and
+  `first_sequence` (trimmed from a very long log, or older than what a continue-as-new carried
+  over); the run's status (`GET /runs/{id}`) has their outcome;
+- `end` (no id), last: the run has ended (`status`: completed, failed, cancelled, terminated,
+  timed_out; `last`: the last sequence sent) and every event it logged was sent.
+  EventSource reconnects when a stream closes; a client closes on `end`, and one that
+  reconnects anyway gets `end` again at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import ServerSentEvent
+from temporalio.client import (
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
+
+from gateway.runs import (
+    FIRST_TASK_DONE_EVENTS,
+    STATUS_QUERY_TIMEOUT,
+    RunStatusService,
+    listed_state,
+)
+from workflows.shared.events import FINAL_EVENTS, GET_EVENTS_QUERY, EventPage, EventsQuery
+
+#: How often a running run is asked for new events: live to a person, a few cheap queries a
+#: second to the worker that holds the run in its cache.
+POLL_SECONDS = 0.25
+#: SSE comments sent while nothing happens, so proxies keep an idle stream open.
+PING_SECONDS = 15
+
+
+def sse(event: str, data: Any, event_id: int | None = None) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=json.dumps(data, default=str),
+        event=event,
+        id=str(event_id) if event_id is not None else None,
+    )
+
+
+class RunEventStream:
+    """One client's stream of one run: its events after `after`, then `end`."""
+
+    def __init__(self, runs: RunStatusService, workflow_id: str, after: int) -> None:
+        self.runs = runs
+        self.workflow_id = workflow_id
+        self.after = after
+
+    async def events(self, description: WorkflowExecutionDescription) -> AsyncIterator[Any]:
+        """Poll until the run has ended and everything it logged was sent.
+
+        `description` is taken before each query, so once it says the run is closed, the
+        query that follows holds every event the run will ever log.
+        """
+        while True:
+            running = description.status in (
+                WorkflowExecutionStatus.RUNNING,
+                WorkflowExecutionStatus.CONTINUED_AS_NEW,
+            )
+            page = None
+            if description.history_length >= FIRST_TASK_DONE_EVENTS or not running:
+                page = await self.query()
+            if page is not None:
+                for event in self.new_events(page):
+                    yield event
+                if page.more:
+                    description = await self.runs.describe(self.workflow_id, "workflow_id")
+                    continue
+                last = page.events[-1]["event"] if page.events else None
+                if last in FINAL_EVENTS:
+                    # Logged as the run ends: nothing follows it.
+                    yield sse("end", {"status": last.removeprefix("workflow."), "last": self.after})
+                    return
+                if not running:
+                    break
+            elif not running:
+                break  # closed, and no worker could answer the query
+            await asyncio.sleep(POLL_SECONDS)
+            description = await self.runs.describe(self.workflow_id, "workflow_id")
+        yield sse("end", {"status": listed_state(description.status), "last": self.after})
+
+    async def query(self) -> EventPage | None:
+        """The next page, or None while no worker answers (a restart; it is asked again)."""
+        try:
+            page: EventPage = await self.runs.handle(self.workflow_id).query(
+                GET_EVENTS_QUERY,
+                EventsQuery(after=self.after),
+                result_type=EventPage,
+                rpc_timeout=STATUS_QUERY_TIMEOUT,
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            return None
+        return page
+
+    def new_events(self, page: EventPage) -> list[ServerSentEvent]:
+        sent: list[ServerSentEvent] = []
+        if page.events and page.first_sequence > self.after + 1:
+            missed = {"after": self.after, "first_sequence": page.first_sequence}
+            sent.append(sse("gap", missed))
+        for event in page.events:
+            if event["sequence"] <= self.after:
+                continue
+            self.after = event["sequence"]
+            sent.append(sse(event["event"], event, self.after))
+        return sent

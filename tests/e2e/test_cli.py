@@ -1,0 +1,171 @@
+"""`workflow-station` against the real gateway: run (and follow), status, list, cancel, and
+the exit codes a script can rely on. The commands are invoked through typer's runner in a
+thread, since the gateway they call serves from this test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+from typer.testing import CliRunner
+
+from cli import EXIT_CANCELLED, EXIT_FAILED, app
+from tests.conftest import Gateway, Targets, unique, wait_until
+
+runner = CliRunner()
+
+
+async def invoke(gateway: Gateway, *args: str) -> Result:
+    env = {"GATEWAY_URL": gateway.url, "COLUMNS": "140"}
+    return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
+
+
+def write(tmp_path: Path, payload: dict[str, Any]) -> Path:
+    path = tmp_path / f"{payload['workflow_id']}.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def pipeline(targets: Targets, fail: bool = False) -> dict[str, Any]:
+    key = unique("cli")
+    last = f"{targets.url}/status/{key}/400" if fail else f"{targets.url}/echo/{key}"
+    return {
+        "workflow_id": unique("cli"),
+        "STEPS_CONFIG": [
+            {
+                "step_name": "fetch",
+                "usid": "u-f",
+                "service_url": f"{targets.url}/echo/{key}",
+                "outputs": ["page"],
+            },
+            {
+                "step_name": "publish",
+                "usid": "u-p",
+                "service_url": last,
+                "dependencies": ["fetch"],
+                "outputs": ["published"],
+            },
+        ],
+    }
+
+
+async def test_run_follow_draws_the_steps_and_prints_the_outputs(
+    gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    body = pipeline(targets)
+    result = await invoke(gateway, "run", str(write(tmp_path, body)), "--follow")
+    assert result.exit_code == 0, result.output
+    assert f"started {body['workflow_id']}" in result.output
+    rows = [line for line in result.output.splitlines() if "fetch" in line or "publish" in line]
+    assert any("completed" in row for row in rows), result.output
+    assert "2/2 steps" in result.output
+    assert "outputs:" in result.output and '"published"' in result.output
+
+
+async def test_run_follow_exits_1_naming_the_failed_step(
+    gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    body = pipeline(targets, fail=True)
+    result = await invoke(gateway, "run", str(write(tmp_path, body)), "--follow")
+    assert result.exit_code == EXIT_FAILED, result.output
+    assert "step 'publish' failed" in result.output
+    assert "400" in result.output
+
+
+async def test_run_without_follow_starts_and_returns(
+    gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    body = pipeline(targets)
+    result = await invoke(gateway, "run", str(write(tmp_path, body)))
+    assert result.exit_code == 0, result.output
+    assert f"workflow-station status {body['workflow_id']}" in result.output
+
+    async def completed() -> Result | None:
+        shown = await invoke(gateway, "status", body["workflow_id"])
+        return shown if "completed" in shown.output.splitlines()[0] else None
+
+    shown = await wait_until(completed)
+    assert shown.exit_code == 0
+    assert "fetch" in shown.output and "publish" in shown.output
+    raw = await invoke(gateway, "status", body["workflow_id"], "--json")
+    assert json.loads(raw.output)["outputs"]["published"]["method"] == "POST"
+
+
+async def test_status_of_an_unknown_run_says_so(gateway: Gateway) -> None:
+    result = await invoke(gateway, "status", unique("missing"))
+    assert result.exit_code == 2
+    assert "HTTP 404" in result.output
+
+
+async def test_list_shows_runs_by_state(gateway: Gateway, targets: Targets, tmp_path: Path) -> None:
+    body = pipeline(targets)
+    assert (await gateway.http.post("/execute", json=body)).json()["status"] == "completed"
+
+    async def listed() -> Result | None:
+        # Temporal's visibility store catches up with a run's end a moment later.
+        shown = await invoke(gateway, "list", "--status", "completed")
+        return shown if body["workflow_id"] in shown.output else None
+
+    shown = await wait_until(listed)
+    assert shown.exit_code == 0
+    assert "dag" in shown.output
+    running = await invoke(gateway, "list", "--status", "running")
+    assert body["workflow_id"] not in running.output
+    wrong = await invoke(gateway, "list", "--status", "sleepy")
+    assert wrong.exit_code == 2 and "status must be one of" in wrong.output
+
+
+def hanging(targets: Targets) -> dict[str, Any]:
+    return {
+        "workflow_id": unique("cli-hang"),
+        "STEPS_CONFIG": [
+            {
+                "step_name": "stuck",
+                "usid": "u-s",
+                "service_url": f"{targets.url}/hang/{unique('h')}",
+            }
+        ],
+    }
+
+
+async def wait_running(gateway: Gateway, workflow_id: str) -> None:
+    async def step_running() -> bool:
+        response = await gateway.http.get(f"/runs/{workflow_id}")
+        steps = response.json().get("steps") or {} if response.status_code == 200 else {}
+        return bool(steps) and steps["stuck"]["status"] == "running"
+
+    await wait_until(step_running)
+
+
+async def test_a_followed_run_that_is_cancelled_exits_130(
+    gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    body = hanging(targets)
+    # One command at a time: the runner swaps the process's stdout while it runs.
+    following = asyncio.create_task(invoke(gateway, "run", str(write(tmp_path, body)), "-f"))
+    await wait_running(gateway, body["workflow_id"])
+    assert (await gateway.http.post(f"/runs/{body['workflow_id']}/cancel")).status_code == 200
+    result = await following
+    assert result.exit_code == EXIT_CANCELLED, result.output
+    assert "cancelled" in result.output
+
+
+async def test_cancel_stops_a_running_run(gateway: Gateway, targets: Targets) -> None:
+    body = hanging(targets)
+    assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
+    await wait_running(gateway, body["workflow_id"])
+    cancelled = await invoke(gateway, "cancel", body["workflow_id"])
+    assert cancelled.exit_code == 0, cancelled.output
+    assert f"cancelling {body['workflow_id']}" in cancelled.output
+
+    async def ended() -> Result | None:
+        again = await invoke(gateway, "cancel", body["workflow_id"])
+        return again if again.exit_code != 0 else None
+
+    again = await wait_until(ended)
+    assert again.exit_code == 2 and "HTTP 409" in again.output
+    shown = await invoke(gateway, "status", body["workflow_id"])
+    assert "cancelled" in shown.output.splitlines()[0]
