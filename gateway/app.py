@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.codec import EncryptionCodec
@@ -199,11 +200,11 @@ async def _temporal_unreachable(request: Request, exc: Exception) -> JSONRespons
     instead of a bare 500."""
     if not isinstance(exc, RPCError) or exc.status not in TEMPORAL_UNREACHABLE:
         raise exc
-    settings: Settings = request.app.state.settings
+    client: Client = request.app.state.temporal
     return JSONResponse(
         status_code=503,
         content={
-            "detail": f"Temporal at {settings.effective_temporal_address} is not answering"
+            "detail": f"Temporal at {client.service_client.config.target_host} is not answering"
             f" ({exc.message}); runs keep their state there and go on once it is back."
             " Try again shortly; GET /health shows when it is."
         },
