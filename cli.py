@@ -10,8 +10,9 @@
 The gateway commands talk to GATEWAY_URL (default http://127.0.0.1:8000) with the key in
 WORKFLOW_STATION_API_KEY, if any.
 
-An existing Temporal (`TEMPORAL_ADDRESS`) or Redis (`REDIS_URL`) is used instead of starting
-one. Ctrl-C stops every process this command started, and nothing else.
+An existing Temporal (`TEMPORAL_ADDRESS`, or a Temporal profile: see `temporal_profile` in
+settings.py) or Redis (`REDIS_URL`) is used instead of starting one. Ctrl-C stops every
+process this command started, and nothing else.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings, get_settings
+from settings import (
+    LATENCY_TUNED_DYNAMIC_CONFIG,
+    SEARCH_ATTRIBUTES,
+    Settings,
+    get_settings,
+    temporal_connect_config,
+    uses_embedded_temporal,
+)
 
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -307,9 +315,11 @@ def dev(settings: Settings) -> int:
     env.setdefault("CORS_ALLOW_ORIGINS", "*")
     env["PYTHONUNBUFFERED"] = "1"
     stack = Stack()
+    # No address in TEMPORAL_ADDRESS, `.env` or a Temporal profile: start the embedded server.
+    embedded = uses_embedded_temporal(settings)
     try:
         print("Workflow Station dev stack")
-        if settings.temporal_address is None:
+        if embedded:
             if port_in_use(settings.temporal_port):
                 raise RuntimeError(
                     f"port {settings.temporal_port} is taken; stop what uses it or"
@@ -345,7 +355,7 @@ def dev(settings: Settings) -> int:
             env,
             logs / "demo.log",
         )
-        if settings.temporal_address is None:
+        if embedded:
             wait_for_port(settings.temporal_port)
         stack.start(
             "worker", [sys.executable, "worker.py", "--endpoint", "all"], env, logs / "worker.log"
@@ -380,12 +390,12 @@ def dev(settings: Settings) -> int:
                 raise RuntimeError(f"the stack is not healthy after 60s: {health}")
             time.sleep(0.3)
         print(f"\n  Gateway   http://127.0.0.1:{settings.gateway_port}  (API docs: /docs)")
-        if settings.temporal_address is None:
+        if embedded:
             print(f"  Web UI    http://localhost:{settings.temporal_ui_port}")
         if settings.encryption_keys:
             print(f"  Payloads  encrypted; the Web UI decodes them at {settings.codec_endpoint}")
         print(
-            f"  Temporal  {settings.effective_temporal_address}   Redis "
+            f"  Temporal  {temporal_connect_config(settings)['target_host']}   Redis "
             f"{settings.effective_redis_url}"
         )
         submit_examples(settings)

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, ExternalStorage
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
 from activities.codec import EncryptionKey, parse_keys, with_encryption
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
@@ -346,15 +350,90 @@ async def close_data_converter(converter: DataConverter) -> None:
             await driver.aclose()
 
 
-async def connect_temporal(settings: Settings) -> Client:
-    """Connect to the Temporal server and namespace `settings` name, with
-    `data_converter(settings)`.
+# --- Temporal connection: Temporal's environment configuration (issue #11) -----------------
 
-    The worker, the gateway and any other process connect through here, so connection options
-    (TLS, API keys, profiles) and payload storage are set up in one place.
+#: Where `temporal_connect_config` looks for TEMPORAL_* variables besides the environment,
+#: as Settings does (the environment wins over the file).
+ENV_FILE = Path(".env")
+#: Truthy spellings of a boolean TEMPORAL_* variable.
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def temporal_environment(env_file: Path | None = ENV_FILE) -> dict[str, str]:
+    """The environment Temporal's configuration is read from: the process environment over
+    the TEMPORAL_* entries of `env_file` (`.env`, which Settings reads but
+    `temporalio.envconfig` does not). Empty values count as unset, as in Settings."""
+    from_file: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        from_file = {
+            name: value
+            for name, value in dotenv_values(env_file).items()
+            if name.startswith("TEMPORAL_") and value
+        }
+    return from_file | {name: value for name, value in os.environ.items() if value}
+
+
+def temporal_profile(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> ClientConnectConfig:
+    """What is configured for the Temporal connection, without defaults.
+
+    Precedence, as Temporal's own tools have it: environment > profile file > defaults.
+
+    - Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS,
+      TEMPORAL_TLS_* (client cert and key, server CA, server name; `*_PATH` or `*_DATA`) and
+      TEMPORAL_GRPC_META_*, from the process environment or `.env`. Settings' own
+      `temporal_address` and `temporal_namespace`, when given (in code too), are this level.
+    - Profile: TEMPORAL_PROFILE (default `default`) in the TOML file TEMPORAL_CONFIG_FILE
+      names, else Temporal's standard one (`~/.config/temporalio/temporal.toml`).
+    - Defaults (`temporal_connect_config`): 127.0.0.1:TEMPORAL_PORT, namespace `default`.
+
+    An API key turns TLS on (Temporal Cloud); `TEMPORAL_TLS=false` turns it off.
+    """
+    env = dict(temporal_environment() if environ is None else environ)
+    given = settings.model_fields_set
+    if "temporal_address" in given and settings.temporal_address:
+        env["TEMPORAL_ADDRESS"] = settings.temporal_address
+    if "temporal_namespace" in given:
+        env["TEMPORAL_NAMESPACE"] = settings.temporal_namespace
+    if env.get("TEMPORAL_TLS_DISABLE_HOST_VERIFICATION", "").strip().lower() in _TRUE:
+        # The Python SDK cannot turn verification off; connecting would fail on the name.
+        raise ValueError(
+            "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION is not supported by the Python SDK: set"
+            " TEMPORAL_TLS_SERVER_NAME to a name the server's certificate carries instead"
+        )
+    # Strict: a misspelt key in the profile (say `server_ca_cert` for `server_ca_cert_path`)
+    # stops the process naming it, instead of connecting without what it meant.
+    profile = ClientConfigProfile.load(override_env_vars=env, config_file_strict=True)
+    return profile.to_client_connect_config()
+
+
+def temporal_connect_config(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> ClientConnectConfig:
+    """`Client.connect` arguments: `temporal_profile` with the defaults filled in (the
+    embedded dev server `make dev` starts on TEMPORAL_PORT, namespace `default`)."""
+    config = temporal_profile(settings, environ)
+    config.setdefault("target_host", f"127.0.0.1:{settings.temporal_port}")
+    config.setdefault("namespace", "default")
+    return config
+
+
+def uses_embedded_temporal(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
+    """No Temporal address is configured anywhere: `make dev` starts its own dev server."""
+    return "target_host" not in temporal_profile(settings, environ)
+
+
+async def connect_temporal(settings: Settings, environ: Mapping[str, str] | None = None) -> Client:
+    """Connect to Temporal as `temporal_connect_config` says, with `data_converter(settings)`.
+
+    The worker, the gateway, the CLI, the benchmarks and the tests connect through here, so
+    connection options (address, namespace, TLS, API key, profiles) and payload storage are
+    set up in one place.
     """
     return await Client.connect(
-        settings.effective_temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
+        **temporal_connect_config(settings, environ), data_converter=data_converter(settings)
     )
+
+
+# --- end of Temporal connection ----------------------------------------------------------

@@ -181,8 +181,8 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register the search attributes the gateway sets on runs, if the server lacks them.
 
     The embedded dev server and the compose stack register them already; this covers an
-    existing server given by `TEMPORAL_ADDRESS`. Where the operator API is not allowed (as on
-    Temporal Cloud), it says what to run instead of failing.
+    existing server given by `TEMPORAL_ADDRESS` or a profile. Where the operator API is not
+    allowed (as on Temporal Cloud), it says what to run instead of failing.
     """
     try:
         listed = await client.operator_service.list_search_attributes(
@@ -216,7 +216,7 @@ async def check_blob_ttl(client: Client, settings: Settings) -> None:
     """
     try:
         described = await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+            DescribeNamespaceRequest(namespace=client.namespace)
         )
     except RPCError as exc:
         log.warning(
@@ -238,7 +238,7 @@ async def check_blob_ttl(client: Client, settings: Settings) -> None:
             " runs will expire before their histories",
             settings.payload_blob_ttl_seconds,
             longest_run,
-            settings.temporal_namespace,
+            client.namespace,
             retention,
             int(needed.total_seconds()),
         )
@@ -247,12 +247,17 @@ async def check_blob_ttl(client: Client, settings: Settings) -> None:
 async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> None:
     client = await connect_temporal(settings)
     if main:
-        await ensure_search_attributes(client, settings.temporal_namespace)
+        await ensure_search_attributes(client, client.namespace)
         await check_blob_ttl(client, settings)
     async with open_activities(settings) as activities:
         workers = build_workers(client, settings, activities, main=main, endpoints=endpoints)
         queues = ([settings.task_queue] if main else []) + list(endpoints)
-        log.info("worker polling %s on %s", ", ".join(queues), settings.effective_temporal_address)
+        log.info(
+            "worker polling %s on %s, namespace %s",
+            ", ".join(queues),
+            client.service_client.config.target_host,
+            client.namespace,
+        )
         await run_until_signalled(workers, settings.worker_drain_seconds)
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.codec import EncryptionCodec
@@ -190,6 +191,26 @@ async def _payload_expired(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=410, content={"detail": str(exc)})
 
 
+#: Probes an orchestrator sends to a replica by its IP address, which no allowed host names.
+PROBE_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
+
+
+class HostCheck:
+    """The Host check against DNS rebinding, for every path but the health probes:
+    Kubernetes and load balancers probe a replica at its IP address, and a probe's answer
+    (up or not, which queue lacks a worker) is nothing a rebinding page could use."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.checked = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") in PROBE_PATHS:
+            await self.app(scope, receive, send)
+        else:
+            await self.checked(scope, receive, send)
+
+
 #: RPC failures that mean Temporal itself is out of reach: down, restarting, cut off.
 TEMPORAL_UNREACHABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
 
@@ -199,11 +220,11 @@ async def _temporal_unreachable(request: Request, exc: Exception) -> JSONRespons
     instead of a bare 500."""
     if not isinstance(exc, RPCError) or exc.status not in TEMPORAL_UNREACHABLE:
         raise exc
-    settings: Settings = request.app.state.settings
+    client: Client = request.app.state.temporal
     return JSONResponse(
         status_code=503,
         content={
-            "detail": f"Temporal at {settings.effective_temporal_address} is not answering"
+            "detail": f"Temporal at {client.service_client.config.target_host} is not answering"
             f" ({exc.message}); runs keep their state there and go on once it is back."
             " Try again shortly; GET /health shows when it is."
         },
@@ -257,7 +278,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
     )
     # Outermost: a request for a host name we do not serve (DNS rebinding) gets nothing.
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.gateway_allowed_hosts)
+    app.add_middleware(HostCheck, allowed_hosts=settings.gateway_allowed_hosts)
     app.include_router(health.router)
     # Every other route needs a tenant: 401 without a valid key once keys are configured.
     authenticated = [Depends(get_tenant)]

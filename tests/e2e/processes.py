@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from cli import redis_command, temporal_command, wait_for_port
@@ -25,16 +26,20 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 
 
-def worker_process(settings: Settings, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """A real `worker.py` process serving `settings.task_queue`; its output goes to `log`."""
+def worker_process(
+    settings: Settings, log: Path | None = None, args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """A real `worker.py` process serving `settings.task_queue` (and what `args` add, e.g.
+    `--endpoint all`); its output goes to `log`."""
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": settings.effective_temporal_address,
         "REDIS_URL": settings.effective_redis_url,
         "TASK_QUEUE": settings.task_queue,
+        "ENDPOINT_WORKERS": ",".join(settings.endpoint_workers),
         "OUTBOUND_ALLOW": ",".join(LOOPBACK),
     }
-    command = [sys.executable, "worker.py"]
+    command = [sys.executable, "worker.py", *args]
     if log is None:
         return subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -554,8 +554,11 @@ async def test_runs_found_by_search_attributes(gateway: Gateway, targets: Target
 
 
 async def test_health_and_unknown_run(gateway: Gateway):
-    response = await gateway.http.get("/health")
-    assert response.json() == {"status": "ok", "temporal": "ok", "redis": "ok"}
+    assert (await gateway.http.get("/health/live")).json() == {"status": "ok"}
+    body = (await gateway.http.get("/health")).json()
+    assert (body["temporal"], body["redis"]) == ("ok", "ok")
+    # The fixture's workers serve the main queue (endpoint queues: tests/e2e/test_readiness.py).
+    assert body["task_queues"][gateway.engine.settings.task_queue] == "ok"
     assert (await gateway.http.get("/runs/does-not-exist")).status_code == 404
 
 

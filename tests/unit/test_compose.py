@@ -105,3 +105,25 @@ def test_images_are_built_from_this_repo(compose: dict[str, Any]) -> None:
         build = compose["services"][service]["build"]
         assert build["context"] == "."
         assert "pip install --no-cache-dir -r requirements.lock" in build["dockerfile_inline"]
+
+
+def test_the_gateway_healthcheck_asks_liveness_on_its_port(compose: dict[str, Any]) -> None:
+    from gateway.app import create_app
+
+    gateway = compose["services"]["gateway"]
+    probe = " ".join(gateway["healthcheck"]["test"])
+    port = gateway["environment"]["GATEWAY_PORT"]
+    assert f"http://127.0.0.1:{port}/health/live" in probe
+    assert "/health/live" in create_app(Settings(_env_file=None)).openapi()["paths"]  # type: ignore[call-arg]
+
+
+def _seconds(duration: str) -> float:
+    units = {"s": 1, "m": 60}
+    return float(duration[:-1]) * units[duration[-1]]
+
+
+def test_compose_waits_for_the_worker_to_drain(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    drain = float(worker["environment"]["WORKER_DRAIN_SECONDS"])
+    # SIGKILL only once running activities had their drain time, and a few seconds more.
+    assert _seconds(worker["stop_grace_period"]) >= drain + 10

@@ -17,9 +17,11 @@ A run whose large payloads went to the blob store replays too, reading them back
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
@@ -85,3 +87,53 @@ async def test_a_run_whose_payloads_are_stored_outside_history_replays(
     assert references  # the body travelled by reference
     replayer = Replayer(workflows=[DagWorkflow], data_converter=converter)
     await replayer.replay_workflow(history)
+
+
+def _patches(history: WorkflowHistory) -> set[str]:
+    """The ids of the `workflow.patched` calls a history recorded (its patch markers)."""
+    return {
+        json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)[
+            "id"
+        ]
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        and event.marker_recorded_event_attributes.marker_name == "core_patch"
+    }
+
+
+def _timers_started(history: WorkflowHistory) -> int:
+    return sum(event.event_type == EventType.EVENT_TYPE_TIMER_STARTED for event in history.events)
+
+
+async def test_the_run_deadline_patch_keeps_old_runs_on_their_path(
+    engine: Engine, targets: Targets, converter: DataConverter
+) -> None:
+    """`workflow.patched("run-deadline")` (workflows/shared/failures.py), the README's
+    example of shipping a workflow change safely: a run recorded before run deadlines
+    existed scheduled no timer, and replays on today's code (which leaves the timer out for
+    it); a run started today records the patch and starts its deadline timer."""
+    replayer = Replayer(workflows=[DagWorkflow], data_converter=converter)
+    before = WorkflowHistory.from_json(
+        "dag_completed", (HISTORIES / "dag_completed.json").read_text()
+    )
+    assert "run-deadline" not in _patches(before)
+    assert _timers_started(before) == 0
+    await replayer.replay_workflow(before)
+
+    payload = DagRunInput.model_validate(
+        {
+            "workflow_id": unique("replay-patch"),
+            "STEPS_CONFIG": [
+                {"step_name": "a", "usid": "u1", "service_url": f"{targets.url}/echo/patch"}
+            ],
+        }
+    )
+    payload.engine.task_queue = engine.settings.task_queue
+    handle = await engine.client.start_workflow(
+        DagWorkflow.run, payload, id=payload.workflow_id, task_queue=engine.settings.task_queue
+    )
+    assert (await handle.result()).status == "completed"
+    after = await handle.fetch_history()
+    assert "run-deadline" in _patches(after)
+    assert _timers_started(after) == 1  # the run deadline
+    await replayer.replay_workflow(after)
