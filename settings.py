@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,9 +18,10 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.asyncio import Redis
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, ExternalStorage
+from temporalio.runtime import Runtime
 
 from activities.codec import EncryptionKey, parse_keys, with_encryption
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
@@ -199,6 +201,17 @@ class Settings(BaseSettings):
     max_steps_in_flight: int = 100
     outbound_connect_timeout_seconds: float = 10.0
 
+    # Telemetry. Traces are exported over OTLP/HTTP (`<endpoint>/v1/traces`) when the endpoint
+    # is set, and off otherwise; the service names default to workflow-station-gateway and
+    # workflow-station-worker. The worker serves Prometheus text at
+    # http://WORKER_METRICS_ADDRESS/metrics when set (off by default: several workers on one
+    # machine would contend for one port). Logs are JSON lines unless LOG_FORMAT=text; unset,
+    # text on a terminal and JSON otherwise.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str | None = None
+    worker_metrics_address: str | None = None
+    log_format: Literal["json", "text"] | None = None
+
     # CORS for the endpoint proxy routes.
     cors_allow_origins: CsvList = []
     cors_allow_methods: CsvList = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -346,15 +359,24 @@ async def close_data_converter(converter: DataConverter) -> None:
             await driver.aclose()
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(
+    settings: Settings,
+    *,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
     """Connect to the Temporal server and namespace `settings` name, with
     `data_converter(settings)`.
 
     The worker, the gateway and any other process connect through here, so connection options
-    (TLS, API keys, profiles) and payload storage are set up in one place.
+    (TLS, API keys, profiles) and payload storage are set up in one place. `interceptors`
+    (tracing, the worker's metrics) and `runtime` (the worker's metrics endpoint) are the
+    process's telemetry, from `activities.telemetry`.
     """
     return await Client.connect(
         settings.effective_temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        interceptors=interceptors,
+        runtime=runtime,
     )

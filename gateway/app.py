@@ -21,7 +21,10 @@ from activities.codec import EncryptionCodec
 from activities.errors import WorkflowStationError
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from activities.store.clients import close_redis
+from activities.telemetry import temporal_interceptors
+from gateway import telemetry
 from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
+from gateway.telemetry import GatewayMetrics, RequestMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
 from settings import Settings, close_data_converter, connect_temporal, get_settings
@@ -212,8 +215,13 @@ async def _temporal_unreachable(request: Request, exc: Exception) -> JSONRespons
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway app. Without `settings`, as uvicorn's factory calls it, it is the
+    process's composition root: settings from the environment, and the process's logging
+    and tracing set up (`gateway.telemetry.set_up_process`)."""
+    process = settings is None
     settings = settings or get_settings()
     refuse_open_exposure(settings)
+    metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -221,7 +229,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.api_keys = ApiKeys(settings.gateway_api_keys)
         keys = settings.encryption_keys
         app.state.payload_codec = EncryptionCodec(keys) if keys else None
-        app.state.temporal = await connect_temporal(settings)
+        app.state.metrics = metrics
+        app.state.temporal = await connect_temporal(
+            settings, interceptors=[metrics.interceptor(), *temporal_interceptors(worker=False)]
+        )
         app.state.redis = Redis.from_url(settings.effective_redis_url)
         try:
             yield
@@ -258,7 +269,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outermost: a request for a host name we do not serve (DNS rebinding) gets nothing.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.gateway_allowed_hosts)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    if process:
+        set_up_process(app, settings)
     app.include_router(health.router)
+    # Operators' routes, like /health: no tenant key (the labels name no tenant or run).
+    app.include_router(telemetry.router)
     # Every other route needs a tenant: 401 without a valid key once keys are configured.
     authenticated = [Depends(get_tenant)]
     app.include_router(dag.router, dependencies=authenticated)
