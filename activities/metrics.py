@@ -26,7 +26,7 @@ import asyncio
 import time
 from typing import Any
 
-from temporalio import activity, workflow
+from temporalio import activity, client, workflow
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -87,9 +87,10 @@ def count_llm_tokens(provider: str, model: str, input_tokens: int, output_tokens
     counter.add(output_tokens, {"provider": provider, "model": model, "kind": "output"})
 
 
-class EngineTelemetry(Interceptor):
+class EngineTelemetry(client.Interceptor, Interceptor):
     """Counts and logs every run's end and every activity attempt, without a line in the
-    workflows or the activities: a worker interceptor, set on the worker's client.
+    workflows or the activities: a worker interceptor, set on the worker's client (which
+    passes it on to the workers).
 
     The log lines go through `activity.logger` and `workflow.logger` (which is silent while a
     history replays), so they carry the workflow id, run id, activity and attempt."""

@@ -27,7 +27,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor, Request
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from temporalio import activity, workflow
+from temporalio import activity, client, workflow
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -69,11 +69,11 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> TracerProvide
     return provider
 
 
-def temporal_interceptors(*, worker: bool) -> list[Any]:
+def temporal_interceptors(*, worker: bool) -> list[client.Interceptor]:
     """The interceptors of a process's Temporal client: spans for client calls, workflows
     and activities (context carried in Temporal headers), and for the worker the engine's
     run and activity metrics and log lines."""
-    interceptors: list[Any] = [TracingInterceptor()]
+    interceptors: list[client.Interceptor] = [TracingInterceptor()]
     if worker:
         interceptors.append(EngineTelemetry())
     return interceptors

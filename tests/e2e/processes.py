@@ -12,9 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from cli import redis_command, temporal_command, wait_for_port
+from cli import BIN, redis_command, temporal_command, wait_for_port
 from settings import Settings
 from tests.conftest import LOOPBACK
 from tests.fakes.targets import free_port
@@ -25,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 
 
-def worker_process(settings: Settings, log: Path | None = None) -> subprocess.Popen[bytes]:
+def worker_process(
+    settings: Settings, log: Path | None = None, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """A real `worker.py` process serving `settings.task_queue`; its output goes to `log`."""
     env = {
         **os.environ,
@@ -33,12 +36,31 @@ def worker_process(settings: Settings, log: Path | None = None) -> subprocess.Po
         "REDIS_URL": settings.effective_redis_url,
         "TASK_QUEUE": settings.task_queue,
         "OUTBOUND_ALLOW": ",".join(LOOPBACK),
+        **(extra_env or {}),
     }
     command = [sys.executable, "worker.py"]
     if log is None:
         return subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+    with log.open("ab") as output:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+
+
+def gateway_process(
+    settings: Settings, port: int, log: Path, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A real gateway process (uvicorn, as `make dev` runs it) on loopback `port`, starting
+    runs on `settings.task_queue`; its output goes to `log`."""
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.effective_temporal_address,
+        "REDIS_URL": settings.effective_redis_url,
+        "TASK_QUEUE": settings.task_queue,
+        "TENANT_REQUESTS_PER_SECOND": "0",
+        **(extra_env or {}),
+    }
+    command = [str(BIN / "uvicorn"), "gateway.app:create_app", "--factory", "--port", str(port)]
     with log.open("ab") as output:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
 
