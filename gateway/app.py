@@ -5,6 +5,7 @@ uvicorn gateway.app:create_app --factory --port 8000
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -24,7 +25,7 @@ from activities.store.clients import close_redis
 from activities.telemetry import temporal_interceptors
 from gateway import telemetry
 from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
-from gateway.telemetry import GatewayMetrics, RequestMetrics, set_up_process
+from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
 from settings import Settings, close_data_converter, connect_temporal, get_settings
@@ -222,6 +223,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     refuse_open_exposure(settings)
     metrics = GatewayMetrics()
+    # One Temporal runtime per process: apps a test builds share the default one.
+    sdk_metrics = SdkMetrics(metrics.registry) if process else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -231,11 +234,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.payload_codec = EncryptionCodec(keys) if keys else None
         app.state.metrics = metrics
         app.state.temporal = await connect_temporal(
-            settings, interceptors=[metrics.interceptor(), *temporal_interceptors(worker=False)]
+            settings,
+            interceptors=[metrics.interceptor(), *temporal_interceptors(worker=False)],
+            runtime=sdk_metrics.runtime if sdk_metrics else None,
         )
         app.state.redis = Redis.from_url(settings.effective_redis_url)
         try:
-            yield
+            async with sdk_metrics.draining() if sdk_metrics else contextlib.nullcontext():
+                yield
         finally:
             await close_redis(app.state.redis)
             await close_data_converter(app.state.temporal.data_converter)

@@ -311,6 +311,10 @@ async def test_both_metrics_endpoints_count_a_dag_run(stack: Stack, targets: Tar
     assert gateway("workflow_station_gateway_request_duration_seconds_count", **execute) == 2
     assert gateway("workflow_station_gateway_runs_started_total", workflow_type="DagWorkflow") == 2
     assert total(gateway_after, "process_cpu_seconds_total") > 0
+    # And so do the gateway's Temporal client's (starting runs, waiting for their results).
+    sdk_names = sorted({name for name, _ in gateway_after if name.startswith("temporal_")})
+    assert gateway("temporal_request_total") >= 2, sdk_names
+    assert gateway("temporal_request_latency_count") >= 2, sdk_names
 
 
 async def test_worker_logs_are_json_lines_naming_the_run_step_and_attempt(
