@@ -120,7 +120,7 @@ class _ActivityMetrics(ActivityInboundInterceptor):
             raise
         except BaseException as exc:
             outcome = "failed"
-            error_type = exc.type or "" if isinstance(exc, ApplicationError) else "Exception"
+            error_type = (exc.type or "") if isinstance(exc, ApplicationError) else "Exception"
             if error_type == _OUTBOUND_BLOCKED:
                 meter.create_counter(OUTBOUND_REFUSALS, "Calls the outbound guard refused.").add(1)
             raise

@@ -273,9 +273,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["POST"],
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
     )
+    app.add_middleware(RequestMetrics, metrics=metrics)
     # Outermost: a request for a host name we do not serve (DNS rebinding) gets nothing.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.gateway_allowed_hosts)
-    app.add_middleware(RequestMetrics, metrics=metrics)
     if process:
         set_up_process(app, settings)
     app.include_router(health.router)
