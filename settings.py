@@ -11,7 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,10 +20,11 @@ from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.asyncio import Redis
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, ExternalStorage
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
+from temporalio.runtime import Runtime
 
 from activities.codec import EncryptionKey, parse_keys, with_encryption
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
@@ -202,6 +203,17 @@ class Settings(BaseSettings):
     # (500 at once kept a task past the SDK's 2 s deadlock check on a loaded 2-core machine).
     max_steps_in_flight: int = 100
     outbound_connect_timeout_seconds: float = 10.0
+
+    # Telemetry. Traces are exported over OTLP/HTTP (`<endpoint>/v1/traces`) when the endpoint
+    # is set, and off otherwise; the service names default to workflow-station-gateway and
+    # workflow-station-worker. The worker serves Prometheus text at
+    # http://WORKER_METRICS_ADDRESS/metrics when set (off by default: several workers on one
+    # machine would contend for one port). Logs are JSON lines unless LOG_FORMAT=text; unset,
+    # text on a terminal and JSON otherwise.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str | None = None
+    worker_metrics_address: str | None = None
+    log_format: Literal["json", "text"] | None = None
 
     # CORS for the endpoint proxy routes.
     cors_allow_origins: CsvList = []
@@ -424,15 +436,25 @@ def uses_embedded_temporal(settings: Settings, environ: Mapping[str, str] | None
     return "target_host" not in temporal_profile(settings, environ)
 
 
-async def connect_temporal(settings: Settings, environ: Mapping[str, str] | None = None) -> Client:
+async def connect_temporal(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
     """Connect to Temporal as `temporal_connect_config` says, with `data_converter(settings)`.
 
     The worker, the gateway, the CLI, the benchmarks and the tests connect through here, so
     connection options (address, namespace, TLS, API key, profiles) and payload storage are
-    set up in one place.
+    set up in one place. `interceptors` (tracing, the worker's metrics) and `runtime` (the
+    worker's metrics endpoint) are the process's telemetry, from `activities.telemetry`.
     """
     return await Client.connect(
-        **temporal_connect_config(settings, environ), data_converter=data_converter(settings)
+        **temporal_connect_config(settings, environ),
+        data_converter=data_converter(settings),
+        interceptors=interceptors,
+        runtime=runtime,
     )
 
 

@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities import telemetry
 from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
 from activities.http.secrets import Secrets
@@ -38,6 +39,13 @@ from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
+from activities.telemetry import (
+    WORKER_SERVICE,
+    LogFormat,
+    setup_tracing,
+    temporal_interceptors,
+    worker_runtime,
+)
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
 from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
 from workflows.dag.workflow import DagWorkflow
@@ -245,7 +253,21 @@ async def check_blob_ttl(client: Client, settings: Settings) -> None:
 
 
 async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> None:
-    client = await connect_temporal(settings)
+    service = settings.otel_service_name or WORKER_SERVICE
+    tracing = setup_tracing(service, settings.otel_exporter_otlp_endpoint)
+    try:
+        await serve(settings, main=main, endpoints=endpoints, service=service)
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # the last spans are exported before the process ends
+
+
+async def serve(settings: Settings, *, main: bool, endpoints: Sequence[str], service: str) -> None:
+    client = await connect_temporal(
+        settings,
+        interceptors=temporal_interceptors(worker=True),
+        runtime=worker_runtime(settings.worker_metrics_address, service),
+    )
     if main:
         await ensure_search_attributes(client, client.namespace)
         await check_blob_ttl(client, settings)
@@ -258,6 +280,8 @@ async def run(settings: Settings, *, main: bool, endpoints: Sequence[str]) -> No
             client.service_client.config.target_host,
             client.namespace,
         )
+        if settings.worker_metrics_address:
+            log.info("metrics at http://%s/metrics", settings.worker_metrics_address)
         await run_until_signalled(workers, settings.worker_drain_seconds)
 
 
@@ -281,8 +305,9 @@ async def run_until_signalled(workers: Sequence[Worker], drain_seconds: float) -
     await asyncio.gather(*running)  # a worker that failed on its own raises here
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+def configure_logging(log_format: LogFormat | None = None) -> None:
+    """JSON lines (or text, `LOG_FORMAT`) on stderr; httpx's URL-bearing lines kept out."""
+    telemetry.configure_logging(log_format)
     quiet_http_client_logs()
 
 
@@ -311,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"unknown endpoint worker(s) {unknown}; ENDPOINT_WORKERS lists"
             f" {settings.endpoint_workers}"
         )
-    configure_logging()
+    configure_logging(settings.log_format)
     try:
         asyncio.run(run(settings, main=not args.endpoints_only, endpoints=endpoints))
     except KeyboardInterrupt:

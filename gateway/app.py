@@ -5,6 +5,7 @@ uvicorn gateway.app:create_app --factory --port 8000
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -22,7 +23,10 @@ from activities.codec import EncryptionCodec
 from activities.errors import WorkflowStationError
 from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from activities.store.clients import close_redis
+from activities.telemetry import temporal_interceptors
+from gateway import telemetry
 from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
+from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
 from settings import Settings, close_data_converter, connect_temporal, get_settings
@@ -191,14 +195,16 @@ async def _payload_expired(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=410, content={"detail": str(exc)})
 
 
-#: Probes an orchestrator sends to a replica by its IP address, which no allowed host names.
-PROBE_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
+#: Probes and scrapes an orchestrator sends to a replica by its IP address, which no allowed
+#: host names.
+PROBE_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 
 
 class HostCheck:
-    """The Host check against DNS rebinding, for every path but the health probes:
-    Kubernetes and load balancers probe a replica at its IP address, and a probe's answer
-    (up or not, which queue lacks a worker) is nothing a rebinding page could use."""
+    """The Host check against DNS rebinding, for every path but the health probes and
+    `/metrics`: Kubernetes, load balancers and Prometheus reach a replica at its IP address,
+    and their answers (up or not, which queue lacks a worker, counters without tenant or run
+    labels) are nothing a rebinding page could use."""
 
     def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
         self.app = app
@@ -233,8 +239,15 @@ async def _temporal_unreachable(request: Request, exc: Exception) -> JSONRespons
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway app. Without `settings`, as uvicorn's factory calls it, it is the
+    process's composition root: settings from the environment, and the process's logging
+    and tracing set up (`gateway.telemetry.set_up_process`)."""
+    process = settings is None
     settings = settings or get_settings()
     refuse_open_exposure(settings)
+    metrics = GatewayMetrics()
+    # One Temporal runtime per process: apps a test builds share the default one.
+    sdk_metrics = SdkMetrics(metrics.registry) if process else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -242,10 +255,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.api_keys = ApiKeys(settings.gateway_api_keys)
         keys = settings.encryption_keys
         app.state.payload_codec = EncryptionCodec(keys) if keys else None
-        app.state.temporal = await connect_temporal(settings)
+        app.state.metrics = metrics
+        app.state.temporal = await connect_temporal(
+            settings,
+            interceptors=[metrics.interceptor(), *temporal_interceptors(worker=False)],
+            runtime=sdk_metrics.runtime if sdk_metrics else None,
+        )
         app.state.redis = Redis.from_url(settings.effective_redis_url)
         try:
-            yield
+            async with sdk_metrics.draining() if sdk_metrics else contextlib.nullcontext():
+                yield
         finally:
             await close_redis(app.state.redis)
             await close_data_converter(app.state.temporal.data_converter)
@@ -277,9 +296,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["POST"],
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
     )
+    app.add_middleware(RequestMetrics, metrics=metrics)
     # Outermost: a request for a host name we do not serve (DNS rebinding) gets nothing.
     app.add_middleware(HostCheck, allowed_hosts=settings.gateway_allowed_hosts)
+    if process:
+        set_up_process(app, settings)
     app.include_router(health.router)
+    # Operators' routes, like /health: no tenant key (the labels name no tenant or run).
+    app.include_router(telemetry.router)
     # Every other route needs a tenant: 401 without a valid key once keys are configured.
     authenticated = [Depends(get_tenant)]
     app.include_router(dag.router, dependencies=authenticated)

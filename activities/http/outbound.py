@@ -107,6 +107,7 @@ import httpx
 import idna
 
 from activities.errors import ErrorType, WorkflowStationError
+from activities.telemetry import instrument_outbound_client
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -823,12 +824,15 @@ def build_outbound_client(
         max_keepalive_connections=min(20, max_connections),
         keepalive_expiry=5.0,
     )
-    return OutboundClient(
+    client = OutboundClient(
         transport=_GuardedTransport(backend, limits=limits),
         timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
         max_redirects=max_redirects,
         sensitive_headers=_header_names(sensitive_headers),
     )
+    # A span per hop and `traceparent` sent with it, once the process has turned tracing on.
+    instrument_outbound_client(client)
+    return client
 
 
 def _declared_length(response: httpx.Response) -> int | None:

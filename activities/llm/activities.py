@@ -39,6 +39,7 @@ from activities.llm.models import (
     RouteRequest,
     TokenUsage,
 )
+from activities.metrics import count_llm_tokens
 
 #: Sent as the key to OpenAI-compatible local servers (Ollama, vLLM…) that need none; the SDKs
 #: refuse to build a client without one.
@@ -347,7 +348,14 @@ class LlmActivities:
         )
 
     async def _complete(self, prompt: _Prompt) -> _Completion:
-        """Send `prompt` to its provider, heartbeating while the model answers."""
+        """Send `prompt` to its provider, heartbeating while the model answers, and count the
+        tokens it spent."""
+        completion = await self._request(prompt)
+        usage = completion.usage
+        count_llm_tokens(prompt.provider, completion.model, usage.input_tokens, usage.output_tokens)
+        return completion
+
+    async def _request(self, prompt: _Prompt) -> _Completion:
         provider, label = prompt.provider, prompt.label
         try:
             if provider == "openai":

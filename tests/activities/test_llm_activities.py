@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import pytest
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.llm.models import (
@@ -20,6 +21,7 @@ from activities.llm.models import (
     RouteRequest,
     TokenUsage,
 )
+from activities.metrics import LLM_TOKENS
 from tests.conftest import activity_env
 from tests.fakes.llm_server import FakeLLMServer
 
@@ -589,3 +591,26 @@ async def test_fake_server_as_async_context_manager_checks_the_key() -> None:
     assert ok.text == "m: p"
     assert error.type == "LlmRequestRejected"
     assert [r.provider for r in server.requests] == ["openai", "anthropic"]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_tokens_are_counted_by_provider_model_and_kind(
+    fake: FakeLLMServer, flavour: Flavour
+) -> None:
+    """`workflow_station_llm_tokens_total`, recorded through the activity's meter: here a real
+    SDK runtime's, buffered so the test reads what a Prometheus endpoint would count."""
+    buffer = MetricBuffer(1000)
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer))
+    env = activity_env()
+    env.metric_meter = runtime.metric_meter
+    fake.reply("counted", usage=(12, 5))
+
+    call = LlmCall(provider=provider_of(flavour), model="m-1", prompt="Count me")
+    await env.run(activities_for(fake, flavour).call_llm, call)
+
+    counted = {
+        (dict(update.attributes)["kind"], dict(update.attributes)["provider"]): update.value
+        for update in buffer.retrieve_updates()
+        if update.metric.name == LLM_TOKENS and dict(update.attributes)["model"] == "m-1"
+    }
+    assert counted == {("input", provider_of(flavour)): 12, ("output", provider_of(flavour)): 5}

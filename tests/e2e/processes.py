@@ -12,10 +12,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from cli import redis_command, temporal_command, wait_for_port
+from cli import BIN, redis_command, temporal_command, wait_for_port
 from settings import Settings
 from tests.conftest import LOOPBACK
 from tests.fakes.targets import free_port
@@ -27,10 +27,13 @@ START_TIMEOUT = 60.0
 
 
 def worker_process(
-    settings: Settings, log: Path | None = None, args: Sequence[str] = ()
+    settings: Settings,
+    log: Path | None = None,
+    args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A real `worker.py` process serving `settings.task_queue` (and what `args` add, e.g.
-    `--endpoint all`); its output goes to `log`."""
+    `--endpoint all`), with `extra_env` over its environment; its output goes to `log`."""
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": settings.effective_temporal_address,
@@ -38,12 +41,31 @@ def worker_process(
         "TASK_QUEUE": settings.task_queue,
         "ENDPOINT_WORKERS": ",".join(settings.endpoint_workers),
         "OUTBOUND_ALLOW": ",".join(LOOPBACK),
+        **(extra_env or {}),
     }
     command = [sys.executable, "worker.py", *args]
     if log is None:
         return subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+    with log.open("ab") as output:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+
+
+def gateway_process(
+    settings: Settings, port: int, log: Path, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A real gateway process (uvicorn, as `make dev` runs it) on loopback `port`, starting
+    runs on `settings.task_queue`; its output goes to `log`."""
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.effective_temporal_address,
+        "REDIS_URL": settings.effective_redis_url,
+        "TASK_QUEUE": settings.task_queue,
+        "TENANT_REQUESTS_PER_SECOND": "0",
+        **(extra_env or {}),
+    }
+    command = [str(BIN / "uvicorn"), "gateway.app:create_app", "--factory", "--port", str(port)]
     with log.open("ab") as output:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
 

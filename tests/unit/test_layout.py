@@ -11,7 +11,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ("dag", "instructions", "endpoint")
-CLIENT_LIBRARIES = ("httpx", "httpcore", "openai", "anthropic", "redis")
+#: Workflow code records metrics and logs through Temporal (`workflow.metric_meter()`,
+#: `workflow.logger`), so it loads no telemetry SDK either.
+CLIENT_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "openai",
+    "anthropic",
+    "redis",
+    "opentelemetry",
+    "prometheus_client",
+)
 
 
 def imported_modules(path: Path) -> set[str]:

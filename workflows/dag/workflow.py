@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         idempotency_key,
         with_idempotency_key,
     )
+    from activities.metrics import count_step
     from activities.store.models import (
         READ_SELECTION,
         WRITE_OUTPUTS,
@@ -213,6 +214,7 @@ class DagWorkflow:
                         tasks[other].cancel()
                 for name in sorted(n for n, t in tasks.items() if t.done()):
                     outcome = tasks.pop(name).result()
+                    count_step("dag", outcome)
                     if outcome == "completed":
                         scheduler.complete(name)
                     elif outcome == "aborted":

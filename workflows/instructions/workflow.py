@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RouteRequest,
         TokenUsage,
     )
+    from activities.metrics import count_step
     from activities.redact import redact_url
     from workflows.instructions.conditions import ConditionSyntaxError, evaluate, parse
     from workflows.instructions.models import (
@@ -291,10 +292,12 @@ class InstructionWorkflow:
             state.error = step_error(exc)
             state.finished_at = workflow.now()
             self._emit("step.failed", state, {"error": state.error.model_dump(mode="json")})
+            count_step("instructions", "failed")
             return RunError(type=state.error.type, message=state.error.message, step=index)
         state.status = "completed"
         state.finished_at = workflow.now()
         self._emit("step.completed", state, {"result": state.result})
+        count_step("instructions", "completed")
         return None
 
     async def _execute(

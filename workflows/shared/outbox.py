@@ -45,6 +45,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.http.models import SEND_WEBHOOK, WebhookDelivery, WebhookReceipt
+    from activities.metrics import count_webhook_delivery, count_webhook_events_queued
     from workflows.shared.webhooks import (
         ENQUEUE_SIGNAL,
         GET_STATUS_QUERY,
@@ -78,14 +79,16 @@ class WebhookOutboxWorkflow:
     @workflow.signal(name=ENQUEUE_SIGNAL)
     def enqueue(self, batch: EventBatch) -> None:
         """Events from the run, in its order; `final` once the run has ended."""
-        self._state.enqueue(batch.events, workflow.now())
+        count_webhook_events_queued(self._state.enqueue(batch.events, workflow.now()))
         if batch.final:
             self._state.closed = True
 
     @workflow.update(name=REDELIVER_UPDATE)
     def redeliver(self, request: Redelivery) -> RedeliveryResult:
         """Queue failed events again (all of them, or those named), each with a new window."""
-        return self._state.redeliver(request.event_ids, workflow.now())
+        result = self._state.redeliver(request.event_ids, workflow.now())
+        count_webhook_events_queued(len(result.redelivering))
+        return result
 
     @workflow.query(name=GET_STATUS_QUERY)
     def get_status(self) -> WebhookDeliveries:
@@ -157,8 +160,10 @@ class WebhookOutboxWorkflow:
             message, attempts, status = delivery_failure(exc, policy.window_seconds)
             workflow.logger.warning("webhook %s not delivered: %s", event.event_id, message)
             self._state.failed(event.event_id, message, attempts, status)
+            count_webhook_delivery("failed")
             return
         self._state.delivered(event.event_id, receipt.status, receipt.attempt, workflow.now())
+        count_webhook_delivery("delivered")
 
 
 def delivery_failure(exc: ActivityError, window_seconds: float) -> tuple[str, int, int | None]:
@@ -222,6 +227,8 @@ async def forward_to_outbox(
         )
     except WorkflowAlreadyStartedError:
         pending[:0] = started
+    else:
+        count_webhook_events_queued(len(started))
     handle = workflow.get_external_workflow_handle(outbox_id)
 
     async def hand_over(batch: list[dict[str, Any]], final: bool) -> None:
