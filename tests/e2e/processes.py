@@ -29,6 +29,7 @@ START_TIMEOUT = 60.0
 def worker_process(
     settings: Settings,
     log: Path | None = None,
+    *,
     args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:

@@ -117,7 +117,7 @@ async def stack(
         worker = worker_process(
             settings,
             logs / "worker.log",
-            {**telemetry_env, "WORKER_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"},
+            extra_env={**telemetry_env, "WORKER_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"},
         )
         gateway = gateway_process(settings, gateway_port, logs / "gateway.log", telemetry_env)
         try:
