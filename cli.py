@@ -54,12 +54,22 @@ EXAMPLES = ROOT / "examples"
 LOOPBACK_ALLOW = "127.0.0.0/8,::1,localhost"
 
 
+#: SQLite in write-ahead-log mode, synced at checkpoints rather than at every commit: a
+#: sequential activity measured 36 ms on the default journal, 21 ms with these. Still
+#: crash-safe for the database (a power loss may drop the last commits, never corrupt it),
+#: which is what a development server needs.
+SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal"}
+
+
 def dev_server_args() -> list[str]:
     """Flags for every embedded Temporal dev server (`make dev`, the bench, tests).
 
-    They register the project's search attributes and apply the latency-tuned dynamic config.
+    They register the project's search attributes, apply the latency-tuned dynamic config and
+    the SQLite pragmas.
     """
     args: list[str] = []
+    for pragma, value in SQLITE_PRAGMAS.items():
+        args += ["--sqlite-pragma", f"{pragma}={value}"]
     for name, kind in SEARCH_ATTRIBUTES.items():
         args += ["--search-attribute", f"{name}={kind}"]
     for key, value in LATENCY_TUNED_DYNAMIC_CONFIG.items():

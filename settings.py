@@ -29,6 +29,7 @@ from temporalio.runtime import Runtime
 from activities.codec import EncryptionKey, parse_keys, with_encryption
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
 from activities.store.blobs import RedisBlobDriver
+from workflows.shared.execution import ExecutionMode
 
 #: The payload converter of every Temporal client, test environment and replayer: the pydantic
 #: models users POST are the models workflows and activities receive, so all must agree on it.
@@ -118,6 +119,9 @@ class Settings(BaseSettings):
     # How long a DAG step retries an unreachable Redis (selection reads, output writes) before
     # it fails: an outage shorter than this (a restart, a failover) only delays the run.
     store_retry_window_seconds: float = Field(default=300.0, ge=0)
+    # How steps run when a pipeline (`PIPELINE_SETTINGS.execution.mode`) or an instruction
+    # run (`executionMode`) names no mode: durable, fast or auto (`workflows.shared.execution`).
+    execution_mode: ExecutionMode = "auto"
 
     # Gateway.
     gateway_host: str = "127.0.0.1"

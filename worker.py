@@ -129,6 +129,7 @@ async def open_activities(
                 max_response_bytes=settings.outbound_max_response_bytes,
                 secrets=secrets,
                 webhook_signer=webhook_signer(settings),
+                redis=redis,
             ),
             store=StoreActivities(redis),
             llm=LlmActivities(

@@ -18,7 +18,13 @@ HEARTBEAT_INTERVAL = timedelta(seconds=2)
 
 
 async def heartbeating(work: Awaitable[T]) -> T:
-    """Await `work`, heartbeating meanwhile so cancellation and worker loss are seen soon."""
+    """Await `work`, heartbeating meanwhile so cancellation and worker loss are seen soon.
+
+    A local activity sends none: it runs in the worker running its workflow, whose workflow
+    task carries its liveness, and its cancellation comes from that worker directly.
+    """
+    if activity.info().is_local:
+        return await work
     task = asyncio.ensure_future(work)
     try:
         while True:

@@ -67,12 +67,17 @@ async def run_plain(steps: list[dict[str, Any]], http: httpx.AsyncClient) -> flo
     return time.perf_counter() - started
 
 
-async def run_engine(steps: list[dict[str, Any]], gateway: httpx.AsyncClient) -> float:
+async def run_engine(
+    steps: list[dict[str, Any]], gateway: httpx.AsyncClient, mode: str | None = None
+) -> float:
+    settings: dict[str, Any] = {"error_handling": {"max_retries": 0}}
+    if mode is not None:
+        settings["execution"] = {"mode": mode}
     payload = {
         "workflow_id": f"bench-{uuid.uuid4().hex[:10]}",
         "namespace": "bench",
         "STEPS_CONFIG": steps,
-        "PIPELINE_SETTINGS": {"error_handling": {"max_retries": 0}},
+        "PIPELINE_SETTINGS": settings,
     }
     started = time.perf_counter()
     response = await gateway.post("/execute", json=payload)
@@ -93,14 +98,14 @@ async def measure(args: argparse.Namespace, gateway_url: str, target: str) -> No
         await run_engine(graph(1, 1, target, 1), gateway)  # warm-up: worker caches, pools
         for label, levels, width in shapes:
             steps = graph(levels, width, target, args.step_ms, not args.no_outputs)
-            engine = [await run_engine(steps, gateway) for _ in range(args.repeat)]
+            engine = [await run_engine(steps, gateway, args.mode) for _ in range(args.repeat)]
             plain = [await run_plain(steps, http) for _ in range(args.repeat)]
             rows.append(
                 (label, len(steps), levels, statistics.median(engine), statistics.median(plain))
             )
     print(
-        f"\nDAG runner vs plain asyncio+httpx, {args.step_ms} ms per call, median of"
-        f" {args.repeat} ({os.cpu_count()} cores)\n"
+        f"\nDAG runner ({args.mode or 'default'} mode) vs plain asyncio+httpx, {args.step_ms} ms"
+        f" per call, median of {args.repeat} ({os.cpu_count()} cores)\n"
     )
     header = (
         f"{'graph':<15}{'steps':>6}{'engine s':>10}{'plain s':>10}{'ratio':>8}"
@@ -127,6 +132,9 @@ def main() -> None:
     parser.add_argument("--step-ms", type=int, default=50)
     parser.add_argument(
         "--no-outputs", action="store_true", help="steps declare no outputs (no Redis writes)"
+    )
+    parser.add_argument(
+        "--mode", choices=["durable", "fast", "auto"], help="PIPELINE_SETTINGS.execution.mode"
     )
     args = parser.parse_args()
 

@@ -10,13 +10,17 @@ text would otherwise travel into history as the failure's cause.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -38,10 +42,19 @@ from activities.http.outbound import (
     ResponseTooLarge,
     read_capped,
 )
+from activities.http.responses import main_value
 from activities.http.secrets import ResolvedRequest, Secrets, UnknownSecret
 from activities.http.signing import WebhookSigner
 from activities.limits import MAX_JSON_DEPTH, json_depth
 from activities.redact import MASK, redact_url, redact_urls
+from activities.store.activities import write_values
+from activities.store.models import OutputTarget, output_json
+
+log = logging.getLogger(__name__)
+
+#: One try at writing a step's outputs; past it (or on any Redis error) the workflow writes
+#: them itself, with its store retry window.
+OUTPUT_WRITE_TIMEOUT_SECONDS = 5.0
 
 
 def _request_content(call: HttpCall, body: Any) -> dict[str, Any]:
@@ -122,6 +135,30 @@ class _Shown:
     hidden: tuple[str, ...] = ()
 
 
+async def store_outputs(redis: Redis, target: OutputTarget, body: Any, label: str) -> list[str]:
+    """Write a step's outputs (`OutputTarget`); the keys written, none if Redis failed.
+
+    A Redis failure does not fail the activity: retrying it would send the request again (a
+    second side effect at the target, for a store that is down). The call's result is
+    returned as it is, and the workflow, seeing nothing stored, writes the outputs with its
+    own retry window (STORE_RETRY_WINDOW_SECONDS), as it did before the write moved here.
+    """
+    value = main_value(body)
+    values = dict.fromkeys(target.keys, value)
+    held = bool(target.keys) and value is body
+    if target.result_key and not held and len(output_json(body)) > target.result_over_bytes:
+        values[target.result_key] = body
+    if not values:
+        return []
+    try:
+        async with asyncio.timeout(OUTPUT_WRITE_TIMEOUT_SECONDS):
+            await write_values(redis, values, target.ttl_seconds)
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("%s: outputs not written, the run writes them: %r", label, exc)
+        return []
+    return list(values)
+
+
 class HttpActivities:
     """The HTTP and webhook activities over one shared outbound client.
 
@@ -130,6 +167,8 @@ class HttpActivities:
         max_response_bytes: Larger response bodies fail the call (`ResponseTooLarge`).
         secrets: What `{{secrets.NAME}}` stands for on this worker; none by default.
         webhook_signer: Signs webhook deliveries (Standard Webhooks); none: unsigned.
+        redis: Where a DAG step's outputs are written (`HttpCall.outputs`); none: the
+            workflow writes them.
     """
 
     def __init__(
@@ -139,8 +178,10 @@ class HttpActivities:
         max_response_bytes: int,
         secrets: Secrets | None = None,
         webhook_signer: WebhookSigner | None = None,
+        redis: Redis | None = None,
     ) -> None:
         self._client = client
+        self._redis = redis
         self._max_response_bytes = max_response_bytes
         self._secrets = secrets or Secrets()
         #: No signer: deliveries still carry `webhook-id` and `webhook-timestamp`, unsigned.
@@ -264,8 +305,12 @@ class HttpActivities:
 
     @activity.defn(name=CALL_HTTP)
     async def call_http(self, call: HttpCall) -> HttpResult:
-        """Make one request; error statuses become classified `ApplicationError`s."""
-        return await self._call(call, _Shown(redact_url(call.url)))
+        """Make one request; error statuses become classified `ApplicationError`s. A DAG
+        step's outputs are written to Redis here once the call succeeded (`call.outputs`)."""
+        result = await self._call(call, _Shown(redact_url(call.url)))
+        if call.outputs is not None and self._redis is not None:
+            result.stored = await store_outputs(self._redis, call.outputs, result.body, call.label)
+        return result
 
     @activity.defn(name=SEND_WEBHOOK)
     async def send_webhook(self, delivery: WebhookDelivery) -> WebhookReceipt:

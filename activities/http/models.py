@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
+from activities.store.models import OutputTarget
+
 #: Activity names, as workflows schedule them and `HttpActivities` registers them.
 CALL_HTTP: Final = "call_http"
 SEND_WEBHOOK: Final = "send_webhook"
@@ -88,6 +90,8 @@ class HttpCall(BaseModel):
     #: and no others, so a placeholder that arrives inside data (a previous step's response,
     #: an LLM's answer) is sent as it is instead of being resolved.
     secret_names: list[str] = Field(default_factory=list)
+    #: A DAG step's outputs, written to Redis by the activity once the call succeeded.
+    outputs: OutputTarget | None = None
 
     _headers_as_text = field_validator("headers", mode="before")(headers_as_text)
 
@@ -101,6 +105,8 @@ class HttpResult(BaseModel):
     url: str = ""
     attempt: int = 1
     duration_ms: int = 0
+    #: The Redis keys of `HttpCall.outputs` the activity wrote (none: the caller writes them).
+    stored: list[str] = Field(default_factory=list)
 
 
 class WebhookDelivery(BaseModel):

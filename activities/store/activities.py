@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # redis loads these on its first command; loading them with the worker keeps that import out
 # of a workflow activation running at the same moment (the sandbox would warn about it).
 import redis._defaults  # noqa: F401
@@ -20,6 +22,14 @@ from activities.store.models import (
 )
 
 
+async def write_values(redis: Redis, values: dict[str, Any], ttl_seconds: int) -> None:
+    """Write each value as JSON under its full key, with the TTL, in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for key, value in values.items():
+            pipe.set(key, output_json(value), ex=ttl_seconds)
+        await pipe.execute()
+
+
 class StoreActivities:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
@@ -35,7 +45,4 @@ class StoreActivities:
     @activity.defn(name=WRITE_OUTPUTS)
     async def write_outputs(self, write: OutputWrite) -> None:
         """Write each output as JSON under its full key, with the configured TTL."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key, value in write.values.items():
-                pipe.set(key, output_json(value), ex=write.ttl_seconds)
-            await pipe.execute()
+        await write_values(self._redis, write.values, write.ttl_seconds)

@@ -9,7 +9,7 @@ import json
 from typing import Any, Final
 
 import pydantic_core
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 #: Activity names, as workflows schedule them and `StoreActivities` registers them.
 READ_SELECTION: Final = "read_selection"
@@ -39,6 +39,21 @@ class SelectionRead(BaseModel):
 
 class OutputWrite(BaseModel):
     values: dict[str, Any]
+    ttl_seconds: int
+
+
+class OutputTarget(BaseModel):
+    """Where a DAG step's call writes the step's outputs itself once it has succeeded, saving
+    the run a Redis write of its own (`HttpActivities.call_http`).
+
+    Each of `keys` gets the response's main value; the whole body goes under `result_key`
+    when its JSON is over `result_over_bytes` and no output holds that very value (the rule
+    of `workflows.dag.references.step_view`, which the workflow checks against `stored`).
+    """
+
+    keys: list[str] = Field(default_factory=list)
+    result_key: str | None = None
+    result_over_bytes: int = 0
     ttl_seconds: int
 
 

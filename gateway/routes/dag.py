@@ -43,13 +43,18 @@ router = APIRouter(tags=["dag"])
 JSON_CONTENT: dict[str, Any] = {"application/json": {"schema": {}}}
 
 
-def engine_options(settings: Settings, tenant: Tenant) -> EngineOptions:
+def engine_options(
+    settings: Settings, tenant: Tenant, request: PipelineRequest | None = None
+) -> EngineOptions:
     """The operator's settings, stamped on every run so it keeps the ones it started with.
 
     `validated`: a run is only started once `validate_pipeline` found no problem, so the
-    workflow need not (and must not, on replay) decide it again.
+    workflow need not (and must not, on replay) decide it again. `execution_mode`: the
+    pipeline's own, else the operator's EXECUTION_MODE, decided here once.
     """
+    asked = request.PIPELINE_SETTINGS.execution.mode if request is not None else None
     return EngineOptions(
+        execution_mode=asked or settings.execution_mode,
         validated=True,
         output_ttl_seconds=settings.output_ttl_seconds,
         webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
@@ -109,7 +114,7 @@ async def execute(
     ),
 ) -> DagRunResult | JSONResponse:
     """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
-    run = DagRunInput(**dict(request), engine=engine_options(settings, tenant))
+    run = DagRunInput(**dict(request), engine=engine_options(settings, tenant, request))
     problems = validate_pipeline(run)
     if problems:
         return JSONResponse(

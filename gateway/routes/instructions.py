@@ -151,9 +151,14 @@ class BatchCreated(_CamelModel):
     instances: list[RunCreated]
 
 
-def engine_options(settings: Settings) -> InstructionEngineOptions:
-    """The operator's limits, stamped on every run so it keeps the ones it started with."""
+def engine_options(
+    settings: Settings, request: InstructionRunRequest | None = None
+) -> InstructionEngineOptions:
+    """The operator's limits, stamped on every run so it keeps the ones it started with;
+    the execution mode is the request's `executionMode`, else EXECUTION_MODE."""
+    asked = request.execution_mode if request is not None else None
     return InstructionEngineOptions(
+        execution_mode=asked or settings.execution_mode,
         llm_step_timeout_seconds=settings.llm_step_timeout_seconds,
         llm_condition_timeout_seconds=settings.llm_condition_timeout_seconds,
         llm_max_retries=settings.llm_max_retries,
@@ -219,7 +224,7 @@ async def start_run(
     client: Client, settings: Settings, tenant: Tenant, request: InstructionRunRequest
 ) -> RunCreated:
     """Start one run under a fresh `instr-<uuid>` workflow id and answer its queued status."""
-    run = InstructionRunInput(**dict(request), engine=engine_options(settings))
+    run = InstructionRunInput(**dict(request), engine=engine_options(settings, request))
     instance_id = f"instr-{uuid.uuid4()}"
     await client.start_workflow(
         InstructionWorkflow.run,

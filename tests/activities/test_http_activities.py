@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from standardwebhooks import Webhook, WebhookVerificationError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
@@ -17,6 +18,8 @@ from activities.http.activities import HttpActivities, UndecodableBody, parse_bo
 from activities.http.models import HttpCall, HttpResult, WebhookDelivery
 from activities.http.outbound import build_outbound_client
 from activities.http.signing import WebhookSigner
+from activities.store.clients import close_redis
+from activities.store.models import OutputTarget
 from tests.conftest import LOOPBACK, WEBHOOK_SECRET, Targets, activity_env, unique
 from tests.fakes.targets import free_port
 from worker import configure_logging
@@ -266,3 +269,56 @@ async def test_a_webhook_receiver_answering_500_is_retried(http: HttpActivities,
     with pytest.raises(ApplicationError) as info:
         await activity_env().run(http.send_webhook, delivery)
     assert info.value.type == "HttpServerError" and not info.value.non_retryable
+
+
+# --- a DAG step's outputs, written by its call ------------------------------------------------
+
+
+async def test_a_call_writes_its_step_outputs(targets: Targets, redis_url: str, redis) -> None:
+    key = unique("outputs")
+    writer = Redis.from_url(redis_url)
+    target = OutputTarget(
+        keys=[f"t:{key}:summary", f"t:{key}:copy"],
+        result_key=f"t:{key}:step_result",
+        result_over_bytes=10,
+        ttl_seconds=60,
+    )
+    try:
+        async with build_outbound_client(allow=LOOPBACK, max_redirects=3) as client:
+            activities = HttpActivities(client, max_response_bytes=100_000, redis=writer)
+            result = await call(
+                activities,
+                method="POST",
+                url=f"{targets.url}/openai/{key}",
+                body={"text": "t"},
+                send_body=True,
+                outputs=target,
+            )
+    finally:
+        await close_redis(writer)
+    # The outputs get the answer's text; the whole body, larger than 10 bytes and held by no
+    # output, goes under the result key.
+    assert sorted(result.stored) == sorted([*target.keys, f"t:{key}:step_result"])
+    assert await redis.get(f"t:{key}:summary") == '"summary of t"'
+    assert await redis.get(f"t:{key}:copy") == '"summary of t"'
+    assert '"choices"' in await redis.get(f"t:{key}:step_result")
+    assert 0 < await redis.ttl(f"t:{key}:summary") <= 60
+
+
+async def test_an_unreachable_redis_leaves_the_outputs_to_the_run(targets: Targets) -> None:
+    key = unique("noredis")
+    down = Redis.from_url("redis://127.0.0.1:1/0")
+    try:
+        async with build_outbound_client(allow=LOOPBACK, max_redirects=3) as client:
+            activities = HttpActivities(client, max_response_bytes=100_000, redis=down)
+            result = await call(
+                activities,
+                url=f"{targets.url}/echo/{key}",
+                outputs=OutputTarget(keys=[f"t:{key}:out"], ttl_seconds=60),
+            )
+    finally:
+        await close_redis(down)
+    # The call succeeded and is not repeated for the store's sake: nothing is marked stored.
+    assert result.status == 200
+    assert result.stored == []
+    assert targets.state.calls[key] == 1

@@ -693,3 +693,29 @@ async def test_cancel_a_run_keeps_what_finished(gateway: Gateway, targets: Targe
     again = await gateway.http.post(f"/runs/{workflow_id}/cancel")
     assert again.status_code == 409
     assert (await gateway.http.post("/runs/no-such-run/cancel")).status_code == 404
+
+
+async def test_execution_mode_is_accepted_and_a_bad_one_is_named(
+    gateway: Gateway, targets: Targets, redis
+):
+    key = unique("modes")
+    steps = [
+        {
+            "step_name": "only",
+            "usid": "u-only",
+            "service_url": f"{targets.url}/echo/{key}",
+            "outputs": ["said"],
+            "input_prep_config": {"body": {"say": "fast"}},
+        }
+    ]
+    body = payload(steps, execution={"mode": "fast"}, timeouts={"step_timeout": 10})
+    response = await gateway.http.post("/execute", json=body)
+    assert response.status_code == 200
+    assert response.json()["outputs"]["said"]["json"] == {"say": "fast"}
+    stored = await redis.get(f"acme:{body['workflow_id']}:said")
+    assert stored is not None and '"fast"' in stored
+
+    bad = await gateway.http.post("/execute", json=payload(steps, execution={"mode": "turbo"}))
+    assert bad.status_code == 422
+    [problem] = bad.json()["detail"]
+    assert problem["loc"] == ["body", "PIPELINE_SETTINGS", "execution", "mode"]

@@ -66,9 +66,11 @@ async def test_a_step_with_no_retries_left_fails_naming_the_lost_worker(
                     "max_retries": 0,
                 }
             ],
+            # A regular activity: its heartbeat timeout is what notices the lost worker.
+            "PIPELINE_SETTINGS": {"execution": {"mode": "durable"}},
         }
     )
-    run.engine = engine_options(settings, OPEN)
+    run.engine = engine_options(settings, OPEN, run)
     worker = worker_process(settings, tmp_path / "worker.log")
     replacement = None
     try:

@@ -68,6 +68,7 @@ async def test_request_bodies_are_the_request_models(openapi: dict[str, Any]) ->
         "instructions",
         "provider",
         "model",
+        "executionMode",
     ]
     assert request_body(openapi, "/batch")["schema"] == {"$ref": REF + "InstructionBatch"}
     workflows = schemas["InstructionBatch"]["properties"]["workflows"]

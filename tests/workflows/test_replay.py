@@ -6,7 +6,9 @@ one branch and its child, outputs and webhooks. `dag_failed.json`: a 404 that fa
 while a sibling step is running (cancelled) and a dependent never starts. Both were recorded
 before webhook outboxes (the run delivered its own events); `dag_webhooks.json` hands them to
 its outbox, and `webhook_outbox.json` is an outbox with a refused event, its redelivery and
-retries (`record_webhooks.py`).
+retries (`record_webhooks.py`). `dag_fast.json` is a fast-mode run: local calls that write
+their own outputs (one retried, one aborted by its selection) and a step too long for a local
+activity, scheduled as a regular one (`record_modes.py`); the others predate execution modes.
 
 `instructions_all_types.json`: the all-types example (LLM, condition, endpoint with a retried
 503, router fallback, thread, report). `instructions_failed.json`: a branch, a thread and an

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from activities.limits import shallow_json
+from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.webhooks import WebhookDeliveries
 
 #: Steps one pipeline may hold; long runs continue as new, so history stays bounded.
@@ -87,11 +88,17 @@ class Concurrency(BaseModel):
     max_parallel: int | None = Field(default=None, ge=1, le=1000)
 
 
+class Execution(BaseModel):
+    #: How steps run (`workflows.shared.execution`); None: the operator's EXECUTION_MODE.
+    mode: ExecutionMode | None = None
+
+
 class PipelineSettings(BaseModel):
     error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     notifications: Notifications = Field(default_factory=Notifications)
     concurrency: Concurrency = Field(default_factory=Concurrency)
+    execution: Execution = Field(default_factory=Execution)
 
 
 class EngineOptions(BaseModel):
@@ -122,6 +129,11 @@ class EngineOptions(BaseModel):
     #: How long a step keeps retrying an unreachable Redis (selection reads, output writes)
     #: before it fails: an outage shorter than this only delays the run.
     store_retry_window_seconds: float = 300.0
+    #: The run's execution mode, resolved at submission (the pipeline's, else the operator's
+    #: default). Durable for inputs recorded before modes existed, so they replay unchanged.
+    execution_mode: ExecutionMode = "durable"
+    #: The bound on a local activity's attempt and retry waits (`execution.runs_local`).
+    local_max_seconds: float = LOCAL_MAX_SECONDS
 
 
 class PipelineRequest(BaseModel):

@@ -1,10 +1,15 @@
 """`DagWorkflow`: the seed's DAG runner as a thin Temporal scheduler over `dag_graph`.
 
 Each step starts as soon as its upstream steps complete. A step's HTTP call is one activity
-whose retry policy comes from PIPELINE_SETTINGS; selection reads and output writes to Redis
-are local activities (short, no extra server round trip). Webhook events are handed, in
-order, to the run's `WebhookOutboxWorkflow` by a background task; the outbox delivers them
-and outlives the run, so a slow or dead receiver never holds up a step or the run's end.
+whose retry policy comes from PIPELINE_SETTINGS, regular or local by the run's execution mode
+(`workflows.shared.execution`), and the call writes the step's outputs to Redis itself
+(`OutputTarget`); selection reads, and output writes the call could not make, are local
+activities. Webhook events are handed, in order, to the run's `WebhookOutboxWorkflow` by a
+background task; the outbox delivers them and outlives the run, so a slow or dead receiver
+never holds up a step or the run's end.
+
+Per-step work is O(1) amortised: progress counts change with each step's status, never by a
+scan of every step.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.errors import ErrorType
     from activities.http.models import (
-        CALL_HTTP,
         SEND_WEBHOOK,
         HttpCall,
         HttpResult,
@@ -30,10 +34,12 @@ with workflow.unsafe.imports_passed_through():
         idempotency_key,
         with_idempotency_key,
     )
+    from activities.http.responses import main_value
     from activities.metrics import count_step
     from activities.store.models import (
         READ_SELECTION,
         WRITE_OUTPUTS,
+        OutputTarget,
         OutputWrite,
         SelectionRead,
         parse_selection,
@@ -50,15 +56,15 @@ with workflow.unsafe.imports_passed_through():
         StepConfig,
         StepError,
         StepState,
+        StepStatus,
     )
     from workflows.dag.references import result_variable, step_view
-    from workflows.dag.responses import main_value
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.events import EventLog, EventPage, EventsQuery
+    from workflows.shared.execution import Placement, execute_call, runs_local
     from workflows.shared.failures import (
         UNHEALABLE,
         StepFailed,
-        heartbeat_timeout,
         run_deadline,
         step_failed,
         step_retry_policy,
@@ -110,6 +116,15 @@ STORE_LARGE_RESULTS = "store-large-results"
 #: Runs started before this patch deliver their own webhooks (`_send_webhooks`); later runs
 #: hand them to a `WebhookOutboxWorkflow`.
 WEBHOOK_OUTBOX_PATCH = "webhook-outbox"
+#: Runs started before this patch write each step's outputs with a local activity after the
+#: call; later runs have the call write them (`OutputTarget`), and run calls as their
+#: execution mode places them (before it, every call was a regular activity).
+OUTPUTS_IN_CALL_PATCH = "outputs-in-call"
+
+#: The statuses `Progress` counts.
+COUNTED: frozenset[StepStatus] = frozenset(
+    ("completed", "failed", "aborted", "cancelled", "running")
+)
 
 
 def step_activity_id(step_name: str) -> str:
@@ -132,6 +147,7 @@ class DagWorkflow:
             self._events = EventLog(run.resume.events, run.resume.sequence)
             self._webhook_degraded = run.resume.webhook_degraded
             self._started = self._result.started_at or workflow.now()
+            self._count_progress()
             return
         self._started = workflow.now()
         # Every step is listed (pending) from the start, so the query answers at once.
@@ -152,11 +168,11 @@ class DagWorkflow:
         }
         self._events = EventLog()
         self._webhook_degraded = False
+        self._result.progress = Progress(total=len(run.STEPS_CONFIG))
 
     @workflow.query
     def get_status(self) -> DagRunResult:
         """Every step's state and the run's progress, live."""
-        self._refresh_progress()
         return self._result
 
     @workflow.query
@@ -244,7 +260,7 @@ class DagWorkflow:
         result = self._result
         for name in scheduler.pending:
             if failure is not None or cancelled:
-                result.steps[name].status = "cancelled"
+                self._set_status(result.steps[name], "cancelled")
         result.outputs = {
             key: value
             for state in result.steps.values()
@@ -254,7 +270,6 @@ class DagWorkflow:
         result.execution_time_ms = int((workflow.now() - self._started).total_seconds() * 1000)
         result.status = "cancelled" if cancelled else "failed" if failure else "completed"
         result.error = failure
-        self._refresh_progress()
         if cancelled:
             self._emit("workflow.cancelled", data={"outputs": result.outputs})
         elif failure:
@@ -325,7 +340,7 @@ class DagWorkflow:
             if reason is not None:
                 self._abort(name, reason)
                 return "aborted"
-            state.status = "running"
+            self._set_status(state, "running")
             state.started_at = workflow.now()
             self._emit("step.started", step)
             result = await self._call(step)
@@ -347,17 +362,22 @@ class DagWorkflow:
                     stored = {result_variable(name): body, **outputs}
                 else:
                     state.result = body  # a run from before results were stored: as it was
-            if stored:
-                await self._store_outputs(stored)
+            # What the call could not write (Redis failed it, or a run from before the patch).
+            written = set(result.stored)
+            unwritten = {
+                key: value for key, value in stored.items() if self._key(key) not in written
+            }
+            if unwritten:
+                await self._store_outputs(unwritten)
             self._variables[result_variable(name)] = body
             self._variables.update(outputs)
-            state.status = "completed"
+            self._set_status(state, "completed")
             state.finished_at = workflow.now()
             self._emit("step.completed", step, {"result": state.result, "outputs": state.outputs})
             return "completed"
         except StepFailed as exc:
             error = StepError(**vars(exc.failure))
-            state.status = "failed"
+            self._set_status(state, "failed")
             state.error = error
             state.attempts = error.attempts
             state.http_status = error.http_status
@@ -365,7 +385,7 @@ class DagWorkflow:
             self._emit("step.failed", step, {"error": error.model_dump(mode="json")})
             return "failed"
         except asyncio.CancelledError:
-            state.status = "cancelled"
+            self._set_status(state, "cancelled")
             state.finished_at = workflow.now()
             return "cancelled"
 
@@ -451,37 +471,64 @@ class DagWorkflow:
             secret_names=secrets,
         )
 
-    def _task_queue(self, step: StepConfig) -> str:
-        """The endpoint worker named by the step (validated up front), else the main queue."""
-        route = resolve_endpoint(step.endpoint, self._run.engine.endpoint_workers)
-        return route.task_queue or self._run.engine.task_queue
+    def _route(self, step: StepConfig) -> str | None:
+        """The endpoint worker's queue named by the step (validated up front), else None."""
+        return resolve_endpoint(step.endpoint, self._run.engine.endpoint_workers).task_queue
 
     def _timeout(self, step: StepConfig) -> float:
         return step.timeout or self._run.PIPELINE_SETTINGS.timeouts.step_timeout
 
-    async def _call(self, step: StepConfig) -> HttpResult:
-        call = self._build_call(step)
+    def _retries(self, step: StepConfig) -> tuple[int, float]:
+        """The step's `max_retries` and `retry_delay`: its own, else the pipeline's."""
         handling = self._run.PIPELINE_SETTINGS.error_handling
         max_retries = step.max_retries if step.max_retries is not None else handling.max_retries
-        retry_delay = step.retry_delay or handling.retry_delay
-        timeout = timedelta(seconds=self._timeout(step))
-        try:
-            result: HttpResult = await workflow.execute_activity(
-                CALL_HTTP,
-                call,
-                result_type=HttpResult,
-                # Named after the step, so the gateway can match Temporal's pending-activity
-                # view (current attempt, last failure) to it while the step is retried.
-                activity_id=step_activity_id(step.step_name),
-                task_queue=self._task_queue(step),
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=heartbeat_timeout(timeout),
-                retry_policy=step_retry_policy(max_retries, retry_delay),
-                summary=f"{step.method} {step.step_name}",
-            )
-        except ActivityError as exc:
-            raise step_failed(exc, max_retries + 1, call.label) from exc
-        return result
+        return max_retries, step.retry_delay or handling.retry_delay
+
+    def _placement(self, step: StepConfig, routed: bool) -> Placement:
+        engine = self._run.engine
+        max_retries, retry_delay = self._retries(step)
+        local = runs_local(
+            engine.execution_mode,
+            timeout_seconds=self._timeout(step),
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            routed=routed,
+            local_max_seconds=engine.local_max_seconds,
+        )
+        return "local" if local else "activity"
+
+    def _output_target(self, step: StepConfig) -> OutputTarget:
+        """Where the call writes the step's outputs (`OutputTarget`, the rule of `step_view`)."""
+        engine = self._run.engine
+        return OutputTarget(
+            keys=[self._key(output) for output in step.outputs],
+            result_key=self._key(result_variable(step.step_name)),
+            result_over_bytes=engine.value_inline_max_bytes,
+            ttl_seconds=engine.output_ttl_seconds,
+        )
+
+    async def _call(self, step: StepConfig) -> HttpResult:
+        call = self._build_call(step)
+        max_retries, retry_delay = self._retries(step)
+        route = self._route(step)
+        placement: Placement = "activity"
+        # Checked once per run (the SDK remembers it): every step of a run placed the same way.
+        if workflow.patched(OUTPUTS_IN_CALL_PATCH):
+            placement = self._placement(step, routed=route is not None)
+            if route is None:
+                # An endpoint worker may sit on another network, without this Redis.
+                call.outputs = self._output_target(step)
+        return await execute_call(
+            call,
+            placement=placement,
+            max_attempts=max_retries + 1,
+            retry_policy=step_retry_policy(max_retries, retry_delay),
+            # Named after the step, so the gateway can match Temporal's pending-activity view
+            # (current attempt, last failure) to it while the step is retried.
+            activity_id=step_activity_id(step.step_name),
+            task_queue=route or self._run.engine.task_queue,
+            summary=f"{step.method} {step.step_name}",
+        )
 
     async def _store_outputs(self, outputs: dict[str, Any]) -> None:
         try:
@@ -520,7 +567,7 @@ class DagWorkflow:
 
     def _abort(self, name: str, reason: str) -> None:
         state = self._state(name)
-        state.status = "aborted"
+        self._set_status(state, "aborted")
         state.abort_reason = reason
         state.finished_at = workflow.now()
         self._emit("step.aborted", self._graph.steps[name], {"reason": reason})
@@ -537,13 +584,23 @@ class DagWorkflow:
             attempts=error.attempts,
         )
 
-    def _refresh_progress(self) -> Progress:
+    def _set_status(self, state: StepState, status: StepStatus) -> None:
+        """Move a step to `status`, keeping the progress counts in step: O(1) per change."""
+        progress = self._result.progress
+        if state.status in COUNTED:
+            setattr(progress, state.status, getattr(progress, state.status) - 1)
+        if status in COUNTED:
+            setattr(progress, status, getattr(progress, status) + 1)
+        state.status = status
+
+    def _count_progress(self) -> None:
+        """Count every step once, for a run that continued as new: the run before it may
+        have handed over counts it had not refreshed (counted on demand before)."""
         counts = Progress(total=len(self._result.steps))
         for state in self._result.steps.values():
-            if state.status in ("completed", "failed", "aborted", "cancelled", "running"):
+            if state.status in COUNTED:
                 setattr(counts, state.status, getattr(counts, state.status) + 1)
         self._result.progress = counts
-        return counts
 
     def _emit(self, event: str, step: StepConfig | None = None, data: Any = None) -> None:
         """Log an event (every run has its live stream) and queue it for the webhook, if any.
@@ -562,7 +619,7 @@ class DagWorkflow:
             "run_id": info.run_id,
             "namespace": self._run.namespace,
             "timestamp": workflow.now().isoformat(),
-            "progress": self._refresh_progress().model_dump(
+            "progress": self._result.progress.model_dump(
                 include={"completed", "failed", "aborted", "total"}
             ),
             "data": data,

@@ -49,6 +49,7 @@ from activities.limits import shallow_json
 from activities.llm.models import DEFAULT_MODELS, LlmProvider, TokenUsage
 from activities.models import CamelModel
 from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
+from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 
 ConditionMode: TypeAlias = Literal["deterministic", "llm"]
 HttpMethod: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -422,6 +423,11 @@ class InstructionEngineOptions(BaseModel):
     #: The whole run's deadline (INSTRUCTION_RUN_TIMEOUT_SECONDS): past it the running step is
     #: cancelled and the run errors with `TimedOut`. None: no deadline.
     run_timeout_seconds: float | None = Field(default=3600.0, gt=0)
+    #: How endpoint steps run, resolved at submission (the request's `executionMode`, else
+    #: EXECUTION_MODE); durable for inputs recorded before modes existed.
+    execution_mode: ExecutionMode = "durable"
+    #: The bound on a local activity's attempt and retry waits (`execution.runs_local`).
+    local_max_seconds: float = LOCAL_MAX_SECONDS
 
 
 class InstructionRunRequest(CamelModel):
@@ -435,6 +441,8 @@ class InstructionRunRequest(CamelModel):
     instructions: list[Instruction] = Field(max_length=MAX_INSTRUCTIONS)
     provider: LlmProvider = "openai"
     model: str | None = None
+    #: How endpoint steps' calls run (`workflows.shared.execution`); None: EXECUTION_MODE.
+    execution_mode: ExecutionMode | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -88,12 +88,12 @@ with workflow.unsafe.imports_passed_through():
         resolve_endpoint,
     )
     from workflows.shared.events import EventLog, EventPage, EventsQuery
+    from workflows.shared.execution import execute_call, runs_local
     from workflows.shared.failures import (
         HEARTBEAT_TIMEOUT,
         UNHEALABLE,
         StepFailed,
         StepFailure,
-        heartbeat_timeout,
         run_deadline,
         step_failed,
         step_retry_policy,
@@ -421,29 +421,32 @@ class InstructionWorkflow:
             raise StepFailed.of(exc.error_type, f"{label}: {exc}") from exc
         if route.proxy_url is not None:
             return await self._call_proxy(route.proxy_url, spec, headers, body, label)
-        timeout = timedelta(milliseconds=spec.timeout)
+        engine = self._run.engine
+        local = runs_local(
+            engine.execution_mode,
+            timeout_seconds=spec.timeout / 1000,
+            max_retries=spec.retries,
+            retry_delay=max(spec.retry_delay, 1) / 1000,
+            routed=route.task_queue is not None,
+            local_max_seconds=engine.local_max_seconds,
+        )
         # The body is sent when the instruction has one (rendering keeps None as None).
-        try:
-            result: HttpResult = await workflow.execute_activity(
-                CALL_HTTP,
-                http_call(
-                    spec.method,
-                    spec.api_url,
-                    headers,
-                    body,
-                    spec.timeout,
-                    label=label,
-                    secret_names=secrets,
-                ),
-                result_type=HttpResult,
-                task_queue=route.task_queue or workflow.info().task_queue,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=heartbeat_timeout(timeout),
-                retry_policy=endpoint_retry_policy(spec),
-                summary=f"{label}: {spec.method} {redact_url(spec.api_url)}"[:200],
-            )
-        except ActivityError as exc:
-            raise step_failed(exc, spec.retries + 1, label) from exc
+        result = await execute_call(
+            http_call(
+                spec.method,
+                spec.api_url,
+                headers,
+                body,
+                spec.timeout,
+                label=label,
+                secret_names=secrets,
+            ),
+            placement="local" if local else "activity",
+            max_attempts=spec.retries + 1,
+            retry_policy=endpoint_retry_policy(spec),
+            task_queue=route.task_queue or workflow.info().task_queue,
+            summary=f"{label}: {spec.method} {redact_url(spec.api_url)}"[:200],
+        )
         return endpoint_result_text(result.body, result.is_json)
 
     async def _call_proxy(

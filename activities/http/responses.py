@@ -5,6 +5,9 @@ output text, an Anthropic message its text blocks joined; anything else is the w
 
 Every shape is checked before it is read: the body is whatever a user's service sent, and an
 exception here, in workflow code, would fail the workflow task, which Temporal retries forever.
+
+Pure and I/O-free: the DAG workflow reads a step's outputs with it, and the HTTP activity
+computes the same values when it writes a step's outputs to Redis itself.
 """
 
 from __future__ import annotations

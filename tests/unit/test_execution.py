@@ -1,0 +1,116 @@
+"""Execution modes: which calls run as local activities, and how a run's mode is decided."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from gateway.routes.dag import engine_options
+from gateway.routes.instructions import engine_options as instruction_engine_options
+from gateway.tenancy import OPEN_TENANT, Tenant
+from settings import Settings
+from workflows.dag.models import DagRunInput, EngineOptions, PipelineRequest
+from workflows.instructions.models import InstructionEngineOptions, InstructionRunRequest
+from workflows.shared.execution import ExecutionMode, retry_waits, runs_local
+
+OPEN = Tenant(OPEN_TENANT, scoped=False)
+
+
+def settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def request(**execution: object) -> PipelineRequest:
+    return PipelineRequest.model_validate(
+        {
+            "workflow_id": "wf",
+            "STEPS_CONFIG": [{"step_name": "a", "usid": "u", "service_url": "http://x.test/"}],
+            "PIPELINE_SETTINGS": {"execution": execution},
+        }
+    )
+
+
+def test_retry_waits_double_from_the_delay_up_to_32_times_it() -> None:
+    assert retry_waits(0, 3) == 0
+    assert retry_waits(2, 3) == 3 + 6
+    assert retry_waits(8, 1) == 1 + 2 + 4 + 8 + 16 + 32 + 32 + 32
+
+
+@pytest.mark.parametrize(
+    ("mode", "timeout", "retries", "delay", "routed", "local"),
+    [
+        ("durable", 1, 0, 1, False, False),
+        # fast: one attempt and the waits each within 60 s.
+        ("fast", 45, 2, 3, False, True),
+        ("fast", 60, 0, 1, False, True),
+        ("fast", 61, 0, 1, False, False),
+        ("fast", 10, 5, 3, False, False),  # 3+6+12+24+48 s of waits
+        ("fast", 10, 0, 1, True, False),  # an endpoint worker's queue: out of reach
+        # auto: every attempt timing out plus the waits within 60 s.
+        ("auto", 45, 2, 3, False, False),
+        ("auto", 10, 2, 3, False, True),
+        ("auto", 20, 2, 1, False, False),  # 3 x 20 + 3
+        ("auto", 10, 0, 1, True, False),
+    ],
+)
+def test_runs_local(
+    mode: ExecutionMode, timeout: float, retries: int, delay: float, routed: bool, local: bool
+) -> None:
+    assert (
+        runs_local(
+            mode, timeout_seconds=timeout, max_retries=retries, retry_delay=delay, routed=routed
+        )
+        is local
+    )
+
+
+def test_the_bound_is_the_one_stamped_on_the_run() -> None:
+    kwargs = {"timeout_seconds": 90.0, "max_retries": 0, "retry_delay": 1.0, "routed": False}
+    assert not runs_local("fast", **kwargs)  # type: ignore[arg-type]
+    assert runs_local("fast", local_max_seconds=120, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_pipeline_mode_wins_over_the_operator_default() -> None:
+    assert engine_options(settings(), OPEN, request(mode="fast")).execution_mode == "fast"
+    assert engine_options(settings(), OPEN, request(mode="durable")).execution_mode == "durable"
+
+
+def test_without_a_mode_the_operator_default_is_stamped() -> None:
+    assert engine_options(settings(), OPEN, request()).execution_mode == "auto"
+    configured = settings(execution_mode="fast")
+    assert engine_options(configured, OPEN, request()).execution_mode == "fast"
+
+
+def test_inputs_from_before_modes_run_durable() -> None:
+    recorded = request().model_dump(mode="json")
+    del recorded["PIPELINE_SETTINGS"]["execution"]
+    run = DagRunInput.model_validate({**recorded, "engine": {"validated": True}})
+    assert run.engine.execution_mode == "durable"
+    assert EngineOptions().execution_mode == "durable"
+    assert InstructionEngineOptions().execution_mode == "durable"
+
+
+def test_an_unknown_mode_names_the_field() -> None:
+    with pytest.raises(ValidationError) as info:
+        request(mode="turbo")
+    [error] = info.value.errors()
+    assert error["loc"] == ("PIPELINE_SETTINGS", "execution", "mode")
+
+
+def test_an_instruction_run_takes_execution_mode_in_camel_case() -> None:
+    asked = InstructionRunRequest.model_validate(
+        {"context": "c", "instructions": ["say hi"], "executionMode": "fast"}
+    )
+    assert instruction_engine_options(settings(), asked).execution_mode == "fast"
+    default = InstructionRunRequest.model_validate({"context": "c", "instructions": ["hi"]})
+    assert instruction_engine_options(settings(), default).execution_mode == "auto"
+    with pytest.raises(ValidationError) as info:
+        InstructionRunRequest.model_validate(
+            {"context": "c", "instructions": ["hi"], "executionMode": "turbo"}
+        )
+    assert info.value.errors()[0]["loc"] == ("executionMode",)
+
+
+def test_an_unknown_operator_default_stops_the_settings() -> None:
+    with pytest.raises(ValidationError):
+        settings(execution_mode="turbo")
