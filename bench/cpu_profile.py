@@ -106,13 +106,9 @@ async def profiled(stack: BenchStack, load: str, args: argparse.Namespace) -> No
     suffix = "svg" if args.svg else "txt"
     paths = {name: args.out / f"{load}-{name}.{suffix}" for name in PROCESSES}
     limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
-    async with (
-        httpx.AsyncClient(base_url=stack.gateway_url, timeout=600, limits=limits) as gateway,
-        httpx.AsyncClient(timeout=60, limits=limits) as http,
-    ):
-        clients = Clients(
-            gateway, http, await Client.connect(stack.temporal_address), stack.target_url, True
-        )
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600, limits=limits) as gateway:
+        temporal = await Client.connect(stack.temporal_address)
+        clients = Clients(gateway, [], temporal, stack.target_url, True)
         engine = Contender("engine", "engine", args.mode)
         await run_engine(graph(1, 1, stack.target_url, 1), gateway, args.mode)  # warm-up
         samplers = {name: record(stack.pid(name), paths[name], args.svg) for name in PROCESSES}

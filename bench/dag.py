@@ -50,7 +50,15 @@ from temporalio.client import Client
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from graphs import QUICK_SKIPS, SHAPES, Shape, graph, run_plain, shape_graph  # noqa: E402
+from graphs import (  # noqa: E402
+    QUICK_SKIPS,
+    SHAPES,
+    Shape,
+    floor_clients,
+    graph,
+    run_plain,
+    shape_graph,
+)
 from stack import BIN, ROOT, BenchStack, bench_stack  # noqa: E402
 
 BARE_QUEUE = "bench-bare"
@@ -79,7 +87,7 @@ class Contender:
 @dataclass
 class Clients:
     gateway: httpx.AsyncClient
-    http: httpx.AsyncClient
+    http: list[httpx.AsyncClient]
     temporal: Client
     target: str
     outputs: bool
@@ -187,6 +195,17 @@ async def contenders(clients: Clients, modes: list[str]) -> list[Contender]:
 # --- measurements --------------------------------------------------------------------------
 
 
+def why(failed: BaseException) -> str:
+    """An exception and its causes, innermost last (a workflow failure's cause is the
+    activity's, and its cause the error the activity raised)."""
+    chain: list[str] = []
+    cause: BaseException | None = failed
+    while cause is not None and len(chain) < 4:
+        chain.append(f"{type(cause).__name__}: {cause}")
+        cause = cause.__cause__
+    return " <- ".join(chain)[:500]
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..1)."""
     ordered = sorted(values)
@@ -209,7 +228,7 @@ async def measure_shape(
             except Unsupported as refused:
                 errors[contender.name] = f"unsupported: 422 {refused}"
             except Exception as failed:  # a contender failing is a result
-                errors[contender.name] = f"{type(failed).__name__}: {failed}"[:300]
+                errors[contender.name] = why(failed)
     figures: dict[str, Any] = {}
     for contender in everyone:
         runs = seconds.get(contender.name, [])
@@ -258,7 +277,7 @@ async def throughput(
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one() for _ in range(runs)), return_exceptions=True)
     wall = time.perf_counter() - started
-    failures = [repr(outcome)[:200] for outcome in outcomes if isinstance(outcome, BaseException)]
+    failures = [why(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
     return {
         "runs": runs,
         "concurrency": concurrency,
@@ -443,10 +462,8 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]
         and not (args.quick and shape.name in QUICK_SKIPS)
     ]
     limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
-    async with (
-        httpx.AsyncClient(base_url=stack.gateway_url, timeout=600, limits=limits) as gateway,
-        httpx.AsyncClient(timeout=60, limits=limits) as http,
-    ):
+    http = floor_clients()
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600, limits=limits) as gateway:
         clients = Clients(
             gateway=gateway,
             http=http,
@@ -486,6 +503,8 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]
                 contender.mode, clients, in_flight=100, reads=100 if args.quick else 400
             )
         print_status(report["status_under_load"])
+    for client in http:
+        await client.aclose()
     report["machine"]["loadavg_end"] = os.getloadavg()
     return report
 
