@@ -153,6 +153,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8)
     parser.add_argument("--svg", action="store_true", help="flame graphs instead of stacks")
     args = parser.parse_args()
+    if not (BIN / "py-spy").exists():
+        sys.exit(f"py-spy is not installed: {BIN / 'pip'} install py-spy")
     args.out.mkdir(parents=True, exist_ok=True)
     with bench_stack(BENCH_ENV) as stack:
         for load in args.loads.split(","):
