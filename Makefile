@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench soak example lock clean
+.PHONY: dev test lint bench bench-compare profile soak example lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,24 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every contender side by side (engine modes, bare SDK worker, asyncio); results in
+# bench/results/latest.json. `bench-compare` adds Prefect from its own venv, never the project's.
+PREFECT_VENV := .bench-venv-prefect
+
 bench: $(STAMP)
 	$(BIN)/python bench/dag.py
+
+$(PREFECT_VENV)/.installed:
+	@test -x $(PREFECT_VENV)/bin/python || $(PYTHON) -m venv $(PREFECT_VENV)
+	$(PREFECT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check prefect==3.9.1 httpx
+	@touch $@
+
+bench-compare: $(STAMP) $(PREFECT_VENV)/.installed
+	$(BIN)/python bench/dag.py --prefect $(PREFECT_VENV)/bin/python
+
+# py-spy on the worker and the gateway under the fan-out and throughput loads (bench/profile.md).
+profile: $(STAMP)
+	$(BIN)/python bench/cpu_profile.py
 
 # The worker SIGKILLed 20 times under a batch of runs (a few minutes).
 soak: $(STAMP)
@@ -45,4 +61,4 @@ lock:
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PREFECT_VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,145 +1,549 @@
-"""DAG runner overhead: the same graphs through the whole stack and through plain asyncio.
+"""The engine against the limit, in one run: every contender side by side on one dev server.
 
-    make bench            # or: .venv/bin/python bench/dag.py --repeat 5 --step-ms 50
+    make bench                                  # .venv/bin/python bench/dag.py
+    .venv/bin/python bench/dag.py --quick       # smoke run: repeat 1, no 1,000 fan-out,
+                                                # no 100-concurrent throughput
+    .venv/bin/python bench/dag.py --modes durable,fast --repeat 5 --name before-change
+    make bench-compare                          # the same plus Prefect 3.9 from its own venv
 
-Starts its own stack on free ports (Temporal dev server with the latency-tuned dynamic
-config, Redis, worker, gateway, a target service whose every call takes --step-ms), runs
-each graph through `POST /execute`, then runs the same graph in this process with asyncio +
-httpx (same dependency rule, same target), and prints both with their ratio.
+Starts its own stack on free ports (`stack.py`: the dev server with `make dev`'s command
+line, Redis, worker, gateway, a target whose every call takes `?ms=` milliseconds) and a bare
+temporalio worker in its own process (`bare_worker.py`) on the same server. For each graph of
+`graphs.SHAPES` it times, in turns, median of `--repeat`:
+
+- the engine through the gateway (`POST /execute`), once per execution mode of `--modes`
+  (`PIPELINE_SETTINGS.execution.mode`). An engine without execution modes (its OpenAPI
+  schema has no `PIPELINE_SETTINGS.execution`) runs once as `engine`, and each mode shows
+  as unsupported; so does a mode the engine answers with 422.
+- the bare worker: the same calls as regular activities (`bare:activity`) and as local
+  activities (`bare:local`), started and awaited from this process with a Temporal client.
+- plain asyncio + httpx in this process (`asyncio`), the floor.
+- with `--prefect PYTHON`, Prefect (`prefect_flow.py` run by that interpreter).
+
+Then one-step runs at 20 and 100 at once (runs/s, p50, p99 latency) and `GET /runs/{id}`
+latency while 100 runs are in flight. Prints a table per measurement and writes every figure,
+with the machine and the dev server's flags, to `bench/results/<--name>.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
 import os
+import platform
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import temporalio
+from temporalio.client import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
 
-from stack import bench_stack  # noqa: E402
+from graphs import (  # noqa: E402
+    QUICK_SKIPS,
+    SHAPES,
+    Shape,
+    floor_clients,
+    graph,
+    run_plain,
+    shape_graph,
+)
+from stack import BIN, ROOT, BenchStack, bench_stack  # noqa: E402
 
-
-def graph(
-    levels: int, width: int, target: str, step_ms: int, outputs: bool = True
-) -> list[dict[str, Any]]:
-    """`levels` x `width` steps; each step depends on two steps of the level above."""
-    steps = []
-    for level in range(levels):
-        for i in range(width):
-            deps = []
-            if level:
-                deps = sorted({f"s{level - 1}_{i}", f"s{level - 1}_{(i + 1) % width}"})
-            steps.append(
-                {
-                    "step_name": f"s{level}_{i}",
-                    "usid": f"u{level}_{i}",
-                    "service_url": f"{target}/work/s{level}_{i}?ms={step_ms}",
-                    "dependencies": deps,
-                    "outputs": [f"o{level}_{i}"] if outputs else [],
-                    "input_prep_config": {"body": {"level": level}},
-                }
-            )
-    return steps
+BARE_QUEUE = "bench-bare"
+RESULTS = BENCH / "results"
+#: The gateway's fair-use limits would throttle the load measurements; off for the bench.
+BENCH_ENV = {"TENANT_REQUESTS_PER_SECOND": "0", "TENANT_MAX_RUNNING_RUNS": "0"}
+BASELINE = "bare:activity"
+FLOOR = "asyncio"
 
 
-async def run_plain(steps: list[dict[str, Any]], http: httpx.AsyncClient) -> float:
-    """The baseline: start each step when its dependencies are done, with asyncio + httpx."""
-    started = time.perf_counter()
-    done: dict[str, asyncio.Task[Any]] = {}
-
-    async def step(config: dict[str, Any]) -> Any:
-        await asyncio.gather(*(done[d] for d in config["dependencies"]))
-        response = await http.post(config["service_url"], json=config["input_prep_config"]["body"])
-        response.raise_for_status()
-        return response.json()
-
-    for config in steps:
-        done[config["step_name"]] = asyncio.create_task(step(config))
-    await asyncio.gather(*done.values())
-    return time.perf_counter() - started
+class Unsupported(Exception):
+    """The engine refused the execution mode (422)."""
 
 
-async def run_engine(
-    steps: list[dict[str, Any]], gateway: httpx.AsyncClient, mode: str | None = None
-) -> float:
+@dataclass
+class Contender:
+    """One way of running a graph. `note` says why it cannot run, when it cannot."""
+
+    name: str
+    kind: str  # engine | bare | asyncio | prefect
+    mode: str | None = None
+    local: bool = False
+    note: str | None = None
+
+
+@dataclass
+class Clients:
+    gateway: httpx.AsyncClient
+    http: list[httpx.AsyncClient]
+    temporal: Client
+    target: str
+    outputs: bool
+
+
+# --- running one graph -------------------------------------------------------------------
+
+
+def engine_payload(steps: list[dict[str, Any]], mode: str | None) -> dict[str, Any]:
     settings: dict[str, Any] = {"error_handling": {"max_retries": 0}}
     if mode is not None:
         settings["execution"] = {"mode": mode}
-    payload = {
-        "workflow_id": f"bench-{uuid.uuid4().hex[:10]}",
+    return {
+        "workflow_id": f"bench-{uuid.uuid4().hex[:12]}",
         "namespace": "bench",
         "STEPS_CONFIG": steps,
         "PIPELINE_SETTINGS": settings,
     }
+
+
+async def wait_for_end(gateway: httpx.AsyncClient, workflow_id: str) -> dict[str, Any]:
+    """Follow a run past the gateway's synchronous wait (a 202) until it ends."""
+    while True:
+        status: dict[str, Any] = (await gateway.get(f"/runs/{workflow_id}")).json()
+        if status.get("status") != "running":
+            return status
+        await asyncio.sleep(0.2)
+
+
+async def run_engine(
+    steps: list[dict[str, Any]], gateway: httpx.AsyncClient, mode: str | None
+) -> float:
+    payload = engine_payload(steps, mode)
     started = time.perf_counter()
     response = await gateway.post("/execute", json=payload)
-    elapsed = time.perf_counter() - started
+    if response.status_code == 422 and mode is not None:
+        raise Unsupported(response.text[:300])
     result = response.json()
+    if response.status_code == 202:
+        result = await wait_for_end(gateway, payload["workflow_id"])
+    elapsed = time.perf_counter() - started
     if result.get("status") != "completed":
-        raise RuntimeError(f"benchmark run did not complete: {result}")
+        raise RuntimeError(f"engine run did not complete ({response.status_code}): {result}")
     return elapsed
 
 
-async def measure(args: argparse.Namespace, gateway_url: str, target: str) -> None:
-    shapes = [("3 levels x 10", 3, 10), ("chain of 10", 10, 1), ("single step", 1, 1)]
-    rows = []
-    async with (
-        httpx.AsyncClient(base_url=gateway_url, timeout=300) as gateway,
-        httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=100)) as http,
-    ):
-        await run_engine(graph(1, 1, target, 1), gateway)  # warm-up: worker caches, pools
-        for label, levels, width in shapes:
-            steps = graph(levels, width, target, args.step_ms, not args.no_outputs)
-            engine = [await run_engine(steps, gateway, args.mode) for _ in range(args.repeat)]
-            plain = [await run_plain(steps, http) for _ in range(args.repeat)]
-            rows.append(
-                (label, len(steps), levels, statistics.median(engine), statistics.median(plain))
-            )
+async def run_bare(steps: list[dict[str, Any]], temporal: Client, local: bool) -> float:
+    started = time.perf_counter()
+    await temporal.execute_workflow(
+        "BareGraph",
+        {"steps": steps, "local": local},
+        id=f"bare-{uuid.uuid4().hex[:12]}",
+        task_queue=BARE_QUEUE,
+    )
+    return time.perf_counter() - started
+
+
+async def run_once(contender: Contender, steps: list[dict[str, Any]], clients: Clients) -> float:
+    if contender.kind == "engine":
+        return await run_engine(steps, clients.gateway, contender.mode)
+    if contender.kind == "bare":
+        return await run_bare(steps, clients.temporal, contender.local)
+    return await run_plain(steps, clients.http)
+
+
+# --- contenders ----------------------------------------------------------------------------
+
+
+async def engine_has_modes(gateway: httpx.AsyncClient) -> bool:
+    """Whether the gateway's payload schema knows `PIPELINE_SETTINGS.execution`."""
+    schemas = (await gateway.get("/openapi.json")).json()["components"]["schemas"]
+    return any(
+        "execution" in schema.get("properties", {})
+        for name, schema in schemas.items()
+        if name.startswith("PipelineSettings")
+    )
+
+
+async def contenders(clients: Clients, modes: list[str]) -> list[Contender]:
+    """Every contender, each warmed up with a one-step run; a mode refused says why."""
+    engines: list[Contender] = []
+    if await engine_has_modes(clients.gateway):
+        engines = [Contender(f"engine:{mode}", "engine", mode) for mode in modes]
+    else:
+        engines = [Contender("engine", "engine")] + [
+            Contender(f"engine:{mode}", "engine", mode, note="unsupported: no execution modes")
+            for mode in modes
+        ]
+    everyone = [
+        *engines,
+        Contender(BASELINE, "bare"),
+        Contender("bare:local", "bare", local=True),
+        Contender(FLOOR, "asyncio"),
+    ]
+    warm_up = graph(1, 1, clients.target, 1)
+    for contender in everyone:
+        if contender.note is None:
+            try:
+                await run_once(contender, warm_up, clients)
+            except Unsupported as refused:
+                contender.note = f"unsupported: 422 {refused}"
+    return everyone
+
+
+# --- measurements --------------------------------------------------------------------------
+
+
+def why(failed: BaseException) -> str:
+    """An exception and its causes, innermost last (a workflow failure's cause is the
+    activity's, and its cause the error the activity raised)."""
+    chain: list[str] = []
+    cause: BaseException | None = failed
+    while cause is not None and len(chain) < 4:
+        chain.append(f"{type(cause).__name__}: {cause}")
+        cause = cause.__cause__
+    return " <- ".join(chain)[:500]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1)."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+async def measure_shape(
+    shape: Shape, everyone: list[Contender], clients: Clients, repeat: int
+) -> dict[str, Any]:
+    """Each contender `repeat` times, in turns (so a busy moment of the machine is shared)."""
+    steps = shape_graph(shape, clients.target, clients.outputs)
+    seconds: dict[str, list[float]] = {c.name: [] for c in everyone if c.note is None}
+    errors: dict[str, str] = {}
+    for _ in range(repeat):
+        for contender in everyone:
+            if contender.note is not None or contender.name in errors:
+                continue
+            try:
+                seconds[contender.name].append(await run_once(contender, steps, clients))
+            except Unsupported as refused:
+                errors[contender.name] = f"unsupported: 422 {refused}"
+            except Exception as failed:  # a contender failing is a result
+                errors[contender.name] = why(failed)
+    figures: dict[str, Any] = {}
+    for contender in everyone:
+        runs = seconds.get(contender.name, [])
+        figures[contender.name] = {
+            "seconds": runs,
+            "median": statistics.median(runs) if runs else None,
+            "note": contender.note or errors.get(contender.name),
+        }
+    return {
+        "label": shape.label,
+        "steps": shape.steps,
+        "critical_path": shape.critical_path,
+        "step_ms": shape.step_ms,
+        "contenders": figures,
+    }
+
+
+def add_ratios(result: dict[str, Any]) -> None:
+    """Ratios vs the bare regular-activity worker and vs asyncio, and overhead per step."""
+    figures = result["contenders"]
+    baseline = figures.get(BASELINE, {}).get("median")
+    floor = figures.get(FLOOR, {}).get("median")
+    for figure in figures.values():
+        median = figure["median"]
+        figure["vs_bare"] = median / baseline if median and baseline else None
+        figure["vs_asyncio"] = median / floor if median and floor else None
+        figure["overhead_per_step_ms"] = (
+            (median - floor) / result["critical_path"] * 1000
+            if median is not None and floor is not None
+            else None
+        )
+
+
+async def throughput(
+    contender: Contender, clients: Clients, runs: int, concurrency: int
+) -> dict[str, Any]:
+    """`runs` one-step runs, `concurrency` at once: runs/s and each run's latency."""
+    steps = graph(1, 1, clients.target, 50)
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def one() -> None:
+        async with gate:
+            latencies.append(await run_once(contender, steps, clients))
+
+    started = time.perf_counter()
+    outcomes = await asyncio.gather(*(one() for _ in range(runs)), return_exceptions=True)
+    wall = time.perf_counter() - started
+    failures = [why(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
+    return {
+        "runs": runs,
+        "concurrency": concurrency,
+        "seconds": wall,
+        "runs_per_s": len(latencies) / wall,
+        "p50": percentile(latencies, 0.5) if latencies else None,
+        "p99": percentile(latencies, 0.99) if latencies else None,
+        "failed": len(failures),
+        "first_failure": failures[0] if failures else None,
+    }
+
+
+async def status_under_load(
+    mode: str | None, clients: Clients, in_flight: int, reads: int, readers: int = 4
+) -> dict[str, Any]:
+    """`GET /runs/{id}` latency while `in_flight` runs (chains of 10 x 1 s) are running."""
+    gateway = clients.gateway
+    steps = graph(10, 1, clients.target, 1000)
+    ids: list[str] = []
+    gate = asyncio.Semaphore(20)
+
+    async def submit() -> None:
+        payload = engine_payload(steps, mode)
+        async with gate:
+            response = await gateway.post("/execute?wait=false", json=payload)
+        if response.status_code != 202:
+            raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+        ids.append(payload["workflow_id"])
+
+    await asyncio.gather(*(submit() for _ in range(in_flight)))
+    latencies: list[float] = []
+    running: list[bool] = []
+
+    async def reader(first: int) -> None:
+        turn = first
+        while len(latencies) < reads:
+            started = time.perf_counter()
+            response = await gateway.get(f"/runs/{ids[turn % len(ids)]}")
+            latencies.append(time.perf_counter() - started)
+            running.append(response.json().get("status") == "running")
+            turn += readers
+
+    await asyncio.gather(*(reader(first) for first in range(readers)))
+    ended = await asyncio.gather(*(wait_for_end(gateway, workflow_id) for workflow_id in ids))
+    return {
+        "in_flight": in_flight,
+        "reads": len(latencies),
+        "readers": readers,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies) * 1000,
+        "reads_of_running_runs": sum(running) / len(running),
+        "completed": sum(1 for status in ended if status.get("status") == "completed"),
+    }
+
+
+def run_prefect(python: str, shape: Shape, target: str, repeat: int, timeout: float) -> Any:
+    """Prefect in its own interpreter; its figures, or why there are none."""
+    command = [
+        python,
+        str(BENCH / "prefect_flow.py"),
+        "--target",
+        target,
+        "--levels",
+        str(shape.levels),
+        "--width",
+        str(shape.width),
+        "--step-ms",
+        str(shape.step_ms),
+        "--repeat",
+        str(repeat),
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"seconds": [], "median": None, "note": f"did not finish in {timeout:g} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " ".join(done.stderr.strip().splitlines()[-3:])
+        return {"seconds": [], "median": None, "note": f"exit {done.returncode}: {tail[:300]}"}
+    figures: dict[str, Any] = json.loads(lines[-1])
+    runs = figures["seconds"]
+    return {
+        "seconds": runs,
+        "median": statistics.median(runs) if runs else None,
+        "note": figures.get("note"),
+        "prefect": figures.get("prefect"),
+    }
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def number(value: float | None, spec: str, width: int) -> str:
+    return f"{value:>{width}{spec}}" if value is not None else f"{'-':>{width}}"
+
+
+def print_shape(result: dict[str, Any], repeat: int) -> None:
     print(
-        f"\nDAG runner ({args.mode or 'default'} mode) vs plain asyncio+httpx, {args.step_ms} ms"
-        f" per call, median of {args.repeat} ({os.cpu_count()} cores)\n"
+        f"\n{result['label']}: {result['steps']} steps, {result['critical_path']} on the"
+        f" critical path, {result['step_ms']} ms per call, median of {repeat}"
     )
     header = (
-        f"{'graph':<15}{'steps':>6}{'engine s':>10}{'plain s':>10}{'ratio':>8}"
-        f"{'overhead/step ms':>18}{'overhead/level ms':>19}"
+        f"{'contender':<16}{'median s':>10}{'range s':>16}{'vs bare':>9}{'vs asyncio':>11}"
+        f"{'overhead/step ms':>18}"
     )
     print(header)
     print("-" * len(header))
-    for label, count, levels, engine_s, plain_s in rows:
-        overhead = engine_s - plain_s
-        print(
-            f"{label:<15}{count:>6}{engine_s:>10.3f}{plain_s:>10.3f}"
-            f"{engine_s / plain_s:>8.2f}{overhead / count * 1000:>18.1f}"
-            f"{overhead / levels * 1000:>19.1f}"
+    for name, figure in result["contenders"].items():
+        runs = figure["seconds"]
+        spread = f"{min(runs):.3f}-{max(runs):.3f}" if runs else "-"
+        line = (
+            f"{name:<16}{number(figure['median'], '.3f', 10)}{spread:>16}"
+            f"{number(figure.get('vs_bare'), '.2f', 9)}"
+            f"{number(figure.get('vs_asyncio'), '.2f', 11)}"
+            f"{number(figure.get('overhead_per_step_ms'), '.1f', 18)}"
         )
-    print(
-        "\noverhead/level: extra wall time per step on the critical path (scheduling, history,"
-        " Redis writes, the gateway round trip spread over the levels)."
+        print(line + (f"  ({figure['note']})" if figure["note"] else ""))
+
+
+def print_throughput(rows: dict[str, Any]) -> None:
+    for key, by_contender in rows.items():
+        first = next(iter(by_contender.values()))
+        print(f"\none-step runs, {first['concurrency']} at once, {first['runs']} runs ({key})")
+        header = (
+            f"{'contender':<16}{'runs/s':>9}{'p50 s':>9}{'p99 s':>9}{'vs bare':>9}{'failed':>8}"
+        )
+        print(header)
+        print("-" * len(header))
+        bare = by_contender.get(BASELINE, {}).get("runs_per_s")
+        for name, row in by_contender.items():
+            ratio = row["runs_per_s"] / bare if bare else None
+            print(
+                f"{name:<16}{row['runs_per_s']:>9.1f}{number(row['p50'], '.3f', 9)}"
+                f"{number(row['p99'], '.3f', 9)}{number(ratio, '.2f', 9)}{row['failed']:>8}"
+            )
+
+
+def print_status(rows: dict[str, Any]) -> None:
+    print("\nGET /runs/{id} while runs are in flight")
+    header = (
+        f"{'contender':<16}{'in flight':>10}{'reads':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
+        f"{'running':>9}"
     )
+    print(header)
+    print("-" * len(header))
+    for name, row in rows.items():
+        print(
+            f"{name:<16}{row['in_flight']:>10}{row['reads']:>7}{row['p50_ms']:>8.1f}"
+            f"{row['p99_ms']:>8.1f}{row['max_ms']:>8.1f}{row['reads_of_running_runs']:>9.0%}"
+        )
+
+
+def machine(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
+    def output(command: list[str]) -> str:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        return done.stdout.strip()
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "temporalio": temporalio.__version__,
+        "temporal_cli": output([str(BIN / "temporal"), "--version"]),
+        "git_commit": output(["git", "rev-parse", "--short", "HEAD"]),
+        "dev_server": stack.temporal_command,
+        "loadavg_start": os.getloadavg(),
+        "args": vars(args),
+    }
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]:
+    report: dict[str, Any] = {"machine": machine(stack, args)}
+    shapes = [
+        shape
+        for shape in SHAPES
+        if (not args.shapes or shape.name in args.shapes)
+        and not (args.quick and shape.name in QUICK_SKIPS)
+    ]
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+    http = floor_clients()
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600, limits=limits) as gateway:
+        clients = Clients(
+            gateway=gateway,
+            http=http,
+            temporal=await Client.connect(stack.temporal_address),
+            target=stack.target_url,
+            outputs=not args.no_outputs,
+        )
+        everyone = await contenders(clients, args.modes)
+        report["contenders"] = {c.name: c.note or "ran" for c in everyone}
+        runnable = [c for c in everyone if c.note is None]
+        report["shapes"] = {}
+        for shape in shapes:
+            print(f"  {shape.label} …", flush=True)
+            result = await measure_shape(shape, everyone, clients, args.repeat)
+            if args.prefect:
+                timeout = 120 if shape.steps < 1000 else 600
+                result["contenders"]["prefect"] = run_prefect(
+                    args.prefect, shape, stack.target_url, args.repeat, timeout
+                )
+            add_ratios(result)
+            report["shapes"][shape.name] = result
+            print_shape(result, args.repeat)
+        report["throughput"] = {}
+        for concurrency in [20] if args.quick else [20, 100]:
+            runs = 40 if args.quick else args.throughput_runs
+            key = f"c{concurrency}"
+            print(f"  one-step runs, {concurrency} at once …", flush=True)
+            report["throughput"][key] = {
+                c.name: await throughput(c, clients, runs, concurrency) for c in runnable
+            }
+        print_throughput(report["throughput"])
+        report["status_under_load"] = {}
+        engines = [c for c in runnable if c.kind == "engine"]
+        for contender in engines[:1] if args.quick else engines:
+            print(f"  GET /runs/{{id}} under load, {contender.name} …", flush=True)
+            report["status_under_load"][contender.name] = await status_under_load(
+                contender.mode, clients, in_flight=100, reads=100 if args.quick else 400
+            )
+        print_status(report["status_under_load"])
+    for client in http:
+        await client.aclose()
+    report["machine"]["loadavg_end"] = os.getloadavg()
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--step-ms", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=None, help="runs per graph (3; quick: 1)")
+    parser.add_argument("--modes", default="durable,fast,auto", help="engine execution modes")
+    parser.add_argument("--shapes", default="", help=f"only these, of {[s.name for s in SHAPES]}")
+    parser.add_argument("--quick", action="store_true", help="smoke run: see the module doc")
+    parser.add_argument("--throughput-runs", type=int, default=200)
+    parser.add_argument("--prefect", metavar="PYTHON", help="a Python with prefect installed")
+    parser.add_argument("--name", default="latest", help="bench/results/<name>.json")
     parser.add_argument(
         "--no-outputs", action="store_true", help="steps declare no outputs (no Redis writes)"
     )
-    parser.add_argument(
-        "--mode", choices=["durable", "fast", "auto"], help="PIPELINE_SETTINGS.execution.mode"
-    )
     args = parser.parse_args()
+    args.modes = [mode for mode in args.modes.split(",") if mode]
+    args.shapes = [shape for shape in args.shapes.split(",") if shape]
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
 
-    with bench_stack() as stack:
-        asyncio.run(measure(args, stack.gateway_url, stack.target_url))
+    with bench_stack(BENCH_ENV) as stack:
+        stack.start(
+            "bare-worker",
+            [
+                sys.executable,
+                str(BENCH / "bare_worker.py"),
+                "--address",
+                stack.temporal_address,
+                "--task-queue",
+                BARE_QUEUE,
+            ],
+        )
+        report = asyncio.run(measure(args, stack))
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{args.name}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

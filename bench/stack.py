@@ -38,6 +38,18 @@ class BenchStack:
     target_url: str
     temporal_address: str
     data: Path
+    #: The dev server's command line: `make dev`'s own (`cli.temporal_command`).
+    temporal_command: list[str]
+    processes: Stack
+    env: dict[str, str]
+
+    def start(self, name: str, command: list[str]) -> None:
+        """Start one more process (a bare worker) with the stack's environment, stopped with it."""
+        self.processes.start(name, command, self.env, self.data / f"{name}.log")
+
+    def pid(self, name: str) -> int:
+        """The process id of one of the stack's processes (`worker`, `gateway`, …)."""
+        return next(process.pid for started, process in self.processes.processes if started == name)
 
 
 @contextmanager
@@ -61,10 +73,11 @@ def bench_stack(env: Mapping[str, str] | None = None) -> Iterator[BenchStack]:
     }
     (data / "bench_target.py").write_text(TARGET_APP)
     stack = Stack()
+    server = temporal_command(settings, data / "temporal.db")
     try:
         stack.start(
             "temporal",
-            temporal_command(settings, data / "temporal.db"),
+            server,
             process_env,
             data / "temporal.log",
         )
@@ -106,6 +119,9 @@ def bench_stack(env: Mapping[str, str] | None = None) -> Iterator[BenchStack]:
             target_url=f"http://127.0.0.1:{ports['target']}",
             temporal_address=f"127.0.0.1:{ports['temporal']}",
             data=data,
+            temporal_command=server,
+            processes=stack,
+            env=process_env,
         )
     finally:
         stack.stop()
