@@ -52,6 +52,8 @@ ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 EXAMPLES = ROOT / "examples"
 LOOPBACK_ALLOW = "127.0.0.0/8,::1,localhost"
+#: Where `make dev`'s worker serves its Prometheus page (WORKER_METRICS_ADDRESS).
+DEV_WORKER_METRICS_ADDRESS = "127.0.0.1:9464"
 
 
 #: SQLite in write-ahead-log mode, synced at checkpoints rather than at every commit: a
@@ -323,6 +325,8 @@ def dev(settings: Settings) -> int:
     env.setdefault("OUTBOUND_ALLOW", LOOPBACK_ALLOW)
     # A developer's browser pages may call the local endpoint proxy; nowhere else by default.
     env.setdefault("CORS_ALLOW_ORIGINS", "*")
+    # The worker's Prometheus page (SDK and engine metrics), next to the gateway's /metrics.
+    env.setdefault("WORKER_METRICS_ADDRESS", DEV_WORKER_METRICS_ADDRESS)
     env["PYTHONUNBUFFERED"] = "1"
     stack = Stack()
     # No address in TEMPORAL_ADDRESS, `.env` or a Temporal profile: start the embedded server.
@@ -407,6 +411,10 @@ def dev(settings: Settings) -> int:
         print(
             f"  Temporal  {temporal_connect_config(settings)['target_host']}   Redis "
             f"{settings.effective_redis_url}"
+        )
+        print(
+            f"  Metrics   http://127.0.0.1:{settings.gateway_port}/metrics (gateway),"
+            f" http://{env['WORKER_METRICS_ADDRESS']}/metrics (worker)"
         )
         submit_examples(settings)
         print("\nThe stack keeps running; Ctrl-C stops everything it started.")
@@ -605,6 +613,8 @@ def follow(gateway: Gateway, workflow_id: str) -> int:
             live.update(progress_view(run))
             if event == "end":
                 break
+    if not console.is_terminal:
+        console.line()  # Live leaves its last frame without a line end when piped
     return report(gateway.request("GET", path))
 
 
