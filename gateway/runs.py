@@ -2,9 +2,7 @@
 
 `RunStatusService` reads every run the same way:
 
-1. describe the execution (404 when there is none), and meanwhile ask the run for its status
-   (a query the server rejects, without a worker, once the run has closed): a running run's
-   read costs the longer of the two round trips, not their sum;
+1. describe the execution (404 when there is none);
 2. finished: its result, or the status the workflow left in its failure's details;
 3. not yet picked up by a worker (a query would wait for one): every step pending, read
    from the input the run was started with;
@@ -18,7 +16,6 @@ A `RunEngine` holds what differs between the engines: `DAG_RUNS` and `INSTRUCTIO
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import suppress
@@ -34,9 +31,8 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
-    WorkflowQueryRejectedError,
 )
-from temporalio.common import QueryRejectCondition, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -309,16 +305,11 @@ class RunStatusService:
 
     async def status(self, workflow_id: str) -> DagRunResult | InstructionRunView:
         """A run of either engine (`GET /runs/{workflow_id}`)."""
-        live = self.ask_status(workflow_id)
-        try:
-            description = await self.describe(workflow_id, "workflow_id")
-            if description.workflow_type == INSTRUCTION_RUNS.workflow_type:
-                return await self.read(INSTRUCTION_RUNS, workflow_id, description, live)
-            if description.workflow_type == DAG_RUNS.workflow_type:
-                run = await self.read(DAG_RUNS, workflow_id, description, live)
-                return await self.with_webhooks(run)
-        finally:
-            live.cancel()
+        description = await self.describe(workflow_id, "workflow_id")
+        if description.workflow_type == INSTRUCTION_RUNS.workflow_type:
+            return await self.read(INSTRUCTION_RUNS, workflow_id, description)
+        if description.workflow_type == DAG_RUNS.workflow_type:
+            return await self.with_webhooks(await self.read(DAG_RUNS, workflow_id, description))
         raise HTTPException(
             404,
             f"{workflow_id!r} is a {description.workflow_type}, not a pipeline or instruction"
@@ -396,44 +387,13 @@ class RunStatusService:
                 raise HTTPException(404, f"no run with {what} {workflow_id!r}") from exc
             raise
 
-    def ask_status(self, workflow_id: str) -> asyncio.Task[Any]:
-        """The run's status query, sent before knowing whether the run can answer it: the
-        server rejects it at once for a closed run (no worker replays the run for it), and
-        `read` cancels it when the run has not been picked up or has finished."""
-        live = asyncio.create_task(
-            self.handle(workflow_id).query(
-                "get_status",
-                rpc_timeout=STATUS_QUERY_TIMEOUT,
-                reject_condition=QueryRejectCondition.NOT_OPEN,
-            )
-        )
-        # Its failure (no such run, rejected, not a run of ours) is `describe`'s to report.
-        live.add_done_callback(lambda task: task.cancelled() or task.exception())
-        return live
-
-    async def live_status(
-        self,
-        engine: RunEngine[AnswerT, InputT, StateT],
-        handle: WorkflowHandle[Any, Any],
-        live: asyncio.Task[Any] | None,
-    ) -> Any:
-        """The status query's answer: `live`'s, unless the server rejected it because the run
-        has closed since; then asked again without condition, which a worker answers by
-        replaying the run (its last status, for a run cancelled or terminated)."""
-        if live is not None:
-            with suppress(WorkflowQueryRejectedError):
-                return await live
-        return await handle.query(engine.workflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT)
-
     async def read(
         self,
         engine: RunEngine[AnswerT, InputT, StateT],
         workflow_id: str,
         description: WorkflowExecutionDescription,
-        live: asyncio.Task[Any] | None = None,
     ) -> AnswerT:
-        """A described run: final from its result, else live from its query (`live`, when
-        `ask_status` sent it already)."""
+        """A described run: final from its result, else live from its query."""
         handle = self.handle(workflow_id)
         state = description.status
         if state in FINISHED:
@@ -442,7 +402,9 @@ class RunStatusService:
             # No worker has picked it up yet: a query would wait for one, so answer from the input.
             return await self.pending(engine, handle, description)
         try:
-            status = await self.live_status(engine, handle, live)
+            status = await handle.query(
+                engine.workflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT
+            )
             answer = engine.answer(workflow_id, status)
         except (RPCError, WorkflowQueryFailedError) as exc:
             if engine.needs_worker and state == WorkflowExecutionStatus.RUNNING:
