@@ -47,7 +47,8 @@ class SharedAdaptersJSONConverter(PydanticJSONPlainPayloadConverter):
 
     The SDK's own caches them per converter instance, and every workflow run builds its own
     instance in its sandbox: each run rebuilt the adapter of its input model (13 % of the
-    worker's CPU on one-step runs, bench/profile.md). The types are the same objects in every
+    worker's Python time on one-step runs once the sandbox no longer re-imported the
+    workflow modules, bench/profile.md). The types are the same objects in every
     run because the worker passes the modules defining them through the sandbox
     (`worker.WORKFLOW_RUNNER`); a type re-imported per run would take a cache entry per run.
     """

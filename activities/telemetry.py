@@ -88,8 +88,7 @@ def instrument_outbound_client(client: httpx.AsyncClient) -> None:
 
     Nothing while the process has no tracer provider (`setup_tracing` without an endpoint;
     call it first): the instrumentation would still copy every request's and response's
-    headers for spans nobody records, about 9 % of the worker's CPU on one-step runs
-    (bench/profile.md).
+    headers for spans nobody records (seen in the worker's profile, bench/profile.md).
     """
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         return
