@@ -60,9 +60,19 @@ log = logging.getLogger("workflow_station.worker")
 #: every run. No HTTP, LLM or Redis client library is named: workflow code never imports one
 #: (tests/unit/test_layout.py checks it). opentelemetry's context module is loaded lazily by
 #: the SDK and the Redis client alike; passed through, it is one module for all.
+#:
+#: The engine's own `workflows` package is passed through as well: otherwise every new run
+#: (and every run evicted from the worker's cache) re-executes all of its modules and rebuilds
+#: their pydantic models inside a fresh sandbox, most of a one-step run's worker CPU
+#: (bench/profile.md). It is safe because those modules hold no state a run changes: module
+#: and class attributes are constants, every run's state lives on its workflow instance.
+#: The price: a passed-through module sees the real `datetime`, `random`, `os`…, so the
+#: sandbox no longer stops a non-deterministic call written in it. The tests keep that check:
+#: tests/workflows run the workflows under the SDK's default, strict sandbox, and
+#: tests/workflows/test_replay.py replays recorded histories under it.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "pydantic", "activities", "opentelemetry"
+        "pydantic", "activities", "opentelemetry", "workflows"
     )
 )
 

@@ -85,7 +85,13 @@ def instrument_outbound_client(client: httpx.AsyncClient) -> None:
 
     The span shows the URL's origin only (as webhook URLs are everywhere): a path or query
     can hold a `{{secrets.NAME}}` or a token, and spans leave the worker.
+
+    Nothing while the process has no tracer provider (`setup_tracing` without an endpoint;
+    call it first): the instrumentation would still copy every request's and response's
+    headers for spans nobody records (seen in the worker's profile, bench/profile.md).
     """
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
     HTTPXClientInstrumentor.instrument_client(client, request_hook=_redact_span_url)
 
 

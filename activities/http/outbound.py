@@ -830,7 +830,7 @@ def build_outbound_client(
         max_redirects=max_redirects,
         sensitive_headers=_header_names(sensitive_headers),
     )
-    # A span per hop and `traceparent` sent with it, once the process has turned tracing on.
+    # A span per hop and `traceparent` sent with it, when the process has turned tracing on.
     instrument_outbound_client(client)
     return client
 

@@ -15,6 +15,10 @@ activity, scheduled as a regular one (`record_modes.py`); the others predate exe
 endpoint answering 405, which ends the run with `InstructionFailed`.
 
 A run whose large payloads went to the blob store replays too, reading them back from Redis.
+
+Each history replays twice: under the SDK's default sandbox, which re-imports the workflow
+modules and stops any non-deterministic call in them, and under the worker's own runner,
+which passes them through (`worker.WORKFLOW_RUNNER`).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from tests.conftest import Engine, Targets, unique
+from worker import WORKFLOW_RUNNER
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
@@ -37,12 +43,19 @@ from workflows.shared.outbox import WebhookOutboxWorkflow
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
+RUNNERS = {"strict-sandbox": SandboxedWorkflowRunner(), "worker-runner": WORKFLOW_RUNNER}
+
+
+@pytest.mark.parametrize("runner", RUNNERS.values(), ids=RUNNERS.keys())
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
-async def test_recorded_history_replays(path: Path, converter: DataConverter) -> None:
+async def test_recorded_history_replays(
+    path: Path, runner: WorkflowRunner, converter: DataConverter
+) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     # The converter every worker has, external payload storage included.
     replayer = Replayer(
         workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
+        workflow_runner=runner,
         data_converter=converter,
     )
     await replayer.replay_workflow(history)
