@@ -69,11 +69,21 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> TracerProvide
     return provider
 
 
+def tracing_on() -> bool:
+    """Whether `setup_tracing` installed a tracer provider (an OTLP endpoint is configured)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def temporal_interceptors(*, worker: bool) -> list[client.Interceptor]:
     """The interceptors of a process's Temporal client: spans for client calls, workflows
     and activities (context carried in Temporal headers), and for the worker the engine's
-    run and activity metrics and log lines."""
-    interceptors: list[client.Interceptor] = [TracingInterceptor()]
+    run and activity metrics and log lines.
+
+    No tracing interceptor while the process has no tracer provider (`setup_tracing` without
+    an endpoint; call it first): it would still build and carry a context for every workflow
+    task and activity, for spans nobody records.
+    """
+    interceptors: list[client.Interceptor] = [TracingInterceptor()] if tracing_on() else []
     if worker:
         interceptors.append(EngineTelemetry())
     return interceptors
@@ -90,7 +100,7 @@ def instrument_outbound_client(client: httpx.AsyncClient) -> None:
     call it first): the instrumentation would still copy every request's and response's
     headers for spans nobody records (seen in the worker's profile, bench/profile.md).
     """
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    if not tracing_on():
         return
     HTTPXClientInstrumentor.instrument_client(client, request_hook=_redact_span_url)
 
