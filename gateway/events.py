@@ -70,6 +70,9 @@ class RunEventStream:
         `description` is taken before each query, so once it says the run is closed, the
         query that follows holds every event the run will ever log.
         """
+        #: The run's newest sequence, once a query said it: a client resuming past it (an id
+        #: from another run) is told where the run's log really ends.
+        newest: int | None = None
         while True:
             running = description.status in (
                 WorkflowExecutionStatus.RUNNING,
@@ -79,6 +82,7 @@ class RunEventStream:
             if description.history_length >= FIRST_TASK_DONE_EVENTS or not running:
                 page = await self.query()
             if page is not None:
+                newest = page.last_sequence
                 for event in self.new_events(page):
                     yield event
                 if page.more:
@@ -95,7 +99,8 @@ class RunEventStream:
                 break  # closed, and no worker could answer the query
             await asyncio.sleep(POLL_SECONDS)
             description = await self.runs.describe(self.workflow_id, "workflow_id")
-        yield sse("end", {"status": listed_state(description.status), "last": self.after})
+        last = self.after if newest is None else min(self.after, newest)
+        yield sse("end", {"status": listed_state(description.status), "last": last})
 
     async def query(self) -> EventPage | None:
         """The next page, or None while no worker answers (a restart; it is asked again)."""

@@ -118,9 +118,15 @@ async def test_a_reconnect_gets_exactly_the_events_after_its_last_id(
         assert [int(m["id"]) for m in run_events(resumed)] == list(range(k + 1, total + 1))
         assert [m["data"] for m in run_events(resumed)] == [m["data"] for m in every[k:]]
         assert resumed[-1]["event"] == "end"
+        assert resumed[-1]["data"]["last"] == total
         # The same from the query string, for clients that cannot set headers.
         queried = await read_stream(gateway.http, f"{path}?after={k}")
         assert [m["data"] for m in run_events(queried)] == [m["data"] for m in every[k:]]
+    # An id past the run's last event (one from another run): nothing more, and the end says
+    # where this run's log ends.
+    beyond = await read_stream(gateway.http, path, {"Last-Event-ID": str(total + 50)})
+    assert [m["event"] for m in beyond] == ["end"]
+    assert beyond[0]["data"] == {"status": "completed", "last": total}
     # The header wins over the query string (a browser's reconnect keeps the URL).
     both = await read_stream(gateway.http, f"{path}?after=1", {"Last-Event-ID": "5"})
     assert [int(m["id"]) for m in run_events(both)] == list(range(6, total + 1))
