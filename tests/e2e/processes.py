@@ -12,8 +12,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from temporalio.client import Client
 
 from cli import BIN, redis_command, temporal_command, wait_for_port
 from settings import Settings
@@ -113,6 +116,20 @@ class DevServer:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log)
         await listening(self.settings.temporal_port)
+        await self.serving()
+
+    async def serving(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the server answers a client: its port opens before its frontend is
+        ready ("Frontend is not healthy yet"), more so on a database it starts again on."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await Client.connect(self.address)
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
     def kill(self) -> None:
         stop(self.process, kill=True)
