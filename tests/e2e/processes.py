@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from temporalio.client import Client
 
 from cli import BIN, redis_command, temporal_command, wait_for_port
 from settings import Settings
-from tests.conftest import LOOPBACK
+from tests.conftest import LOOPBACK, wait_until
 from tests.fakes.targets import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,15 +120,15 @@ class DevServer:
     async def serving(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until the server answers a client: its port opens before its frontend is
         ready ("Frontend is not healthy yet"), more so on a database it starts again on."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def connects() -> bool:
             try:
                 await Client.connect(self.address)
-                return
             except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+                return False
+            return True
+
+        await wait_until(connects, timeout)
 
     def kill(self) -> None:
         stop(self.process, kill=True)
