@@ -37,6 +37,7 @@ from activities import telemetry
 from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
 from activities.http.secrets import Secrets
+from activities.http.segment import SegmentActivities
 from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
@@ -174,6 +175,7 @@ def build_workers(
                 activities=[
                     activities.http.call_http,
                     activities.http.send_webhook,
+                    SegmentActivities(activities.http).run_dag_segment,
                     activities.store.read_selection,
                     activities.store.write_outputs,
                     activities.llm.call_llm,

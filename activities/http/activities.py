@@ -234,16 +234,15 @@ class HttpActivities:
             return errors.transport_error(self._scrub(message, shown), details)
         return errors.non_retryable(error_type, self._scrub(message, shown), details)
 
-    def _resolve(self, call: HttpCall, shown: _Shown) -> ResolvedRequest:
+    def _resolve(self, call: HttpCall, shown: _Shown, attempt: int) -> ResolvedRequest:
         try:
             return self._secrets.resolve(call)
         except UnknownSecret as exc:
-            raise self._failure(exc, call, shown, activity.info().attempt) from None
+            raise self._failure(exc, call, shown, attempt) from None
 
-    async def _send(self, call: HttpCall, shown: _Shown) -> HttpResult:
-        attempt = activity.info().attempt
+    async def _send(self, call: HttpCall, shown: _Shown, attempt: int) -> HttpResult:
         started = time.monotonic()
-        resolved = self._resolve(call, shown)
+        resolved = self._resolve(call, shown, attempt)
         try:
             request = self._client.build_request(
                 call.method,
@@ -279,14 +278,15 @@ class HttpActivities:
             duration_ms=int((time.monotonic() - started) * 1000),
         )
 
-    async def _call(self, call: HttpCall, shown: _Shown) -> HttpResult:
+    async def _call(self, call: HttpCall, shown: _Shown, attempt: int) -> HttpResult:
         """Make one request; error statuses become classified `ApplicationError`s.
 
         Args:
             call: The request, with its `{{secrets.…}}` placeholders still in.
             shown: How messages name the call.
+            attempt: Which attempt this is, for the result and failure details.
         """
-        result = await heartbeating(self._send(call, shown))
+        result = await heartbeating(self._send(call, shown, attempt))
         status = result.status
         if status >= 400 and (call.fail_on_client_error or errors.is_retryable_status(status)):
             who = f"{call.label}: " if call.label else ""
@@ -307,7 +307,12 @@ class HttpActivities:
     async def call_http(self, call: HttpCall) -> HttpResult:
         """Make one request; error statuses become classified `ApplicationError`s. A DAG
         step's outputs are written to Redis here once the call succeeded (`call.outputs`)."""
-        result = await self._call(call, _Shown(redact_url(call.url)))
+        return await self.attempt(call, activity.info().attempt)
+
+    async def attempt(self, call: HttpCall, attempt: int) -> HttpResult:
+        """One attempt of `call`, as `call_http` makes it: also for the DAG runner's
+        segments (`activities.http.segment`), which retry their steps themselves."""
+        result = await self._call(call, _Shown(redact_url(call.url)), attempt)
         if call.outputs is not None and self._redis is not None:
             result.stored = await store_outputs(self._redis, call.outputs, result.body, call.label)
         return result
@@ -346,5 +351,5 @@ class HttpActivities:
         shown = _Shown(
             redact_url(delivery.url, keep_path=False), hidden=(path,) if len(path) > 1 else ()
         )
-        result = await self._call(call, shown)
+        result = await self._call(call, shown, activity.info().attempt)
         return WebhookReceipt(status=result.status, attempt=result.attempt)

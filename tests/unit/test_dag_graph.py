@@ -610,3 +610,62 @@ def test_an_output_name_has_one_producer():
     assert [(p.loc, p.msg) for p in problems] == [
         (("STEPS_CONFIG", 1, "outputs", 1), "step 'b': output 'out' is also produced by step 0")
     ]
+
+
+class TestSegmentClaims:
+    def test_a_segment_claims_the_steps_below_its_roots(self) -> None:
+        # a -> b -> c, and d below both b and x: d waits for x, which the segment cannot run.
+        g = graph(step("a"), step("x"), step("b", "a"), step("c", "b"), step("d", "b", "x"))
+        scheduler = Scheduler(g)
+        assert scheduler.take_ready() == ["a", "x"]
+        below = scheduler.claim(["a"], lambda name: True, limit=10)
+        assert below == ["b", "c"]
+        assert scheduler.claimed == {"b", "c"}
+        # Claimed steps are not handed out when their upstream completes.
+        scheduler.complete("a")
+        assert scheduler.take_ready() == []
+        scheduler.complete("b")
+        scheduler.complete("c")
+        assert scheduler.claimed == set()
+        scheduler.complete("x")
+        assert scheduler.take_ready() == ["d"]
+
+    def test_a_segment_claims_ready_steps_left_for_lack_of_room(self) -> None:
+        g = graph(*(step(f"s{i}") for i in range(5)))
+        scheduler = Scheduler(g, max_parallel=2)
+        assert scheduler.take_ready() == ["s0", "s1"]
+        assert scheduler.claim(["s0", "s1"], lambda name: True, limit=10) == ["s2", "s3", "s4"]
+        assert scheduler.running == {"s0", "s1"}
+        assert scheduler.take_ready() == []
+
+    def test_claims_stop_at_ineligible_steps_and_the_limit(self) -> None:
+        g = graph(step("a"), step("b", "a"), step("c", "b"), step("d", "a"))
+        scheduler = Scheduler(g)
+        assert scheduler.take_ready() == ["a"]
+        # b is not eligible: neither b nor c below it is claimed; d is.
+        assert scheduler.claim(["a"], lambda name: name != "b", limit=10) == ["d"]
+        other = Scheduler(g)
+        other.take_ready()
+        assert other.claim(["a"], lambda name: True, limit=1) == ["b"]
+
+    def test_released_steps_are_ready_again_once_their_upstream_completed(self) -> None:
+        g = graph(step("a"), step("b", "a"), step("c", "b"))
+        scheduler = Scheduler(g)
+        scheduler.take_ready()
+        assert scheduler.claim(["a"], lambda name: True, limit=10) == ["b", "c"]
+        # The segment ran a and b, and stopped before c (its checkpoint).
+        scheduler.complete("a")
+        scheduler.complete("b")
+        scheduler.release("c")
+        assert scheduler.take_ready() == ["c"]
+        assert scheduler.pending == []
+
+    def test_a_released_step_whose_upstream_did_not_complete_waits(self) -> None:
+        g = graph(step("a"), step("b", "a"))
+        scheduler = Scheduler(g)
+        scheduler.take_ready()
+        scheduler.claim(["a"], lambda name: True, limit=10)
+        scheduler.cancel("a")
+        scheduler.release("b")
+        assert scheduler.take_ready() == []
+        assert scheduler.pending == ["a", "b"]

@@ -17,6 +17,7 @@ from tests.conftest import Engine, Targets, unique
 from tests.workflows.test_dag_workflow import pipeline, run_failing
 from worker import WORKFLOW_RUNNER
 from workflows.dag.models import DagRunInput, DagRunResult
+from workflows.dag.segment import RUN_SEGMENT
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.models import InstructionRunInput
 from workflows.instructions.workflow import InstructionWorkflow
@@ -89,18 +90,23 @@ async def replays(engine: Engine, history: WorkflowHistory) -> None:
     await replayer.replay_workflow(history)
 
 
-async def test_fast_steps_run_as_local_activities(engine: Engine, targets: Targets, redis):
+async def test_fast_steps_run_in_one_segment(engine: Engine, targets: Targets, redis):
     key = unique("fast")
     payload = pipeline(echo_steps(targets, key))
     result, history = await run_in_mode(engine, payload, "fast")
     assert result.status == "completed"
     assert result.outputs["echoed"]["json"] == {"again": "hi"}
-    # Each step's call is a local activity (a marker), none is scheduled on the server, and
-    # no separate write of the outputs follows the calls: the calls wrote them.
-    assert local_activities(history) == [CALL_HTTP, CALL_HTTP]
+    # Both steps, the second templated from the first's output, ran in one local activity
+    # (one marker); none is scheduled on the server, and no separate write of the outputs
+    # follows: the calls wrote them.
+    assert local_activities(history) == [RUN_SEGMENT]
     assert scheduled_activities(history) == []
     stored = await redis.get(f"tests:{payload.workflow_id}:echoed")
     assert json.loads(stored)["json"] == {"again": "hi"}
+    for state in result.steps.values():
+        assert state.attempts == 1 and state.http_status == 200
+        assert state.started_at is not None and state.finished_at is not None
+        assert state.started_at <= state.finished_at
     await replays(engine, history)
 
 
@@ -109,7 +115,7 @@ async def test_a_step_too_long_for_a_local_activity_falls_back(engine: Engine, t
     payload = pipeline(echo_steps(targets, key, timeout=120))
     result, history = await run_in_mode(engine, payload, "fast")
     assert result.status == "completed"
-    assert local_activities(history) == [CALL_HTTP]
+    assert local_activities(history) == [RUN_SEGMENT]
     [scheduled] = scheduled_activities(history)
     attributes = scheduled.activity_task_scheduled_event_attributes
     assert attributes.activity_id == "step:second"
@@ -124,7 +130,7 @@ async def test_auto_runs_only_short_steps_locally(engine: Engine, targets: Targe
     payload.STEPS_CONFIG[1].timeout = 45
     result, history = await run_in_mode(engine, payload, "auto")
     assert result.status == "completed"
-    assert local_activities(history) == [CALL_HTTP]
+    assert local_activities(history) == [RUN_SEGMENT]
     [scheduled] = scheduled_activities(history)
     assert scheduled.activity_task_scheduled_event_attributes.activity_id == "step:second"
 

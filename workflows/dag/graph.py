@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from activities.http.models import HTTP_METHODS, SECRETS_ROOT, is_http_url, secret_name
@@ -364,6 +364,8 @@ class Scheduler:
         self._ready = [self._position[name] for name in graph.order if not self._waiting[name]]
         heapq.heapify(self._ready)
         self._newly_aborted: list[str] = []
+        #: Steps a segment will run (`claim`): neither ready nor running until they finish.
+        self.claimed: set[str] = set()
 
     def take_ready(self) -> list[str]:
         """The steps that may start now, in payload order, marked as running."""
@@ -371,15 +373,73 @@ class Scheduler:
         taken: list[str] = []
         while self._ready and (free is None or len(taken) < free):
             name = self.graph.order[heapq.heappop(self._ready)]
-            if name in self.aborted or name in self.completed or name in self.running:
-                continue  # finished by an earlier run of the chain (see `complete`)
+            if (
+                name in self.aborted
+                or name in self.completed
+                or name in self.running
+                or name in self.claimed
+            ):
+                continue  # finished by an earlier run of the chain (see `complete`), or claimed
             self.running.add(name)
             taken.append(name)
         return taken
 
+    def claim(self, roots: list[str], eligible: Callable[[str], bool], limit: int) -> list[str]:
+        """The steps a segment started from `roots` (just taken) may run as well, at most
+        `limit`, all `eligible`: ready steps `take_ready` left for lack of room, then every
+        step whose upstream steps are all completed or in the segment.
+
+        Claimed steps are handed out by no `take_ready` until `release`d; they end as steps
+        do (`complete`, `fail`, `cancel`). The cost is that of the steps and edges touched
+        plus one pass over the ready steps.
+        """
+        inside = set(roots)
+        claimed: list[str] = []
+
+        def free(name: str) -> bool:
+            return not (
+                name in inside
+                or name in self.running
+                or name in self.claimed
+                or name in self.completed
+                or name in self.aborted
+                or name in self.failed
+            )
+
+        for position in sorted(set(self._ready)):
+            name = self.graph.order[position]
+            if len(claimed) >= limit:
+                break
+            if free(name) and eligible(name):
+                inside.add(name)
+                claimed.append(name)
+        queue = deque([*roots, *claimed])
+        #: Upstream steps each step reached still waits for, outside the segment.
+        needs: dict[str, int] = {}
+        while queue and len(claimed) < limit:
+            for child in self._downstream[queue.popleft()]:
+                if not free(child):
+                    continue
+                needs[child] = needs.get(child, self._waiting[child]) - 1
+                if not needs[child] and eligible(child) and len(claimed) < limit:
+                    inside.add(child)
+                    claimed.append(child)
+                    queue.append(child)
+        self.claimed.update(claimed)
+        return claimed
+
+    def release(self, name: str) -> None:
+        """A claimed step (or a started one) its segment did not run: ready again once its
+        upstream steps are all completed."""
+        self.claimed.discard(name)
+        self.running.discard(name)
+        if not self._waiting[name] and name not in self.aborted and name not in self.completed:
+            heapq.heappush(self._ready, self._position[name])
+
     def complete(self, name: str) -> None:
         """`name` completed: this run's step, or one an earlier run of the chain finished."""
         self.running.discard(name)
+        self.claimed.discard(name)
         self.completed.add(name)
         for child in self._downstream[name]:
             self._waiting[child] -= 1
@@ -388,11 +448,13 @@ class Scheduler:
 
     def fail(self, name: str) -> None:
         self.running.discard(name)
+        self.claimed.discard(name)
         self.failed.add(name)
 
     def cancel(self, name: str) -> None:
         """A running step that was cancelled: it never finished, and nothing below it runs."""
         self.running.discard(name)
+        self.claimed.discard(name)
 
     def abort(self, name: str) -> None:
         """Abort `name` and, below it, every step that has not started (see `cascade_abort`)."""

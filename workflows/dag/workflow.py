@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
@@ -32,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         HttpResult,
         WebhookDelivery,
         idempotency_key,
-        with_idempotency_key,
     )
     from activities.http.responses import main_value
     from activities.metrics import count_step
@@ -45,9 +44,8 @@ with workflow.unsafe.imports_passed_through():
         parse_selection,
         redis_key,
     )
-    from workflows.dag.graph import DagGraph, Scheduler, step_secrets, validate_pipeline
+    from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
-        DEFAULT_BODY_METHODS,
         DagResume,
         DagRunInput,
         DagRunResult,
@@ -59,9 +57,20 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
     )
     from workflows.dag.references import result_variable, step_view
+    from workflows.dag.segment import (
+        CHECKPOINT_SECONDS,
+        MAX_SEGMENT_STEPS,
+        RUN_SEGMENT,
+        Segment,
+        SegmentReport,
+        SegmentStep,
+        StepReport,
+        build_call,
+        variables_read,
+    )
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.events import EventLog, EventPage, EventsQuery
-    from workflows.shared.execution import Placement, execute_call, runs_local
+    from workflows.shared.execution import Placement, execute_call, retry_waits, runs_local
     from workflows.shared.failures import (
         UNHEALABLE,
         StepFailed,
@@ -70,10 +79,12 @@ with workflow.unsafe.imports_passed_through():
         step_retry_policy,
     )
     from workflows.shared.outbox import forward_to_outbox
-    from workflows.shared.templating import Renderer, TemplateError
     from workflows.shared.webhooks import DeliveryPolicy, OutboxInput, outbox_workflow_id
 
 StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]
+#: What a task of the run loop reports for each step it took; "released": a segment's step
+#: it did not start, which the scheduler hands out again.
+Settled = list[tuple[str, StepOutcome | Literal["released"]]]
 
 #: One Redis read or write; a healthy Redis answers in milliseconds.
 STORE_TIMEOUT = timedelta(seconds=10)
@@ -120,6 +131,13 @@ WEBHOOK_OUTBOX_PATCH = "webhook-outbox"
 #: call; later runs have the call write them (`OutputTarget`), and run calls as their
 #: execution mode places them (before it, every call was a regular activity).
 OUTPUTS_IN_CALL_PATCH = "outputs-in-call"
+#: Runs started before this patch run each local step as its own local activity; later runs
+#: run connected short steps in segments (`workflows.dag.segment`).
+SEGMENTS_PATCH = "fast-segments"
+#: A segment's bound beyond its checkpoint and its longest step's worst case.
+SEGMENT_GRACE = timedelta(seconds=10)
+#: Tasks of the run loop are keyed by step name; a segment's by this and its first step.
+SEGMENT_KEY = "\x00segment:"
 
 #: The statuses `Progress` counts.
 COUNTED: frozenset[StepStatus] = frozenset(
@@ -139,6 +157,8 @@ class DagWorkflow:
         self._graph = DagGraph.build(run.STEPS_CONFIG)
         self._outbox: list[dict[str, Any]] = []
         self._closing = False
+        #: Whether this run runs segments: decided (and recorded) at its first local step.
+        self._segments: bool | None = None
         if run.resume is not None:
             # Continued as new: the chain is one run to its users.
             self._result = run.resume.result
@@ -204,7 +224,7 @@ class DagWorkflow:
         cancelled = False
         #: The server suggested continuing as new: start nothing more, let running steps end.
         continuing = False
-        tasks: dict[str, asyncio.Task[StepOutcome]] = {}
+        tasks: dict[str, asyncio.Task[Settled]] = {}
         deadline = run_deadline(run.PIPELINE_SETTINGS.timeouts.run_timeout, self._started)
         try:
             while True:
@@ -212,8 +232,7 @@ class DagWorkflow:
                     for name in scheduler.cascade_abort():
                         self._abort(name, "an upstream step was aborted")
                 if failure is None and not continuing:
-                    for name in scheduler.take_ready():
-                        tasks[name] = asyncio.create_task(self._run_step(name))
+                    self._start_ready(scheduler, tasks)
                 if not tasks:
                     break
                 waiting: list[asyncio.Task[Any]] = list(tasks.values())
@@ -228,22 +247,25 @@ class DagWorkflow:
                     )
                     for other in sorted(tasks):
                         tasks[other].cancel()
-                for name in sorted(n for n, t in tasks.items() if t.done()):
-                    outcome = tasks.pop(name).result()
-                    count_step("dag", outcome)
-                    if outcome == "completed":
-                        scheduler.complete(name)
-                    elif outcome == "aborted":
-                        scheduler.abort(name)
-                    elif outcome == "cancelled":
-                        scheduler.cancel(name)
-                    elif outcome == "failed":
-                        scheduler.fail(name)
-                        if failure is None:
-                            failure = self._run_error(name)
-                            # Fail fast: nothing new starts and running calls are cancelled.
-                            for other in sorted(tasks):
-                                tasks[other].cancel()
+                for key in sorted(k for k, t in tasks.items() if t.done()):
+                    for name, outcome in tasks.pop(key).result():
+                        if outcome == "released":
+                            scheduler.release(name)
+                            continue
+                        count_step("dag", outcome)
+                        if outcome == "completed":
+                            scheduler.complete(name)
+                        elif outcome == "aborted":
+                            scheduler.abort(name)
+                        elif outcome == "cancelled":
+                            scheduler.cancel(name)
+                        elif outcome == "failed":
+                            scheduler.fail(name)
+                            if failure is None:
+                                failure = self._run_error(name)
+                                # Fail fast: nothing new starts and running calls are cancelled.
+                                for other in sorted(tasks):
+                                    tasks[other].cancel()
                 if failure is None and workflow.info().is_continue_as_new_suggested():
                     continuing = True
         except asyncio.CancelledError:
@@ -332,62 +354,209 @@ class DagWorkflow:
 
     # -- steps -------------------------------------------------------------------------
 
+    def _start_ready(self, scheduler: Scheduler, tasks: dict[str, asyncio.Task[Settled]]) -> None:
+        """Start the ready steps: short local ones together in a segment, with the steps
+        below them it can run too; every other step on its own."""
+        taken = scheduler.take_ready()
+        inline = [name for name in taken if self._inline(name)]
+        alone = set(taken).difference(inline)
+        for name in taken:
+            if name in alone:
+                tasks[name] = asyncio.create_task(self._single(name))
+        if inline:
+            alongside = len(scheduler.running) - len(inline)
+            room = MAX_SEGMENT_STEPS if scheduler.max_parallel is None else scheduler.max_parallel
+            below = scheduler.claim(inline, self._inline, MAX_SEGMENT_STEPS - len(inline))
+            tasks[SEGMENT_KEY + inline[0]] = asyncio.create_task(
+                self._run_segment(inline, below, max(room - alongside, len(inline)))
+            )
+
+    async def _single(self, name: str) -> Settled:
+        return [(name, await self._run_step(name))]
+
     async def _run_step(self, name: str) -> StepOutcome:
         step = self._graph.steps[name]
         state = self._state(name)
         try:
             reason = await self._selection_refusal(step)
-            if reason is not None:
-                self._abort(name, reason)
-                return "aborted"
-            self._set_status(state, "running")
-            state.started_at = workflow.now()
-            self._emit("step.started", step)
+        except StepFailed as exc:
+            return self._fail(step, state, StepError(**vars(exc.failure)))
+        except asyncio.CancelledError:
+            return self._cancel(state)
+        if reason is not None:
+            self._abort(name, reason)
+            return "aborted"
+        self._start(step, state)
+        return await self._call_started(name)
+
+    async def _call_started(self, name: str) -> StepOutcome:
+        """Make a started step's call and record how it ended."""
+        step = self._graph.steps[name]
+        state = self._state(name)
+        try:
             result = await self._call(step)
-            body = result.body
-            value = main_value(body)
-            state.http_status = result.status
-            state.attempts = result.attempt
-            outputs = {output: value for output in step.outputs}
-            # The state (status, result, failure details, events) shows large values by
-            # reference; templates keep reading the whole values from `_variables`.
-            view = step_view(
-                self._run.workflow_id, name, body, outputs, self._run.engine.value_inline_max_bytes
-            )
-            state.result = view.result
-            state.outputs = view.outputs
-            stored = dict(outputs)
-            if view.store_result:
-                if outputs or workflow.patched(STORE_LARGE_RESULTS):
-                    stored = {result_variable(name): body, **outputs}
-                else:
-                    state.result = body  # a run from before results were stored: as it was
-            # What the call could not write (Redis failed it, or a run from before the patch).
-            written = set(result.stored)
-            unwritten = {
-                key: value for key, value in stored.items() if self._key(key) not in written
-            }
-            if unwritten:
-                await self._store_outputs(unwritten)
-            self._variables[result_variable(name)] = body
-            self._variables.update(outputs)
-            self._set_status(state, "completed")
-            state.finished_at = workflow.now()
-            self._emit("step.completed", step, {"result": state.result, "outputs": state.outputs})
+            await self._complete(step, state, result)
             return "completed"
         except StepFailed as exc:
-            error = StepError(**vars(exc.failure))
-            self._set_status(state, "failed")
-            state.error = error
-            state.attempts = error.attempts
-            state.http_status = error.http_status
-            state.finished_at = workflow.now()
-            self._emit("step.failed", step, {"error": error.model_dump(mode="json")})
-            return "failed"
+            return self._fail(step, state, StepError(**vars(exc.failure)))
         except asyncio.CancelledError:
-            self._set_status(state, "cancelled")
-            state.finished_at = workflow.now()
-            return "cancelled"
+            return self._cancel(state)
+
+    def _start(self, step: StepConfig, state: StepState, at: datetime | None = None) -> None:
+        self._set_status(state, "running")
+        state.started_at = at or workflow.now()
+        self._emit("step.started", step)
+
+    async def _complete(self, step: StepConfig, state: StepState, result: HttpResult) -> None:
+        """Record a step's result and outputs; write what its call could not write.
+
+        Raises:
+            StepFailed: Redis could not take the outputs the call did not write.
+        """
+        name = step.step_name
+        body = result.body
+        value = main_value(body)
+        state.http_status = result.status
+        state.attempts = result.attempt
+        outputs = {output: value for output in step.outputs}
+        # The state (status, result, failure details, events) shows large values by
+        # reference; templates keep reading the whole values from `_variables`.
+        view = step_view(
+            self._run.workflow_id, name, body, outputs, self._run.engine.value_inline_max_bytes
+        )
+        state.result = view.result
+        state.outputs = view.outputs
+        stored = dict(outputs)
+        if view.store_result:
+            if outputs or workflow.patched(STORE_LARGE_RESULTS):
+                stored = {result_variable(name): body, **outputs}
+            else:
+                state.result = body  # a run from before results were stored: as it was
+        # What the call could not write (Redis failed it, or a run from before the patch).
+        written = set(result.stored)
+        unwritten = {key: value for key, value in stored.items() if self._key(key) not in written}
+        if unwritten:
+            await self._store_outputs(unwritten)
+        self._variables[result_variable(name)] = body
+        self._variables.update(outputs)
+        self._set_status(state, "completed")
+        state.finished_at = workflow.now()
+        self._emit("step.completed", step, {"result": state.result, "outputs": state.outputs})
+
+    def _fail(self, step: StepConfig, state: StepState, error: StepError) -> StepOutcome:
+        self._set_status(state, "failed")
+        state.error = error
+        state.attempts = error.attempts
+        state.http_status = error.http_status
+        state.finished_at = workflow.now()
+        self._emit("step.failed", step, {"error": error.model_dump(mode="json")})
+        return "failed"
+
+    def _cancel(self, state: StepState) -> StepOutcome:
+        self._set_status(state, "cancelled")
+        state.finished_at = workflow.now()
+        return "cancelled"
+
+    # -- segments ----------------------------------------------------------------------
+
+    def _inline(self, name: str) -> bool:
+        """Whether a step runs in a segment: its call is placed local (`runs_local`), and it
+        has no selection to read first."""
+        step = self._graph.steps[name]
+        if (
+            self._run.engine.execution_mode == "durable"
+            or self._graph.selections[name]
+            or self._route(step) is not None
+            or self._placement(step, routed=False) != "local"
+        ):
+            return False
+        if self._segments is None:
+            self._segments = workflow.patched(SEGMENTS_PATCH)
+        return self._segments
+
+    def _worst_case(self, step: SegmentStep) -> float:
+        """The longest a step can take: every attempt timing out, and the waits between."""
+        attempts = step.max_retries + 1
+        return attempts * step.timeout_seconds + retry_waits(step.max_retries, step.retry_delay)
+
+    def _segment_step(self, name: str) -> SegmentStep:
+        step = self._graph.steps[name]
+        max_retries, retry_delay = self._retries(step)
+        return SegmentStep(
+            config=step,
+            upstream=self._graph.upstream[name],
+            timeout_seconds=self._timeout(step),
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            outputs=self._output_target(step),
+            idempotency_key=self._idempotency_key(step),
+        )
+
+    async def _run_segment(self, roots: list[str], below: list[str], max_parallel: int) -> Settled:
+        """Run `roots` and the steps claimed `below` them in one local activity; settle each
+        step it reports, in the order they ended, and release the ones it did not start."""
+        for name in roots:
+            self._start(self._graph.steps[name], self._state(name))
+        engine = self._run.engine
+        members = [*roots, *below]
+        steps = [self._segment_step(name) for name in members]
+        wanted = set().union(*(variables_read(step.config, step.upstream) for step in steps))
+        segment = Segment(
+            steps=steps,
+            roots=roots,
+            variables={name: self._variables[name] for name in wanted if name in self._variables},
+            original_input=self._run.original_input,
+            input_data=self._run.input_data,
+            max_request_chars=engine.max_request_chars,
+            max_parallel=max_parallel,
+        )
+        released: Settled = [(name, "released") for name in below]
+        try:
+            report = await workflow.execute_local_activity(
+                RUN_SEGMENT,
+                segment,
+                result_type=SegmentReport,
+                # Steps start until the checkpoint, and each then runs its course.
+                start_to_close_timeout=timedelta(
+                    seconds=CHECKPOINT_SECONDS + max(map(self._worst_case, steps))
+                )
+                + SEGMENT_GRACE,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                summary=f"{len(members)} steps from {roots[0]}",
+            )
+        except asyncio.CancelledError:
+            return [(name, self._cancel(self._state(name))) for name in roots] + released
+        except FailureError as exc:
+            if is_cancelled_exception(exc):
+                return [(name, self._cancel(self._state(name))) for name in roots] + released
+            # The segment itself failed (its worker, not a step): its first steps are made
+            # one by one, as local activities with their own retries.
+            workflow.logger.warning("segment from %s failed, steps run alone: %s", roots[0], exc)
+            ended = await asyncio.gather(*(self._call_started(name) for name in roots))
+            return [*zip(roots, ended, strict=True), *released]
+        settled: Settled = []
+        for item in report.steps:
+            settled.append((item.name, await self._settle(item, started=item.name in roots)))
+        reported = {item.name for item in report.steps}
+        return settled + [(name, "released") for name in members if name not in reported]
+
+    async def _settle(self, item: StepReport, *, started: bool) -> StepOutcome:
+        """Record one step of a segment as its own call would have ended."""
+        step = self._graph.steps[item.name]
+        state = self._state(item.name)
+        if not started:
+            self._start(step, state, workflow.now() - timedelta(milliseconds=item.duration_ms))
+        try:
+            if item.result is not None:
+                await self._complete(step, state, item.result)
+                return "completed"
+            if item.error is not None:
+                return self._fail(step, state, item.error)
+        except StepFailed as exc:
+            return self._fail(step, state, StepError(**vars(exc.failure)))
+        except asyncio.CancelledError:
+            pass
+        return self._cancel(state)
 
     async def _selection_refusal(self, step: StepConfig) -> str | None:
         """Why the step must be aborted by its selection dependencies, or None to run it."""
@@ -419,57 +588,22 @@ class DagWorkflow:
         return None
 
     def _build_call(self, step: StepConfig) -> HttpCall:
-        label = f"step {step.step_name!r}"
-        prep = step.input_prep_config
-        # Bounded, so a large value referenced many times cannot build a request that would
-        # wedge the run (Temporal refuses oversized payloads on every retry).
-        secrets = step_secrets(step)
-        renderer = Renderer(
-            self._variables, max_chars=self._run.engine.max_request_chars, secret_names=secrets
-        )
-        try:
-            url = renderer.render(step.service_url)
-            headers = {**renderer.render(step.headers)}
-            query: dict[str, Any] = {}
-            if prep is not None:
-                headers.update(renderer.render(prep.headers))
-                query = renderer.render(prep.query)
-            body: Any = None
-            if prep is not None and prep.has_body:
-                body = renderer.render(prep.body)
-                send_body = step.method != "GET"
-            else:
-                send_body = step.method in DEFAULT_BODY_METHODS
-                if send_body:
-                    body = {
-                        "original_input": self._run.original_input,
-                        "input_data": self._run.input_data,
-                        "dependencies": {
-                            dep: self._variables.get(f"{dep}_result")
-                            for dep in self._graph.upstream[step.step_name]
-                        },
-                    }
-                    renderer.charge(body)
-        except TemplateError as exc:
-            raise StepFailed.of(exc.error_type, f"{label}: {exc}") from exc
-        if not isinstance(url, str):
-            raise StepFailed.of(
-                ErrorType.TEMPLATE_ERROR, f"{label}: service_url rendered to a non-string"
-            )
-        if self._run.PIPELINE_SETTINGS.error_handling.idempotency_keys:
-            run_id = workflow.info().first_execution_run_id
-            headers = with_idempotency_key(headers, idempotency_key(run_id, step.step_name))
-        return HttpCall(
-            method=step.method,
-            url=url,
-            headers=headers,
-            query=query,
-            body=body,
-            send_body=send_body,
+        engine = self._run.engine
+        return build_call(
+            step,
+            self._variables,
+            upstream=self._graph.upstream[step.step_name],
+            original_input=self._run.original_input,
+            input_data=self._run.input_data,
+            max_request_chars=engine.max_request_chars,
             timeout_seconds=self._timeout(step),
-            label=label,
-            secret_names=secrets,
+            idempotency_key=self._idempotency_key(step),
         )
+
+    def _idempotency_key(self, step: StepConfig) -> str | None:
+        if not self._run.PIPELINE_SETTINGS.error_handling.idempotency_keys:
+            return None
+        return idempotency_key(workflow.info().first_execution_run_id, step.step_name)
 
     def _route(self, step: StepConfig) -> str | None:
         """The endpoint worker's queue named by the step (validated up front), else None."""
