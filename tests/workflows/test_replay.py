@@ -9,6 +9,8 @@ its outbox, and `webhook_outbox.json` is an outbox with a refused event, its red
 retries (`record_webhooks.py`). `dag_fast.json` is a fast-mode run: local calls that write
 their own outputs (one retried, one aborted by its selection) and a step too long for a local
 activity, scheduled as a regular one (`record_modes.py`); the others predate execution modes.
+`dag_segments.json` is a fast-mode run after segments: a step retried and three steps below
+it in one segment, a selection step run alone, and a regular activity (`record_segments.py`).
 
 `instructions_all_types.json`: the all-types example (LLM, condition, endpoint with a retried
 503, router fallback, thread, report). `instructions_failed.json`: a branch, a thread and an
