@@ -819,9 +819,11 @@ def build_outbound_client(
     if max_redirects < 0:
         raise ValueError("max_redirects must be 0 or more")
     backend = GuardedNetworkBackend(OutboundPolicy(allow), resolver=resolver, inner=inner_backend)
+    # Every open connection may stay open between calls: with fewer kept alive than may be
+    # open, a fan-out past that many calls at once closed and reopened a connection per call.
     limits = httpx.Limits(
         max_connections=max_connections,
-        max_keepalive_connections=min(20, max_connections),
+        max_keepalive_connections=max_connections,
         keepalive_expiry=5.0,
     )
     client = OutboundClient(

@@ -3,10 +3,15 @@ activity, as its history, status and events show them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
+
 from activities.http.models import IDEMPOTENCY_KEY_HEADER, idempotency_key
-from tests.conftest import Engine, Targets, unique
+from tests.conftest import Engine, Targets, unique, wait_until
 from tests.workflows.test_dag_workflow import pipeline, run_failing
 from tests.workflows.test_execution_modes import (
     local_activities,
@@ -152,3 +157,68 @@ async def test_segment_steps_send_the_runs_idempotency_keys(engine: Engine, targ
         for request in targets.state.requests[key]
     ]
     assert sent == [idempotency_key(run_id, "a"), idempotency_key(run_id, "b")]
+
+
+async def test_a_step_failing_outside_a_segment_cancels_the_segment(
+    engine: Engine, targets: Targets
+):
+    key = unique("outside")
+    bad = {
+        "step_name": "bad",
+        "usid": "u-bad",
+        "service_url": f"{targets.url}/status/{key}-bad/400",
+        "method": "GET",
+        # Too long for a local activity: a regular one, outside any segment.
+        "timeout": 120,
+    }
+    payload = pipeline(
+        [bad, slow(targets, "slow", key, 30_000), slow(targets, "after", key, 10, "slow")],
+        error_handling={"max_retries": 0},
+    )
+    payload.engine.task_queue = engine.settings.task_queue
+    payload.engine.execution_mode = "fast"
+    # While a local activity runs, its workflow task stays open and is renewed at 80% of the
+    # task timeout: that is when the run hears of the failure (in 1.6 s here, 8 s by default).
+    handle = await engine.client.start_workflow(
+        DagWorkflow.run,
+        payload,
+        id=payload.workflow_id,
+        task_queue=engine.settings.task_queue,
+        task_timeout=timedelta(seconds=2),
+    )
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    result = await handle.query(DagWorkflow.get_status)
+    assert result.error is not None and result.error.step_name == "bad"
+    assert result.steps["slow"].status == "cancelled"
+    assert result.steps["after"].status == "cancelled"
+    assert targets.state.calls[f"{key}-after"] == 0
+
+
+async def test_a_cancelled_run_cancels_its_segment(engine: Engine, targets: Targets):
+    key = unique("cancel")
+    payload = pipeline([slow(targets, "a", key, 10), slow(targets, "b", key, 30_000, "a")])
+    payload.engine.task_queue = engine.settings.task_queue
+    payload.engine.execution_mode = "fast"
+    handle = await engine.client.start_workflow(
+        DagWorkflow.run,
+        payload,
+        id=payload.workflow_id,
+        task_queue=engine.settings.task_queue,
+        task_timeout=timedelta(seconds=2),
+    )
+
+    async def b_started() -> bool:
+        return targets.state.calls[f"{key}-b"] == 1
+
+    await wait_until(b_started)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    assert isinstance(info.value.cause, CancelledError)
+    status = await handle.query(DagWorkflow.get_status)
+    assert status.status == "cancelled"
+    # Both steps were in one segment, which was cancelled before it could report: the run
+    # never saw `a` complete, and says so rather than inventing an outcome.
+    assert status.steps["a"].status == "cancelled"
+    assert status.steps["b"].status == "cancelled"
