@@ -632,28 +632,104 @@ SECRET_HEADERS = "workflow_station.secret_headers"
 _REFUSED_REDIRECT = "workflow_station.refused_redirect"
 
 
+#: Connections per shard of the outbound pool (`ShardedPool`).
+CONNECTIONS_PER_SHARD = 4
+
+
+class _CountedStream:
+    """A response body that tells its shard when it is closed (its request is over then)."""
+
+    def __init__(self, stream: typing.AsyncIterable[bytes], done: typing.Callable[[], None]):
+        self._stream = stream
+        self._done: typing.Callable[[], None] | None = done
+
+    async def __aiter__(self) -> typing.AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            if hasattr(self._stream, "aclose"):
+                await self._stream.aclose()
+        finally:
+            if self._done is not None:
+                self._done()
+                self._done = None
+
+
+class ShardedPool:
+    """Several httpcore pools of `CONNECTIONS_PER_SHARD` connections each; every request
+    goes to the one with the fewest requests open.
+
+    httpcore 1.0's pool rescans all its connections for every queued request whenever a
+    request ends: with 100 connections busy, a fan-out spent most of the worker's CPU there
+    (py-spy: `is_idle`, `_assign_requests_to_connections`). Small pools keep each rescan
+    small; the total of connections stays `max_connections`.
+    """
+
+    def __init__(self, pools: list[httpcore.AsyncConnectionPool]) -> None:
+        self.pools = pools
+        self._open = [0] * len(pools)
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        shard = min(range(len(self.pools)), key=self._open.__getitem__)
+        self._open[shard] += 1
+
+        def done() -> None:
+            self._open[shard] -= 1
+
+        try:
+            response = await self.pools[shard].handle_async_request(request)
+        except BaseException:
+            done()
+            raise
+        response.stream = _CountedStream(
+            typing.cast(typing.AsyncIterable[bytes], response.stream), done
+        )
+        return response
+
+    async def aclose(self) -> None:
+        for pool in self.pools:
+            await pool.aclose()
+
+    async def __aenter__(self) -> ShardedPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport, with its connection pool rebuilt around the guarded backend.
 
     httpx 0.28 has no public way to hand a network backend to `AsyncHTTPTransport`, but the
     transport only talks to `self._pool`; replacing it keeps httpx's request/response mapping
     and its httpcore-to-httpx exception mapping, which are private and would otherwise have
-    to be copied.
+    to be copied. The pool is sharded (`ShardedPool`).
     """
 
     def __init__(self, backend: GuardedNetworkBackend, *, limits: httpx.Limits) -> None:
         ssl_context = httpx.create_ssl_context()
         super().__init__(verify=ssl_context, limits=limits, http1=True, http2=False, retries=0)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            # Temporal owns retries; a transport retry would hide failures from its policy.
-            retries=0,
-            network_backend=backend,
+        total = limits.max_connections or CONNECTIONS_PER_SHARD
+        shards = max(1, -(-total // CONNECTIONS_PER_SHARD))
+        self._pool = ShardedPool(  # type: ignore[assignment]
+            [
+                httpcore.AsyncConnectionPool(
+                    ssl_context=ssl_context,
+                    # `total` spread over the shards, the first ones taking the remainder.
+                    max_connections=total // shards + (shard < total % shards),
+                    max_keepalive_connections=total // shards + (shard < total % shards),
+                    keepalive_expiry=limits.keepalive_expiry,
+                    http1=True,
+                    http2=False,
+                    # Temporal owns retries; a transport retry would hide failures from its
+                    # policy.
+                    retries=0,
+                    network_backend=backend,
+                )
+                for shard in range(shards)
+            ]
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from activities.http.outbound import (
+    CONNECTIONS_PER_SHARD,
     CREDENTIAL_HEADERS,
     DEFAULT_SENSITIVE_HEADERS,
     InvalidUrl,
@@ -30,6 +31,7 @@ from activities.http.outbound import (
     OutboundPolicy,
     RedirectRefused,
     ResponseTooLarge,
+    ShardedPool,
     blocked_reason,
     build_outbound_client,
     read_capped,
@@ -860,3 +862,61 @@ async def test_content_length_exactly_at_the_cap_is_accepted() -> None:
         response, body = await request_capped(client, "GET", f"{server.base_url}/ok", max_bytes=5)
 
     assert (response.status_code, body) == (200, b"hello")
+
+
+# --- the sharded connection pool ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_connections", [5, 12])
+async def test_calls_spread_over_the_pool_shards_up_to_max_connections(
+    max_connections: int,
+) -> None:
+    held = asyncio.Event()
+    in_flight = 0
+    most = 0
+
+    async def hold(
+        path: str, query: Query, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await held.wait()
+        in_flight -= 1
+        writer.write(_head("200 OK", {"Content-Length": "2", "Connection": "close"}) + b"ok")
+
+    async with (
+        serve(hold) as server,
+        build_outbound_client(allow=["127.0.0.1"], max_connections=max_connections) as client,
+    ):
+        calls = [asyncio.create_task(client.get(f"{server.base_url}/{i}")) for i in range(12)]
+        while in_flight < max_connections:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # room for any call past the bound to arrive
+        held.set()
+        responses = await asyncio.gather(*calls)
+
+        assert [response.status_code for response in responses] == [200] * 12
+        # Every connection of every shard was used, and never more than max_connections.
+        assert most == max_connections
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert isinstance(pool, ShardedPool)
+        assert len(pool.pools) == -(-max_connections // CONNECTIONS_PER_SHARD)
+
+
+async def test_a_shard_counts_a_failed_call_as_over() -> None:
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        port = server.port
+    # The server is gone: every call fails to connect.
+    async with build_outbound_client(allow=["127.0.0.1"]) as client:
+        for _ in range(3):
+            with pytest.raises(httpx.ConnectError):
+                await client.get(f"http://127.0.0.1:{port}/ok")
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert pool._open == [0] * len(pool.pools)
+    async with serve() as server, build_outbound_client(allow=["127.0.0.1"]) as client:
+        for _ in range(3):
+            response = await client.get(f"{server.base_url}/ok")
+            assert response.text == "hello"
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert pool._open == [0] * len(pool.pools)
