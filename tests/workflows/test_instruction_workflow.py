@@ -26,6 +26,7 @@ from tests.fakes.llm_server import FakeLLMServer, RecordedRequest
 from tests.fakes.targets import serve
 from workflows.instructions.models import InstructionRunInput, InstructionRunStatus
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.events import EventsQuery
 
 
 def payload(instructions: list[Any], **fields: Any) -> InstructionRunInput:
@@ -279,6 +280,40 @@ async def test_deterministic_condition_takes_each_branch(
     assert ("ESCALATED" if verdict else "ARCHIVED") in fake_llm.requests[2].last_user_message
     # Only the LLM steps were billed; the deterministic condition cost nothing.
     assert len(fake_llm.requests) == 3
+
+
+async def test_each_events_progress_counts_the_steps_as_they_were(
+    llm_engine: Engine, fake_llm: FakeLLMServer
+):
+    fake_llm.when("Classify").reply("urgent: the server is down")
+    fake_llm.when("Escalate").reply("ESCALATED")
+    fake_llm.when("Archive").reply("ARCHIVED")
+    handle = await start(
+        llm_engine,
+        payload(
+            branching({"expression": "result contains 'urgent'", "ifTrue": [1], "ifFalse": [2]})
+        ),
+    )
+    status = await handle.result()
+    page = await handle.query(InstructionWorkflow.get_events, EventsQuery())
+    progress = [(event["event"], event["progress"]) for event in page.events]
+    total = len(status.steps)
+    # Counted as steps change, never rescanned: each event sees the counts of its moment.
+    assert progress[0] == (
+        "workflow.started",
+        {"completed": 0, "failed": 0, "skipped": 0, "total": total},
+    )
+    completed = [p["completed"] for event, p in progress if event == "step.completed"]
+    assert completed == list(range(1, len(completed) + 1))
+    last = progress[-1]
+    assert last[0] == "workflow.completed"
+    assert last[1] == {
+        "completed": sum(s.status == "completed" for s in status.steps),
+        "failed": 0,
+        "skipped": sum(s.status == "skipped" for s in status.steps),
+        "total": total,
+    }
+    assert last[1]["skipped"] == 1
 
 
 @pytest.mark.parametrize("verdict", [True, False])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -66,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         StepError,
         StepState,
+        StepStatus,
         ThreadInstruction,
         ThreadOutcome,
         condition_of,
@@ -160,12 +162,15 @@ class InstructionWorkflow:
             self._results = dict(run.resume.results)
             self._started = run.resume.started_at or workflow.now()
             self._events = EventLog(run.resume.events, run.resume.sequence)
-            return
-        self._status = InstructionRunStatus.for_input(run)
-        #: index -> result of every step that completed.
-        self._results = {}
-        self._started = workflow.now()
-        self._events = EventLog()
+        else:
+            self._status = InstructionRunStatus.for_input(run)
+            #: index -> result of every step that completed.
+            self._results = {}
+            self._started = workflow.now()
+            self._events = EventLog()
+        #: Steps by status, kept as they change (`_set_status`): an event's progress is read
+        #: from it, never by a scan of every step.
+        self._counts = Counter(state.status for state in self._status.steps)
 
     @workflow.query
     def get_status(self) -> InstructionRunStatus:
@@ -261,7 +266,7 @@ class InstructionWorkflow:
             await queue
         if running is not None:
             state = self._status.steps[running]
-            state.status = "failed"
+            self._set_status(state, "failed")
             state.error = StepError(type=ErrorType.TIMED_OUT, message=message)
             state.finished_at = workflow.now()
             self._emit("step.failed", state, {"error": state.error.model_dump(mode="json")})
@@ -276,7 +281,7 @@ class InstructionWorkflow:
         # Recorded before it runs: whatever happens, this step is never handed out again.
         plan.record_executed(index)
         self._status.execution_order.append(index)
-        state.status = "running"
+        self._set_status(state, "running")
         state.started_at = workflow.now()
         self._emit("step.started", state)
         try:
@@ -288,13 +293,13 @@ class InstructionWorkflow:
             if condition is not None:
                 await self._branch(plan, index, condition, state)
         except StepFailed as exc:
-            state.status = "failed"
+            self._set_status(state, "failed")
             state.error = step_error(exc)
             state.finished_at = workflow.now()
             self._emit("step.failed", state, {"error": state.error.model_dump(mode="json")})
             count_step("instructions", "failed")
             return RunError(type=state.error.type, message=state.error.message, step=index)
-        state.status = "completed"
+        self._set_status(state, "completed")
         state.finished_at = workflow.now()
         self._emit("step.completed", state, {"result": state.result})
         count_step("instructions", "completed")
@@ -615,11 +620,11 @@ class InstructionWorkflow:
         now = workflow.now()
         for state in status.steps:
             if state.status == "running":
-                state.status = "failed"
+                self._set_status(state, "failed")
                 state.error = StepError(type=ErrorType.CANCELLED, message="the run was cancelled")
                 state.finished_at = now
             elif state.status == "pending":
-                state.status = "skipped"
+                self._set_status(state, "skipped")
         if outcome == "complete":
             self._emit("workflow.completed", data={"output": status.output})
         elif outcome == "errored":
@@ -628,14 +633,16 @@ class InstructionWorkflow:
         else:
             self._emit("workflow.cancelled", data={"output": status.output})
 
+    def _set_status(self, state: StepState, status: StepStatus) -> None:
+        self._counts[state.status] -= 1
+        self._counts[status] += 1
+        state.status = status
+
     def _emit(self, event: str, step: StepState | None = None, data: Any = None) -> None:
         """Log an event in the DAG runs' webhook model (its memory only, no command)."""
         info = workflow.info()
         sequence = self._events.next_sequence()
-        counts = {"completed": 0, "failed": 0, "skipped": 0}
-        for state in self._status.steps:
-            if state.status in counts:
-                counts[state.status] += 1
+        counts = {name: self._counts[name] for name in ("completed", "failed", "skipped")}
         payload: dict[str, Any] = {
             "event": event,
             "event_id": f"{info.first_execution_run_id}:{sequence}",
