@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -42,7 +41,7 @@ from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
-from activities.store.status import Publish, PublishingRunner, RedisStatusPublisher
+from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
 from activities.telemetry import (
     WORKER_SERVICE,
     LogFormat,
@@ -88,7 +87,7 @@ class Activities:
     llm: LlmActivities
     #: Publishes runs' status to Redis for the gateway (`activities.store.status`); None with
     #: payload encryption on.
-    status: Publish | None = None
+    status: StatusPublisher | None = None
 
 
 def webhook_signer(settings: Settings) -> WebhookSigner:
@@ -130,12 +129,12 @@ async def open_activities(
         )
         redis = Redis.from_url(settings.effective_redis_url)
         stack.push_async_callback(close_redis, redis)
-        status: Publish | None = None
+        status: StatusPublisher | None = None
         if not settings.encryption_keys:
             # Synchronous: written from the thread that ran the workflow task (see the module).
-            status_redis = SyncRedis.from_url(settings.effective_redis_url)
-            stack.callback(status_redis.close)
-            status = RedisStatusPublisher(status_redis)
+            publisher = RedisStatusPublisher(settings.effective_redis_url)
+            stack.callback(publisher.close)
+            status = publisher
         openai_client, anthropic_client = build_llm_clients(
             openai_api_key=settings.openai_api_key,
             openai_base_url=settings.openai_base_url,

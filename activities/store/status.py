@@ -14,10 +14,14 @@ completion back to Temporal. So once Temporal shows what a task did, its status 
 already; a replay publishes nothing (it rebuilds the state already published). The
 workflow's commands and history are untouched: nothing here runs in workflow code.
 
-What it costs: one query handler run and one Redis SET per workflow task of a run (a
-pydantic dump of the run's status, tens of microseconds for tens of steps). A write that
-fails is logged and skipped: the gateway then reads the state before that task until the
-next task of the run publishes, and a run whose status is not in Redis is queried as before.
+What it costs: one query handler run (a pydantic dump of the run's status) and one Redis
+round trip per workflow task, capped at `PUBLISH_SHARE` of the run's time: a large run skips
+publishing for a while after each publish and withdraws what it published meanwhile (the
+gateway queries it then), so no read sees a state older than the query would. A write that
+fails (within `WRITE_TIMEOUT_SECONDS`, never retried) removes what the run had published, if
+Redis lets it, and is logged: the gateway queries a run whose status is not in Redis, as
+before. Only when neither the write nor the removal reaches Redis and the gateway's next read
+does can a read show the state before that task, until the run's next task publishes.
 With payload encryption on nothing is published: Redis would hold what Temporal holds
 encrypted.
 """
@@ -25,11 +29,15 @@ encrypted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from contextlib import suppress
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
@@ -49,34 +57,73 @@ RUNNING_TTL = timedelta(days=1)
 #: A finished run is read from its result: its last status is kept only for reads already
 #: under way.
 FINISHED_TTL = timedelta(minutes=1)
+#: The share of a run's time its worker may spend building its status to publish. Tens of
+#: steps cost tens of microseconds, published after every task; a fan-out of 1,000 steps is
+#: about 300 KB of JSON, published at most every (its cost / this share) seconds.
+PUBLISH_SHARE = 0.05
+#: A write waits this long at most, once, without retries: it holds up the workflow task
+#: (and the SDK takes a task that runs 2 s for a deadlock).
+WRITE_TIMEOUT_SECONDS = 0.25
 
-#: `publish(workflow_id, snapshot, finished)`.
-Publish = Callable[[str, RunSnapshot, bool], None]
+
+class StatusPublisher(Protocol):
+    def publish(self, workflow_id: str, snapshot: RunSnapshot, finished: bool) -> None:
+        """Make `snapshot` the run's published status (kept briefly once it has `finished`)."""
+
+    def withdraw(self, workflow_id: str) -> None:
+        """Remove the run's published status: it no longer is the run's state."""
 
 
 class RedisStatusPublisher:
     """Writes snapshots with a synchronous Redis client: the worker calls it from the thread
     that ran the activation, before the task's completion goes back to Temporal."""
 
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+    def __init__(self, redis_url: str) -> None:
+        self.redis = Redis.from_url(
+            redis_url,
+            socket_timeout=WRITE_TIMEOUT_SECONDS,
+            socket_connect_timeout=WRITE_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
+        )
 
-    def __call__(self, workflow_id: str, snapshot: RunSnapshot, finished: bool) -> None:
-        ttl = FINISHED_TTL if finished else RUNNING_TTL
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(status_key(workflow_id), mapping=dict(snapshot))
-        pipe.expire(status_key(workflow_id), ttl)
-        pipe.execute()
+    def publish(self, workflow_id: str, snapshot: RunSnapshot, finished: bool) -> None:
+        key = status_key(workflow_id)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(key, mapping=dict(snapshot))
+            pipe.expire(key, FINISHED_TTL if finished else RUNNING_TTL)
+            pipe.execute()
+        except RedisError:
+            # What was published before this task is no longer the run's state: gone, the
+            # run is queried until a later task publishes (if Redis lets us remove it).
+            with suppress(RedisError):
+                self.withdraw(workflow_id)
+            raise
+
+    def withdraw(self, workflow_id: str) -> None:
+        self.redis.delete(status_key(workflow_id))
+
+    def close(self) -> None:
+        self.redis.close()
+        # As `activities.store.clients.close_redis`: no finalizer left to run in a sandbox.
+        self.redis.connection_pool.reset()
 
 
 class PublishingRunner(WorkflowRunner):
-    """`inner`'s instances, each publishing its run's status after every task that moved it
+    """`inner`'s instances, each publishing its run's status after the tasks that move it
     (workflows of `workflow_types` only)."""
 
-    def __init__(self, inner: WorkflowRunner, publish: Publish, workflow_types: set[str]) -> None:
+    def __init__(
+        self,
+        inner: WorkflowRunner,
+        publisher: StatusPublisher,
+        workflow_types: set[str],
+        share: float = PUBLISH_SHARE,
+    ) -> None:
         self.inner = inner
-        self.publish = publish
+        self.publisher = publisher
         self.workflow_types = workflow_types
+        self.share = share
 
     def prepare_workflow(self, defn: _Definition) -> None:
         self.inner.prepare_workflow(defn)
@@ -85,27 +132,51 @@ class PublishingRunner(WorkflowRunner):
         instance = self.inner.create_instance(det)
         if det.defn.name not in self.workflow_types:
             return instance
-        return _PublishingInstance(instance, det, self.publish)
+        return _PublishingInstance(instance, det.info.workflow_id, self.publisher, self.share)
 
     def set_worker_level_failure_exception_types(self, types: Any) -> None:
         self.inner.set_worker_level_failure_exception_types(types)
 
 
 class _PublishingInstance(WorkflowInstance):
+    """One run's instance. Its activations are never concurrent (the SDK runs one at a time
+    per run), so its own state needs no lock."""
+
     def __init__(
-        self, inner: WorkflowInstance, det: WorkflowInstanceDetails, publish: Publish
+        self, inner: WorkflowInstance, workflow_id: str, publisher: StatusPublisher, share: float
     ) -> None:
         self.inner = inner
-        self.workflow_id = det.info.workflow_id
-        self.publish = publish
+        self.workflow_id = workflow_id
+        self.publisher = publisher
+        self.share = share
+        #: Whether Redis holds this run's current state, as far as this instance knows.
+        self.published = False
+        #: `time.monotonic()` before which publishing again would pass `PUBLISH_SHARE`.
+        self.next_publish = 0.0
 
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
         completion = self.inner.activate(act)
-        if moved(act, completion):
-            self._publish(act, finished(completion))
+        if not moved(act, completion):
+            return completion
+        ended = finished(completion)
+        now = time.monotonic()
+        try:
+            if ended or now >= self.next_publish:
+                self.published = False
+                cost = self._publish(act, ended)
+                self.published = True
+                self.next_publish = now + cost / self.share
+            elif self.published:
+                self.published = False
+                self.publisher.withdraw(self.workflow_id)
+        except Exception:
+            logger.warning("status of %s not published", self.workflow_id, exc_info=True)
         return completion
 
-    def _publish(self, act: WorkflowActivation, finished: bool) -> None:
+    def _publish(self, act: WorkflowActivation, ended: bool) -> float:
+        """Publish the run's status (its `get_status` answer, as a client's query would get
+        it); the CPU seconds building it took."""
+        started = time.thread_time()
         query = WorkflowActivation()
         query.CopyFrom(act)
         del query.jobs[:]
@@ -113,15 +184,15 @@ class _PublishingInstance(WorkflowInstance):
         job.query_id = PUBLISH_QUERY_ID
         job.query_type = STATUS_QUERY
         answered = self.inner.activate(query)
+        cost = time.thread_time() - started
         commands = answered.successful.commands if answered.HasField("successful") else []
-        answer = commands[0].respond_to_query if commands else None
-        if answer is None or not answer.HasField("succeeded"):
-            return
-        snapshot = RunSnapshot(run_id=act.run_id, status=answer.succeeded.response.data)
-        try:
-            self.publish(self.workflow_id, snapshot, finished)
-        except Exception:
-            logger.warning("status of %s not published", self.workflow_id, exc_info=True)
+        if not commands or not commands[0].respond_to_query.HasField("succeeded"):
+            raise RuntimeError(f"its {STATUS_QUERY} query failed: {answered}")
+        status = commands[0].respond_to_query.succeeded.response.data
+        self.publisher.publish(
+            self.workflow_id, RunSnapshot(run_id=act.run_id, status=status), ended
+        )
+        return cost
 
     def get_serialization_context(self, command_info: Any) -> Any:
         return self.inner.get_serialization_context(command_info)
