@@ -171,6 +171,10 @@ class _PublishingInstance(WorkflowInstance):
                 self.publisher.withdraw(self.workflow_id)
         except Exception:
             logger.warning("status of %s not published", self.workflow_id, exc_info=True)
+            if not self.published:
+                # Whatever is published is older than this task: the query answers instead.
+                with suppress(Exception):
+                    self.publisher.withdraw(self.workflow_id)
         return completion
 
     def _publish(self, act: WorkflowActivation, ended: bool) -> float:
