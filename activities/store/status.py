@@ -9,17 +9,19 @@ anyway (`gateway.runs`).
 How: `PublishingRunner` wraps the worker's workflow runner. After an activation that
 completed successfully and was not a replay, it answers the run's own `get_status` query
 in the same thread, as the worker would answer one from a client (the same handler, the same
-payload converter), and writes the answer to Redis before the worker hands the task's
-completion back to Temporal. So once Temporal shows what a task did, its status is in Redis
-already; a replay publishes nothing (it rebuilds the state already published). The
-workflow's commands and history are untouched: nothing here runs in workflow code.
+payload converter), and hands the answer to `RedisStatusPublisher`, whose thread writes it
+(the task does not wait for Redis: a read in between sees the state before the task, as a
+read a moment earlier would). A replay publishes nothing (it rebuilds the state already
+published). The workflow's commands and history are untouched: nothing here runs in
+workflow code.
 
-What it costs: one query handler run (a pydantic dump of the run's status) and one Redis
-round trip per workflow task, capped at `PUBLISH_SHARE` of the run's time: a large run skips
+What it costs: one query handler run (a pydantic dump of the run's status) per workflow
+task, capped at `PUBLISH_SHARE` of the run's time, and one Redis round trip per batch of
+changed runs on the writer's thread: a large run skips
 publishing for a while after each publish and withdraws what it published meanwhile (the
 gateway queries it then), so no read sees a state older than the query would. A write that
-fails (within `WRITE_TIMEOUT_SECONDS`, never retried) removes what the run had published, if
-Redis lets it, and is logged: the gateway queries a run whose status is not in Redis, as
+fails (within `WRITE_TIMEOUT_SECONDS`, never retried) removes what those runs had published,
+if Redis lets it, and is logged: the gateway queries a run whose status is not in Redis, as
 before. Only when neither the write nor the removal reaches Redis and the gateway's next read
 does can a read show the state before that task, until the run's next task publishes.
 With payload encryption on nothing is published: Redis would hold what Temporal holds
@@ -29,6 +31,7 @@ encrypted.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import suppress
 from datetime import timedelta
@@ -61,8 +64,8 @@ FINISHED_TTL = timedelta(minutes=1)
 #: steps cost tens of microseconds, published after every task; a fan-out of 1,000 steps is
 #: about 300 KB of JSON, published at most every (its cost / this share) seconds.
 PUBLISH_SHARE = 0.05
-#: A write waits this long at most, once, without retries: it holds up the workflow task
-#: (and the SDK takes a task that runs 2 s for a deadlock).
+#: A write waits this long at most, once, without retries: a Redis that does not answer
+#: delays runs' status, never their tasks.
 WRITE_TIMEOUT_SECONDS = 0.25
 
 
@@ -75,8 +78,9 @@ class StatusPublisher(Protocol):
 
 
 class RedisStatusPublisher:
-    """Writes snapshots with a synchronous Redis client: the worker calls it from the thread
-    that ran the activation, before the task's completion goes back to Temporal."""
+    """Writes snapshots to Redis on a thread of its own, so a workflow task never waits for
+    Redis: in order, in one round trip for all the runs that changed meanwhile, and only the
+    latest status of each."""
 
     def __init__(self, redis_url: str) -> None:
         self.redis = Redis.from_url(
@@ -85,25 +89,59 @@ class RedisStatusPublisher:
             socket_connect_timeout=WRITE_TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 0),
         )
+        #: workflow id -> (snapshot, finished); None withdraws.
+        self._pending: dict[str, tuple[RunSnapshot | None, bool]] = {}
+        self._changed = threading.Condition()
+        self._closing = False
+        self._writer = threading.Thread(
+            target=self._write_all, name="status-publisher", daemon=True
+        )
+        self._writer.start()
 
     def publish(self, workflow_id: str, snapshot: RunSnapshot, finished: bool) -> None:
-        key = status_key(workflow_id)
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(key, mapping=dict(snapshot))
-            pipe.expire(key, FINISHED_TTL if finished else RUNNING_TTL)
-            pipe.execute()
-        except RedisError:
-            # What was published before this task is no longer the run's state: gone, the
-            # run is queried until a later task publishes (if Redis lets us remove it).
-            with suppress(RedisError):
-                self.withdraw(workflow_id)
-            raise
+        self._queue(workflow_id, snapshot, finished)
 
     def withdraw(self, workflow_id: str) -> None:
-        self.redis.delete(status_key(workflow_id))
+        self._queue(workflow_id, None, False)
+
+    def _queue(self, workflow_id: str, snapshot: RunSnapshot | None, finished: bool) -> None:
+        with self._changed:
+            self._pending[workflow_id] = (snapshot, finished)
+            self._changed.notify()
+
+    def _write_all(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._pending) or self._closing)
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, {}
+            self._write(batch)
+
+    def _write(self, batch: dict[str, tuple[RunSnapshot | None, bool]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for workflow_id, (snapshot, finished) in batch.items():
+            key = status_key(workflow_id)
+            if snapshot is None:
+                pipe.delete(key)
+            else:
+                pipe.hset(key, mapping=dict(snapshot))
+                pipe.expire(key, FINISHED_TTL if finished else RUNNING_TTL)
+        try:
+            pipe.execute()
+        except RedisError:
+            logger.warning("status of %d runs not published", len(batch), exc_info=True)
+            # What was published before is no longer these runs' state: gone, they are
+            # queried until a later task publishes (if Redis lets us remove it).
+            with suppress(RedisError):
+                self.redis.delete(*(status_key(workflow_id) for workflow_id in batch))
 
     def close(self) -> None:
+        """Write what is queued, then stop."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        self._writer.join()
         self.redis.close()
         # As `activities.store.clients.close_redis`: no finalizer left to run in a sandbox.
         self.redis.connection_pool.reset()

@@ -18,7 +18,7 @@ from activities.store.status import (
     PublishingRunner,
     RedisStatusPublisher,
 )
-from tests.conftest import Engine, Targets, make_settings, unique
+from tests.conftest import Engine, Targets, make_settings, unique, wait_until
 from tests.fakes.targets import free_port
 from worker import WORKFLOW_RUNNER, build_workers, open_activities
 from workflows.dag.models import DagRunInput, DagRunResult
@@ -52,10 +52,15 @@ async def test_a_finished_run_leaves_its_final_status_briefly(
         DagWorkflow.run, payload, id=payload.workflow_id, task_queue=engine.settings.task_queue
     )
     result = await handle.result()
-    published: dict[str, Any] = await redis.hgetall(status_key(payload.workflow_id))  # type: ignore[misc]
+
+    async def final() -> dict[str, Any] | None:
+        published: dict[str, Any] = await redis.hgetall(status_key(payload.workflow_id))  # type: ignore[misc]
+        done = published and json.loads(published["status"])["status"] == "completed"
+        return published if done else None
+
+    published = await wait_until(final)
     assert published["run_id"] == handle.result_run_id
     status = DagRunResult.model_validate(json.loads(published["status"]))
-    assert status.status == "completed"
     assert status.steps == result.steps
     ttl = await redis.ttl(status_key(payload.workflow_id))
     assert 0 < ttl <= FINISHED_TTL.total_seconds()
