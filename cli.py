@@ -126,6 +126,23 @@ def redis_command(port: int, data_dir: Path, *, persist: bool = True) -> list[st
     ]
 
 
+def gateway_command(settings: Settings, port: int, host: str = "127.0.0.1") -> list[str]:
+    """uvicorn serving the gateway, as `make dev`, the bench and the tests start it; idle
+    connections kept for GATEWAY_KEEP_ALIVE_SECONDS (uvicorn's own 5 s is httpx's pool limit,
+    the race described in `settings.py`)."""
+    return [
+        str(BIN / "uvicorn"),
+        "gateway.app:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--timeout-keep-alive",
+        str(settings.gateway_keep_alive_seconds),
+    ]
+
+
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -376,15 +393,7 @@ def dev(settings: Settings) -> int:
         )
         stack.start(
             "gateway",
-            [
-                str(BIN / "uvicorn"),
-                "gateway.app:create_app",
-                "--factory",
-                "--host",
-                settings.gateway_host,
-                "--port",
-                str(settings.gateway_port),
-            ],
+            gateway_command(settings, settings.gateway_port, settings.gateway_host),
             env,
             logs / "gateway.log",
         )
@@ -741,6 +750,7 @@ def gateway() -> None:
         factory=True,
         host=settings.gateway_host,
         port=settings.gateway_port,
+        timeout_keep_alive=settings.gateway_keep_alive_seconds,
     )
 
 

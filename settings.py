@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     # Gateway.
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # How long the gateway keeps an idle keep-alive connection open. It must outlast every
+    # client's and proxy's own idle limit (httpx pools 5 s, load balancers 60 s): a server
+    # that closes first races a client reusing the connection at that moment, whose request
+    # then gets "Server disconnected without sending a response".
+    gateway_keep_alive_seconds: int = Field(default=75, gt=0)
     # `tenant:key` pairs; unset, the gateway is open (one tenant) and serves loopback only.
     gateway_api_keys: CsvList = []
     # Host names the gateway answers to (a Host check against DNS rebinding); `*` for any.

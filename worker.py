@@ -30,7 +30,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import telemetry
@@ -42,6 +42,7 @@ from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
+from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
 from activities.telemetry import (
     WORKER_SERVICE,
     LogFormat,
@@ -85,6 +86,9 @@ class Activities:
     http: HttpActivities
     store: StoreActivities
     llm: LlmActivities
+    #: Publishes runs' status to Redis for the gateway (`activities.store.status`); None with
+    #: payload encryption on.
+    status: StatusPublisher | None = None
 
 
 def webhook_signer(settings: Settings) -> WebhookSigner:
@@ -126,6 +130,12 @@ async def open_activities(
         )
         redis = Redis.from_url(settings.effective_redis_url)
         stack.push_async_callback(close_redis, redis)
+        status: StatusPublisher | None = None
+        if not settings.encryption_keys:
+            # Synchronous: written from the thread that ran the workflow task (see the module).
+            publisher = RedisStatusPublisher(settings.effective_redis_url)
+            stack.callback(publisher.close)
+            status = publisher
         openai_client, anthropic_client = build_llm_clients(
             openai_api_key=settings.openai_api_key,
             openai_base_url=settings.openai_base_url,
@@ -145,6 +155,7 @@ async def open_activities(
                 redis=redis,
             ),
             store=StoreActivities(redis),
+            status=status,
             llm=LlmActivities(
                 openai=openai_client,
                 anthropic=anthropic_client,
@@ -165,12 +176,16 @@ def build_workers(
     """The main worker (workflows + default calls) and one worker per endpoint queue."""
     workers = []
     if main:
+        runner: WorkflowRunner = WORKFLOW_RUNNER
+        if activities.status is not None:
+            published = {DagWorkflow.__name__, InstructionWorkflow.__name__}
+            runner = PublishingRunner(WORKFLOW_RUNNER, activities.status, published)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.task_queue,
                 workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
-                workflow_runner=WORKFLOW_RUNNER,
+                workflow_runner=runner,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 activities=[
                     activities.http.call_http,

@@ -4,6 +4,7 @@
     .venv/bin/python bench/dag.py --quick       # smoke run: repeat 1, no 1,000 fan-out,
                                                 # no 100-concurrent throughput
     .venv/bin/python bench/dag.py --modes durable,fast --repeat 5 --name before-change
+    .venv/bin/python bench/dag.py --status-only --name status    # GET /runs/{id} alone
     make bench-compare                          # the same plus Prefect 3.9 from its own venv
 
 Starts its own stack on free ports (`stack.py`: the dev server with `make dev`'s command
@@ -475,7 +476,7 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]
         report["contenders"] = {c.name: c.note or "ran" for c in everyone}
         runnable = [c for c in everyone if c.note is None]
         report["shapes"] = {}
-        for shape in shapes:
+        for shape in [] if args.status_only else shapes:
             print(f"  {shape.label} …", flush=True)
             result = await measure_shape(shape, everyone, clients, args.repeat)
             if args.prefect:
@@ -487,7 +488,7 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]
             report["shapes"][shape.name] = result
             print_shape(result, args.repeat)
         report["throughput"] = {}
-        for concurrency in [20] if args.quick else [20, 100]:
+        for concurrency in [] if args.status_only else [20] if args.quick else [20, 100]:
             runs = 40 if args.quick else args.throughput_runs
             key = f"c{concurrency}"
             print(f"  one-step runs, {concurrency} at once …", flush=True)
@@ -516,6 +517,7 @@ def main() -> None:
     parser.add_argument("--shapes", default="", help=f"only these, of {[s.name for s in SHAPES]}")
     parser.add_argument("--quick", action="store_true", help="smoke run: see the module doc")
     parser.add_argument("--throughput-runs", type=int, default=200)
+    parser.add_argument("--status-only", action="store_true", help="only GET /runs/{id} under load")
     parser.add_argument("--prefect", metavar="PYTHON", help="a Python with prefect installed")
     parser.add_argument("--name", default="latest", help="bench/results/<name>.json")
     parser.add_argument(

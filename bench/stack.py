@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli import BIN, Stack, redis_command, temporal_command, wait_for_port  # noqa: E402
+from cli import BIN, Stack, gateway_command, redis_command, temporal_command, wait_for_port  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.fakes.targets import free_port  # noqa: E402
 
@@ -99,15 +99,7 @@ def bench_stack(env: Mapping[str, str] | None = None) -> Iterator[BenchStack]:
         stack.start("worker", [sys.executable, "worker.py"], process_env, data / "worker.log")
         stack.start(
             "gateway",
-            [
-                str(BIN / "uvicorn"),
-                "gateway.app:create_app",
-                "--factory",
-                "--port",
-                str(ports["gateway"]),
-                "--log-level",
-                "warning",
-            ],
+            [*gateway_command(settings, ports["gateway"]), "--log-level", "warning"],
             process_env,
             data / "gateway.log",
         )

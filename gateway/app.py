@@ -26,6 +26,7 @@ from activities.store.clients import close_redis
 from activities.telemetry import temporal_interceptors
 from gateway import telemetry
 from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
+from gateway.runs import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
@@ -262,6 +263,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime=sdk_metrics.runtime if sdk_metrics else None,
         )
         app.state.redis = Redis.from_url(settings.effective_redis_url)
+        app.state.status_reads = StatusReads()
         try:
             async with sdk_metrics.draining() if sdk_metrics else contextlib.nullcontext():
                 yield

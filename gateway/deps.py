@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from redis.asyncio import Redis
 from temporalio.client import Client
 
-from gateway.runs import RunStatusService
+from gateway.runs import RunStatusService, StatusReads
 from gateway.tenancy import TenantDep
 from gateway.values import RunValueService
 from settings import Settings
@@ -37,8 +37,18 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_run_status(client: TemporalClientDep, tenant: TenantDep) -> RunStatusService:
-    return RunStatusService(client, tenant)
+def get_status_reads(request: Request) -> StatusReads:
+    reads: StatusReads = request.app.state.status_reads
+    return reads
+
+
+def get_run_status(
+    client: TemporalClientDep,
+    tenant: TenantDep,
+    reads: Annotated[StatusReads, Depends(get_status_reads)],
+    redis: RedisDep,
+) -> RunStatusService:
+    return RunStatusService(client, tenant, reads, redis)
 
 
 RunStatusDep = Annotated[RunStatusService, Depends(get_run_status)]

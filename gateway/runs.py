@@ -12,18 +12,30 @@
    attempt and last failure of the event being retried; from its result once it has closed).
 
 A `RunEngine` holds what differs between the engines: `DAG_RUNS` and `INSTRUCTION_RUNS`.
+
+A running run's status comes, when its worker published it (`activities.store.status`),
+from Redis, read while the run is described: the query waits for the worker that holds the
+run, which under load is busy running the runs (bench: p50 52 ms, p99 320 ms with 100
+durable runs in flight, against 17 / 74 ms for the describe). The query answers for a run
+whose status is not published (payload encryption on, Redis unreachable, a run that
+continued as new and has not moved since). Concurrent reads of one run share one read
+(`StatusReads`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -37,6 +49,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.redact import redact_urls
+from activities.store.models import RunSnapshot, status_key
 from gateway.tenancy import Tenant
 from workflows.dag.models import (
     DagRunInput,
@@ -293,38 +306,121 @@ def listed_state(status: WorkflowExecutionStatus | None) -> str:
     return status.name.lower()
 
 
+RunAnswer = DagRunResult | InstructionRunView
+
+
+class StatusReads:
+    """Reads of runs' status under way in the gateway process: readers of a run that is
+    being read wait for that read and get its answer, which is no older than one of their own
+    would be. A dashboard's many viewers then cost one read, not one each. Keyed by the
+    Temporal workflow id, which names the tenant (`Tenant.workflow_id`): tenants never share
+    a read.
+    """
+
+    def __init__(self) -> None:
+        self._reading: dict[str, asyncio.Future[RunAnswer]] = {}
+
+    async def shared(self, key: str, read: Callable[[], Awaitable[RunAnswer]]) -> RunAnswer:
+        """`read()`'s answer, or that of the read of `key` already under way."""
+        while (reading := self._reading.get(key)) is not None:
+            try:
+                return await asyncio.shield(reading)
+            except asyncio.CancelledError:
+                if not reading.cancelled():
+                    raise  # this reader was cancelled
+                # The reader it waited for was (its client went away): read anew.
+        future: asyncio.Future[RunAnswer] = asyncio.get_running_loop().create_future()
+        self._reading[key] = future
+        try:
+            answer = await read()
+        except Exception as exc:
+            future.set_exception(exc)
+            # Retrieved here, so a read no one else waited for logs no "never retrieved".
+            future.exception()
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        else:
+            future.set_result(answer)
+            return answer
+        finally:
+            del self._reading[key]
+
+
 class RunStatusService:
-    """A tenant's runs, read through the gateway's Temporal client.
+    """A tenant's runs, read through the gateway's Temporal client, and the status their
+    worker publishes to `redis` (`activities.store.status`) when given.
 
     Methods take the id the tenant knows a run by; another tenant's run is never found.
     """
 
-    def __init__(self, client: Client, tenant: Tenant) -> None:
+    def __init__(
+        self,
+        client: Client,
+        tenant: Tenant,
+        reads: StatusReads | None = None,
+        redis: Redis | None = None,
+    ) -> None:
         self.client = client
         self.tenant = tenant
+        self.reads = reads or StatusReads()
+        self.redis = redis
 
-    async def status(self, workflow_id: str) -> DagRunResult | InstructionRunView:
+    async def status(self, workflow_id: str) -> RunAnswer:
         """A run of either engine (`GET /runs/{workflow_id}`)."""
-        description = await self.describe(workflow_id, "workflow_id")
-        if description.workflow_type == INSTRUCTION_RUNS.workflow_type:
-            return await self.read(INSTRUCTION_RUNS, workflow_id, description)
-        if description.workflow_type == DAG_RUNS.workflow_type:
-            return await self.with_webhooks(await self.read(DAG_RUNS, workflow_id, description))
+        key = self.tenant.workflow_id(workflow_id)
+        return await self.reads.shared(key, lambda: self._status(workflow_id))
+
+    async def _status(self, workflow_id: str) -> RunAnswer:
+        async with self.published(workflow_id) as published:
+            description = await self.describe(workflow_id, "workflow_id")
+            if description.workflow_type == INSTRUCTION_RUNS.workflow_type:
+                return await self.read(INSTRUCTION_RUNS, workflow_id, description, published)
+            if description.workflow_type == DAG_RUNS.workflow_type:
+                run = await self.read(DAG_RUNS, workflow_id, description, published)
+                return await self.with_webhooks(run)
         raise HTTPException(
             404,
             f"{workflow_id!r} is a {description.workflow_type}, not a pipeline or instruction"
             " run; see it in the Temporal Web UI",
         )
 
+    @asynccontextmanager
+    async def published(self, workflow_id: str) -> AsyncIterator[asyncio.Task[Any] | None]:
+        """The run's published status, read from Redis while the caller describes the run
+        (None without Redis); dropped if the caller needs it not."""
+        if self.redis is None:
+            yield None
+            return
+        task = asyncio.create_task(self._snapshot(self.tenant.workflow_id(workflow_id)))
+        try:
+            yield task
+        finally:
+            task.cancel()
+
+    async def _snapshot(self, temporal_id: str) -> RunSnapshot | None:
+        """What the run's worker last published; None when nothing is (or Redis cannot say:
+        the query answers then)."""
+        assert self.redis is not None
+        try:
+            fields: dict[Any, Any] = await self.redis.hgetall(status_key(temporal_id))
+        except RedisError:
+            return None
+        if not fields:
+            return None
+        return RunSnapshot(run_id=fields[b"run_id"], status=fields[b"status"])
+
     async def instruction_status(self, instance_id: str) -> InstructionRunView:
         """An instruction run, and only one (`GET /?instanceId=`)."""
-        description = await self.describe(instance_id, "instanceId")
-        if description.workflow_type != INSTRUCTION_RUNS.workflow_type:
-            raise HTTPException(
-                404,
-                f"{instance_id!r} is a {description.workflow_type} run, not an instruction run",
-            )
-        return await self.read(INSTRUCTION_RUNS, instance_id, description)
+        async with self.published(instance_id) as published:
+            description = await self.describe(instance_id, "instanceId")
+            if description.workflow_type != INSTRUCTION_RUNS.workflow_type:
+                raise HTTPException(
+                    404,
+                    f"{instance_id!r} is a {description.workflow_type} run, not an instruction run",
+                )
+            return await self.read(INSTRUCTION_RUNS, instance_id, description, published)
 
     async def with_webhooks(self, run: DagRunResult) -> DagRunResult:
         """`run` with its webhook events' state as its outbox knows it (unchanged for a run
@@ -392,8 +488,10 @@ class RunStatusService:
         engine: RunEngine[AnswerT, InputT, StateT],
         workflow_id: str,
         description: WorkflowExecutionDescription,
+        published: asyncio.Task[RunSnapshot | None] | None = None,
     ) -> AnswerT:
-        """A described run: final from its result, else live from its query."""
+        """A described run: final from its result, else live from the status its worker
+        published for this run (`published`), else from its query."""
         handle = self.handle(workflow_id)
         state = description.status
         if state in FINISHED:
@@ -401,11 +499,15 @@ class RunStatusService:
         if description.history_length < FIRST_TASK_DONE_EVENTS:
             # No worker has picked it up yet: a query would wait for one, so answer from the input.
             return await self.pending(engine, handle, description)
+        snapshot = await published if published is not None else None
         try:
-            status = await handle.query(
-                engine.workflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT
-            )
-            answer = engine.answer(workflow_id, status)
+            if snapshot is not None and snapshot.run_id == description.run_id:
+                answer = engine.answer(workflow_id, json.loads(snapshot.status))
+            else:
+                status = await handle.query(
+                    engine.workflow.get_status, rpc_timeout=STATUS_QUERY_TIMEOUT
+                )
+                answer = engine.answer(workflow_id, status)
         except (RPCError, WorkflowQueryFailedError) as exc:
             if engine.needs_worker and state == WorkflowExecutionStatus.RUNNING:
                 raise HTTPException(

@@ -33,6 +33,22 @@ def _escape(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A")
 
 
+#: Where the worker publishes a run's status (`activities.store.status`), by its Temporal
+#: workflow id (which names the tenant).
+STATUS_KEY_PREFIX: Final = "workflow-station:status:"
+
+
+def status_key(workflow_id: str) -> str:
+    return STATUS_KEY_PREFIX + workflow_id
+
+
+class RunSnapshot(BaseModel):
+    """A run's status as its worker last published it: the `get_status` answer's JSON."""
+
+    run_id: str
+    status: bytes
+
+
 class SelectionRead(BaseModel):
     key: str
 

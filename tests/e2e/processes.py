@@ -17,7 +17,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from cli import BIN, redis_command, temporal_command, wait_for_port
+from cli import gateway_command, redis_command, temporal_command, wait_for_port
 from settings import Settings
 from tests.conftest import LOOPBACK, wait_until
 from tests.fakes.targets import free_port
@@ -68,7 +68,7 @@ def gateway_process(
         "TENANT_REQUESTS_PER_SECOND": "0",
         **(extra_env or {}),
     }
-    command = [str(BIN / "uvicorn"), "gateway.app:create_app", "--factory", "--port", str(port)]
+    command = gateway_command(settings, port)
     with log.open("ab") as output:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -539,6 +540,45 @@ async def test_wait_false_then_live_status_then_attach(gateway: Gateway, targets
     assert result["run_id"] == accepted["run_id"]
     assert result["status"] == "completed"
     assert targets.state.calls[slow] == 1
+
+
+async def test_concurrent_reads_of_a_run_follow_its_steps(gateway: Gateway, targets: Targets):
+    slow = unique("slow")
+    body = payload(
+        [
+            {"step_name": "first", "usid": "u1", "service_url": f"{targets.url}/echo/{slow}"},
+            {
+                "step_name": "second",
+                "usid": "u2",
+                "service_url": f"{targets.url}/slow/{slow}?ms=1500",
+                "dependencies": ["first"],
+            },
+        ]
+    )
+    assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
+    path = f"/runs/{body['workflow_id']}"
+
+    async def second_running() -> list[dict[str, Any]] | None:
+        reads = await asyncio.gather(*(gateway.http.get(path) for _ in range(6)))
+        answers = [read.json() for read in reads]
+        running = all(a["steps"]["second"]["status"] == "running" for a in answers)
+        return answers if running else None
+
+    for live in await wait_until(second_running):
+        assert live["status"] == "running"
+        assert live["steps"]["first"]["status"] == "completed"
+        assert live["progress"] == {**live["progress"], "completed": 1, "running": 1}
+
+    async def completed() -> dict[str, Any] | None:
+        answer = (await gateway.http.get(path)).json()
+        return answer if answer["status"] == "completed" else None
+
+    done = await wait_until(completed)
+    # Read again once known finished: from its result, the same answer.
+    reads = await asyncio.gather(*(gateway.http.get(path) for _ in range(3)))
+    assert [read.json() for read in reads] == [done] * 3
+    assert done["steps"]["second"]["status"] == "completed"
+    assert done["progress"]["completed"] == 2
 
 
 async def test_runs_found_by_search_attributes(gateway: Gateway, targets: Targets):

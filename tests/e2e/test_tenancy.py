@@ -107,6 +107,29 @@ async def test_tenants_see_only_their_own_runs_and_share_ids_safely(
     assert await redis.get(f"beta:shop:{workflow_id}:out") is not None
 
 
+async def test_concurrent_reads_of_one_id_answer_each_tenant_its_own_run(
+    http: httpx.AsyncClient, targets: Targets
+) -> None:
+    # Reads of one run share one read: never across tenants, whose runs share the id.
+    workflow_id = unique("read-together")
+    for key, ms in ((ACME, 3000), (BETA, 0)):
+        body = pipeline(targets, workflow_id, unique("k"), ms=ms)
+        assert (await http.post("/execute?wait=false", json=body, headers=auth(key))).is_success
+
+    async def beta_done() -> dict[str, Any] | None:
+        status = (await http.get(f"/runs/{workflow_id}", headers=auth(BETA))).json()
+        return status if status["status"] == "completed" else None
+
+    beta_run = (await wait_until(beta_done))["run_id"]
+    reads = await asyncio.gather(
+        *(http.get(f"/runs/{workflow_id}", headers=auth(key)) for key in [ACME, BETA] * 4)
+    )
+    answers = [read.json() for read in reads]
+    assert [a["status"] for a in answers] == ["running", "completed"] * 4
+    assert {a["run_id"] for a in answers[1::2]} == {beta_run}
+    assert beta_run not in {a["run_id"] for a in answers[::2]}
+
+
 async def test_instruction_runs_are_the_tenants_own(
     http: httpx.AsyncClient, targets: Targets
 ) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from cli import gateway_command
 from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "temporal-compose.yml"
@@ -83,6 +85,18 @@ def test_gateway_listens_on_the_published_port(compose: dict[str, Any]) -> None:
     command = gateway["command"]
     assert command[command.index("--port") + 1] == gateway["environment"]["GATEWAY_PORT"]
     assert gateway["ports"] == [f"{gateway['environment']['GATEWAY_PORT']}:8000"]
+
+
+def test_gateway_outlasts_its_clients_idle_connections(compose: dict[str, Any]) -> None:
+    """A gateway that closes an idle connection when its client's pool does races the client
+    reusing it: the request is lost ("Server disconnected without sending a response")."""
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    command = compose["services"]["gateway"]["command"]
+    keep_alive = int(command[command.index("--timeout-keep-alive") + 1])
+    assert keep_alive == defaults.gateway_keep_alive_seconds
+    assert keep_alive > httpx.Limits().keepalive_expiry  # type: ignore[operator]
+    started = gateway_command(defaults, 8000)
+    assert started[started.index("--timeout-keep-alive") + 1] == str(keep_alive)
 
 
 def test_search_attributes_are_registered(compose: dict[str, Any]) -> None:

@@ -1,0 +1,88 @@
+"""`GET /runs/{id}` from the status the worker publishes to Redis (`activities.store.status`):
+the same answer as the run's query, kept as the run moves, and read only for its own run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from activities.store.models import status_key
+from tests.conftest import Gateway, Targets, unique, wait_until
+
+
+def two_steps(targets: Targets, key: str, ms: int) -> dict[str, Any]:
+    return {
+        "workflow_id": unique("published"),
+        "STEPS_CONFIG": [
+            {"step_name": "first", "usid": "u1", "service_url": f"{targets.url}/echo/{key}"},
+            {
+                "step_name": "second",
+                "usid": "u2",
+                "service_url": f"{targets.url}/slow/{key}?ms={ms}",
+                "dependencies": ["first"],
+            },
+        ],
+    }
+
+
+async def published(
+    redis: Redis, workflow_id: str, step: str, status: str
+) -> dict[str, Any] | None:
+    """The run's published status once its `step` is `status`, else None."""
+    fields = await redis.hgetall(status_key(workflow_id))  # type: ignore[misc]
+    if not fields:
+        return None
+    snapshot = {"run_id": fields["run_id"], "status": json.loads(fields["status"])}
+    steps = snapshot["status"]["steps"]
+    return snapshot if steps[step]["status"] == status else None
+
+
+async def test_the_published_status_follows_the_run_as_its_query_does(
+    gateway: Gateway, targets: Targets, redis: Redis
+) -> None:
+    body = two_steps(targets, unique("k"), ms=2000)
+    accepted = await gateway.http.post("/execute?wait=false", json=body)
+    assert accepted.status_code == 202
+    workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
+
+    snapshot = await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    assert snapshot["run_id"] == run_id
+    assert snapshot["status"]["steps"]["first"]["status"] == "completed"
+    query = await gateway.engine.client.get_workflow_handle(workflow_id).query("get_status")
+    assert snapshot["status"] == query
+    live = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    assert live["steps"]["first"]["status"] == "completed"
+    assert live["steps"]["second"]["status"] == "running"
+    assert live["progress"]["completed"] == 1 and live["progress"]["running"] == 1
+
+    final = await wait_until(lambda: published(redis, workflow_id, "second", "completed"))
+    assert final["status"]["status"] == "completed"
+
+
+async def test_a_running_run_is_answered_from_what_its_worker_published(
+    gateway: Gateway, targets: Targets, redis: Redis
+) -> None:
+    body = two_steps(targets, unique("k"), ms=3000)
+    assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
+    workflow_id, key = body["workflow_id"], status_key(body["workflow_id"])
+
+    snapshot = await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    # What the gateway answers is what Redis holds: mark it, and the answer shows the mark.
+    marked = snapshot["status"]
+    marked["steps"]["first"]["http_status"] = 299
+    await redis.hset(key, "status", json.dumps(marked))  # type: ignore[misc]
+    answer = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    assert answer["steps"]["first"]["http_status"] == 299
+    # A status published by another run under this id (an earlier run of a reused id) is
+    # never shown: the run's own query answers.
+    await redis.hset(key, "run_id", "another-run")  # type: ignore[misc]
+    answer = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    assert answer["steps"]["first"]["http_status"] == 200
+    assert answer["steps"]["second"]["status"] == "running"
+    # Nothing published (Redis emptied): the query answers too.
+    await redis.delete(key)
+    answer = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    assert answer["steps"]["first"]["http_status"] == 200
+    assert answer["steps"]["second"]["status"] == "running"
