@@ -98,12 +98,18 @@ SEARCH_ATTRIBUTES = {
 }
 
 #: The dev server's default transfer poll rate (20/s) adds ~50 ms to every activity round
-#: trip; this keeps a sequential step around 10 ms. Used by `make dev`, tests and compose.
+#: trip; this keeps a sequential step around 10 ms. Eager activity execution hands a regular
+#: activity the workflow task schedules straight back to the worker that completed the task,
+#: in the server's answer, when that worker polls the activity's queue and has a free slot:
+#: one trip through matching and one activity poll fewer per step, while the activity stays
+#: a regular one (recorded, timed out, heartbeated and retried by the server). Used by
+#: `make dev`, tests and compose.
 LATENCY_TUNED_DYNAMIC_CONFIG = {
     "history.transferProcessorMaxPollRPS": "1000",
     "history.timerProcessorMaxPollRPS": "1000",
     "matching.numTaskqueueReadPartitions": "1",
     "matching.numTaskqueueWritePartitions": "1",
+    "system.enableActivityEagerExecution": "true",
 }
 
 

@@ -30,7 +30,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import telemetry
@@ -59,22 +59,28 @@ from workflows.shared.outbox import WebhookOutboxWorkflow
 
 log = logging.getLogger("workflow_station.worker")
 
-#: Workflows import only I/O-free modules (activity names and models, the errors module,
-#: pure logic) and pydantic; passing those through spares the sandbox re-importing them for
-#: every run. No HTTP, LLM or Redis client library is named: workflow code never imports one
-#: (tests/unit/test_layout.py checks it). opentelemetry's context module is loaded lazily by
-#: the SDK and the Redis client alike; passed through, it is one module for all.
-#:
-#: The engine's own `workflows` package is passed through as well: otherwise every new run
-#: (and every run evicted from the worker's cache) re-executes all of its modules and rebuilds
-#: their pydantic models inside a fresh sandbox, most of a one-step run's worker CPU
-#: (bench/profile.md). It is safe because those modules hold no state a run changes: module
-#: and class attributes are constants, every run's state lives on its workflow instance.
-#: The price: a passed-through module sees the real `datetime`, `random`, `os`…, so the
-#: sandbox no longer stops a non-deterministic call written in it. The tests keep that check:
-#: tests/workflows run the workflows under the SDK's default, strict sandbox, and
-#: tests/workflows/test_replay.py replays recorded histories under it.
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+#: Production runs workflows outside the SDK's sandbox. The sandbox is a development-time
+#: check (it stops `datetime.now()`, `random`, I/O in workflow code), and it costs every
+#: activation: it `exec`s code strings to enter the run's module space for the activation and
+#: again for each payload's serialization context, ~1 ms of the worker's CPU per DAG step on
+#: the 2-core bench machine (`bench/profile.md`), on the critical path of a chain and the
+#: bottleneck of a fan-out. The engine's workflow modules keep no state a run changes (every
+#: run's state lives on its workflow instance), which is what running unsandboxed requires.
+#: What it costs: nothing in production stops a non-deterministic call written in a
+#: workflow module. The tests keep that check: their workers use `SANDBOXED_RUNNER`, and
+#: tests/workflows/test_replay.py replays every recorded history under the SDK's default,
+#: strict sandbox as well as under this runner.
+WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
+
+#: The sandbox the tests run the workflows in. Workflows import only I/O-free modules
+#: (activity names and models, the errors module, pure logic) and pydantic; passing those
+#: through spares the sandbox re-importing them for every run. No HTTP, LLM or Redis client
+#: library is named: workflow code never imports one (tests/unit/test_layout.py checks it).
+#: opentelemetry's context module is loaded lazily by the SDK and the Redis client alike;
+#: passed through, it is one module for all. The engine's own `workflows` package is passed
+#: through as well, so a test's new run does not rebuild its pydantic models; the strict
+#: sandbox of the replay test still imports them afresh.
+SANDBOXED_RUNNER: WorkflowRunner = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
         "pydantic", "activities", "opentelemetry", "workflows"
     )
@@ -172,14 +178,16 @@ def build_workers(
     *,
     main: bool = True,
     endpoints: Sequence[str] = (),
+    workflow_runner: WorkflowRunner = WORKFLOW_RUNNER,
 ) -> list[Worker]:
-    """The main worker (workflows + default calls) and one worker per endpoint queue."""
+    """The main worker (workflows + default calls) and one worker per endpoint queue;
+    `workflow_runner` is production's unless a test asks for the sandbox."""
     workers = []
     if main:
-        runner: WorkflowRunner = WORKFLOW_RUNNER
+        runner = workflow_runner
         if activities.status is not None:
             published = {DagWorkflow.__name__, InstructionWorkflow.__name__}
-            runner = PublishingRunner(WORKFLOW_RUNNER, activities.status, published)
+            runner = PublishingRunner(workflow_runner, activities.status, published)
         workers.append(
             Worker(
                 client,
@@ -207,7 +215,7 @@ def build_workers(
                 client,
                 task_queue=name,
                 workflows=[EndpointCallWorkflow],
-                workflow_runner=WORKFLOW_RUNNER,
+                workflow_runner=workflow_runner,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 activities=[activities.http.call_http],
             )

@@ -20,20 +20,40 @@ HEARTBEAT_INTERVAL = timedelta(seconds=2)
 async def heartbeating(work: Awaitable[T]) -> T:
     """Await `work`, heartbeating meanwhile so cancellation and worker loss are seen soon.
 
-    A local activity sends none: it runs in the worker running its workflow, whose workflow
-    task carries its liveness, and its cancellation comes from that worker directly.
+    The heartbeats are timer callbacks on the activity's own task, not a task beside it: most
+    calls end before the first one is due, and then cost one timer, never a second task and
+    an `asyncio.wait` (this runs once per step, on a chain's critical path). A cancelled
+    activity is cancelled in `work` itself. A local activity sends none: it runs in the worker
+    running its workflow, whose workflow task carries its liveness, and its cancellation
+    comes from that worker directly.
     """
     if activity.info().is_local:
         return await work
-    task = asyncio.ensure_future(work)
+    beats = _Heartbeats(HEARTBEAT_INTERVAL.total_seconds())
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_INTERVAL.total_seconds())
-            if done:
-                return task.result()
-            activity.heartbeat()
+        return await work
     finally:
-        task.cancel()
+        beats.stop()
+
+
+class _Heartbeats:
+    """`activity.heartbeat()` every `interval` seconds, from a timer.
+
+    Timers are scheduled from the activity's context (`call_later` copies it, and each beat
+    schedules the next from its own copy), which is what `activity.heartbeat` reads.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._interval = interval
+        self._timer = self._loop.call_later(interval, self._beat)
+
+    def _beat(self) -> None:
+        activity.heartbeat()
+        self._timer = self._loop.call_later(self._interval, self._beat)
+
+    def stop(self) -> None:
+        self._timer.cancel()
 
 
 def retry_delay_ceiling() -> timedelta | None:

@@ -9,6 +9,8 @@ only the thread holding the GIL (`--gil`), so a sample is Python code running, n
 waiting in epoll, a queue or a condition (which py-spy's idle detection does not all catch):
 
 - `fanout`: one engine run of the 1,000 x 50 ms fan-out (`POST /execute`);
+- `chain`: three engine runs of the chain of 200 echo steps (the per-step cost on the
+  critical path: one workflow task and one activity after the other);
 - `throughput`: 200 one-step runs, 20 at once.
 
 Writes each profile as collapsed stacks (`<out>/<load>-<process>.txt`, one `frame;frame;…
@@ -116,6 +118,10 @@ async def profiled(stack: BenchStack, load: str, args: argparse.Namespace) -> No
             if load == "fanout":
                 seconds = await run_engine(graph(1, 1000, stack.target_url, 50), gateway, args.mode)
                 print(f"\nfan-out 1,000 x 50 ms: {seconds:.2f} s")
+            elif load == "chain":
+                chain = graph(200, 1, stack.target_url, 0)
+                times = [await run_engine(chain, gateway, args.mode) for _ in range(3)]
+                print(f"\nchain of 200 echo, 3 runs: {', '.join(f'{t:.2f}' for t in times)} s")
             else:
                 figures = await throughput(engine, clients, runs=200, concurrency=20)
                 print(
@@ -147,7 +153,7 @@ async def profiled(stack: BenchStack, load: str, args: argparse.Namespace) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--loads", default="fanout,throughput")
+    parser.add_argument("--loads", default="fanout,chain,throughput")
     parser.add_argument("--mode", default=None, help="engine execution mode to send")
     parser.add_argument("--out", type=Path, default=Path("/tmp/ws-profile"))
     parser.add_argument("--top", type=int, default=8)

@@ -32,7 +32,7 @@ from cli import BIN, dev_server_args, redis_command
 from settings import Settings, close_data_converter, data_converter
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import TargetState, create_target_app, free_port, serve
-from worker import Activities, build_workers, open_activities
+from worker import SANDBOXED_RUNNER, Activities, build_workers, open_activities
 
 LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
 #: Every test worker signs its webhooks with this (Standard Webhooks), so receivers can check.
@@ -170,7 +170,11 @@ async def _run_workers(
     client: Client, settings: Settings, endpoints: list[str]
 ) -> AsyncIterator[Engine]:
     async with open_activities(settings) as activities:
-        workers = build_workers(client, settings, activities, endpoints=endpoints)
+        # In the sandbox, unlike production: a non-deterministic call in workflow code fails
+        # the test that reaches it (`worker.WORKFLOW_RUNNER` says why production runs without).
+        workers = build_workers(
+            client, settings, activities, endpoints=endpoints, workflow_runner=SANDBOXED_RUNNER
+        )
         tasks = [asyncio.create_task(worker.run()) for worker in workers]
         try:
             yield Engine(client, settings, activities)

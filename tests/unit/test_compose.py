@@ -107,9 +107,12 @@ def test_search_attributes_are_registered(compose: dict[str, Any]) -> None:
 
 def test_dynamic_config_is_latency_tuned(compose: dict[str, Any]) -> None:
     content = yaml.safe_load(compose["configs"]["temporal-dynamic-config"]["content"])
-    assert {key: str(value[0]["value"]) for key, value in content.items()} == (
-        LATENCY_TUNED_DYNAMIC_CONFIG
-    )
+    # YAML reads `true` as a boolean, which the dev server's flag spells `true`.
+    values = {key: value[0]["value"] for key, value in content.items()}
+    assert {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in values.items()
+    } == LATENCY_TUNED_DYNAMIC_CONFIG
     mounted = compose["services"]["temporal"]["configs"][0]["target"]
     assert mounted == compose["services"]["temporal"]["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
 

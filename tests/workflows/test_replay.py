@@ -18,9 +18,10 @@ endpoint answering 405, which ends the run with `InstructionFailed`.
 
 A run whose large payloads went to the blob store replays too, reading them back from Redis.
 
-Each history replays twice: under the SDK's default sandbox, which re-imports the workflow
-modules and stops any non-deterministic call in them, and under the worker's own runner,
-which passes them through (`worker.WORKFLOW_RUNNER`).
+Each history replays three times: under the SDK's default sandbox, which re-imports the
+workflow modules and stops any non-deterministic call in them, under the sandbox the tests'
+workers use, which passes them through (`worker.SANDBOXED_RUNNER`), and without a sandbox, as
+production runs them (`worker.WORKFLOW_RUNNER`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from temporalio.worker import Replayer, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from tests.conftest import Engine, Targets, unique
-from worker import WORKFLOW_RUNNER
+from worker import SANDBOXED_RUNNER, WORKFLOW_RUNNER
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
@@ -45,7 +46,11 @@ from workflows.shared.outbox import WebhookOutboxWorkflow
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
-RUNNERS = {"strict-sandbox": SandboxedWorkflowRunner(), "worker-runner": WORKFLOW_RUNNER}
+RUNNERS = {
+    "strict-sandbox": SandboxedWorkflowRunner(),
+    "tests-sandbox": SANDBOXED_RUNNER,
+    "worker-runner": WORKFLOW_RUNNER,
+}
 
 
 @pytest.mark.parametrize("runner", RUNNERS.values(), ids=RUNNERS.keys())
