@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 
 from activities.http.models import IDEMPOTENCY_KEY_HEADER, idempotency_key
@@ -159,6 +159,21 @@ async def test_segment_steps_send_the_runs_idempotency_keys(engine: Engine, targ
     assert sent == [idempotency_key(run_id, "a"), idempotency_key(run_id, "b")]
 
 
+async def start_fast(engine: Engine, payload: DagRunInput) -> WorkflowHandle[Any, Any]:
+    """Start a fast run whose workflow task timeout is 2 s. While a local activity runs, its
+    workflow task stays open and is renewed at 80% of that timeout: that is when the run hears
+    of a failure elsewhere or of its cancellation (in 1.6 s here, 8 s by default)."""
+    payload.engine.task_queue = engine.settings.task_queue
+    payload.engine.execution_mode = "fast"
+    return await engine.client.start_workflow(
+        DagWorkflow.run,
+        payload,
+        id=payload.workflow_id,
+        task_queue=engine.settings.task_queue,
+        task_timeout=timedelta(seconds=2),
+    )
+
+
 async def test_a_step_failing_outside_a_segment_cancels_the_segment(
     engine: Engine, targets: Targets
 ):
@@ -175,17 +190,7 @@ async def test_a_step_failing_outside_a_segment_cancels_the_segment(
         [bad, slow(targets, "slow", key, 30_000), slow(targets, "after", key, 10, "slow")],
         error_handling={"max_retries": 0},
     )
-    payload.engine.task_queue = engine.settings.task_queue
-    payload.engine.execution_mode = "fast"
-    # While a local activity runs, its workflow task stays open and is renewed at 80% of the
-    # task timeout: that is when the run hears of the failure (in 1.6 s here, 8 s by default).
-    handle = await engine.client.start_workflow(
-        DagWorkflow.run,
-        payload,
-        id=payload.workflow_id,
-        task_queue=engine.settings.task_queue,
-        task_timeout=timedelta(seconds=2),
-    )
+    handle = await start_fast(engine, payload)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     result = await handle.query(DagWorkflow.get_status)
@@ -198,15 +203,7 @@ async def test_a_step_failing_outside_a_segment_cancels_the_segment(
 async def test_a_cancelled_run_cancels_its_segment(engine: Engine, targets: Targets):
     key = unique("cancel")
     payload = pipeline([slow(targets, "a", key, 10), slow(targets, "b", key, 30_000, "a")])
-    payload.engine.task_queue = engine.settings.task_queue
-    payload.engine.execution_mode = "fast"
-    handle = await engine.client.start_workflow(
-        DagWorkflow.run,
-        payload,
-        id=payload.workflow_id,
-        task_queue=engine.settings.task_queue,
-        task_timeout=timedelta(seconds=2),
-    )
+    handle = await start_fast(engine, payload)
 
     async def b_started() -> bool:
         return targets.state.calls[f"{key}-b"] == 1

@@ -36,7 +36,7 @@ from activities.errors import ErrorType
 from activities.http.models import HttpCall, HttpResult, with_idempotency_key
 from activities.http.responses import main_value
 from activities.store.models import OutputTarget
-from workflows.dag.graph import step_secrets
+from workflows.dag.graph import step_secrets, step_templates
 from workflows.dag.models import DEFAULT_BODY_METHODS, StepConfig, StepError
 from workflows.dag.references import result_variable
 from workflows.shared.failures import StepFailed, StepFailure
@@ -162,11 +162,11 @@ def build_call(
 def variables_read(step: StepConfig, upstream: list[str]) -> set[str]:
     """The variables a step's request may read: its templates' roots and, for its default
     body, its upstream steps' results."""
-    prep = step.input_prep_config
-    templates: list[Any] = [step.service_url, step.headers]
-    if prep is not None:
-        templates += [prep.body, prep.query, prep.headers]
-    names = {reference.root for template in templates for _, reference in _references(template)}
+    names = {
+        reference.root
+        for _, template in step_templates(step)
+        for _, reference in _references(template)
+    }
     names.update(result_variable(dep) for dep in upstream)
     return names
 
