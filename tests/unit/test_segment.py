@@ -199,3 +199,13 @@ async def test_a_template_that_cannot_render_fails_its_step() -> None:
 def test_a_step_reads_its_templates_roots_and_its_upstream_results() -> None:
     step = seg_step("b", "a", config={"service_url": "http://t/{{input_data.x}}/{{greeting.y[0]}}"})
     assert variables_read(step.config, step.upstream) == {"input_data", "greeting", "a_result"}
+
+
+async def test_nothing_more_starts_once_the_results_fill_the_report() -> None:
+    target = Target()
+    steps = [seg_step("a"), seg_step("b", "a"), seg_step("c", "b")]
+    # `a`'s result alone passes the bound: `b` does not start, the segment reports.
+    report = await run_segment(segment(*steps, roots=["a"], report_max_bytes=10), target)
+    assert [item.name for item in report.steps] == ["a"]
+    whole = await run_segment(segment(*steps, roots=["a"]), Target())
+    assert [item.name for item in whole.steps] == ["a", "b", "c"]

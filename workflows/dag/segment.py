@@ -11,7 +11,8 @@ and reports every step's outcome in one marker.
 The trade-offs, beyond a local activity's own (a crashed worker re-runs the segment's calls):
 - a step below the segment's first steps is seen (status, events, webhooks) when the segment
   reports, at most `CHECKPOINT_SECONDS` after the segment started plus the longest step in
-  flight then: the segment starts no step past its checkpoint and reports;
+  flight then: the segment starts no step past its checkpoint (or once its results fill
+  `REPORT_MAX_BYTES`) and reports;
 - the steps of one segment report together, so a step that fails cancels only what is still
   running in its own segment; siblings that finished before it stay completed.
 
@@ -35,7 +36,7 @@ from activities import errors
 from activities.errors import ErrorType
 from activities.http.models import HttpCall, HttpResult, with_idempotency_key
 from activities.http.responses import main_value
-from activities.store.models import OutputTarget
+from activities.store.models import OutputTarget, output_json
 from workflows.dag.graph import step_secrets, step_templates
 from workflows.dag.models import DEFAULT_BODY_METHODS, StepConfig, StepError
 from workflows.dag.references import result_variable
@@ -49,6 +50,9 @@ RUN_SEGMENT: Final = "run_dag_segment"
 CHECKPOINT_SECONDS = 1.0
 #: The most steps one segment takes, so its input and report stay a bounded size.
 MAX_SEGMENT_STEPS = 1000
+#: A segment whose results add up to this many bytes (as JSON) starts no more steps and
+#: reports: one report holds every result, and the run keeps it all in memory at once.
+REPORT_MAX_BYTES = 8 * 1024 * 1024
 
 
 class SegmentStep(BaseModel):
@@ -78,6 +82,7 @@ class Segment(BaseModel):
     #: Steps of the segment running at once.
     max_parallel: int = 100
     checkpoint_seconds: float = CHECKPOINT_SECONDS
+    report_max_bytes: int = REPORT_MAX_BYTES
 
 
 class StepReport(BaseModel):
@@ -266,8 +271,9 @@ async def _run_step(
 async def run_segment(segment: Segment, attempt_call: Attempt) -> SegmentReport:
     """Run a segment's steps as their dependencies allow, up to `max_parallel` at once.
 
-    Steps other than the roots start only before the checkpoint and while no step has
-    failed; a failed step cancels the steps still running (fail fast, as the run does).
+    Steps other than the roots start only before the checkpoint, while the results so far
+    stay under `report_max_bytes`, and while no step has failed; a failed step cancels the
+    steps still running (fail fast, as the run does).
     """
     steps = {step.config.step_name: step for step in segment.steps}
     variables = dict(segment.variables)
@@ -280,6 +286,7 @@ async def run_segment(segment: Segment, attempt_call: Attempt) -> SegmentReport:
                 below[up].append(name)
     ready = deque(name for name in steps if not waiting[name] and name not in roots)
     checkpoint = time.monotonic() + segment.checkpoint_seconds
+    reported_bytes = 0
     report = SegmentReport()
     running: set[asyncio.Task[StepReport]] = set()
 
@@ -295,6 +302,7 @@ async def run_segment(segment: Segment, attempt_call: Attempt) -> SegmentReport:
                 ready
                 and not failed
                 and len(running) < segment.max_parallel
+                and reported_bytes < segment.report_max_bytes
                 and time.monotonic() < checkpoint
             ):
                 start(ready.popleft())
@@ -308,6 +316,7 @@ async def run_segment(segment: Segment, attempt_call: Attempt) -> SegmentReport:
                 name = step_report.name
                 if step_report.result is not None:
                     body = step_report.result.body
+                    reported_bytes += len(output_json(body))
                     variables[result_variable(name)] = body
                     value = main_value(body)
                     variables.update((output, value) for output in steps[name].config.outputs)
