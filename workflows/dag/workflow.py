@@ -505,7 +505,9 @@ class DagWorkflow:
         segment = Segment(
             steps=steps,
             roots=roots,
-            variables={name: self._variables[name] for name in wanted if name in self._variables},
+            variables={
+                name: self._variables[name] for name in sorted(wanted) if name in self._variables
+            },
             original_input=self._run.original_input,
             input_data=self._run.input_data,
             max_request_chars=engine.max_request_chars,
