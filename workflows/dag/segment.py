@@ -40,7 +40,7 @@ from activities.store.models import OutputTarget, output_json
 from workflows.dag.graph import step_secrets, step_templates
 from workflows.dag.models import DEFAULT_BODY_METHODS, StepConfig, StepError
 from workflows.dag.references import result_variable
-from workflows.shared.failures import StepFailed, StepFailure
+from workflows.shared.failures import StepFailed, StepFailure, retry_ceiling, retry_interval
 from workflows.shared.templating import Renderer, TemplateError, references
 
 RUN_SEGMENT: Final = "run_dag_segment"
@@ -193,12 +193,11 @@ def _error(failure: StepFailure) -> StepError:
 
 
 def _backoff(step: SegmentStep, attempt: int, asked: float | None) -> float:
-    """The wait after failed `attempt`, as `step_retry_policy` would have Temporal wait: from
-    `retry_delay`, doubling, capped at 32 times it; a server's `Retry-After` within the cap."""
-    cap = max(step.retry_delay * 32, step.retry_delay)
+    """The wait after failed `attempt`, as `step_retry_policy` would have Temporal wait
+    (`retry_interval`); a server's `Retry-After` within the same ceiling."""
     if asked is not None:
-        return min(asked, cap)
-    return float(min(step.retry_delay * 2.0 ** (attempt - 1), cap))
+        return min(asked, retry_ceiling(step.retry_delay))
+    return retry_interval(step.retry_delay, attempt - 1)
 
 
 async def _attempts(step: SegmentStep, call: HttpCall, attempt_call: Attempt) -> StepReport:

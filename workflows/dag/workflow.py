@@ -71,7 +71,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.events import EventLog, EventPage, EventsQuery
-    from workflows.shared.execution import Placement, execute_call, retry_waits, runs_local
+    from workflows.shared.execution import (
+        Placement,
+        execute_call,
+        runs_local,
+        worst_case_seconds,
+    )
     from workflows.shared.failures import (
         UNHEALABLE,
         StepFailed,
@@ -475,11 +480,6 @@ class DagWorkflow:
             self._segments = workflow.patched(SEGMENTS_PATCH)
         return self._segments
 
-    def _worst_case(self, step: SegmentStep) -> float:
-        """The longest a step can take: every attempt timing out, and the waits between."""
-        attempts = step.max_retries + 1
-        return attempts * step.timeout_seconds + retry_waits(step.max_retries, step.retry_delay)
-
     def _segment_step(self, name: str) -> SegmentStep:
         step = self._graph.steps[name]
         max_retries, retry_delay = self._retries(step)
@@ -521,7 +521,11 @@ class DagWorkflow:
                 result_type=SegmentReport,
                 # Steps start until the checkpoint, and each then runs its course.
                 start_to_close_timeout=timedelta(
-                    seconds=CHECKPOINT_SECONDS + max(map(self._worst_case, steps))
+                    seconds=CHECKPOINT_SECONDS
+                    + max(
+                        worst_case_seconds(step.timeout_seconds, step.max_retries, step.retry_delay)
+                        for step in steps
+                    )
                 )
                 + SEGMENT_GRACE,
                 retry_policy=RetryPolicy(maximum_attempts=1),

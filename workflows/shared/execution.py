@@ -28,7 +28,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 from activities.http.models import CALL_HTTP, HttpCall, HttpResult
-from workflows.shared.failures import heartbeat_timeout, step_failed
+from workflows.shared.failures import heartbeat_timeout, retry_interval, step_failed
 
 ExecutionMode = Literal["durable", "fast", "auto"]
 #: Resolved per call: a regular activity, or a local one.
@@ -40,9 +40,13 @@ LOCAL_MAX_SECONDS = 60.0
 
 def retry_waits(max_retries: int, retry_delay: float) -> float:
     """The seconds a call waits between its attempts at most, by `step_retry_policy`'s backoff
-    (from `retry_delay`, doubling, capped at 32 times it)."""
-    cap = max(retry_delay * 32, retry_delay)
-    return float(sum(min(retry_delay * 2.0**i, cap) for i in range(max_retries)))
+    (`retry_interval`)."""
+    return sum(retry_interval(retry_delay, retried) for retried in range(max_retries))
+
+
+def worst_case_seconds(timeout_seconds: float, max_retries: int, retry_delay: float) -> float:
+    """The longest a call can take: every attempt timing out, and the waits between them."""
+    return (max_retries + 1) * timeout_seconds + retry_waits(max_retries, retry_delay)
 
 
 def runs_local(
@@ -65,10 +69,10 @@ def runs_local(
     """
     if mode == "durable" or routed:
         return False
-    waits = retry_waits(max_retries, retry_delay)
     if mode == "fast":
+        waits = retry_waits(max_retries, retry_delay)
         return timeout_seconds <= local_max_seconds and waits <= local_max_seconds
-    return (max_retries + 1) * timeout_seconds + waits <= local_max_seconds
+    return worst_case_seconds(timeout_seconds, max_retries, retry_delay) <= local_max_seconds
 
 
 async def execute_call(

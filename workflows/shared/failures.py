@@ -67,12 +67,23 @@ class StepFailed(WorkflowStationError):
         return cls(StepFailure(type=error_type, message=message))
 
 
+def retry_ceiling(retry_delay: float) -> float:
+    """The longest wait between a step's attempts: 32 times its `retry_delay`."""
+    return max(retry_delay * 32, retry_delay)
+
+
+def retry_interval(retry_delay: float, retried: int) -> float:
+    """The wait before a step's next attempt once it has been retried `retried` times, as
+    `step_retry_policy` has Temporal wait: from `retry_delay`, doubling, up to the ceiling."""
+    return float(min(retry_delay * 2.0**retried, retry_ceiling(retry_delay)))
+
+
 def step_retry_policy(max_retries: int, retry_delay: float) -> RetryPolicy:
     """Exponential backoff from `retry_delay` seconds; non-retryable types fail at once."""
     return RetryPolicy(
         initial_interval=timedelta(seconds=retry_delay),
         backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=max(retry_delay * 32, retry_delay)),
+        maximum_interval=timedelta(seconds=retry_ceiling(retry_delay)),
         maximum_attempts=max_retries + 1,
         non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
     )
