@@ -49,8 +49,9 @@ class SharedAdaptersJSONConverter(PydanticJSONPlainPayloadConverter):
     instance in its sandbox: each run rebuilt the adapter of its input model (13 % of the
     worker's Python time on one-step runs once the sandbox no longer re-imported the
     workflow modules, bench/profile.md). The types are the same objects in every
-    run because the worker passes the modules defining them through the sandbox
-    (`worker.WORKFLOW_RUNNER`); a type re-imported per run would take a cache entry per run.
+    run because the modules defining them are passed through the tests' sandbox
+    (`worker.SANDBOXED_RUNNER`) and production runs no sandbox (`worker.WORKFLOW_RUNNER`); a
+    type re-imported per run would take a cache entry per run.
     """
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:

@@ -138,7 +138,7 @@ async def open_activities(
         stack.push_async_callback(close_redis, redis)
         status: StatusPublisher | None = None
         if not settings.encryption_keys:
-            # Synchronous: written from the thread that ran the workflow task (see the module).
+            # Its own writer thread: a workflow task never waits for Redis (see the module).
             publisher = RedisStatusPublisher(settings.effective_redis_url)
             stack.callback(publisher.close)
             status = publisher
