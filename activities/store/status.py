@@ -144,6 +144,7 @@ class RedisStatusPublisher:
             pipe.expire(key, FINISHED_TTL if finished else RUNNING_TTL)
             if finished or not self.fresh_ms:
                 # Ended (or continued as new): the gateway describes it, to read its result.
+                # No window: no run is ever read without a describe.
                 pipe.delete(fresh_key(workflow_id))
             else:
                 pipe.set(fresh_key(workflow_id), snapshot.run_id, px=self.fresh_ms)
