@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     # How long a DAG step retries an unreachable Redis (selection reads, output writes) before
     # it fails: an outage shorter than this (a restart, a failover) only delays the run.
     store_retry_window_seconds: float = Field(default=300.0, ge=0)
+    # For this long after a running run's last workflow task, `GET /runs/{id}` answers from the
+    # status its worker published without describing the run, so may miss a termination from
+    # outside the run (CLI or Web UI terminate, execution timeout) and a durable step's current
+    # retry attempt (`activities.store.status`). Read by the worker only; 0: always describe.
+    status_fresh_seconds: float = Field(default=2.0, ge=0)
     # How steps run when a pipeline (`PIPELINE_SETTINGS.execution.mode`) or an instruction
     # run (`executionMode`) names no mode: durable, fast or auto (`workflows.shared.execution`).
     execution_mode: ExecutionMode = "auto"

@@ -139,7 +139,10 @@ async def open_activities(
         status: StatusPublisher | None = None
         if not settings.encryption_keys:
             # Its own writer thread: a workflow task never waits for Redis (see the module).
-            publisher = RedisStatusPublisher(settings.effective_redis_url)
+            publisher = RedisStatusPublisher(
+                settings.effective_redis_url,
+                fresh_for=timedelta(seconds=settings.status_fresh_seconds),
+            )
             stack.callback(publisher.close)
             status = publisher
         openai_client, anthropic_client = build_llm_clients(

@@ -14,12 +14,15 @@
 A `RunEngine` holds what differs between the engines: `DAG_RUNS` and `INSTRUCTION_RUNS`.
 
 A running run's status comes, when its worker published it (`activities.store.status`),
-from Redis, read while the run is described: the query waits for the worker that holds the
-run, which under load is busy running the runs (bench: p50 52 ms, p99 320 ms with 100
-durable runs in flight, against 17 / 74 ms for the describe). The query answers for a run
-whose status is not published (payload encryption on, Redis unreachable, a run that
-continued as new and has not moved since). Concurrent reads of one run share one read
-(`StatusReads`).
+from Redis, read (one round trip) before the run is described: the query waits for the
+worker that holds the run, which under load is busy running the runs (bench: p50 52 ms, p99
+320 ms with 100 durable runs in flight, against 17 / 74 ms for the describe). The query
+answers for a run whose status is not published (payload encryption on, Redis unreachable, a
+run that continued as new and has not moved since). A status published with its freshness
+mark still there (the run moved less than STATUS_FRESH_SECONDS ago) answers alone, with no
+describe at all: for that long a read may miss a termination from outside the run and a
+durable step's current retry attempt (`Published`). Concurrent reads of one run share one
+read (`StatusReads`).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -49,7 +53,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.redact import redact_urls
-from activities.store.models import RunSnapshot, status_key
+from activities.store.models import RunSnapshot, fresh_key, status_key
 from gateway.tenancy import Tenant
 from workflows.dag.models import (
     DagRunInput,
@@ -307,6 +311,19 @@ def listed_state(status: WorkflowExecutionStatus | None) -> str:
 
 
 RunAnswer = DagRunResult | InstructionRunView
+#: The workflow types whose runs' status the worker publishes.
+ENGINE_TYPES = frozenset({DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type})
+
+
+@dataclass(frozen=True)
+class Published:
+    """A run's status as its worker last published it (`activities.store.status`)."""
+
+    snapshot: RunSnapshot
+    #: Its freshness mark names its run, and it is a run of a known engine: the worker
+    #: published it running less than STATUS_FRESH_SECONDS ago (by Redis's clock), so it
+    #: answers alone, without a describe.
+    fresh: bool
 
 
 class StatusReads:
@@ -373,54 +390,63 @@ class RunStatusService:
         return await self.reads.shared(key, lambda: self._status(workflow_id))
 
     async def _status(self, workflow_id: str) -> RunAnswer:
-        async with self.published(workflow_id) as published:
-            description = await self.describe(workflow_id, "workflow_id")
-            if description.workflow_type == INSTRUCTION_RUNS.workflow_type:
-                return await self.read(INSTRUCTION_RUNS, workflow_id, description, published)
-            if description.workflow_type == DAG_RUNS.workflow_type:
-                run = await self.read(DAG_RUNS, workflow_id, description, published)
-                return await self.with_webhooks(run)
+        published = await self.published(workflow_id)
+        workflow_type, description = await self.identify(workflow_id, "workflow_id", published)
+        if workflow_type == INSTRUCTION_RUNS.workflow_type:
+            return await self.read(INSTRUCTION_RUNS, workflow_id, description, published)
+        if workflow_type == DAG_RUNS.workflow_type:
+            run = await self.read(DAG_RUNS, workflow_id, description, published)
+            return await self.with_webhooks(run)
         raise HTTPException(
             404,
-            f"{workflow_id!r} is a {description.workflow_type}, not a pipeline or instruction"
-            " run; see it in the Temporal Web UI",
+            f"{workflow_id!r} is a {workflow_type}, not a pipeline or instruction run; see it in"
+            " the Temporal Web UI",
         )
 
-    @asynccontextmanager
-    async def published(self, workflow_id: str) -> AsyncIterator[asyncio.Task[Any] | None]:
-        """The run's published status, read from Redis while the caller describes the run
-        (None without Redis); dropped if the caller needs it not."""
+    async def published(self, workflow_id: str) -> Published | None:
+        """What the run's worker last published and whether its freshness mark is there for
+        it, in one Redis round trip; None without Redis, when nothing is published, or when
+        Redis cannot say (the describe and the query answer then)."""
         if self.redis is None:
-            yield None
-            return
-        task = asyncio.create_task(self._snapshot(self.tenant.workflow_id(workflow_id)))
+            return None
+        temporal_id = self.tenant.workflow_id(workflow_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(status_key(temporal_id))
+        pipe.get(fresh_key(temporal_id))
         try:
-            yield task
-        finally:
-            task.cancel()
-
-    async def _snapshot(self, temporal_id: str) -> RunSnapshot | None:
-        """What the run's worker last published; None when nothing is (or Redis cannot say:
-        the query answers then)."""
-        assert self.redis is not None
-        try:
-            fields: dict[Any, Any] = await self.redis.hgetall(status_key(temporal_id))
+            fields, mark = await pipe.execute()
         except RedisError:
             return None
         if not fields:
             return None
-        return RunSnapshot(run_id=fields[b"run_id"], status=fields[b"status"])
+        snapshot = RunSnapshot(
+            run_id=fields[b"run_id"],
+            status=fields[b"status"],
+            workflow_type=fields.get(b"workflow_type", b""),
+        )
+        fresh = mark == fields[b"run_id"] and snapshot.workflow_type in ENGINE_TYPES
+        return Published(snapshot, fresh)
 
     async def instruction_status(self, instance_id: str) -> InstructionRunView:
         """An instruction run, and only one (`GET /?instanceId=`)."""
-        async with self.published(instance_id) as published:
-            description = await self.describe(instance_id, "instanceId")
-            if description.workflow_type != INSTRUCTION_RUNS.workflow_type:
-                raise HTTPException(
-                    404,
-                    f"{instance_id!r} is a {description.workflow_type} run, not an instruction run",
-                )
-            return await self.read(INSTRUCTION_RUNS, instance_id, description, published)
+        published = await self.published(instance_id)
+        workflow_type, description = await self.identify(instance_id, "instanceId", published)
+        if workflow_type != INSTRUCTION_RUNS.workflow_type:
+            raise HTTPException(
+                404, f"{instance_id!r} is a {workflow_type} run, not an instruction run"
+            )
+        return await self.read(INSTRUCTION_RUNS, instance_id, description, published)
+
+    async def identify(
+        self, workflow_id: str, what: str, published: Published | None
+    ) -> tuple[str, WorkflowExecutionDescription | None]:
+        """The run's workflow type, and its description unless its fresh published status
+        answers for it alone (None: the trade-off `STATUS_FRESH_SECONDS` names); 404 naming
+        `what` when there is no such run."""
+        if published is not None and published.fresh:
+            return published.snapshot.workflow_type, None
+        description = await self.describe(workflow_id, what)
+        return description.workflow_type, description
 
     async def with_webhooks(self, run: DagRunResult) -> DagRunResult:
         """`run` with its webhook events' state as its outbox knows it (unchanged for a run
@@ -487,11 +513,15 @@ class RunStatusService:
         self,
         engine: RunEngine[AnswerT, InputT, StateT],
         workflow_id: str,
-        description: WorkflowExecutionDescription,
-        published: asyncio.Task[RunSnapshot | None] | None = None,
+        description: WorkflowExecutionDescription | None,
+        published: Published | None = None,
     ) -> AnswerT:
-        """A described run: final from its result, else live from the status its worker
-        published for this run (`published`), else from its query."""
+        """A running run its fresh published status answers for alone (no `description`), or
+        a described run: final from its result, else live from the status its worker published
+        for this run (`published`), else from its query."""
+        if description is None:
+            assert published is not None and published.fresh
+            return engine.answer(workflow_id, json.loads(published.snapshot.status))
         handle = self.handle(workflow_id)
         state = description.status
         if state in FINISHED:
@@ -499,7 +529,7 @@ class RunStatusService:
         if description.history_length < FIRST_TASK_DONE_EVENTS:
             # No worker has picked it up yet: a query would wait for one, so answer from the input.
             return await self.pending(engine, handle, description)
-        snapshot = await published if published is not None else None
+        snapshot = published.snapshot if published is not None else None
         try:
             if snapshot is not None and snapshot.run_id == description.run_id:
                 answer = engine.answer(workflow_id, json.loads(snapshot.status))

@@ -42,11 +42,26 @@ def status_key(workflow_id: str) -> str:
     return STATUS_KEY_PREFIX + workflow_id
 
 
+#: Where the worker marks a running run's published status fresh. A prefix of its own, not a
+#: suffix of `status_key`: a workflow id may end in anything, so `<id>` + a suffix could be
+#: another run's status key.
+FRESH_KEY_PREFIX: Final = "workflow-station:status-fresh:"
+
+
+def fresh_key(workflow_id: str) -> str:
+    """The run's freshness mark: its run id, for `STATUS_FRESH_SECONDS` after its worker last
+    published it running (expired by Redis's clock, so no two machines' clocks are compared)."""
+    return FRESH_KEY_PREFIX + workflow_id
+
+
 class RunSnapshot(BaseModel):
     """A run's status as its worker last published it: the `get_status` answer's JSON."""
 
     run_id: str
     status: bytes
+    #: Its workflow type (which engine), so a fresh status answers without a describe; empty
+    #: when a worker from before it was published wrote the status.
+    workflow_type: str = ""
 
 
 class SelectionRead(BaseModel):

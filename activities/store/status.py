@@ -26,6 +26,18 @@ before. Only when neither the write nor the removal reaches Redis and the gatewa
 does can a read show the state before that task, until the run's next task publishes.
 With payload encryption on nothing is published: Redis would hold what Temporal holds
 encrypted.
+
+Freshness: with a running run's status the writer also sets its freshness mark
+(`fresh_key`: the run id, expiring after `STATUS_FRESH_SECONDS`, by Redis's own clock, so no
+two machines' clocks are compared); a finished run's status or a withdrawal deletes it. While
+the mark names the published run, the gateway answers from the status alone, without the
+describe that costs a loaded Temporal p50 18 / p99 92 ms. The trade-off: for up to
+`STATUS_FRESH_SECONDS` after a run's last workflow task, a read may miss what happens to the
+run with no workflow task to publish it, that is a termination from outside (a CLI or Web UI
+terminate, the execution timeout), and a durable step's current retry attempt, last failure
+and next attempt (Temporal's pending activity); past it the describe answers as before. A
+cancel runs a workflow task, so it is published at once. `STATUS_FRESH_SECONDS=0` writes no
+mark: every read describes.
 """
 
 from __future__ import annotations
@@ -46,7 +58,7 @@ from temporalio.bridge.proto.workflow_completion import WorkflowActivationComple
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 from temporalio.workflow import _Definition
 
-from activities.store.models import RunSnapshot, status_key
+from activities.store.models import RunSnapshot, fresh_key, status_key
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +94,10 @@ class RedisStatusPublisher:
     Redis: in order, in one round trip for all the runs that changed meanwhile, and only the
     latest status of each."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, *, fresh_for: timedelta) -> None:
+        #: How long, in ms, a running run's status answers alone after it was published (its
+        #: freshness mark's lifetime, `STATUS_FRESH_SECONDS`); zero writes no mark.
+        self.fresh_ms = int(fresh_for / timedelta(milliseconds=1))
         self.redis = Redis.from_url(
             redis_url,
             socket_timeout=WRITE_TIMEOUT_SECONDS,
@@ -123,10 +138,16 @@ class RedisStatusPublisher:
         for workflow_id, (snapshot, finished) in batch.items():
             key = status_key(workflow_id)
             if snapshot is None:
-                pipe.delete(key)
+                pipe.delete(*published_keys(workflow_id))
+                continue
+            pipe.hset(key, mapping=dict(snapshot))
+            pipe.expire(key, FINISHED_TTL if finished else RUNNING_TTL)
+            if finished or not self.fresh_ms:
+                # Ended (or continued as new): the gateway describes it, to read its result.
+                # No window: no run is ever read without a describe.
+                pipe.delete(fresh_key(workflow_id))
             else:
-                pipe.hset(key, mapping=dict(snapshot))
-                pipe.expire(key, FINISHED_TTL if finished else RUNNING_TTL)
+                pipe.set(fresh_key(workflow_id), snapshot.run_id, px=self.fresh_ms)
         try:
             pipe.execute()
         except RedisError:
@@ -134,7 +155,9 @@ class RedisStatusPublisher:
             # What was published before is no longer these runs' state: gone, they are
             # queried until a later task publishes (if Redis lets us remove it).
             with suppress(RedisError):
-                self.redis.delete(*(status_key(workflow_id) for workflow_id in batch))
+                self.redis.delete(
+                    *(key for workflow_id in batch for key in published_keys(workflow_id))
+                )
 
     def close(self) -> None:
         """Write what is queued, then stop."""
@@ -170,7 +193,9 @@ class PublishingRunner(WorkflowRunner):
         instance = self.inner.create_instance(det)
         if det.defn.name not in self.workflow_types:
             return instance
-        return _PublishingInstance(instance, det.info.workflow_id, self.publisher, self.share)
+        return _PublishingInstance(
+            instance, det.info.workflow_id, det.defn.name, self.publisher, self.share
+        )
 
     def set_worker_level_failure_exception_types(self, types: Any) -> None:
         self.inner.set_worker_level_failure_exception_types(types)
@@ -181,10 +206,16 @@ class _PublishingInstance(WorkflowInstance):
     per run), so its own state needs no lock."""
 
     def __init__(
-        self, inner: WorkflowInstance, workflow_id: str, publisher: StatusPublisher, share: float
+        self,
+        inner: WorkflowInstance,
+        workflow_id: str,
+        workflow_type: str,
+        publisher: StatusPublisher,
+        share: float,
     ) -> None:
         self.inner = inner
         self.workflow_id = workflow_id
+        self.workflow_type = workflow_type
         self.publisher = publisher
         self.share = share
         #: Whether Redis holds this run's current state, as far as this instance knows.
@@ -231,9 +262,8 @@ class _PublishingInstance(WorkflowInstance):
         if not commands or not commands[0].respond_to_query.HasField("succeeded"):
             raise RuntimeError(f"its {STATUS_QUERY} query failed: {answered}")
         status = commands[0].respond_to_query.succeeded.response.data
-        self.publisher.publish(
-            self.workflow_id, RunSnapshot(run_id=act.run_id, status=status), ended
-        )
+        snapshot = RunSnapshot(run_id=act.run_id, status=status, workflow_type=self.workflow_type)
+        self.publisher.publish(self.workflow_id, snapshot, ended)
         return cost
 
     def get_serialization_context(self, command_info: Any) -> Any:
@@ -247,6 +277,11 @@ class _PublishingInstance(WorkflowInstance):
 
     def get_thread_id(self) -> int | None:
         return self.inner.get_thread_id()
+
+
+def published_keys(workflow_id: str) -> tuple[str, str]:
+    """Every key the run's published status is held in."""
+    return status_key(workflow_id), fresh_key(workflow_id)
 
 
 def moved(act: WorkflowActivation, completion: WorkflowActivationCompletion) -> bool:

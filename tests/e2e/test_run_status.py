@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from activities.store.models import status_key
+from activities.store.models import fresh_key, status_key
 from tests.conftest import Gateway, Targets, unique, wait_until
 
 
@@ -86,3 +86,44 @@ async def test_a_running_run_is_answered_from_what_its_worker_published(
     answer = (await gateway.http.get(f"/runs/{workflow_id}")).json()
     assert answer["steps"]["first"]["http_status"] == 200
     assert answer["steps"]["second"]["status"] == "running"
+
+
+async def test_a_fresh_status_answers_alone_and_a_stale_one_is_described(
+    gateway: Gateway, targets: Targets, redis: Redis
+) -> None:
+    body = two_steps(targets, unique("k"), ms=3000)
+    accepted = await gateway.http.post("/execute?wait=false", json=body)
+    workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
+    await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    # Terminated from outside: no workflow task runs, so the published status stays running.
+    await gateway.engine.client.get_workflow_handle(workflow_id).terminate("test")
+
+    # Its mark fresh for the whole test: the published status answers, and nothing asks
+    # Temporal (which would say the run is over).
+    await redis.set(fresh_key(workflow_id), run_id, px=60_000)
+    answer = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    assert answer["status"] == "running"
+    assert answer["steps"]["second"]["status"] == "running"
+    # A mark naming another run vouches for nothing: the describe answers.
+    await redis.set(fresh_key(workflow_id), "another-run", px=60_000)
+    assert (await gateway.http.get(f"/runs/{workflow_id}")).json()["status"] == "cancelled"
+    # No mark (its window passed): the describe answers.
+    await redis.delete(fresh_key(workflow_id))
+    answer = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    assert answer["status"] == "cancelled"
+    assert answer["steps"]["first"]["status"] == "completed"
+
+
+async def test_an_instance_lookup_of_a_fresh_dag_run_is_404(
+    gateway: Gateway, targets: Targets, redis: Redis
+) -> None:
+    body = two_steps(targets, unique("k"), ms=3000)
+    accepted = await gateway.http.post("/execute?wait=false", json=body)
+    workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
+    await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    await redis.set(fresh_key(workflow_id), run_id, px=60_000)
+
+    response = await gateway.http.get("/", params={"instanceId": workflow_id})
+    assert response.status_code == 404
+    assert "not an instruction run" in response.json()["detail"]
+    assert (await gateway.http.get(f"/runs/{workflow_id}")).json()["status"] == "running"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from redis.asyncio import Redis
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.store.models import RunSnapshot, status_key
+from activities.store.models import RunSnapshot, fresh_key, status_key
 from activities.store.status import (
     FINISHED_TTL,
     PublishingRunner,
@@ -25,7 +26,7 @@ from workflows.dag.models import DagRunInput, DagRunResult
 from workflows.dag.workflow import DagWorkflow
 
 
-def pipeline(targets: Targets, task_queue: str) -> DagRunInput:
+def pipeline(targets: Targets, task_queue: str, second: str = "echo/y") -> DagRunInput:
     payload = DagRunInput.model_validate(
         {
             "workflow_id": unique("published"),
@@ -34,7 +35,7 @@ def pipeline(targets: Targets, task_queue: str) -> DagRunInput:
                 {
                     "step_name": "b",
                     "usid": "u-b",
-                    "service_url": f"{targets.url}/echo/y",
+                    "service_url": f"{targets.url}/{second}",
                     "dependencies": ["a"],
                 },
             ],
@@ -70,7 +71,9 @@ async def test_runs_go_on_when_the_worker_cannot_reach_redis_to_publish(
     time_skipping_env: WorkflowEnvironment, redis_url: str, targets: Targets
 ) -> None:
     settings = make_settings(time_skipping_env.client, redis_url)
-    nowhere = RedisStatusPublisher(f"redis://127.0.0.1:{free_port()}/0")
+    nowhere = RedisStatusPublisher(
+        f"redis://127.0.0.1:{free_port()}/0", fresh_for=timedelta(seconds=2)
+    )
     async with open_activities(settings) as activities:
         unreachable = dataclasses.replace(activities, status=nowhere)
         [worker] = build_workers(time_skipping_env.client, settings, unreachable)
@@ -123,7 +126,7 @@ async def test_publishing_is_capped_at_a_share_of_the_runs_time(
     settings = make_settings(time_skipping_env.client, redis_url)
     async with open_activities(settings) as activities:
         assert activities.status is not None
-        recorded = Recorded(RedisStatusPublisher(redis_url))
+        recorded = Recorded(RedisStatusPublisher(redis_url, fresh_for=timedelta(seconds=2)))
         runner = PublishingRunner(WORKFLOW_RUNNER, recorded, {DagWorkflow.__name__}, share)
         worker = Worker(
             time_skipping_env.client,
@@ -141,3 +144,45 @@ async def test_publishing_is_capped_at_a_share_of_the_runs_time(
     assert recorded.calls == calls
     published: dict[str, Any] = await redis.hgetall(status_key(payload.workflow_id))  # type: ignore[misc]
     assert json.loads(published["status"])["status"] == "completed"
+
+
+@pytest.mark.parametrize("window", [60.0, 0.0])
+async def test_a_running_runs_status_is_marked_fresh_for_the_window(
+    time_skipping_env: WorkflowEnvironment,
+    redis_url: str,
+    redis: Redis,
+    targets: Targets,
+    window: float,
+) -> None:
+    # A window far longer than the test, so the mark cannot expire while it is looked at.
+    settings = make_settings(time_skipping_env.client, redis_url, status_fresh_seconds=window)
+    async with open_activities(settings) as activities:
+        [worker] = build_workers(time_skipping_env.client, settings, activities)
+        async with worker:
+            payload = pipeline(targets, settings.task_queue, f"slow/{unique('k')}?ms=1500")
+            handle = await time_skipping_env.client.start_workflow(
+                DagWorkflow.run, payload, id=payload.workflow_id, task_queue=settings.task_queue
+            )
+            key, mark = status_key(payload.workflow_id), fresh_key(payload.workflow_id)
+
+            async def b_running() -> bool:
+                published: dict[str, Any] = await redis.hgetall(key)  # type: ignore[misc]
+                steps = json.loads(published["status"])["steps"] if published else {}
+                return bool(steps) and steps["b"]["status"] == "running"
+
+            await wait_until(b_running)
+            published = await redis.hgetall(key)  # type: ignore[misc]
+            assert published["workflow_type"] == "DagWorkflow"
+            if window:
+                assert await redis.get(mark) == handle.result_run_id == published["run_id"]
+                assert 0 < await redis.pttl(mark) <= window * 1000
+            else:
+                assert not await redis.exists(mark)
+            assert (await handle.result()).status == "completed"
+
+    async def mark_gone() -> bool:
+        return not await redis.exists(mark)
+
+    await wait_until(mark_gone)
+    final: dict[str, Any] = await redis.hgetall(key)  # type: ignore[misc]
+    assert json.loads(final["status"])["status"] == "completed"
