@@ -172,7 +172,9 @@ class Settings(BaseSettings):
     # For this long after a running run's last workflow task, `GET /runs/{id}` answers from the
     # status its worker published without describing the run, so may miss a termination from
     # outside the run (CLI or Web UI terminate, execution timeout) and a durable step's current
-    # retry attempt (`activities.store.status`). Read by the worker only; 0: always describe.
+    # retry attempt (`activities.store.status`). The worker marks what it publishes fresh for
+    # this long, and the gateway what it publishes for a run it has just started (every step
+    # pending, until a worker picks the run up); 0: always describe.
     status_fresh_seconds: float = Field(default=2.0, ge=0)
     # How steps run when a pipeline (`PIPELINE_SETTINGS.execution.mode`) or an instruction
     # run (`executionMode`) names no mode: durable, fast or auto (`workflows.shared.execution`).

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ RESULTS = BENCH / "results"
 #: The gateway's fair-use limits would throttle the load measurements; off for the bench.
 BENCH_ENV = {"TENANT_REQUESTS_PER_SECOND": "0", "TENANT_MAX_RUNNING_RUNS": "0"}
 BASELINE = "bare:activity"
+#: A process that spent less CPU than this during a throughput load took no part in it.
+IDLE_CPU_SECONDS = 0.05
 FLOOR = "asyncio"
 
 
@@ -92,6 +94,9 @@ class Clients:
     temporal: Client
     target: str
     outputs: bool
+    #: The stack's processes by name (`temporal`, `worker`, `gateway`, `bare-worker`, …), whose
+    #: CPU the throughput load accounts per run.
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 # --- running one graph -------------------------------------------------------------------
@@ -263,10 +268,28 @@ def add_ratios(result: dict[str, Any]) -> None:
         )
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) each process has used so far, this one as `bench`; only
+    `bench` where there is no /proc (macOS)."""
+    used = {"bench": sum(os.times()[:2])}
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for name, pid in pids.items():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # The fields after the command's ")": utime and stime are the 12th and 13th.
+        fields = stat.rpartition(")")[2].split()
+        used[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
 async def throughput(
     contender: Contender, clients: Clients, runs: int, concurrency: int
 ) -> dict[str, Any]:
-    """`runs` one-step runs, `concurrency` at once: runs/s and each run's latency."""
+    """`runs` one-step runs, `concurrency` at once: runs/s, each run's latency, and the CPU
+    each process of the stack spent per run meanwhile (what bounds runs/s on a small machine).
+    """
     steps = graph(1, 1, clients.target, 50)
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
@@ -275,9 +298,11 @@ async def throughput(
         async with gate:
             latencies.append(await run_once(contender, steps, clients))
 
+    cpu_before = cpu_seconds(clients.pids)
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one() for _ in range(runs)), return_exceptions=True)
     wall = time.perf_counter() - started
+    cpu_after = cpu_seconds(clients.pids)
     failures = [why(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
     return {
         "runs": runs,
@@ -288,6 +313,12 @@ async def throughput(
         "p99": percentile(latencies, 0.99) if latencies else None,
         "failed": len(failures),
         "first_failure": failures[0] if failures else None,
+        "cpu_ms_per_run": {
+            name: (cpu_after[name] - cpu_before[name]) / runs * 1000
+            for name in cpu_after
+            # Processes this contender does not use stay out (a few ms of idle polling).
+            if cpu_after[name] - cpu_before[name] > IDLE_CPU_SECONDS
+        },
     }
 
 
@@ -405,15 +436,19 @@ def print_throughput(rows: dict[str, Any]) -> None:
         print(f"\none-step runs, {first['concurrency']} at once, {first['runs']} runs ({key})")
         header = (
             f"{'contender':<16}{'runs/s':>9}{'p50 s':>9}{'p99 s':>9}{'vs bare':>9}{'failed':>8}"
+            "  CPU ms/run (by process)"
         )
         print(header)
         print("-" * len(header))
         bare = by_contender.get(BASELINE, {}).get("runs_per_s")
         for name, row in by_contender.items():
             ratio = row["runs_per_s"] / bare if bare else None
+            cpu = row.get("cpu_ms_per_run", {})
+            spent = ", ".join(f"{process} {ms:.1f}" for process, ms in sorted(cpu.items()))
             print(
                 f"{name:<16}{row['runs_per_s']:>9.1f}{number(row['p50'], '.3f', 9)}"
                 f"{number(row['p99'], '.3f', 9)}{number(ratio, '.2f', 9)}{row['failed']:>8}"
+                f"  {sum(cpu.values()):>5.1f}  ({spent})"
             )
 
 
@@ -471,6 +506,7 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]
             temporal=await Client.connect(stack.temporal_address),
             target=stack.target_url,
             outputs=not args.no_outputs,
+            pids={name: process.pid for name, process in stack.processes.processes},
         )
         everyone = await contenders(clients, args.modes)
         report["contenders"] = {c.name: c.note or "ran" for c in everyone}

@@ -5,6 +5,7 @@ codec endpoint."""
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -47,8 +48,10 @@ def get_run_status(
     tenant: TenantDep,
     reads: Annotated[StatusReads, Depends(get_status_reads)],
     redis: RedisDep,
+    settings: SettingsDep,
 ) -> RunStatusService:
-    return RunStatusService(client, tenant, reads, redis)
+    fresh_for = timedelta(seconds=settings.status_fresh_seconds)
+    return RunStatusService(client, tenant, reads, redis, fresh_for)
 
 
 RunStatusDep = Annotated[RunStatusService, Depends(get_run_status)]

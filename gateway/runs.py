@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
@@ -54,6 +55,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.redact import redact_urls
 from activities.store.models import RunSnapshot, fresh_key, status_key
+from activities.store.status import RUNNING_TTL
 from gateway.tenancy import Tenant
 from workflows.dag.models import (
     DagRunInput,
@@ -70,6 +72,8 @@ from workflows.instructions.models import RunState as InstructionRunState
 from workflows.instructions.workflow import InstructionWorkflow
 from workflows.shared.outbox import WebhookOutboxWorkflow
 from workflows.shared.webhooks import OutboxInput, WebhookDeliveries
+
+logger = logging.getLogger(__name__)
 
 #: The search attributes the gateway sets on every run (`settings.SEARCH_ATTRIBUTES`).
 ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
@@ -126,8 +130,13 @@ class RunEngine(ABC, Generic[AnswerT, InputT, StateT]):
         """A result, query answer or failure detail as the gateway answers it."""
 
     @abstractmethod
+    def queued(self, workflow_id: str, run_id: str, run: InputT | None) -> BaseModel:
+        """The status a run no worker has picked up would report: every step of its input
+        pending (as its `get_status` query answers, so `answer` takes it)."""
+
     def pending(self, workflow_id: str, run_id: str, run: InputT | None) -> AnswerT:
-        """A run no worker has picked up: every step of its input pending."""
+        """A run no worker has picked up, as the gateway answers it."""
+        return self.answer(workflow_id, self.queued(workflow_id, run_id, run))
 
     @abstractmethod
     def failed(
@@ -158,7 +167,7 @@ class DagRuns(RunEngine[DagRunResult, DagRunInput, RunState]):
     def answer(self, workflow_id: str, status: Any) -> DagRunResult:
         return DagRunResult.model_validate(status)
 
-    def pending(self, workflow_id: str, run_id: str, run: DagRunInput | None) -> DagRunResult:
+    def queued(self, workflow_id: str, run_id: str, run: DagRunInput | None) -> DagRunResult:
         if run is not None and run.resume is not None:
             # A run that continued as new, not picked up yet: where the chain had got to.
             return run.resume.result.model_copy(update={"run_id": run_id})
@@ -222,16 +231,14 @@ class InstructionRuns(RunEngine[InstructionRunView, InstructionRunInput, Instruc
         status = InstructionRunStatus.model_validate(status)
         return InstructionRunView(instance_id=workflow_id, **dict(status))
 
-    def pending(
+    def queued(
         self, workflow_id: str, run_id: str, run: InstructionRunInput | None
-    ) -> InstructionRunView:
+    ) -> InstructionRunStatus:
         if run is not None and run.resume is not None:
-            queued = run.resume.status  # continued as new, not picked up yet
-        elif run is not None:
-            queued = InstructionRunStatus.for_input(run)
-        else:
-            queued = InstructionRunStatus()
-        return self.answer(workflow_id, queued)
+            return run.resume.status  # continued as new, not picked up yet
+        if run is not None:
+            return InstructionRunStatus.for_input(run)
+        return InstructionRunStatus()
 
     def failed(
         self, workflow_id: str, run_id: str | None, error_type: str, message: str, cancelled: bool
@@ -311,6 +318,16 @@ def listed_state(status: WorkflowExecutionStatus | None) -> str:
 
 
 RunAnswer = DagRunResult | InstructionRunView
+#: Publish a just-started run's queued status (`RunStatusService.publish_queued`) unless the
+#: status key already holds this run's: KEYS status, fresh mark; ARGV run id, status JSON,
+#: workflow type, freshness ms, status TTL s. One script, so a worker's write never interleaves.
+PUBLISH_QUEUED = """
+if redis.call('HGET', KEYS[1], 'run_id') == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'run_id', ARGV[1], 'status', ARGV[2], 'workflow_type', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
+return 1
+"""
 #: The workflow types whose runs' status the worker publishes.
 ENGINE_TYPES = frozenset({DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type})
 
@@ -378,11 +395,14 @@ class RunStatusService:
         tenant: Tenant,
         reads: StatusReads | None = None,
         redis: Redis | None = None,
+        fresh_for: timedelta = timedelta(0),
     ) -> None:
         self.client = client
         self.tenant = tenant
         self.reads = reads or StatusReads()
         self.redis = redis
+        #: `STATUS_FRESH_SECONDS`: how long a just-started run's queued status answers alone.
+        self.fresh_for = fresh_for
 
     async def status(self, workflow_id: str) -> RunAnswer:
         """A run of either engine (`GET /runs/{workflow_id}`)."""
@@ -426,6 +446,36 @@ class RunStatusService:
         )
         fresh = mark == fields[b"run_id"] and snapshot.workflow_type in ENGINE_TYPES
         return Published(snapshot, fresh)
+
+    async def publish_queued(
+        self, engine: RunEngine[AnswerT, InputT, StateT], workflow_id: str, run_id: str, run: InputT
+    ) -> None:
+        """Publish a run just started as its worker would before picking it up (every step
+        pending), fresh for `fresh_for`, unless its worker has published it already.
+
+        Reads of a run no worker has picked up yet then answer from Redis too, where they would
+        otherwise describe the run and read its input back from its history (two calls to a
+        busy server). The script writes only over another run's status (or none): the worker's
+        is always newer. A Redis that fails it is logged; reads describe the run then.
+        """
+        if self.redis is None or self.fresh_for <= timedelta(0):
+            return
+        temporal_id = self.tenant.workflow_id(workflow_id)
+        status = engine.queued(workflow_id, run_id, run).model_dump_json()
+        try:
+            await self.redis.eval(
+                PUBLISH_QUEUED,
+                2,
+                status_key(temporal_id),
+                fresh_key(temporal_id),
+                run_id,
+                status,
+                engine.workflow_type,
+                int(self.fresh_for / timedelta(milliseconds=1)),
+                int(RUNNING_TTL.total_seconds()),
+            )
+        except RedisError:
+            logger.warning("queued status of %s not published", temporal_id, exc_info=True)
 
     async def instruction_status(self, instance_id: str) -> InstructionRunView:
         """An instruction run, and only one (`GET /?instanceId=`)."""

@@ -133,6 +133,7 @@ async def execute(
         search_attributes=search_attributes("dag", run.namespace, run.workflow_id, tenant),
         static_summary=f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps",
     )
+    await runs.publish_queued(DAG_RUNS, run.workflow_id, handle.result_run_id or "", run)
     if wait:
         # Bounded: a long run answers 202 like `wait=false`, never a request that hangs.
         with contextlib.suppress(TimeoutError):

@@ -21,12 +21,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
-from temporalio.client import Client
 
 from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.routes.dag import execution_timeout, search_attributes
-from gateway.runs import InstructionRunView
-from gateway.tenancy import Tenant, TenantDep, limit_running_runs
+from gateway.runs import INSTRUCTION_RUNS, InstructionRunView, RunStatusService
+from gateway.tenancy import TenantDep, limit_running_runs
 from settings import Settings
 from workflows.instructions.models import (
     EndpointInstruction,
@@ -221,12 +220,13 @@ def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
 
 
 async def start_run(
-    client: Client, settings: Settings, tenant: Tenant, request: InstructionRunRequest
+    runs: RunStatusService, settings: Settings, request: InstructionRunRequest
 ) -> RunCreated:
     """Start one run under a fresh `instr-<uuid>` workflow id and answer its queued status."""
     run = InstructionRunInput(**dict(request), engine=engine_options(settings, request))
     instance_id = f"instr-{uuid.uuid4()}"
-    await client.start_workflow(
+    tenant = runs.tenant
+    handle = await runs.client.start_workflow(
         InstructionWorkflow.run,
         run,
         id=tenant.workflow_id(instance_id),
@@ -237,6 +237,7 @@ async def start_run(
             f"Instructions: {len(run.instructions)} steps on {run.provider}/{run.effective_model}"
         ),
     )
+    await runs.publish_queued(INSTRUCTION_RUNS, instance_id, handle.result_run_id or "", run)
     return RunCreated(instance_id=instance_id, status=InstructionRunStatus.for_input(run))
 
 
@@ -248,6 +249,7 @@ async def start_run(
 async def create_run(
     run: Annotated[InstructionRunRequest, Body(openapi_examples=_RUN_EXAMPLES)],
     client: TemporalClientDep,
+    runs: RunStatusDep,
     settings: SettingsDep,
     tenant: TenantDep,
 ) -> RunCreated | JSONResponse:
@@ -256,7 +258,7 @@ async def create_run(
     if problems:
         return unprocessable(problems)
     await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting=1)
-    return await start_run(client, settings, tenant, run)
+    return await start_run(runs, settings, run)
 
 
 @router.post(
@@ -267,6 +269,7 @@ async def create_run(
 async def create_batch(
     batch: Annotated[InstructionBatch, Body(openapi_examples=_BATCH_EXAMPLES)],
     client: TemporalClientDep,
+    runs: RunStatusDep,
     settings: SettingsDep,
     tenant: TenantDep,
 ) -> BatchCreated | JSONResponse:
@@ -280,9 +283,7 @@ async def create_batch(
         return unprocessable(problems)
     starting = len(batch.workflows)
     await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting)
-    created = await asyncio.gather(
-        *(start_run(client, settings, tenant, run) for run in batch.workflows)
-    )
+    created = await asyncio.gather(*(start_run(runs, settings, run) for run in batch.workflows))
     return BatchCreated(instances=list(created))
 
 

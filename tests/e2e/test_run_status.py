@@ -4,12 +4,20 @@ the same answer as the run's query, kept as the run moves, and read only for its
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
+from temporalio.testing import WorkflowEnvironment
 
 from activities.store.models import fresh_key, status_key
-from tests.conftest import Gateway, Targets, unique, wait_until
+from gateway.app import create_app
+from gateway.runs import DAG_RUNS, RunStatusService
+from gateway.tenancy import OPEN_TENANT, Tenant
+from tests.conftest import Gateway, Targets, make_settings, unique, wait_until
+from tests.fakes.targets import serve
+from workflows.dag.models import DagRunInput
 
 
 def two_steps(targets: Targets, key: str, ms: int) -> dict[str, Any]:
@@ -127,3 +135,68 @@ async def test_an_instance_lookup_of_a_fresh_dag_run_is_404(
     assert response.status_code == 404
     assert "not an instruction run" in response.json()["detail"]
     assert (await gateway.http.get(f"/runs/{workflow_id}")).json()["status"] == "running"
+
+
+async def test_a_run_no_worker_has_picked_up_is_answered_from_the_status_its_start_published(
+    dev_env: WorkflowEnvironment, redis_url: str, redis: Redis, targets: Targets
+) -> None:
+    settings = make_settings(dev_env.client, redis_url)  # its task queue has no worker
+    body = two_steps(targets, unique("k"), ms=10)
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        accepted = await http.post("/execute?wait=false", json=body)
+        workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
+
+        # The gateway published the run as queued, fresh for STATUS_FRESH_SECONDS.
+        fields = await redis.hgetall(status_key(workflow_id))  # type: ignore[misc]
+        assert fields["run_id"] == run_id
+        assert fields["workflow_type"] == "DagWorkflow"
+        assert 0 < await redis.pttl(fresh_key(workflow_id)) <= 2000
+        assert await redis.get(fresh_key(workflow_id)) == run_id
+        fresh = (await http.get(f"/runs/{workflow_id}")).json()
+        # The same answer as the describe gives once the mark is gone: read from its history.
+        await redis.delete(fresh_key(workflow_id))
+        described = (await http.get(f"/runs/{workflow_id}")).json()
+    assert fresh == described
+    assert fresh["run_id"] == run_id
+    assert {name: step["status"] for name, step in fresh["steps"].items()} == {
+        "first": "pending",
+        "second": "pending",
+    }
+    await dev_env.client.get_workflow_handle(workflow_id).terminate("test")
+
+
+async def test_a_queued_status_never_overwrites_what_the_runs_worker_published(
+    gateway: Gateway, redis: Redis
+) -> None:
+    runs = RunStatusService(
+        gateway.engine.client,
+        Tenant(OPEN_TENANT, scoped=False),
+        redis=redis,
+        fresh_for=timedelta(seconds=2),
+    )
+    workflow_id = unique("queued")
+    run = DagRunInput.model_validate(
+        {
+            "workflow_id": workflow_id,
+            "STEPS_CONFIG": [
+                {"step_name": "a", "usid": "u1", "service_url": "http://127.0.0.1:9/a"}
+            ],
+        }
+    )
+    worker_status = {
+        "run_id": "run-1",
+        "status": '{"from": "the worker"}',
+        "workflow_type": "DagWorkflow",
+    }
+    await redis.hset(status_key(workflow_id), mapping=worker_status)  # type: ignore[misc]
+
+    # The worker got there first for this run: its status stays, and no mark is set.
+    await runs.publish_queued(DAG_RUNS, workflow_id, "run-1", run)
+    assert await redis.hgetall(status_key(workflow_id)) == worker_status  # type: ignore[misc]
+    assert await redis.get(fresh_key(workflow_id)) is None
+    # An earlier run's status under the id is replaced by the new run's queued one.
+    await runs.publish_queued(DAG_RUNS, workflow_id, "run-2", run)
+    fields = await redis.hgetall(status_key(workflow_id))  # type: ignore[misc]
+    assert fields["run_id"] == "run-2"
+    assert json.loads(fields["status"])["steps"]["a"]["status"] == "pending"
+    assert await redis.get(fresh_key(workflow_id)) == "run-2"
