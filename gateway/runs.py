@@ -55,7 +55,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.redact import redact_urls
 from activities.store.models import RunSnapshot, fresh_key, status_key
-from activities.store.status import RUNNING_TTL
 from gateway.tenancy import Tenant
 from workflows.dag.models import (
     DagRunInput,
@@ -320,11 +319,13 @@ def listed_state(status: WorkflowExecutionStatus | None) -> str:
 RunAnswer = DagRunResult | InstructionRunView
 #: Publish a just-started run's queued status (`RunStatusService.publish_queued`) unless the
 #: status key already holds this run's: KEYS status, fresh mark; ARGV run id, status JSON,
-#: workflow type, freshness ms, status TTL s. One script, so a worker's write never interleaves.
+#: workflow type, freshness ms. Both expire with the window: a queued status is never read
+#: after it, even if no worker ever publishes the run (an older worker, one without Redis).
+#: One script, so a worker's write never interleaves.
 PUBLISH_QUEUED = """
 if redis.call('HGET', KEYS[1], 'run_id') == ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'run_id', ARGV[1], 'status', ARGV[2], 'workflow_type', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
 return 1
 """
@@ -401,7 +402,8 @@ class RunStatusService:
         self.tenant = tenant
         self.reads = reads or StatusReads()
         self.redis = redis
-        #: `STATUS_FRESH_SECONDS`: how long a just-started run's queued status answers alone.
+        #: `STATUS_FRESH_SECONDS`: how long a just-started run's queued status answers alone
+        #: (`publish_queued`); zero publishes none.
         self.fresh_for = fresh_for
 
     async def status(self, workflow_id: str) -> RunAnswer:
@@ -472,7 +474,6 @@ class RunStatusService:
                 status,
                 engine.workflow_type,
                 int(self.fresh_for / timedelta(milliseconds=1)),
-                int(RUNNING_TTL.total_seconds()),
             )
         except RedisError:
             logger.warning("queued status of %s not published", temporal_id, exc_info=True)

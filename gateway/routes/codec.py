@@ -45,7 +45,7 @@ class CodecPayloads(BaseModel):
     payloads: list[CodecPayload]
 
 
-def get_payload_codec(request: Request) -> PayloadCodec | None:
+async def get_payload_codec(request: Request) -> PayloadCodec | None:
     codec: PayloadCodec | None = request.app.state.payload_codec
     return codec
 

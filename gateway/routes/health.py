@@ -52,7 +52,7 @@ class ReadinessCache:
             return self._report
 
 
-def get_readiness_cache(request: Request) -> ReadinessCache:
+async def get_readiness_cache(request: Request) -> ReadinessCache:
     state = request.app.state
     if not hasattr(state, "readiness"):
         state.readiness = ReadinessCache()

@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.codec import KEY_ID_METADATA
+from activities.store.models import fresh_key, status_key
 from cli import BIN, temporal_command
 from gateway.app import create_app
 from settings import Settings, connect_temporal
@@ -255,6 +257,11 @@ async def test_a_run_started_before_a_key_rotation_completes_after_it(
                 return bool(status["steps"]["call"]["status"] == "completed")
 
             await wait_until(first_step_done)
+            # Redis holds no status of an encrypted run in clear: not the worker's, and not
+            # the queued one the gateway publishes for other runs as it starts them.
+            async with Redis.from_url(redis_url) as redis:
+                keys = status_key(body["workflow_id"]), fresh_key(body["workflow_id"])
+                assert await redis.exists(*keys) == 0
 
     # The workers restart with a new key first and the old one kept for what it wrote.
     after = before.model_copy(update={"payload_encryption_key": SecretStr(f"{K2},{K1}")})

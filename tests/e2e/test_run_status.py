@@ -200,3 +200,5 @@ async def test_a_queued_status_never_overwrites_what_the_runs_worker_published(
     assert fields["run_id"] == "run-2"
     assert json.loads(fields["status"])["steps"]["a"]["status"] == "pending"
     assert await redis.get(fresh_key(workflow_id)) == "run-2"
+    # Gone with its window, whether or not a worker ever publishes the run.
+    assert 0 < await redis.pttl(status_key(workflow_id)) <= 2000
