@@ -17,6 +17,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from gateway.deps import RunStatusDep, RunValuesDep, SettingsDep, TemporalClientDep
 from gateway.events import PING_SECONDS, RunEventStream
@@ -122,18 +123,28 @@ async def execute(
             content={"detail": [problem.as_dict() for problem in problems]},
         )
     await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting=1)
-    handle = await client.start_workflow(
-        DagWorkflow.run,
-        run,
-        id=tenant.workflow_id(run.workflow_id),
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        execution_timeout=execution_timeout(run.PIPELINE_SETTINGS.timeouts.run_timeout, settings),
-        search_attributes=search_attributes("dag", run.namespace, run.workflow_id, tenant),
-        static_summary=f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps",
-    )
-    await runs.publish_queued(DAG_RUNS, run.workflow_id, handle.result_run_id or "", run)
+    temporal_id = tenant.workflow_id(run.workflow_id)
+    try:
+        handle = await client.start_workflow(
+            DagWorkflow.run,
+            run,
+            id=temporal_id,
+            task_queue=settings.task_queue,
+            # A running run of this id fails the start, and is attached to below: the start
+            # then says for sure whether this request began the run.
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            execution_timeout=execution_timeout(
+                run.PIPELINE_SETTINGS.timeouts.run_timeout, settings
+            ),
+            search_attributes=search_attributes("dag", run.namespace, run.workflow_id, tenant),
+            static_summary=f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps",
+        )
+    except WorkflowAlreadyStartedError as running:
+        # Attached to, not restarted; what it has done stands (no queued status over it).
+        handle = client.get_workflow_handle_for(DagWorkflow.run, temporal_id, run_id=running.run_id)
+    else:
+        await runs.publish_queued(DAG_RUNS, run.workflow_id, handle.result_run_id or "", run)
     if wait:
         # Bounded: a long run answers 202 like `wait=false`, never a request that hangs.
         with contextlib.suppress(TimeoutError):

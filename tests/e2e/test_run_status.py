@@ -202,3 +202,22 @@ async def test_a_queued_status_never_overwrites_what_the_runs_worker_published(
     assert await redis.get(fresh_key(workflow_id)) == "run-2"
     # Gone with its window, whether or not a worker ever publishes the run.
     assert 0 < await redis.pttl(status_key(workflow_id)) <= 2000
+
+
+async def test_attaching_to_a_running_run_publishes_no_queued_status_over_it(
+    gateway: Gateway, targets: Targets, redis: Redis
+) -> None:
+    body = two_steps(targets, unique("k"), ms=3000)
+    accepted = await gateway.http.post("/execute?wait=false", json=body)
+    workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
+    await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    # As when its worker withdrew a costly status: nothing of this run is in Redis.
+    await redis.delete(status_key(workflow_id), fresh_key(workflow_id))
+
+    attached = await gateway.http.post("/execute?wait=false", json=body)
+    assert attached.status_code == 202
+    assert attached.json()["run_id"] == run_id
+    # The gateway did not begin this run, so says nothing of it: no "every step pending".
+    assert await redis.exists(status_key(workflow_id), fresh_key(workflow_id)) == 0
+    live = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    assert live["steps"]["first"]["status"] == "completed"
