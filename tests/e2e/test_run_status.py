@@ -210,7 +210,12 @@ async def test_attaching_to_a_running_run_publishes_no_queued_status_over_it(
     body = two_steps(targets, unique("k"), ms=3000)
     accepted = await gateway.http.post("/execute?wait=false", json=body)
     workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
-    await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+
+    async def second_running() -> bool:
+        live = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+        return bool(live["steps"]["second"]["status"] == "running")
+
+    await wait_until(second_running)
     # As when its worker withdrew a costly status: nothing of this run is in Redis.
     await redis.delete(status_key(workflow_id), fresh_key(workflow_id))
 
