@@ -610,21 +610,52 @@ def report(run: dict[str, Any]) -> int:
     return outcome_code(state)
 
 
+#: A step event's new status for the step it names (`--follow` draws it at once).
+STEP_EVENT_STATUS = {
+    "step.started": "running",
+    "step.completed": "completed",
+    "step.failed": "failed",
+    "step.aborted": "aborted",
+}
+#: `--follow` reads the run's whole status (every step's attempts and times) at most this
+#: often: a fan-out's thousands of events cost a few reads, not one each.
+FOLLOW_READ_SECONDS = 0.5
+
+
+def apply_event(run: dict[str, Any], data: Any) -> None:
+    """Update `run` (a status) with what a step event says: the step's status, the run's
+    progress counts."""
+    if not isinstance(data, dict):
+        return
+    step = (run.get("steps") or {}).get(data.get("step_name"))
+    status = STEP_EVENT_STATUS.get(str(data.get("event")))
+    if step is not None and status is not None:
+        step["status"] = status
+    if isinstance(data.get("progress"), dict):
+        run["progress"] = {**(run.get("progress") or {}), **data["progress"]}
+
+
 def follow(gateway: Gateway, workflow_id: str) -> int:
     """Draw the run's steps live from its SSE stream until it ends; its exit code."""
     path = run_path(workflow_id)
     run = gateway.request("GET", path)
+    read_at = time.monotonic()
     with Live(progress_view(run), console=console, refresh_per_second=8) as live:
-        for event, _ in gateway.events(workflow_id):
-            # Each event says something changed; the status has every step's attempts and
-            # times (the events carry the outcome only).
-            run = gateway.request("GET", path)
-            live.update(progress_view(run))
+        for event, data in gateway.events(workflow_id):
             if event == "end":
                 break
+            # The event says what changed; the status adds attempts and times, read again
+            # once the last read is old enough (the final one comes after the stream).
+            apply_event(run, data)
+            if time.monotonic() - read_at >= FOLLOW_READ_SECONDS:
+                run = gateway.request("GET", path)
+                read_at = time.monotonic()
+            live.update(progress_view(run))
+        run = gateway.request("GET", path)
+        live.update(progress_view(run))
     if not console.is_terminal:
         console.line()  # Live leaves its last frame without a line end when piped
-    return report(gateway.request("GET", path))
+    return report(run)
 
 
 @app.command()

@@ -1,0 +1,42 @@
+"""`workflow-station run --follow` draws each event from the event itself (`cli.apply_event`),
+and reads the run's whole status only now and then."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cli import apply_event
+
+
+def status() -> dict[str, Any]:
+    return {
+        "workflow_id": "wf-1",
+        "status": "running",
+        "steps": {"fetch": {"status": "pending"}, "store": {"status": "pending"}},
+        "progress": {"completed": 0, "failed": 0, "aborted": 0, "running": 0, "total": 2},
+    }
+
+
+def event(name: str, step: str | None, completed: int) -> dict[str, Any]:
+    progress = {"completed": completed, "failed": 0, "aborted": 0, "total": 2}
+    return {"event": name, "sequence": 1, "step_name": step, "progress": progress}
+
+
+def test_a_step_event_moves_its_step_and_the_progress() -> None:
+    run = status()
+    apply_event(run, event("step.started", "fetch", 0))
+    assert run["steps"]["fetch"]["status"] == "running"
+    apply_event(run, event("step.completed", "fetch", 1))
+    apply_event(run, event("step.failed", "store", 1))
+    assert run["steps"] == {"fetch": {"status": "completed"}, "store": {"status": "failed"}}
+    # The event's counts over the status's, and what the event does not count kept.
+    assert run["progress"] == {"completed": 1, "failed": 0, "aborted": 0, "running": 0, "total": 2}
+
+
+def test_events_that_name_no_known_step_change_no_step() -> None:
+    run = status()
+    apply_event(run, event("workflow.started", None, 0))
+    apply_event(run, event("step.completed", "not-in-this-run", 1))
+    apply_event(run, "not an event")
+    assert {step["status"] for step in run["steps"].values()} == {"pending"}
+    assert run["progress"]["completed"] == 1
