@@ -577,12 +577,16 @@ class RunStatusService:
         state = description.status
         if state in FINISHED:
             return await self.result(engine, handle)
-        if description.history_length < FIRST_TASK_DONE_EVENTS:
-            # No worker has picked it up yet: a query would wait for one, so answer from the input.
-            return await self.pending(engine, handle, description)
         snapshot = published.snapshot if published is not None else None
+        if snapshot is not None and snapshot.run_id != description.run_id:
+            snapshot = None  # another run's of this id
+        if snapshot is None and description.history_length < FIRST_TASK_DONE_EVENTS:
+            # No worker has picked it up yet: a query would wait for one, so answer from the
+            # input. (A fast run's first task may stay open for seconds while its local
+            # activities run; what its worker published meanwhile is its state.)
+            return await self.pending(engine, handle, description)
         try:
-            if snapshot is not None and snapshot.run_id == description.run_id:
+            if snapshot is not None:
                 answer = engine.answer(workflow_id, json.loads(snapshot.status))
             else:
                 status = await handle.query(

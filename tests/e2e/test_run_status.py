@@ -226,3 +226,25 @@ async def test_attaching_to_a_running_run_publishes_no_queued_status_over_it(
     assert await redis.exists(status_key(workflow_id), fresh_key(workflow_id)) == 0
     live = (await gateway.http.get(f"/runs/{workflow_id}")).json()
     assert live["steps"]["first"]["status"] == "completed"
+
+
+async def test_a_fast_run_whose_first_task_is_still_open_is_read_from_its_published_status(
+    gateway: Gateway, targets: Targets, redis: Redis
+) -> None:
+    body = two_steps(targets, unique("k"), ms=4000)
+    body["STEPS_CONFIG"].reverse()  # the slow step first: the segment holds the task open
+    body["STEPS_CONFIG"][0].pop("dependencies")
+    body["STEPS_CONFIG"][1]["dependencies"] = ["second"]
+    body["PIPELINE_SETTINGS"] = {"execution": {"mode": "fast"}}
+    assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
+    workflow_id = body["workflow_id"]
+    await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    described = await gateway.engine.client.get_workflow_handle(workflow_id).describe()
+    assert described.history_length < 4  # its first workflow task has not completed
+
+    # Past the window (no mark), the describe sees a run no task has completed; what its worker
+    # published says what it does: its slow step running, not every step pending.
+    await redis.delete(fresh_key(workflow_id))
+    live = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    assert live["steps"]["second"]["status"] == "running"
+    assert live["steps"]["first"]["status"] == "pending"
