@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     # On SIGTERM/SIGINT the worker stops polling and gives running activities this long to
     # finish before cancelling them (set the orchestrator's grace period a little longer).
     worker_drain_seconds: float = 60.0
+    # Workflow tasks the main worker holds at once. A fast run's workflow task stays open while
+    # its local activities run (seconds, heartbeated by the worker), so it holds a slot all
+    # that time; at the SDK's 100, the 101st fast run waited seconds to start. An open task
+    # waiting on its calls costs no CPU. Keep it under the SDK's cache of 1,000 runs per worker.
+    worker_workflow_task_slots: int = Field(default=500, ge=2)
+    # Local activities (fast steps, segments) the main worker runs at once.
+    worker_local_activity_slots: int = Field(default=500, ge=1)
 
     # Payload encryption: `id:base64key` entries, the first encrypts, all decrypt (see
     # codec.py). Unset: payloads are stored as they are.

@@ -198,6 +198,8 @@ def build_workers(
                 workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
                 workflow_runner=runner,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
+                max_concurrent_workflow_tasks=settings.worker_workflow_task_slots,
+                max_concurrent_local_activities=settings.worker_local_activity_slots,
                 activities=[
                     activities.http.call_http,
                     activities.http.send_webhook,
