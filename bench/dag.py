@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ RESULTS = BENCH / "results"
 #: The gateway's fair-use limits would throttle the load measurements; off for the bench.
 BENCH_ENV = {"TENANT_REQUESTS_PER_SECOND": "0", "TENANT_MAX_RUNNING_RUNS": "0"}
 BASELINE = "bare:activity"
+#: Clients the one-step loads spread their runs over (`Clients.gateways`).
+GATEWAY_CLIENTS = 20
 #: A process that spent less CPU than this during a throughput load took no part in it.
 IDLE_CPU_SECONDS = 0.05
 FLOOR = "asyncio"
@@ -94,6 +96,11 @@ class Clients:
     temporal: Client
     target: str
     outputs: bool
+    #: More clients to the gateway: the one-step loads send each run through the next one.
+    #: Through one client, 100 runs at once cost the bench ~19 ms of CPU a run (httpcore's pool
+    #: rescans its connections for every queued request, `graphs.FLOOR_CLIENTS`), CPU the
+    #: engine on the same 2 cores then lacks; bare runs go through the Temporal client.
+    gateways: list[httpx.AsyncClient] = field(default_factory=list)
     #: The stack's processes by name (`temporal`, `worker`, `gateway`, `bare-worker`, …), whose
     #: CPU the throughput load accounts per run.
     pids: dict[str, int] = field(default_factory=dict)
@@ -294,13 +301,16 @@ async def throughput(
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
 
-    async def one() -> None:
+    async def one(turn: int) -> None:
+        caller = clients
+        if clients.gateways:
+            caller = replace(clients, gateway=clients.gateways[turn % len(clients.gateways)])
         async with gate:
-            latencies.append(await run_once(contender, steps, clients))
+            latencies.append(await run_once(contender, steps, caller))
 
     cpu_before = cpu_seconds(clients.pids)
     started = time.perf_counter()
-    outcomes = await asyncio.gather(*(one() for _ in range(runs)), return_exceptions=True)
+    outcomes = await asyncio.gather(*(one(turn) for turn in range(runs)), return_exceptions=True)
     wall = time.perf_counter() - started
     cpu_after = cpu_seconds(clients.pids)
     failures = [why(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
@@ -506,6 +516,10 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]
             temporal=await Client.connect(stack.temporal_address),
             target=stack.target_url,
             outputs=not args.no_outputs,
+            gateways=[
+                httpx.AsyncClient(base_url=stack.gateway_url, timeout=600)
+                for _ in range(GATEWAY_CLIENTS)
+            ],
             pids={name: process.pid for name, process in stack.processes.processes},
         )
         everyone = await contenders(clients, args.modes)
@@ -540,7 +554,7 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]
                 contender.mode, clients, in_flight=100, reads=100 if args.quick else 400
             )
         print_status(report["status_under_load"])
-    for client in http:
+    for client in [*http, *clients.gateways]:
         await client.aclose()
     report["machine"]["loadavg_end"] = os.getloadavg()
     return report
