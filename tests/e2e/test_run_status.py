@@ -47,6 +47,16 @@ async def published(
     return snapshot if steps[step]["status"] == status else None
 
 
+async def published_running(gateway: Gateway, targets: Targets, redis: Redis) -> tuple[str, str]:
+    """Start a run whose second step takes 3 s; its workflow and run ids once its worker has
+    published it with that step running."""
+    body = two_steps(targets, unique("k"), ms=3000)
+    accepted = await gateway.http.post("/execute?wait=false", json=body)
+    workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
+    await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    return workflow_id, run_id
+
+
 async def test_the_published_status_follows_the_run_as_its_query_does(
     gateway: Gateway, targets: Targets, redis: Redis
 ) -> None:
@@ -99,10 +109,7 @@ async def test_a_running_run_is_answered_from_what_its_worker_published(
 async def test_a_fresh_status_answers_alone_and_a_stale_one_is_described(
     gateway: Gateway, targets: Targets, redis: Redis
 ) -> None:
-    body = two_steps(targets, unique("k"), ms=3000)
-    accepted = await gateway.http.post("/execute?wait=false", json=body)
-    workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
-    await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    workflow_id, run_id = await published_running(gateway, targets, redis)
     # Terminated from outside: no workflow task runs, so the published status stays running.
     await gateway.engine.client.get_workflow_handle(workflow_id).terminate("test")
 
@@ -125,10 +132,7 @@ async def test_a_fresh_status_answers_alone_and_a_stale_one_is_described(
 async def test_an_instance_lookup_of_a_fresh_dag_run_is_404(
     gateway: Gateway, targets: Targets, redis: Redis
 ) -> None:
-    body = two_steps(targets, unique("k"), ms=3000)
-    accepted = await gateway.http.post("/execute?wait=false", json=body)
-    workflow_id, run_id = body["workflow_id"], accepted.json()["run_id"]
-    await wait_until(lambda: published(redis, workflow_id, "second", "running"))
+    workflow_id, run_id = await published_running(gateway, targets, redis)
     await redis.set(fresh_key(workflow_id), run_id, px=60_000)
 
     response = await gateway.http.get("/", params={"instanceId": workflow_id})
