@@ -116,12 +116,15 @@ async def targets() -> AsyncIterator[Targets]:
         yield Targets(url, state)
 
 
-async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """Poll `check` until it returns something truthy, failing the test past `timeout`."""
+async def wait_until(
+    check: Callable[[], Awaitable[Any]], timeout: float = 30.0, interval: float = 0.02
+) -> Any:
+    """Poll `check` every `interval` seconds until it returns something truthy, failing the
+    test past `timeout`."""
     deadline = time.monotonic() + timeout
     while not (value := await check()):
         assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval)
     return value
 
 
