@@ -55,12 +55,13 @@ def fresh_key(workflow_id: str) -> str:
 
 
 class RunSnapshot(BaseModel):
-    """A run's status as its worker last published it: the `get_status` answer's JSON."""
+    """A run's status as its worker last published it (or, for a run no worker has picked up
+    yet, the gateway that started it): the `get_status` answer's JSON."""
 
     run_id: str
     status: bytes
     #: Its workflow type (which engine), so a fresh status answers without a describe; empty
-    #: when a worker from before it was published wrote the status.
+    #: in a status written by a worker from before this field (that one is described).
     workflow_type: str = ""
 
 
