@@ -149,8 +149,10 @@ class Settings(BaseSettings):
     # that time; at the SDK's 100, the 101st fast run waited seconds to start. An open task
     # waiting on its calls costs no CPU. Keep it under the SDK's cache of 1,000 runs per worker.
     worker_workflow_task_slots: int = Field(default=500, ge=2)
-    # Local activities (fast steps, segments) the main worker runs at once.
-    worker_local_activity_slots: int = Field(default=500, ge=1)
+    # Local activities (fast steps, segments) the main worker runs at once: as many as its
+    # outbound connections (100), so a call past them waits for a slot before its attempt
+    # starts, not for a connection inside it, against its timeout.
+    worker_local_activity_slots: int = Field(default=100, ge=1)
 
     # Payload encryption: `id:base64key` entries, the first encrypts, all decrypt (see
     # codec.py). Unset: payloads are stored as they are.
