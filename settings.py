@@ -325,6 +325,14 @@ class Settings(BaseSettings):
         return parse_keys(self.payload_encryption_key.get_secret_value())
 
     @property
+    def publishes_status(self) -> bool:
+        """Whether runs' status goes to Redis for `GET /runs/{id}` (`activities.store.status`,
+        and the gateway's queued status of a run it starts): not with payload encryption on,
+        where Redis would hold in clear what Temporal holds encrypted. (A set key always
+        parses to at least one, or the settings fail to load.)"""
+        return self.payload_encryption_key is None
+
+    @property
     def gateway_on_loopback(self) -> bool:
         host = self.gateway_host.strip("[]")
         if host == "localhost":

@@ -137,7 +137,7 @@ async def open_activities(
         redis = Redis.from_url(settings.effective_redis_url)
         stack.push_async_callback(close_redis, redis)
         status: StatusPublisher | None = None
-        if not settings.encryption_keys:
+        if settings.publishes_status:
             # Its own writer thread: a workflow task never waits for Redis (see the module).
             publisher = RedisStatusPublisher(
                 settings.effective_redis_url,

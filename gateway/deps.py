@@ -55,9 +55,7 @@ async def get_run_status(
     redis: RedisDep,
     settings: SettingsDep,
 ) -> RunStatusService:
-    # With payload encryption on, Redis would hold in clear what Temporal holds encrypted:
-    # no run's status is published, by its worker or here.
-    fresh = 0.0 if settings.encryption_keys else settings.status_fresh_seconds
+    fresh = settings.status_fresh_seconds if settings.publishes_status else 0.0
     fresh_for = timedelta(seconds=fresh)
     return RunStatusService(client, tenant, reads, redis, fresh_for)
 
