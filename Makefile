@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint bench bench-compare profile soak example lock clean
 
-$(STAMP): pyproject.toml requirements.lock
+# requirements-dev.lock: the runtime lock plus the dev stack's binaries and the test and lint
+# tools. The image (Dockerfile) installs requirements.lock alone.
+$(STAMP): pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
@@ -51,13 +53,19 @@ profile: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python bench/soak_worker_kills.py
 
-# Re-pin after changing pyproject.toml: resolves into a scratch venv, records name==version only.
+# Re-pin after changing pyproject.toml: resolves into scratch venvs and records name==version
+# only: requirements.lock from the runtime dependencies, requirements-dev.lock from all of them.
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
 	.lockenv/bin/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-	  print('\n'.join(p['dependencies'] + sum(p['optional-dependencies'].values(), [])))" > .lockenv/in.txt
-	.lockenv/bin/pip install --quiet --disable-pip-version-check -r .lockenv/in.txt
-	.lockenv/bin/pip freeze > requirements.lock
+	  print('\n'.join(p['dependencies']))" > .lockenv/runtime.txt
+	.lockenv/bin/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	  print('\n'.join(sum(p['optional-dependencies'].values(), [])))" > .lockenv/extras.txt
+	.lockenv/bin/pip install --quiet --disable-pip-version-check -r .lockenv/runtime.txt
+	.lockenv/bin/pip freeze --exclude pip > requirements.lock
+	.lockenv/bin/pip install --quiet --disable-pip-version-check -c requirements.lock \
+	  -r .lockenv/extras.txt
+	.lockenv/bin/pip freeze --exclude pip > requirements-dev.lock
 	rm -rf .lockenv
 
 clean:

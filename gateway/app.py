@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from importlib import metadata
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -239,6 +240,18 @@ async def _temporal_unreachable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+def package_version() -> str:
+    """The version in `pyproject.toml`, as the installed package's metadata says it.
+
+    `make dev`, `make test` and the image install the package, so its metadata is there; a
+    checkout imported without installing says so rather than guessing a number.
+    """
+    try:
+        return metadata.version("workflow-station")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway app. Without `settings`, as uvicorn's factory calls it, it is the
     process's composition root: settings from the environment, and the process's logging
@@ -274,7 +287,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Workflow Station",
         description="Durable multi-step LLM and HTTP pipelines on Temporal.",
-        version="0.1.0",
+        version=package_version(),
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
