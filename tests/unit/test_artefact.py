@@ -136,3 +136,19 @@ def test_the_version_is_written_once() -> None:
     assert app.version == version
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## [{version}]" in changelog
+
+
+def test_the_package_ships_every_production_package() -> None:
+    # The image runs the installed package, not the checkout: a top-level package that
+    # `pyproject.toml` does not list would be missing from it.
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = {pattern.rstrip("*") for pattern in tool["packages"]["find"]["include"]}
+    modules = set(tool.get("py-modules", []))
+    not_shipped = {"tests", "examples", "bench", "docs"}
+    for path in sorted(ROOT.iterdir()):
+        if path.name.startswith(".") or path.name in not_shipped:
+            continue
+        if (path / "__init__.py").exists():
+            assert path.name in listed, f"{path.name}/ is not in packages.find include"
+        elif path.suffix == ".py":
+            assert path.stem in modules, f"{path.name} is not in py-modules"
