@@ -1,7 +1,7 @@
 # Workflow Station's worker and gateway, one image: `docker build -t workflow-station .`
 #
-#   docker run workflow-station                                   # the gateway on :8000
-#   docker run workflow-station python -m worker --endpoint all   # a worker
+#   docker run -e GATEWAY_API_KEYS=acme:... workflow-station       # the gateway on :8000
+#   docker run workflow-station workflow-station worker --endpoint all   # a worker
 #
 # The build stage installs the runtime lock (requirements.lock: no test, lint or dev-stack
 # packages) and the project into a virtualenv; the runtime stage is that virtualenv alone, run
@@ -22,8 +22,10 @@ RUN pip install --no-deps . && rm -rf /src
 FROM python:3.11-slim AS runtime
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /app app
 COPY --from=build /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+# Bound to every interface, so the gateway refuses to start without GATEWAY_API_KEYS: it reads
+# the address it binds from GATEWAY_HOST, the same setting its open-exposure guard checks.
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 GATEWAY_HOST=0.0.0.0 GATEWAY_PORT=8000
 WORKDIR /app
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "gateway.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["workflow-station", "gateway"]

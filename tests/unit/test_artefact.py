@@ -152,3 +152,15 @@ def test_the_package_ships_every_production_package() -> None:
             assert path.name in listed, f"{path.name}/ is not in packages.find include"
         elif path.suffix == ".py":
             assert path.stem in modules, f"{path.name} is not in py-modules"
+
+
+def test_image_gateway_binds_the_address_its_guard_checks(stages: list[Stage]) -> None:
+    # uvicorn started with its own --host would bind every interface while GATEWAY_HOST, which
+    # the open-exposure guard reads, still said loopback: the CLI binds what the setting says.
+    runtime = stages[-1]
+    command = [arguments for instruction, arguments in runtime.instructions if instruction == "CMD"]
+    assert command == ['["workflow-station", "gateway"]']
+    env = " ".join(
+        arguments for instruction, arguments in runtime.instructions if instruction == "ENV"
+    )
+    assert "GATEWAY_HOST=0.0.0.0" in env
