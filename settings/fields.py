@@ -1,5 +1,4 @@
-"""Settings for every Workflow Station process, read from the environment and `.env`, and
-the one way any process connects to Temporal.
+"""Every setting of every Workflow Station process, read from the environment and `.env`.
 
 Only the composition roots (`worker.py`, the gateway's app factory and `cli.py`) read
 settings; workflows and activities receive what they need as arguments.
@@ -7,111 +6,23 @@ settings; workflows and activities receive what they need as arguments.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import os
 import re
-from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr, TypeAdapter, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from redis.asyncio import Redis
-from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, Interceptor
-from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
-from temporalio.converter import (
-    CompositePayloadConverter,
-    DataConverter,
-    DefaultPayloadConverter,
-    ExternalStorage,
-    JSONPlainPayloadConverter,
-)
-from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
-from temporalio.runtime import Runtime
 
-from activities.codec import EncryptionKey, parse_keys, with_encryption
+from activities.codec import EncryptionKey, parse_keys
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
-from activities.store.blobs import RedisBlobDriver
 from workflows.shared.execution import ExecutionMode
-
-#: Type adapters of the payload converter, shared by all its instances (at most this many).
-_type_adapter = lru_cache(maxsize=1024)(TypeAdapter)
-
-
-class SharedAdaptersJSONConverter(PydanticJSONPlainPayloadConverter):
-    """Temporal's pydantic JSON converter, its type adapters cached once per process.
-
-    The SDK's own caches them per converter instance, and every workflow run builds its own
-    instance in its sandbox: each run rebuilt the adapter of its input model (13 % of the
-    worker's Python time on one-step runs once the sandbox no longer re-imported the
-    workflow modules, bench/profile.md). The types are the same objects in every
-    run because the modules defining them are passed through the tests' sandbox
-    (`worker.SANDBOXED_RUNNER`) and production runs no sandbox (`worker.WORKFLOW_RUNNER`); a
-    type re-imported per run would take a cache entry per run.
-    """
-
-    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
-        try:
-            adapter = _type_adapter(type_hint if type_hint is not None else Any)
-        except TypeError:  # an unhashable hint: the SDK's own path
-            return super().from_payload(payload, type_hint)
-        return adapter.validate_json(payload.data)
-
-
-class PayloadConverter(CompositePayloadConverter):
-    """`temporalio.contrib.pydantic.PydanticPayloadConverter`, with shared type adapters."""
-
-    def __init__(self) -> None:
-        json_converter = SharedAdaptersJSONConverter()
-        super().__init__(
-            *(
-                json_converter if isinstance(converter, JSONPlainPayloadConverter) else converter
-                for converter in DefaultPayloadConverter.default_encoding_payload_converters
-            )
-        )
-
-
-#: The payload converter of every Temporal client, test environment and replayer: the pydantic
-#: models users POST are the models workflows and activities receive, so all must agree on it.
-#: `data_converter(settings)` adds what the settings ask for: external storage of large
-#: payloads, and payload encryption.
-DATA_CONVERTER = DataConverter(payload_converter_class=PayloadConverter)
 
 #: A tenant's name, as `GATEWAY_API_KEYS` gives it (it prefixes run ids and Redis keys).
 TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 #: Shortest API key accepted: a guessable key is no key.
 MIN_API_KEY_CHARS = 16
-#: A Redis command of the blob store that takes longer fails the workflow task or activity
-#: (which Temporal retries) instead of holding it up.
-BLOB_REDIS_TIMEOUT_SECONDS = 30.0
-
-#: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
-#: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
-SEARCH_ATTRIBUTES = {
-    "WorkflowStationEngine": "Keyword",
-    "WorkflowStationNamespace": "Keyword",
-    "WorkflowStationId": "Keyword",
-    "WorkflowStationTenant": "Keyword",
-}
-
-#: The dev server's default transfer poll rate (20/s) adds ~50 ms to every activity round
-#: trip; this keeps a sequential step around 10 ms. Eager activity execution hands a regular
-#: activity the workflow task schedules straight back to the worker that completed the task,
-#: in the server's answer, when that worker polls the activity's queue and has a free slot:
-#: one trip through matching and one activity poll fewer per step, while the activity stays
-#: a regular one (recorded, timed out, heartbeated and retried by the server). Used by
-#: `make dev`, tests and compose.
-LATENCY_TUNED_DYNAMIC_CONFIG = {
-    "history.transferProcessorMaxPollRPS": "1000",
-    "history.timerProcessorMaxPollRPS": "1000",
-    "matching.numTaskqueueReadPartitions": "1",
-    "matching.numTaskqueueWritePartitions": "1",
-    "system.enableActivityEagerExecution": "true",
-}
 
 
 def _split_csv(cls: type, value: object) -> object:
@@ -408,137 +319,3 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-
-def data_converter(settings: Settings) -> DataConverter:
-    """`DATA_CONVERTER` with what `settings` add to it: large payloads stored outside history
-    in the settings' Redis, and payload encryption when PAYLOAD_ENCRYPTION_KEY is set.
-
-    Every client, test environment and replayer uses one: any of them may meet a reference to
-    a stored payload (in a result, a query answer, a failure's details) and must read it.
-    Payloads below `PAYLOAD_INLINE_MAX_BYTES` stay inline and unencrypted payloads pass
-    through, so histories recorded before either decode as they always did.
-    """
-    redis = Redis.from_url(
-        settings.effective_redis_url,
-        socket_timeout=BLOB_REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=BLOB_REDIS_TIMEOUT_SECONDS,
-    )
-    driver = RedisBlobDriver(
-        redis, ttl_seconds=settings.payload_blob_ttl_seconds, prefix=settings.payload_blob_prefix
-    )
-    converter = dataclasses.replace(
-        DATA_CONVERTER,
-        external_storage=ExternalStorage(
-            drivers=[driver], payload_size_threshold=settings.payload_inline_max_bytes
-        ),
-    )
-    keys = settings.encryption_keys
-    return with_encryption(converter, keys) if keys else converter
-
-
-async def close_data_converter(converter: DataConverter) -> None:
-    """Close the Redis connections of a converter `data_converter` built."""
-    storage = converter.external_storage
-    for driver in storage.drivers if storage is not None else []:
-        if isinstance(driver, RedisBlobDriver):
-            await driver.aclose()
-
-
-# --- Temporal connection: Temporal's environment configuration (issue #11) -----------------
-
-#: Where `temporal_connect_config` looks for TEMPORAL_* variables besides the environment,
-#: as Settings does (the environment wins over the file).
-ENV_FILE = Path(".env")
-#: Truthy spellings of a boolean TEMPORAL_* variable.
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-def temporal_environment(env_file: Path | None = ENV_FILE) -> dict[str, str]:
-    """The environment Temporal's configuration is read from: the process environment over
-    the TEMPORAL_* entries of `env_file` (`.env`, which Settings reads but
-    `temporalio.envconfig` does not). Empty values count as unset, as in Settings."""
-    from_file: dict[str, str] = {}
-    if env_file is not None and env_file.is_file():
-        from_file = {
-            name: value
-            for name, value in dotenv_values(env_file).items()
-            if name.startswith("TEMPORAL_") and value
-        }
-    return from_file | {name: value for name, value in os.environ.items() if value}
-
-
-def temporal_profile(
-    settings: Settings, environ: Mapping[str, str] | None = None
-) -> ClientConnectConfig:
-    """What is configured for the Temporal connection, without defaults.
-
-    Precedence, as Temporal's own tools have it: environment > profile file > defaults.
-
-    - Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS,
-      TEMPORAL_TLS_* (client cert and key, server CA, server name; `*_PATH` or `*_DATA`) and
-      TEMPORAL_GRPC_META_*, from the process environment or `.env`. Settings' own
-      `temporal_address` and `temporal_namespace`, when given (in code too), are this level.
-    - Profile: TEMPORAL_PROFILE (default `default`) in the TOML file TEMPORAL_CONFIG_FILE
-      names, else Temporal's standard one (`~/.config/temporalio/temporal.toml`).
-    - Defaults (`temporal_connect_config`): 127.0.0.1:TEMPORAL_PORT, namespace `default`.
-
-    An API key turns TLS on (Temporal Cloud); `TEMPORAL_TLS=false` turns it off.
-    """
-    env = dict(temporal_environment() if environ is None else environ)
-    given = settings.model_fields_set
-    if "temporal_address" in given and settings.temporal_address:
-        env["TEMPORAL_ADDRESS"] = settings.temporal_address
-    if "temporal_namespace" in given:
-        env["TEMPORAL_NAMESPACE"] = settings.temporal_namespace
-    if env.get("TEMPORAL_TLS_DISABLE_HOST_VERIFICATION", "").strip().lower() in _TRUE:
-        # The Python SDK cannot turn verification off; connecting would fail on the name.
-        raise ValueError(
-            "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION is not supported by the Python SDK: set"
-            " TEMPORAL_TLS_SERVER_NAME to a name the server's certificate carries instead"
-        )
-    # Strict: a misspelt key in the profile (say `server_ca_cert` for `server_ca_cert_path`)
-    # stops the process naming it, instead of connecting without what it meant.
-    profile = ClientConfigProfile.load(override_env_vars=env, config_file_strict=True)
-    return profile.to_client_connect_config()
-
-
-def temporal_connect_config(
-    settings: Settings, environ: Mapping[str, str] | None = None
-) -> ClientConnectConfig:
-    """`Client.connect` arguments: `temporal_profile` with the defaults filled in (the
-    embedded dev server `make dev` starts on TEMPORAL_PORT, namespace `default`)."""
-    config = temporal_profile(settings, environ)
-    config.setdefault("target_host", f"127.0.0.1:{settings.temporal_port}")
-    config.setdefault("namespace", "default")
-    return config
-
-
-def uses_embedded_temporal(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
-    """No Temporal address is configured anywhere: `make dev` starts its own dev server."""
-    return "target_host" not in temporal_profile(settings, environ)
-
-
-async def connect_temporal(
-    settings: Settings,
-    environ: Mapping[str, str] | None = None,
-    *,
-    interceptors: Sequence[Interceptor] = (),
-    runtime: Runtime | None = None,
-) -> Client:
-    """Connect to Temporal as `temporal_connect_config` says, with `data_converter(settings)`.
-
-    The worker, the gateway, the CLI, the benchmarks and the tests connect through here, so
-    connection options (address, namespace, TLS, API key, profiles) and payload storage are
-    set up in one place. `interceptors` (tracing, the worker's metrics) and `runtime` (the
-    worker's metrics endpoint) are the process's telemetry, from `activities.telemetry`.
-    """
-    return await Client.connect(
-        **temporal_connect_config(settings, environ),
-        data_converter=data_converter(settings),
-        interceptors=interceptors,
-        runtime=runtime,
-    )
-
-
-# --- end of Temporal connection ----------------------------------------------------------
