@@ -1,13 +1,17 @@
 """Settings for every Workflow Station process, and the one way any process connects to
 Temporal.
 
-- `settings.fields`: `Settings`, every environment variable, grouped by area.
+- `settings.config`: `Settings`, every environment variable, composed from the areas of
+  `settings.platform` (Temporal, workers, Redis, telemetry) and `settings.service` (gateway,
+  runs, outbound calls, LLM providers, webhooks, endpoint workers).
 - `settings.converter`: the payload converter of every client, test environment and replayer.
 - `settings.temporal`: the Temporal connection (`connect_temporal`, profiles, TLS, API key).
 
 Importers use the names re-exported here (`from settings import Settings, connect_temporal`).
 """
 
+from settings.base import CsvList
+from settings.config import AREAS, Settings, get_settings
 from settings.converter import (
     BLOB_REDIS_TIMEOUT_SECONDS,
     DATA_CONVERTER,
@@ -16,7 +20,7 @@ from settings.converter import (
     close_data_converter,
     data_converter,
 )
-from settings.fields import MIN_API_KEY_CHARS, TENANT_NAME, CsvList, Settings, get_settings
+from settings.service import MIN_API_KEY_CHARS, TENANT_NAME
 from settings.temporal import (
     ENV_FILE,
     LATENCY_TUNED_DYNAMIC_CONFIG,
@@ -29,6 +33,7 @@ from settings.temporal import (
 )
 
 __all__ = [
+    "AREAS",
     "BLOB_REDIS_TIMEOUT_SECONDS",
     "DATA_CONVERTER",
     "ENV_FILE",

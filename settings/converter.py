@@ -24,7 +24,7 @@ from temporalio.converter import (
 
 from activities.codec import with_encryption
 from activities.store.blobs import RedisBlobDriver
-from settings.fields import Settings
+from settings.config import Settings
 
 #: A Redis command of the blob store that takes longer fails the workflow task or activity
 #: (which Temporal retries) instead of holding it up.
