@@ -138,8 +138,8 @@ class GatewaySettings(SettingsArea):
 
 
 class ExecutionSettings(SettingsArea):
-    """Runs: how their steps run and the limits the gateway stamps on each at submission
-    (a run keeps the limits it started with)."""
+    """How runs' steps run, and the limits the gateway stamps on each run at submission (a
+    run keeps the limits it started with)."""
 
     model_config = SettingsConfigDict(title="Runs")
 

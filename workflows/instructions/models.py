@@ -42,6 +42,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from activities.http.models import HTTP_METHODS, is_http_url
@@ -565,6 +566,15 @@ class InstructionEngineOptions(BaseModel):
     local_max_seconds: float = LOCAL_MAX_SECONDS
 
 
+def _plain_strings_in_schema(schema: JsonDict) -> None:
+    """Adds what the tagged union's JSON Schema cannot say: a plain string is an instruction
+    too (`LlmInstruction._from_plain_string`). Validation is the union's, unchanged."""
+    items = schema.get("items")
+    choices = items.get("oneOf") if isinstance(items, dict) else None
+    if isinstance(choices, list):
+        choices.insert(0, {"type": "string", "minLength": 1, "description": "An LLM instruction."})
+
+
 class InstructionRunRequest(CamelModel):
     """What a user POSTs to start an instruction run.
 
@@ -578,6 +588,7 @@ class InstructionRunRequest(CamelModel):
     )
     instructions: list[Instruction] = Field(
         max_length=MAX_INSTRUCTIONS,
+        json_schema_extra=_plain_strings_in_schema,
         description=(
             "The steps, 1 to 1,000, run as a queue: each works on the previous executed step's"
             " result. Each is a string (an LLM instruction) or an object whose `type` is"
