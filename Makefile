@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-compare profile soak example lock clean
+.PHONY: dev test lint docs bench bench-compare profile soak example lock clean
 
 # requirements-dev.lock: the runtime lock plus the dev stack's binaries and the test and lint
 # tools. The image (Dockerfile) installs requirements.lock alone.
@@ -29,6 +29,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The reference pages (docs/reference/) and JSON Schemas (schemas/), written from the models;
+# tests/unit/test_reference_docs.py fails when they are stale.
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py
 
 # Every contender side by side (engine modes, bare SDK worker, asyncio); results in
 # bench/results/latest.json. `bench-compare` adds Prefect from its own venv, never the project's.

@@ -35,9 +35,24 @@ class InputPrepConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    body: ShallowJson = None
-    query: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(default_factory=dict)
-    headers: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(default_factory=dict)
+    body: ShallowJson = Field(
+        default=None,
+        description=(
+            "The request body, any JSON value; every string in it is a template. An explicit"
+            " body is sent with any method but GET. Without one, POST, PUT and PATCH send"
+            ' `{"original_input", "input_data", "dependencies": {name: result}}`.'
+        ),
+        examples=[{"text": "{{original_input}}"}],
+    )
+    query: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(
+        default_factory=dict,
+        description="Query parameters added to `service_url`; values are templates.",
+        examples=[{"lang": "{{input_data.lang}}"}],
+    )
+    headers: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(
+        default_factory=dict,
+        description="Headers of the request, over the step's own `headers`; values are templates.",
+    )
 
     @property
     def has_body(self) -> bool:
@@ -45,20 +60,97 @@ class InputPrepConfig(BaseModel):
 
 
 class StepConfig(BaseModel):
-    step_name: str = Field(min_length=1, max_length=200)
-    usid: str = Field(min_length=1, max_length=200)
-    service_url: str = Field(min_length=1)
-    method: str = "POST"
-    dependencies: list[str] = Field(default_factory=list)
-    outputs: list[str] = Field(default_factory=list)
-    headers: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(default_factory=dict)
-    input_prep_config: InputPrepConfig | None = None
+    """One step of `STEPS_CONFIG`: an HTTP call, made once its dependencies are done.
+
+    Every string in `service_url`, `headers` and `input_prep_config` may use
+    `{{original_input}}`, `{{input_data}}` and its keys, `{{<step>_result}}` (a finished
+    step's parsed response) and each name in a finished step's `outputs`, with paths such as
+    `{{fetch_result.items[0].title}}`; `{{secrets.NAME}}` is filled in by the worker when the
+    call is made, never in the run.
+    """
+
+    step_name: str = Field(
+        min_length=1,
+        max_length=200,
+        description=(
+            "The step's name, unique in the pipeline; `{{<step_name>_result}}` is its result."
+        ),
+        examples=["step_1"],
+    )
+    usid: str = Field(
+        min_length=1,
+        max_length=200,
+        description=(
+            "The step's unique id in the pipeline; a selection dependency picks steps by it."
+        ),
+        examples=["a1b2c3d4"],
+    )
+    service_url: str = Field(
+        min_length=1,
+        description="The http(s) URL the step calls (a template).",
+        examples=["https://api.example.com/summarize"],
+    )
+    method: str = Field(
+        default="POST",
+        description="The HTTP method, any case (GET, POST, PUT, PATCH, DELETE...).",
+        examples=["POST"],
+    )
+    dependencies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Names of the steps this one waits for; it starts as soon as they are done. A"
+            " dependency `selection_<x>` is read when the step is ready, from a finished step's"
+            " output of that name, else from Redis key `<namespace>:<workflow_id>:selection_<x>`"
+            " (a JSON list of usids, or comma-separated): a step whose usid is not selected is"
+            " aborted, with every step below it."
+        ),
+        examples=[["step_1"]],
+    )
+    outputs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Names that get the step's main value (the message text of an OpenAI or Anthropic"
+            " answer, otherwise the whole parsed body): later steps reference them as"
+            " `{{<name>}}`, the run's `outputs` lists them, and each is written to Redis as"
+            " JSON under `<namespace>:<workflow_id>:<name>`."
+        ),
+        examples=[["result_1"]],
+    )
+    headers: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(
+        default_factory=dict,
+        description="Request headers; values are templates (objects are written as JSON).",
+        examples=[{"Authorization": "Bearer {{input_data.token}}"}],
+    )
+    input_prep_config: InputPrepConfig | None = Field(
+        default=None, description="How the request's body, query and headers are built."
+    )
     # Per-step overrides of PIPELINE_SETTINGS.
-    max_retries: int | None = Field(default=None, ge=0, le=50)
-    retry_delay: float | None = Field(default=None, gt=0, le=3600)
-    timeout: float | None = Field(default=None, gt=0, le=24 * 3600)
-    #: Endpoint worker (task queue name) that makes this step's call; default worker if unset.
-    endpoint: str | None = None
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=50,
+        description="Overrides `PIPELINE_SETTINGS.error_handling.max_retries` for this step.",
+    )
+    retry_delay: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Overrides `PIPELINE_SETTINGS.error_handling.retry_delay` (seconds).",
+    )
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 3600,
+        description="Overrides `PIPELINE_SETTINGS.timeouts.step_timeout` (seconds).",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description=(
+            "The endpoint worker (a configured name, `ENDPOINT_WORKERS`) that makes this"
+            " step's call; unset: the main worker."
+        ),
+        examples=["endpoint-2"],
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -67,38 +159,111 @@ class StepConfig(BaseModel):
 
 
 class ErrorHandling(BaseModel):
-    max_retries: int = Field(default=2, ge=0, le=50)
-    retry_delay: float = Field(default=3.0, gt=0, le=3600)
-    #: Send each step's calls with an `Idempotency-Key` that every retry repeats.
-    idempotency_keys: bool = True
+    """How failed calls are retried. 5xx, 408, 429, timeouts and connection errors retry
+    (`Retry-After` honoured, within the step's longest backoff and an hour); other 4xx fail
+    the step at once."""
+
+    max_retries: int = Field(
+        default=2, ge=0, le=50, description="Retries of a failed call after its first attempt."
+    )
+    retry_delay: float = Field(
+        default=3.0,
+        gt=0,
+        le=3600,
+        description="Seconds before the first retry; each next wait doubles (exponential backoff).",
+    )
+    idempotency_keys: bool = Field(
+        default=True,
+        description=(
+            "Send each step's calls with an `Idempotency-Key` header that every retry repeats"
+            " (a UUID derived from the run and the step), so a target can drop a repeat; a"
+            " header the step sets itself wins."
+        ),
+    )
 
 
 class Timeouts(BaseModel):
-    step_timeout: float = Field(default=45.0, gt=0, le=24 * 3600)
-    #: The whole run's deadline: past it, running steps are cancelled and the run fails
-    #: (`TimedOut`) with every finished step's result. At most a week.
-    run_timeout: float | None = Field(default=6 * 3600, gt=0, le=MAX_RUN_TIMEOUT_SECONDS)
+    """How long a call's attempt and the whole run may take (seconds)."""
+
+    step_timeout: float = Field(
+        default=45.0, gt=0, le=24 * 3600, description="Bounds each attempt of a step's call."
+    )
+    run_timeout: float | None = Field(
+        default=6 * 3600,
+        gt=0,
+        le=MAX_RUN_TIMEOUT_SECONDS,
+        description=(
+            "The whole run's deadline (6 hours by default, at most a week): past it, running"
+            " steps are cancelled and the run fails (`TimedOut`), keeping every finished"
+            " step's result."
+        ),
+    )
 
 
 class Notifications(BaseModel):
-    webhook_url: str | None = None
+    """Where the run's events are POSTed."""
+
+    webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "Receives the run's events in order (`workflow.started`, `step.started`,"
+            " `step.completed`, `step.failed`, `step.aborted`, `workflow.completed`,"
+            " `workflow.failed`, `workflow.cancelled`) from a durable outbox that outlives the"
+            " run; signed when `WEBHOOK_SIGNING_SECRET` is set."
+        ),
+        examples=["https://backend.example.com/webhook"],
+    )
 
 
 class Concurrency(BaseModel):
-    max_parallel: int | None = Field(default=None, ge=1, le=1000)
+    """How many steps run at once."""
+
+    max_parallel: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "Steps running at once, never more than the operator's `MAX_STEPS_IN_FLIGHT`;"
+            " unset: that ceiling."
+        ),
+        examples=[8],
+    )
 
 
 class Execution(BaseModel):
-    #: How steps run (`workflows.shared.execution`); None: the operator's EXECUTION_MODE.
-    mode: ExecutionMode | None = None
+    """How the steps' calls run."""
+
+    mode: ExecutionMode | None = Field(
+        default=None,
+        description=(
+            "`durable`: each call a regular activity; `fast`: a local activity where it fits"
+            " one; `auto`: a local activity when the step's whole worst case fits 60 s"
+            " (`workflows.shared.execution`). Unset: the operator's `EXECUTION_MODE`. Decided"
+            " at submission and carried by the run."
+        ),
+        examples=["auto"],
+    )
 
 
 class PipelineSettings(BaseModel):
-    error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    notifications: Notifications = Field(default_factory=Notifications)
-    concurrency: Concurrency = Field(default_factory=Concurrency)
-    execution: Execution = Field(default_factory=Execution)
+    """`PIPELINE_SETTINGS`: what applies to every step of the pipeline."""
+
+    error_handling: ErrorHandling = Field(
+        default_factory=ErrorHandling,
+        description="Retries of failed calls, and idempotency keys.",
+    )
+    timeouts: Timeouts = Field(
+        default_factory=Timeouts, description="The timeout of each attempt and of the run."
+    )
+    notifications: Notifications = Field(
+        default_factory=Notifications, description="The webhook that receives the run's events."
+    )
+    concurrency: Concurrency = Field(
+        default_factory=Concurrency, description="How many steps run at once."
+    )
+    execution: Execution = Field(
+        default_factory=Execution, description="How the steps' calls run (the execution mode)."
+    )
 
 
 class EngineOptions(BaseModel):
@@ -137,16 +302,52 @@ class EngineOptions(BaseModel):
 
 
 class PipelineRequest(BaseModel):
-    """The seed payload for `POST /execute`."""
+    """The seed payload for `POST /execute`: a pipeline of HTTP steps and its settings.
 
-    workflow_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/-]+$")
-    namespace: str = Field(default="default", min_length=1, max_length=200)
-    original_input: ShallowJson = None
-    input_data: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(
-        default_factory=dict
+    Everything is validated before anything runs; a 422 lists every problem with the field at
+    fault (duplicate names or usids, unknown dependencies, cycles, bad methods or URLs,
+    `{{…}}` references to nothing or to a step the referencing step does not depend on).
+    """
+
+    workflow_id: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:@/-]+$",
+        description=(
+            "The run's id. A second POST with the id of a run still going attaches to that run"
+            " instead of starting another."
+        ),
+        examples=["workflow-123"],
     )
-    STEPS_CONFIG: list[StepConfig] = Field(min_length=1, max_length=MAX_STEPS)
-    PIPELINE_SETTINGS: PipelineSettings = Field(default_factory=PipelineSettings)
+    namespace: str = Field(
+        default="default",
+        min_length=1,
+        max_length=200,
+        description="A name for grouping runs; it prefixes the run's Redis keys.",
+        examples=["my-workspace"],
+    )
+    original_input: ShallowJson = Field(
+        default=None,
+        description="Any JSON value, `{{original_input}}` in templates.",
+        examples=["Input data"],
+    )
+    input_data: Annotated[dict[str, Any], AfterValidator(shallow_json)] = Field(
+        default_factory=dict,
+        description="A JSON object, `{{input_data}}` and `{{input_data.<key>}}` in templates.",
+        examples=[{"input_1": "content"}],
+    )
+    STEPS_CONFIG: list[StepConfig] = Field(
+        min_length=1,
+        max_length=MAX_STEPS,
+        description=(
+            "The steps, 1 to 10,000; each starts as soon as its dependencies are done, and"
+            " independent steps run concurrently."
+        ),
+    )
+    PIPELINE_SETTINGS: PipelineSettings = Field(
+        default_factory=PipelineSettings,
+        description="Retries, timeouts, webhook, concurrency and execution mode.",
+    )
 
 
 class DagRunInput(PipelineRequest):

@@ -42,6 +42,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from activities.http.models import HTTP_METHODS, is_http_url
@@ -95,11 +96,46 @@ class Condition(_SeedModel):
     demands that it parses (checked here); `'llm'` always asks the LLM.
     """
 
-    expression: str = Field(min_length=1, max_length=MAX_EXPRESSION_CHARS)
-    evaluate_after_step: int | None = None
-    if_true: list[int] = Field(default_factory=list)
-    if_false: list[int] = Field(default_factory=list)
-    mode: ConditionMode | None = None
+    expression: str = Field(
+        min_length=1,
+        max_length=MAX_EXPRESSION_CHARS,
+        description=(
+            "What to test: a line of the condition language (`result contains 'x'`,"
+            " `result == 'x'`, `!=`, `length > 10`, `result matches /re/i`, `result is empty`,"
+            " `result is json`, JSON fields such as `result.items[0].n > 3`, with `not`, `and`,"
+            " `or` and parentheses), or a question for the LLM. At most 4,000 characters."
+        ),
+        examples=["result contains 'yes'"],
+    )
+    evaluate_after_step: int | None = Field(
+        default=None,
+        description=(
+            "The step (0-based) whose result is tested; unset: the step the condition is on"
+            " (for a condition step, the previous executed step)."
+        ),
+        examples=[0],
+    )
+    if_true: list[int] = Field(
+        default_factory=list,
+        description=(
+            "Steps (0-based) queued next when the condition holds. A step named in any"
+            " `ifTrue`/`ifFalse` runs only when a condition sends the run there."
+        ),
+        examples=[[2]],
+    )
+    if_false: list[int] = Field(
+        default_factory=list,
+        description="Steps (0-based) queued next when the condition does not hold.",
+        examples=[[3]],
+    )
+    mode: ConditionMode | None = Field(
+        default=None,
+        description=(
+            "`deterministic`: the condition language, no LLM (the expression must parse);"
+            " `llm`: the model gives a strict true/false verdict. Unset: deterministic when the"
+            " expression parses, else the LLM, decided at submission."
+        ),
+    )
 
     @field_validator("mode")
     @classmethod
@@ -123,9 +159,17 @@ class Condition(_SeedModel):
 class LlmInstruction(_SeedModel):
     """Ask the LLM `instruction` about the previous step's result (or the context)."""
 
-    type: Literal["llm"] = "llm"
-    instruction: str = Field(min_length=1)
-    condition: Condition | None = None
+    type: Literal["llm"] = Field(
+        default="llm", description="`llm`; a plain string is an LLM instruction too."
+    )
+    instruction: str = Field(
+        min_length=1,
+        description="What to ask the model about the previous step's result (or the context).",
+        examples=["Summarize this text in one sentence"],
+    )
+    condition: Condition | None = Field(
+        default=None, description="A branch taken on this step's result once it has run."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -142,7 +186,12 @@ class ConditionInstruction(Condition):
     previous result through unchanged as its own result.
     """
 
-    type: Literal["condition"] = "condition"
+    type: Literal["condition"] = Field(
+        default="condition",
+        description=(
+            "`condition`; may be left out when there is an `expression` and no `instruction`."
+        ),
+    )
 
 
 ENDPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -157,17 +206,59 @@ class EndpointSpec(_SeedModel):
     `retry_delay` and `timeout` are milliseconds, as in the seed.
     """
 
-    endpoint_url: str | None = None
-    api_url: str
-    method: HttpMethod = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: Annotated[JsonValue, AfterValidator(shallow_json)] = None
-    retries: int = Field(default=3, ge=0, le=20)
-    #: At most an hour between attempts, and a day per attempt (milliseconds).
-    retry_delay: int = Field(default=1000, ge=0, le=3_600_000)
-    timeout: int = Field(default=30000, gt=0, le=86_400_000)
-    #: Send the call with an `Idempotency-Key` that every retry repeats.
-    idempotency_key: bool = True
+    endpoint_url: str | None = Field(
+        default=None,
+        description=(
+            "Who makes the call: a configured endpoint worker's name, a URL whose host's first"
+            " label is one, or any other URL (an external proxy that speaks the endpoint-worker"
+            " format). Unset: the main worker."
+        ),
+        examples=["endpoint-2", "https://endpoint-2.workers.dev"],
+    )
+    api_url: str = Field(
+        description="The http(s) URL called; `{{secrets.NAME}}` may appear in it.",
+        examples=["https://api.example.com/articles/temporal"],
+    )
+    method: HttpMethod = Field(default="GET", description="The HTTP method, any case.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Request headers; `{{result}}`, `{{context}}` and `{{secrets.NAME}}` are filled in."
+        ),
+    )
+    body: Annotated[JsonValue, AfterValidator(shallow_json)] = Field(
+        default=None,
+        description=(
+            "The request body, any JSON value; `{{result}}`, `{{context}}` and"
+            " `{{secrets.NAME}}` are filled in."
+        ),
+        examples=[{"text": "{{result}}"}],
+    )
+    retries: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description=(
+            "Retries after the first attempt, for 5xx, 408, 429 and network errors; other 4xx"
+            " fail the step."
+        ),
+    )
+    retry_delay: int = Field(
+        default=1000,
+        ge=0,
+        le=3_600_000,
+        description="Milliseconds before the first retry, doubling; at most an hour.",
+    )
+    timeout: int = Field(
+        default=30000,
+        gt=0,
+        le=86_400_000,
+        description="Milliseconds one attempt may take; at most a day.",
+    )
+    idempotency_key: bool = Field(
+        default=True,
+        description="Send the call with an `Idempotency-Key` header that every retry repeats.",
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -202,15 +293,27 @@ class EndpointSpec(_SeedModel):
 class EndpointInstruction(EndpointSpec):
     """Call an HTTP API; its response body becomes the step's result."""
 
-    type: Literal["endpoint"] = "endpoint"
-    condition: Condition | None = None
+    type: Literal["endpoint"] = Field(default="endpoint", description="`endpoint`.")
+    condition: Condition | None = Field(
+        default=None, description="A branch taken on this step's result once it has run."
+    )
 
 
 class CompletionCheck(_SeedModel):
     """How a thread decides it is complete; see `threads.deterministic_complete`."""
 
-    mode: ConditionMode = "deterministic"
-    expression: str | None = Field(default=None, max_length=MAX_EXPRESSION_CHARS)
+    mode: ConditionMode = Field(
+        default="deterministic",
+        description=(
+            "`deterministic`: complete when every listed step ran with output, or when"
+            " `expression` holds; `llm`: the model's verdict."
+        ),
+    )
+    expression: str | None = Field(
+        default=None,
+        max_length=MAX_EXPRESSION_CHARS,
+        description="A condition-language expression, or the question for the LLM.",
+    )
 
     @model_validator(mode="after")
     def _deterministic_parses(self) -> CompletionCheck:
@@ -222,8 +325,15 @@ class CompletionCheck(_SeedModel):
 class ThreadInstruction(_SeedModel):
     """Gather earlier steps' results into one formatted text."""
 
-    type: Literal["thread"] = "thread"
-    collect_from_steps: list[int] = Field(min_length=1)
+    type: Literal["thread"] = Field(default="thread", description="`thread`.")
+    collect_from_steps: list[int] = Field(
+        min_length=1,
+        description=(
+            "Steps (0-based) whose results are gathered; a step listed twice is collected"
+            " once, and a step that did not run shows as skipped."
+        ),
+        examples=[[0, 1]],
+    )
 
     @field_validator("collect_from_steps")
     @classmethod
@@ -231,17 +341,32 @@ class ThreadInstruction(_SeedModel):
         # A step listed twice would be collected twice: keep the first mention.
         return list(dict.fromkeys(steps))
 
-    output_format: ThreadFormat = "markdown"
-    completion_check: CompletionCheck | None = None
+    output_format: ThreadFormat = Field(
+        default="markdown",
+        description=(
+            "`numbered` (`1. …`), `markdown` (`## Step <i>` and the result) or `json`"
+            " (`[{step, status, result}]`)."
+        ),
+    )
+    completion_check: CompletionCheck | None = Field(
+        default=None,
+        description="How the thread decides it is complete (recorded as `complete`).",
+    )
 
 
 class RouterOption(_SeedModel):
     """One endpoint a router may pick."""
 
-    id: str = Field(min_length=1)
-    name: str = ""
-    description: str = ""
-    endpoint: EndpointSpec
+    id: str = Field(
+        min_length=1,
+        description="The option's id, unique in the router; the model answers with one.",
+        examples=["billing"],
+    )
+    name: str = Field(default="", description="A name the model sees.")
+    description: str = Field(
+        default="", description="What the option is for, as the model sees it."
+    )
+    endpoint: EndpointSpec = Field(description="The call made when the option is picked.")
 
 
 class RouterInstruction(_SeedModel):
@@ -251,11 +376,22 @@ class RouterInstruction(_SeedModel):
     when there is no default (`fallback_option`).
     """
 
-    type: Literal["router"] = "router"
-    description: str = ""
-    evaluation_prompt: str = Field(min_length=1)
-    options: list[RouterOption]
-    default_option: str | None = None
+    type: Literal["router"] = Field(default="router", description="`router`.")
+    description: str = Field(default="", description="What the router decides, for the model.")
+    evaluation_prompt: str = Field(
+        min_length=1,
+        description="The question the model answers by picking one option's id.",
+        examples=["Which team should handle this request?"],
+    )
+    options: list[RouterOption] = Field(
+        description="The options, at least one, their ids distinct."
+    )
+    default_option: str | None = Field(
+        default=None,
+        description=(
+            "The option used when the model's answer names none or fails; unset: the first."
+        ),
+    )
 
     @field_validator("options")
     @classmethod
@@ -430,6 +566,15 @@ class InstructionEngineOptions(BaseModel):
     local_max_seconds: float = LOCAL_MAX_SECONDS
 
 
+def _plain_strings_in_schema(schema: JsonDict) -> None:
+    """Adds what the tagged union's JSON Schema cannot say: a plain string is an instruction
+    too (`LlmInstruction._from_plain_string`). Validation is the union's, unchanged."""
+    items = schema.get("items")
+    choices = items.get("oneOf") if isinstance(items, dict) else None
+    if isinstance(choices, list):
+        choices.insert(0, {"type": "string", "minLength": 1, "description": "An LLM instruction."})
+
+
 class InstructionRunRequest(CamelModel):
     """What a user POSTs to start an instruction run.
 
@@ -437,12 +582,37 @@ class InstructionRunRequest(CamelModel):
     is read as two LLM instructions.
     """
 
-    context: str
-    instructions: list[Instruction] = Field(max_length=MAX_INSTRUCTIONS)
-    provider: LlmProvider = "openai"
-    model: str | None = None
-    #: How endpoint steps' calls run (`workflows.shared.execution`); None: EXECUTION_MODE.
-    execution_mode: ExecutionMode | None = None
+    context: str = Field(
+        description="The text the first step works on.",
+        examples=["Temporal keeps workflows running through crashes."],
+    )
+    instructions: list[Instruction] = Field(
+        max_length=MAX_INSTRUCTIONS,
+        json_schema_extra=_plain_strings_in_schema,
+        description=(
+            "The steps, 1 to 1,000, run as a queue: each works on the previous executed step's"
+            " result. Each is a string (an LLM instruction) or an object whose `type` is"
+            " `llm`, `condition`, `endpoint`, `thread` or `router`. A step never runs twice."
+        ),
+        examples=[["Summarize this text in one sentence", "Write a tagline about it"]],
+    )
+    provider: LlmProvider = Field(
+        default="openai", description="The LLM provider of the run's LLM steps."
+    )
+    model: str | None = Field(
+        default=None,
+        description=(
+            "The model to call; unset or blank: the provider's default (`gpt-5-nano`,"
+            " `claude-haiku-4-5`)."
+        ),
+    )
+    execution_mode: ExecutionMode | None = Field(
+        default=None,
+        description=(
+            "How endpoint steps' calls run: `durable`, `fast` or `auto`"
+            " (`workflows.shared.execution`); unset: the operator's `EXECUTION_MODE`."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -68,13 +68,35 @@ class EndpointRequest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    url: str
-    method: str = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: Any = None
-    retries: int = Field(default=3, ge=0, le=20)
-    retry_delay: int = Field(default=1000, alias="retryDelay", ge=1, le=MAX_MS)
-    timeout: int = Field(default=30000, ge=1, le=MAX_MS)
+    url: str = Field(
+        description="The http(s) URL called.",
+        examples=["http://127.0.0.1:8001/articles/temporal"],
+    )
+    method: str = Field(default="GET", description="The HTTP method, any case.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers.")
+    body: Any = Field(default=None, description="The request body, any JSON value (not with GET).")
+    retries: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description=(
+            "Retries after the first attempt, for 5xx, 408, 429 and network errors; another"
+            " 4xx comes back at once with `success: false`."
+        ),
+    )
+    retry_delay: int = Field(
+        default=1000,
+        alias="retryDelay",
+        ge=1,
+        le=MAX_MS,
+        description="Milliseconds before the first retry, doubling; at most an hour.",
+    )
+    timeout: int = Field(
+        default=30000,
+        ge=1,
+        le=MAX_MS,
+        description="Milliseconds one attempt may take; at most an hour.",
+    )
 
     _headers_as_text = field_validator("headers", mode="before")(headers_as_text)
 
