@@ -33,9 +33,9 @@ from temporalio.converter import (
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import Runtime
 
-from activities.codec import EncryptionKey, parse_keys, with_encryption
 from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
 from activities.store.blobs import RedisBlobDriver
+from kernel.codec import EncryptionKey, parse_keys, with_encryption
 from workflows.shared.execution import ExecutionMode
 
 #: Type adapters of the payload converter, shared by all its instances (at most this many).
@@ -531,7 +531,7 @@ async def connect_temporal(
     The worker, the gateway, the CLI, the benchmarks and the tests connect through here, so
     connection options (address, namespace, TLS, API key, profiles) and payload storage are
     set up in one place. `interceptors` (tracing, the worker's metrics) and `runtime` (the
-    worker's metrics endpoint) are the process's telemetry, from `activities.telemetry`.
+    worker's metrics endpoint) are the process's telemetry, from `kernel.telemetry`.
     """
     return await Client.connect(
         **temporal_connect_config(settings, environ),

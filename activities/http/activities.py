@@ -24,9 +24,7 @@ from redis.exceptions import RedisError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
 from activities.context import heartbeating, retry_delay_ceiling
-from activities.errors import ErrorType, WorkflowStationError
 from activities.http.models import (
     CALL_HTTP,
     IDEMPOTENCY_KEY_HEADER,
@@ -42,13 +40,15 @@ from activities.http.outbound import (
     ResponseTooLarge,
     read_capped,
 )
-from activities.http.responses import main_value
 from activities.http.secrets import ResolvedRequest, Secrets, UnknownSecret
 from activities.http.signing import WebhookSigner
-from activities.limits import MAX_JSON_DEPTH, json_depth
-from activities.redact import MASK, redact_url, redact_urls
 from activities.store.activities import write_values
 from activities.store.models import OutputTarget, output_json
+from kernel import errors
+from kernel.errors import ErrorType, WorkflowStationError
+from kernel.limits import MAX_JSON_DEPTH, json_depth
+from kernel.redact import MASK, redact_url, redact_urls
+from kernel.responses import main_value
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class HttpActivities:
     def _failure(
         self, exc: Exception, call: HttpCall, shown: _Shown, attempt: int
     ) -> ApplicationError:
-        """Classify a request that got no response (the tree in `activities.errors`)."""
+        """Classify a request that got no response (the tree in `kernel.errors`)."""
         who = f"{call.label}: " if call.label else ""
         what = f"{who}{call.method} {shown.url}"
         details = {"attempt": attempt}

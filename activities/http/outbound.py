@@ -73,7 +73,7 @@ own ``Cookie`` header included. A hop to another origin, http to https on the sa
   dropping the body would quietly send a different request from the one the call describes;
   the error names both origins, so the step's URL can be updated to the new one.
 
-Failures the activity layer maps through `activities.errors`:
+Failures the activity layer maps through `kernel.errors`:
 
 * `OutboundBlocked`: the destination was refused, or (`RedirectRefused`) a cross-origin
   redirect would have re-sent the body (non-retryable ``OutboundBlocked``);
@@ -106,8 +106,8 @@ import httpcore
 import httpx
 import idna
 
-from activities.errors import ErrorType, WorkflowStationError
-from activities.telemetry import instrument_outbound_client
+from kernel.errors import ErrorType, WorkflowStationError
+from kernel.telemetry import instrument_outbound_client
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

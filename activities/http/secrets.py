@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from activities.errors import ErrorType, WorkflowStationError
 from activities.http.models import SECRET_NAME, SECRET_PLACEHOLDER, HttpCall
-from activities.redact import MASK
+from kernel.errors import ErrorType, WorkflowStationError
+from kernel.redact import MASK
 
 ENV_PREFIX = "SECRET_"
 

@@ -32,11 +32,11 @@ from typing import Any, Final
 from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
-from activities.errors import ErrorType
 from activities.http.models import HttpCall, HttpResult, with_idempotency_key
-from activities.http.responses import main_value
 from activities.store.models import OutputTarget, output_json
+from kernel import errors
+from kernel.errors import ErrorType
+from kernel.responses import main_value
 from workflows.dag.graph import step_secrets, step_templates
 from workflows.dag.models import DEFAULT_BODY_METHODS, StepConfig, StepError
 from workflows.dag.references import result_variable
