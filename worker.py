@@ -36,7 +36,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
 from activities.http.secrets import Secrets
-from activities.http.segment import SegmentActivities
 from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
@@ -52,6 +51,7 @@ from kernel.telemetry import (
 )
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
 from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
+from workflows.dag.segment_activity import SegmentActivities
 from workflows.dag.workflow import DagWorkflow
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
@@ -203,7 +203,7 @@ def build_workers(
                 activities=[
                     activities.http.call_http,
                     activities.http.send_webhook,
-                    SegmentActivities(activities.http).run_dag_segment,
+                    SegmentActivities(activities.http.attempt).run_dag_segment,
                     activities.store.read_selection,
                     activities.store.write_outputs,
                     activities.llm.call_llm,

@@ -311,7 +311,7 @@ class HttpActivities:
 
     async def attempt(self, call: HttpCall, attempt: int) -> HttpResult:
         """One attempt of `call`, as `call_http` makes it: also for the DAG runner's
-        segments (`activities.http.segment`), which retry their steps themselves."""
+        segments (`workflows.dag.segment_activity`), which retry their steps themselves."""
         result = await self._call(call, _Shown(redact_url(call.url)), attempt)
         if call.outputs is not None and self._redis is not None:
             result.stored = await store_outputs(self._redis, call.outputs, result.body, call.label)

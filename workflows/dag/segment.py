@@ -18,7 +18,7 @@ The trade-offs, beyond a local activity's own (a crashed worker re-runs the segm
 
 Pure apart from asyncio: `run_segment` takes the HTTP attempt as a function, so the workflow
 (which imports the models and `build_call`) sees no I/O, and the activity
-(`activities.http.segment`) brings the client.
+(`workflows.dag.segment_activity`) is handed the client's attempt by the worker.
 """
 
 from __future__ import annotations
