@@ -33,7 +33,8 @@ from temporalio.converter import (
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import Runtime
 
-from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
+from activities.http.outbound.policy import parse_allow_list
+from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
 from activities.store.blobs import RedisBlobDriver
 from kernel.codec import EncryptionKey, parse_keys, with_encryption
 from workflows.shared.execution import ExecutionMode

@@ -34,12 +34,9 @@ from activities.http.models import (
     WebhookDelivery,
     WebhookReceipt,
 )
-from activities.http.outbound import (
-    SECRET_HEADERS,
-    OutboundBlocked,
-    ResponseTooLarge,
-    read_capped,
-)
+from activities.http.outbound.body import ResponseTooLarge, read_capped
+from activities.http.outbound.policy import OutboundBlocked
+from activities.http.outbound.redirects import SECRET_HEADERS
 from activities.http.secrets import ResolvedRequest, Secrets, UnknownSecret
 from activities.http.signing import WebhookSigner
 from activities.store.activities import write_values

@@ -52,7 +52,7 @@ class ResolvedRequest:
 
     Attributes:
         secret_headers: Lower-cased names of the headers whose value holds a secret, so a
-            redirect to another origin drops them (`activities.http.outbound`).
+            redirect to another origin drops them (`activities.http.outbound.redirects`).
     """
 
     url: str
