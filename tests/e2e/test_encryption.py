@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store.models import fresh_key, status_key
-from cli import BIN, temporal_command
+from cli.stack import BIN, temporal_command
 from gateway.app import create_app
 from kernel.codec import KEY_ID_METADATA
 from settings import Settings, connect_temporal

@@ -117,8 +117,8 @@ def test_workflow_modules_load_no_client_library() -> None:
 
 
 def production_files() -> list[Path]:
-    files = [ROOT / "worker.py", ROOT / "cli.py", ROOT / "settings.py"]
-    for package in ("kernel", "workflows", "activities", "gateway"):
+    files = [ROOT / "worker.py", ROOT / "settings.py"]
+    for package in ("kernel", "workflows", "activities", "gateway", "cli"):
         files += sorted((ROOT / package).rglob("*.py"))
     return files
 
