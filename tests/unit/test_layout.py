@@ -87,6 +87,17 @@ def test_workflows_import_no_gateway() -> None:
     ] == []
 
 
+def test_no_package_imports_the_cli_or_the_worker() -> None:
+    # Both are composition roots at the top: they import the layers, never the other way.
+    roots = ("cli", "worker")
+    assert [
+        (path, module)
+        for package in ("kernel", "activities", "workflows", "gateway")
+        for path, module in package_imports(package)
+        if module.split(".")[0] in roots
+    ] == []
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_no_engine_imports_another(engine: str) -> None:
     others = [f"workflows.{other}" for other in ENGINES if other != engine]
