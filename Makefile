@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml requirements-dev.lock
 	@touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/python cli.py dev
+	$(BIN)/python -m cli dev
 
 example: $(STAMP)
-	$(BIN)/python cli.py example
+	$(BIN)/python -m cli example
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -33,17 +33,16 @@ from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import telemetry
 from activities.http.activities import HttpActivities
 from activities.http.outbound import build_outbound_client
 from activities.http.secrets import Secrets
-from activities.http.segment import SegmentActivities
 from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
 from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
-from activities.telemetry import (
+from kernel import telemetry
+from kernel.telemetry import (
     WORKER_SERVICE,
     LogFormat,
     setup_tracing,
@@ -52,6 +51,7 @@ from activities.telemetry import (
 )
 from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
 from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
+from workflows.dag.segment_activity import SegmentActivities
 from workflows.dag.workflow import DagWorkflow
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
@@ -73,7 +73,7 @@ log = logging.getLogger("workflow_station.worker")
 WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
 
 #: The sandbox the tests run the workflows in. Workflows import only I/O-free modules
-#: (activity names and models, the errors module, pure logic) and pydantic; passing those
+#: (activity names and models, the shared `kernel`, pure logic) and pydantic; passing those
 #: through spares the sandbox re-importing them for every run. No HTTP, LLM or Redis client
 #: library is named: workflow code never imports one (tests/unit/test_layout.py checks it).
 #: opentelemetry's context module is loaded lazily by the SDK and the Redis client alike;
@@ -82,7 +82,7 @@ WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
 #: sandbox of the replay test still imports them afresh.
 SANDBOXED_RUNNER: WorkflowRunner = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "pydantic", "activities", "opentelemetry", "workflows"
+        "pydantic", "kernel", "activities", "opentelemetry", "workflows"
     )
 )
 
@@ -203,7 +203,7 @@ def build_workers(
                 activities=[
                     activities.http.call_http,
                     activities.http.send_webhook,
-                    SegmentActivities(activities.http).run_dag_segment,
+                    SegmentActivities(activities.http.attempt).run_dag_segment,
                     activities.store.read_selection,
                     activities.store.write_outputs,
                     activities.llm.call_llm,

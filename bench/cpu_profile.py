@@ -43,7 +43,7 @@ from stack import BIN, BenchStack, bench_stack  # noqa: E402
 
 PROCESSES = ("worker", "gateway")
 #: Frames of the project's code, as py-spy names them: `Class.method (path/file.py)`.
-OWN_CODE = tuple(f"({package}/" for package in ("workflows", "activities", "gateway"))
+OWN_CODE = tuple(f"({package}/" for package in ("kernel", "workflows", "activities", "gateway"))
 RATE = 100
 
 

@@ -33,7 +33,7 @@ from temporalio.api.enums.v1 import EventType
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli import BIN, Stack, redis_command, temporal_command, wait_for_port  # noqa: E402
+from cli.stack import BIN, Stack, redis_command, temporal_command, wait_for_port  # noqa: E402
 from settings import Settings, connect_temporal  # noqa: E402
 from tests.fakes.targets import free_port  # noqa: E402
 

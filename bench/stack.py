@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli import BIN, Stack, gateway_command, redis_command, temporal_command, wait_for_port  # noqa: E402
+from cli.stack import BIN, Stack, gateway_command, redis_command, temporal_command, wait_for_port  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.fakes.targets import free_port  # noqa: E402
 
@@ -38,7 +38,7 @@ class BenchStack:
     target_url: str
     temporal_address: str
     data: Path
-    #: The dev server's command line: `make dev`'s own (`cli.temporal_command`).
+    #: The dev server's command line: `make dev`'s own (`cli.stack.temporal_command`).
     temporal_command: list[str]
     processes: Stack
     env: dict[str, str]

@@ -20,17 +20,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.codec import EncryptionCodec
-from activities.errors import WorkflowStationError
-from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from activities.store.clients import close_redis
-from activities.telemetry import temporal_interceptors
 from gateway import telemetry
 from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
 from gateway.runs import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
+from kernel.codec import EncryptionCodec
+from kernel.errors import WorkflowStationError
+from kernel.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
+from kernel.telemetry import temporal_interceptors
 from settings import Settings, close_data_converter, connect_temporal, get_settings
 
 

@@ -53,9 +53,9 @@ from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.redact import redact_urls
 from activities.store.models import RunSnapshot, fresh_key, status_key
 from gateway.tenancy import Tenant
+from kernel.redact import redact_urls
 from workflows.dag.models import (
     DagRunInput,
     DagRunResult,

@@ -54,8 +54,8 @@ from temporalio.runtime import (
     TelemetryConfig,
 )
 
-from activities.metrics import DURATION_BUCKETS
-from activities.telemetry import GATEWAY_SERVICE, configure_logging, setup_tracing
+from kernel.metrics import DURATION_BUCKETS
+from kernel.telemetry import GATEWAY_SERVICE, configure_logging, setup_tracing
 from settings import Settings
 
 router = APIRouter(tags=["metrics"])

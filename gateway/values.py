@@ -15,9 +15,9 @@ from fastapi import HTTPException, Response
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
-from activities.errors import ErrorType, WorkflowStationError
 from activities.store.models import redis_key
 from gateway.runs import DAG_RUNS, NAMESPACE, RunStatusService
+from kernel.errors import ErrorType, WorkflowStationError
 from workflows.dag.models import DagRunResult
 from workflows.dag.references import (
     REF,

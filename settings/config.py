@@ -1,6 +1,6 @@
 """`Settings`: every setting of every Workflow Station process, composed from the areas.
 
-Only the composition roots (`worker.py`, the gateway's app factory and `cli.py`) read
+Only the composition roots (`worker.py`, the gateway's app factory and `cli/`) read
 settings; workflows and activities receive what they need as arguments.
 
 The areas (`AREAS`) are the unit of documentation: each is a class whose fields carry their

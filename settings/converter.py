@@ -22,8 +22,8 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
-from activities.codec import with_encryption
 from activities.store.blobs import RedisBlobDriver
+from kernel.codec import with_encryption
 from settings.config import Settings
 
 #: A Redis command of the blob store that takes longer fails the workflow task or activity

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from activities.codec import EncryptionKey, parse_keys
+from kernel.codec import EncryptionKey, parse_keys
 from settings.base import SettingsArea
 
 
@@ -68,7 +68,7 @@ class TemporalSettings(SettingsArea):
         default=None,
         description=(
             "Payload encryption: `id:base64key` entries, comma-separated; payloads are"
-            " encrypted with the first key and decrypted with any (`activities.codec`). A bad"
+            " encrypted with the first key and decrypted with any (`kernel.codec`). A bad"
             " key stops every process at start. Unset: payloads are stored as they are. With"
             " it set, runs' status is not published to Redis (Redis would hold in clear what"
             " Temporal holds encrypted)."

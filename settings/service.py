@@ -15,7 +15,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from activities.http.outbound import DEFAULT_SENSITIVE_HEADERS, parse_allow_list
+from activities.http.outbound.policy import parse_allow_list
+from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
 from settings.base import CsvList, SettingsArea, split_csv
 from workflows.shared.execution import ExecutionMode
 

@@ -127,7 +127,7 @@ async def connect_temporal(
     The worker, the gateway, the CLI, the benchmarks and the tests connect through here, so
     connection options (address, namespace, TLS, API key, profiles) and payload storage are
     set up in one place. `interceptors` (tracing, the worker's metrics) and `runtime` (the
-    worker's metrics endpoint) are the process's telemetry, from `activities.telemetry`.
+    worker's metrics endpoint) are the process's telemetry, from `kernel.telemetry`.
     """
     return await Client.connect(
         **temporal_connect_config(settings, environ),

@@ -28,7 +28,7 @@ from temporalio.converter import DataConverter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.store.clients import close_redis
-from cli import BIN, dev_server_args, redis_command
+from cli.stack import BIN, dev_server_args, redis_command
 from settings import Settings, close_data_converter, data_converter
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import TargetState, create_target_app, free_port, serve

@@ -24,9 +24,7 @@ from redis.exceptions import RedisError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
 from activities.context import heartbeating, retry_delay_ceiling
-from activities.errors import ErrorType, WorkflowStationError
 from activities.http.models import (
     CALL_HTTP,
     IDEMPOTENCY_KEY_HEADER,
@@ -36,19 +34,18 @@ from activities.http.models import (
     WebhookDelivery,
     WebhookReceipt,
 )
-from activities.http.outbound import (
-    SECRET_HEADERS,
-    OutboundBlocked,
-    ResponseTooLarge,
-    read_capped,
-)
-from activities.http.responses import main_value
+from activities.http.outbound.body import ResponseTooLarge, read_capped
+from activities.http.outbound.policy import OutboundBlocked
+from activities.http.outbound.redirects import SECRET_HEADERS
 from activities.http.secrets import ResolvedRequest, Secrets, UnknownSecret
 from activities.http.signing import WebhookSigner
-from activities.limits import MAX_JSON_DEPTH, json_depth
-from activities.redact import MASK, redact_url, redact_urls
 from activities.store.activities import write_values
 from activities.store.models import OutputTarget, output_json
+from kernel import errors
+from kernel.errors import ErrorType, WorkflowStationError
+from kernel.limits import MAX_JSON_DEPTH, json_depth
+from kernel.redact import MASK, redact_url, redact_urls
+from kernel.responses import main_value
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +200,7 @@ class HttpActivities:
     def _failure(
         self, exc: Exception, call: HttpCall, shown: _Shown, attempt: int
     ) -> ApplicationError:
-        """Classify a request that got no response (the tree in `activities.errors`)."""
+        """Classify a request that got no response (the tree in `kernel.errors`)."""
         who = f"{call.label}: " if call.label else ""
         what = f"{who}{call.method} {shown.url}"
         details = {"attempt": attempt}
@@ -311,7 +308,7 @@ class HttpActivities:
 
     async def attempt(self, call: HttpCall, attempt: int) -> HttpResult:
         """One attempt of `call`, as `call_http` makes it: also for the DAG runner's
-        segments (`activities.http.segment`), which retry their steps themselves."""
+        segments (`workflows.dag.segment_activity`), which retry their steps themselves."""
         result = await self._call(call, _Shown(redact_url(call.url)), attempt)
         if call.outputs is not None and self._redis is not None:
             result.stored = await store_outputs(self._redis, call.outputs, result.body, call.label)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from activities.errors import ErrorType, WorkflowStationError
 from activities.http.models import SECRET_NAME, SECRET_PLACEHOLDER, HttpCall
-from activities.redact import MASK
+from kernel.errors import ErrorType, WorkflowStationError
+from kernel.redact import MASK
 
 ENV_PREFIX = "SECRET_"
 
@@ -52,7 +52,7 @@ class ResolvedRequest:
 
     Attributes:
         secret_headers: Lower-cased names of the headers whose value holds a secret, so a
-            redirect to another origin drops them (`activities.http.outbound`).
+            redirect to another origin drops them (`activities.http.outbound.redirects`).
     """
 
     url: str

@@ -3,7 +3,7 @@
 The SDK clients are built once by `build_llm_clients` in the worker (the composition root) with
 `max_retries=0`: Temporal's retry policy is the only retry loop, so a 429 is not retried twice
 over and every attempt shows in the workflow history. Failures become `ApplicationError`s
-classified by `activities.errors` (the one taxonomy): `LlmProviderError` and
+classified by `kernel.errors` (the one taxonomy): `LlmProviderError` and
 `LlmUnparseableAnswer` are retried, `LlmRequestRejected` and `ProviderNotConfigured` are not.
 A call in flight heartbeats, so a cancelled run stops it and a lost worker's call is retried
 after the heartbeat timeout rather than the whole step timeout.
@@ -22,10 +22,7 @@ from openai import AsyncOpenAI
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
 from activities.context import heartbeating, retry_delay_ceiling
-from activities.errors import ErrorType
-from activities.llm.answers import json_object, match_option, yes_no
 from activities.llm.models import (
     CALL_LLM,
     CHOOSE_ROUTE,
@@ -39,7 +36,10 @@ from activities.llm.models import (
     RouteRequest,
     TokenUsage,
 )
-from activities.metrics import count_llm_tokens
+from kernel import errors
+from kernel.answers import json_object, match_option, yes_no
+from kernel.errors import ErrorType
+from kernel.metrics import count_llm_tokens
 
 #: Sent as the key to OpenAI-compatible local servers (Ollama, vLLM…) that need none; the SDKs
 #: refuse to build a client without one.

@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, Field
 
-from activities.models import CamelModel
+from kernel.models import CamelModel
 
 #: Activity names, as workflows schedule them and `LlmActivities` registers them.
 CALL_LLM: Final = "call_llm"

@@ -34,8 +34,8 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
-from activities.errors import ErrorType, WorkflowStationError
 from activities.store.clients import close_redis
+from kernel.errors import ErrorType, WorkflowStationError
 
 #: Recorded in every reference history keeps: renaming it orphans the blobs already written.
 DRIVER_NAME: Final = "redis"

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from activities.codec import PayloadDecryptionError
 from gateway.deps import require_codec_access
+from kernel.codec import PayloadDecryptionError
 
 router = APIRouter(prefix="/codec", tags=["codec"], dependencies=[Depends(require_codec_access)])
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import TimeoutError
 
-from activities.redact import redact_url
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.routes.dag import search_attributes
 from gateway.tenancy import TenantDep
+from kernel.redact import redact_url
 from workflows.endpoint.models import EndpointCallInput
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.shared.endpoints import EndpointRequest, EndpointResponse

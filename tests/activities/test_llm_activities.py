@@ -21,7 +21,7 @@ from activities.llm.models import (
     RouteRequest,
     TokenUsage,
 )
-from activities.metrics import LLM_TOKENS
+from kernel.metrics import LLM_TOKENS
 from tests.conftest import activity_env
 from tests.fakes.llm_server import FakeLLMServer
 

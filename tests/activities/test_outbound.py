@@ -21,21 +21,17 @@ import httpcore
 import httpx
 import pytest
 
-from activities.http.outbound import (
-    CONNECTIONS_PER_SHARD,
+from activities.http.outbound import build_outbound_client
+from activities.http.outbound.body import ResponseTooLarge, read_capped
+from activities.http.outbound.policy import OutboundBlocked, OutboundPolicy, blocked_reason
+from activities.http.outbound.pool import CONNECTIONS_PER_SHARD, ShardedPool
+from activities.http.outbound.redirects import (
     CREDENTIAL_HEADERS,
     DEFAULT_SENSITIVE_HEADERS,
-    InvalidUrl,
-    OutboundBlocked,
     OutboundClient,
-    OutboundPolicy,
     RedirectRefused,
-    ResponseTooLarge,
-    ShardedPool,
-    blocked_reason,
-    build_outbound_client,
-    read_capped,
 )
+from activities.http.outbound.transport import InvalidUrl
 
 BLOCKED = [
     ("127.0.0.1", "loopback"),

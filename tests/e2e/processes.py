@@ -2,7 +2,7 @@
 database file of its own, and a persistent redis-server.
 
 Each listens on loopback only, on ports of its own that survive a restart, and is stopped by
-its own pid (never by name). The command lines are `cli.py`'s, as `make dev` runs them.
+its own pid (never by name). The command lines are `cli.stack`'s, as `make dev` runs them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from cli import gateway_command, redis_command, temporal_command, wait_for_port
+from cli.stack import gateway_command, redis_command, temporal_command, wait_for_port
 from settings import Settings
 from tests.conftest import LOOPBACK, wait_until
 from tests.fakes.targets import free_port

@@ -12,7 +12,7 @@ from typing import Any
 from click.testing import Result
 from typer.testing import CliRunner
 
-from cli import EXIT_CANCELLED, EXIT_FAILED, app
+from cli.commands import EXIT_CANCELLED, EXIT_FAILED, app
 from tests.conftest import Gateway, Targets, unique, wait_until
 
 runner = CliRunner()

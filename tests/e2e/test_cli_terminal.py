@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import BIN, EXAMPLES
+from cli.examples import EXAMPLES
+from cli.stack import BIN
 from tests.conftest import Gateway, unique, wait_until
 from tests.fakes.targets import serve
 

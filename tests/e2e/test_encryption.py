@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.codec import KEY_ID_METADATA
 from activities.store.models import fresh_key, status_key
-from cli import BIN, temporal_command
+from cli.stack import BIN, temporal_command
 from gateway.app import create_app
+from kernel.codec import KEY_ID_METADATA
 from settings import Settings, connect_temporal
 from tests.conftest import Targets, _run_workers, make_settings, unique, wait_until
 from tests.e2e.test_secrets import history_text

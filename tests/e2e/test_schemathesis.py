@@ -20,7 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from temporalio.testing import WorkflowEnvironment
 
-from cli import BIN, wait_for_port
+from cli.stack import BIN, wait_for_port
 from gateway.app import create_app
 from settings import Settings
 from tests.conftest import unique

@@ -21,8 +21,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from activities.codec import ENCODING, EncryptionCodec, PayloadDecryptionError
 from gateway.app import create_app
+from kernel.codec import ENCODING, EncryptionCodec, PayloadDecryptionError
 from settings import Settings
 from tests.conftest import (
     Gateway,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from activities.llm.answers import json_object, match_option, strip_code_fence, yes_no
+from kernel.answers import json_object, match_option, strip_code_fence, yes_no
 
 
 @dataclass(frozen=True)

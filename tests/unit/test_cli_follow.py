@@ -1,11 +1,11 @@
-"""`workflow-station run --follow` draws each event from the event itself (`cli.apply_event`),
-and reads the run's whole status only now and then."""
+"""`workflow-station run --follow` draws each event from the event itself
+(`cli.render.apply_event`), and reads the run's whole status only now and then."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cli import apply_event
+from cli.render import apply_event
 
 
 def status() -> dict[str, Any]:

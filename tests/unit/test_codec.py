@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
 
-from activities.codec import (
+from kernel.codec import (
     ENCODING,
     KEY_ID_METADATA,
     EncryptionCodec,

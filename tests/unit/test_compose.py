@@ -9,7 +9,7 @@ import httpx
 import pytest
 import yaml
 
-from cli import gateway_command
+from cli.stack import gateway_command
 from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "temporal-compose.yml"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.exceptions import ApplicationErrorCategory
 
-from activities.errors import (
+from kernel.errors import (
     MAX_RETRY_AFTER,
     NON_RETRYABLE_TYPES,
     ErrorType,

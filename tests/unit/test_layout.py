@@ -1,4 +1,5 @@
-"""The layout's rules, checked: engines stay apart, workflows never load client libraries."""
+"""The layout's rules, checked: data flows one way (gateway -> workflows -> activities, all of
+them over the shared `kernel`), engines stay apart, workflows never load client libraries."""
 
 from __future__ import annotations
 
@@ -35,6 +36,68 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
+#: The project's own top-level packages and modules.
+PROJECT = ("kernel", "activities", "workflows", "gateway", "cli", "settings", "worker")
+
+
+def package_imports(package: str) -> list[tuple[str, str]]:
+    """(file, imported module) for every import in `package` of a project module."""
+    return [
+        (str(path.relative_to(ROOT)), module)
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for module in sorted(imported_modules(path))
+        if module.split(".")[0] in PROJECT
+    ]
+
+
+def test_kernel_imports_no_project_package() -> None:
+    # Every layer imports the kernel, so it may import none of them.
+    assert [
+        (path, module)
+        for path, module in package_imports("kernel")
+        if module.split(".")[0] != "kernel"
+    ] == []
+
+
+def test_activities_import_no_workflows_or_gateway() -> None:
+    upward = ("workflows", "gateway", "cli", "settings", "worker")
+    assert [
+        (path, module)
+        for path, module in package_imports("activities")
+        if module.split(".")[0] in upward
+    ] == []
+
+
+def test_workflows_import_only_models_from_activities() -> None:
+    # Activity names and their input/output models live in `activities/*/models.py`, I/O-free;
+    # anything else in activities/ is an implementation a workflow must not load.
+    assert [
+        (path, module)
+        for path, module in package_imports("workflows")
+        if module.split(".")[0] == "activities" and not module.endswith(".models")
+    ] == []
+
+
+def test_workflows_import_no_gateway() -> None:
+    upward = ("gateway", "cli", "settings", "worker")
+    assert [
+        (path, module)
+        for path, module in package_imports("workflows")
+        if module.split(".")[0] in upward
+    ] == []
+
+
+def test_no_package_imports_the_cli_or_the_worker() -> None:
+    # Both are composition roots at the top: they import the layers, never the other way.
+    roots = ("cli", "worker")
+    assert [
+        (path, module)
+        for package in ("kernel", "activities", "workflows", "gateway")
+        for path, module in package_imports(package)
+        if module.split(".")[0] in roots
+    ] == []
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_no_engine_imports_another(engine: str) -> None:
     others = [f"workflows.{other}" for other in ENGINES if other != engine]
@@ -65,8 +128,8 @@ def test_workflow_modules_load_no_client_library() -> None:
 
 
 def production_files() -> list[Path]:
-    files = [ROOT / "worker.py", ROOT / "cli.py"]
-    for package in ("workflows", "activities", "gateway", "settings"):
+    files = [ROOT / "worker.py"]
+    for package in ("kernel", "workflows", "activities", "gateway", "cli", "settings"):
         files += sorted((ROOT / package).rglob("*.py"))
     return files
 
@@ -74,7 +137,7 @@ def production_files() -> list[Path]:
 def test_every_application_error_is_built_by_the_errors_module() -> None:
     builders = []
     for path in production_files():
-        if path == ROOT / "activities" / "errors.py":
+        if path == ROOT / "kernel" / "errors.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from activities.limits import MAX_JSON_DEPTH, json_depth, raw_json_too_deep
+from kernel.limits import MAX_JSON_DEPTH, json_depth, raw_json_too_deep
 
 
 def nested(depth: int) -> object:

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from activities.telemetry import JsonFormatter
+from kernel.telemetry import JsonFormatter
 
 
 def record(**extra: object) -> logging.LogRecord:

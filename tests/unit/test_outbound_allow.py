@@ -14,7 +14,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from activities.http.outbound import (
+from activities.http.outbound.policy import (
     AllowEntry,
     OutboundBlocked,
     OutboundPolicy,

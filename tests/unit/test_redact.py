@@ -8,9 +8,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from activities import errors
-from activities.errors import ErrorType
-from activities.redact import redact_url, redact_urls
+from kernel import errors
+from kernel.errors import ErrorType
+from kernel.redact import redact_url, redact_urls
 from workflows.shared.failures import StepFailed
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from activities.http.responses import main_value
+from kernel.responses import main_value
 
 OPENAI_CHAT = {
     "id": "chatcmpl-1",

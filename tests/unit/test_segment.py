@@ -9,8 +9,8 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
 from activities.http.models import HttpCall, HttpResult
+from kernel import errors
 from workflows.dag.models import StepConfig
 from workflows.dag.segment import Segment, SegmentStep, run_segment, variables_read
 

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from cli import BIN, dev_server_args
+from cli.stack import BIN, dev_server_args
 from tests.conftest import Engine, Targets, _run_workers, make_settings, unique
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow

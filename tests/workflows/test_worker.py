@@ -9,7 +9,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from cli import BIN
+from cli.stack import BIN
 from settings import SEARCH_ATTRIBUTES
 from tests.conftest import make_settings
 from worker import check_blob_ttl, ensure_search_attributes

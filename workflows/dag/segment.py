@@ -18,7 +18,7 @@ The trade-offs, beyond a local activity's own (a crashed worker re-runs the segm
 
 Pure apart from asyncio: `run_segment` takes the HTTP attempt as a function, so the workflow
 (which imports the models and `build_call`) sees no I/O, and the activity
-(`activities.http.segment`) brings the client.
+(`workflows.dag.segment_activity`) is handed the client's attempt by the worker.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from typing import Any, Final
 from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
-from activities.errors import ErrorType
 from activities.http.models import HttpCall, HttpResult, with_idempotency_key
-from activities.http.responses import main_value
 from activities.store.models import OutputTarget, output_json
+from kernel import errors
+from kernel.errors import ErrorType
+from kernel.responses import main_value
 from workflows.dag.graph import step_secrets, step_templates
 from workflows.dag.models import DEFAULT_BODY_METHODS, StepConfig, StepError
 from workflows.dag.references import result_variable

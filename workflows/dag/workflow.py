@@ -25,8 +25,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
-    from activities.errors import ErrorType
     from activities.http.models import (
         SEND_WEBHOOK,
         HttpCall,
@@ -34,8 +32,6 @@ with workflow.unsafe.imports_passed_through():
         WebhookDelivery,
         idempotency_key,
     )
-    from activities.http.responses import main_value
-    from activities.metrics import count_step
     from activities.store.models import (
         READ_SELECTION,
         WRITE_OUTPUTS,
@@ -45,6 +41,10 @@ with workflow.unsafe.imports_passed_through():
         parse_selection,
         redis_key,
     )
+    from kernel import errors
+    from kernel.errors import ErrorType
+    from kernel.metrics import count_step
+    from kernel.responses import main_value
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
         DagResume,

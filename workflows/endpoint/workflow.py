@@ -14,7 +14,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.http.models import CALL_HTTP, HttpResult
-    from activities.redact import redact_url
+    from kernel.redact import redact_url
     from workflows.endpoint.models import EndpointCallInput
     from workflows.shared.endpoints import EndpointResponse, http_call
     from workflows.shared.failures import UNHEALABLE, activity_failure, step_retry_policy

@@ -59,8 +59,8 @@ from typing import Any, Literal, TypeAlias
 
 import re2
 
-from activities.errors import ErrorType, WorkflowStationError
-from activities.llm.answers import strip_code_fence
+from kernel.answers import strip_code_fence
+from kernel.errors import ErrorType, WorkflowStationError
 
 __all__ = [
     "And",

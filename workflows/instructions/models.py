@@ -46,9 +46,9 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from activities.http.models import HTTP_METHODS, is_http_url
-from activities.limits import shallow_json
 from activities.llm.models import DEFAULT_MODELS, LlmProvider, TokenUsage
-from activities.models import CamelModel
+from kernel.limits import shallow_json
+from kernel.models import CamelModel
 from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 

@@ -40,8 +40,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from activities.errors import ErrorType, WorkflowStationError
-from activities.llm.answers import match_option
+from kernel.answers import match_option
+from kernel.errors import ErrorType, WorkflowStationError
 from workflows.instructions.models import (
     ConditionInstruction,
     Instruction,
@@ -217,7 +217,7 @@ def endpoint_renderer(
 def choose_router_option(
     router: RouterInstruction, answer: str | None
 ) -> tuple[RouterOption, bool]:
-    """Map an LLM's answer to one of the router's options (`activities.llm.answers`).
+    """Map an LLM's answer to one of the router's options (`kernel.answers`).
 
     Returns:
         The chosen option and whether the fallback was used.

@@ -25,8 +25,6 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from activities import errors
-    from activities.errors import ErrorType
     from activities.http.models import (
         CALL_HTTP,
         HttpResult,
@@ -46,8 +44,10 @@ with workflow.unsafe.imports_passed_through():
         RouteRequest,
         TokenUsage,
     )
-    from activities.metrics import count_step
-    from activities.redact import redact_url
+    from kernel import errors
+    from kernel.errors import ErrorType
+    from kernel.metrics import count_step
+    from kernel.redact import redact_url
     from workflows.instructions.conditions import ConditionSyntaxError, evaluate, parse
     from workflows.instructions.models import (
         Condition,

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from activities.errors import ErrorType, WorkflowStationError
 from activities.http.models import HTTP_METHODS, HttpCall, headers_as_text, is_http_url
+from kernel.errors import ErrorType, WorkflowStationError
 
 #: The endpoint-worker format caps `timeout` and `retryDelay` (milliseconds) at an hour.
 MAX_MS = 3_600_000

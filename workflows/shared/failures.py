@@ -26,9 +26,9 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from activities import errors
-from activities.errors import ErrorType, WorkflowStationError
-from activities.redact import redact_urls
+from kernel import errors
+from kernel.errors import ErrorType, WorkflowStationError
+from kernel.redact import redact_urls
 
 #: Exceptions that no retry of a workflow task can heal: data that cannot be decoded or built
 #: (a bad payload, a value nested too deep, a number out of range). Raised in workflow code,
@@ -52,7 +52,7 @@ class StepFailure:
 class StepFailed(WorkflowStationError):
     """A step failed for good; its engine records `failure` and decides what the run does.
 
-    URLs in the message are redacted (`activities.redact`): it goes into the run's status,
+    URLs in the message are redacted (`kernel.redact`): it goes into the run's status,
     webhook events and the run's own failure.
     """
 

@@ -43,9 +43,9 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
     from activities.http.models import SEND_WEBHOOK, WebhookDelivery, WebhookReceipt
-    from activities.metrics import count_webhook_delivery, count_webhook_events_queued
+    from kernel import errors
+    from kernel.metrics import count_webhook_delivery, count_webhook_events_queued
     from workflows.shared.webhooks import (
         ENQUEUE_SIGNAL,
         GET_STATUS_QUERY,

@@ -27,8 +27,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from activities.errors import ErrorType, WorkflowStationError
 from activities.http.models import SECRET_PLACEHOLDER, SECRETS_ROOT, secret_name
+from kernel.errors import ErrorType, WorkflowStationError
 
 _SEGMENT = re.compile(r"\.?([A-Za-z_$][\w$-]*)|\[\s*(-?\d+)\s*\]|\[\s*['\"]([^'\"]*)['\"]\s*\]")
 

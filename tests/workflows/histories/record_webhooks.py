@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.testing import WorkflowEnvironment
 
-from cli import BIN, dev_server_args, redis_command, wait_for_port
+from cli.stack import BIN, dev_server_args, redis_command, wait_for_port
 from settings import DATA_CONVERTER, Settings
 from tests.fakes.targets import create_target_app, free_port, serve
 from worker import build_workers, open_activities

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from cli import BIN, dev_server_args, redis_command, wait_for_port
+from cli.stack import BIN, dev_server_args, redis_command, wait_for_port
 from settings import Settings, data_converter
 from tests.fakes.targets import create_target_app, free_port, serve
 from worker import build_workers, open_activities

@@ -50,7 +50,7 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── InstructionFailed      an instruction step failed for good
     └── TimedOut               the run exceeded its execution timeout
 
-Every message is passed through `activities.redact.redact_urls`: a URL quoted in a message
+Every message is passed through `kernel.redact.redact_urls`: a URL quoted in a message
 keeps its host and path but not its user-info, query values or fragment, wherever the message
 goes next (history, status, webhooks, logs).
 
@@ -71,7 +71,7 @@ from typing import Any, ClassVar
 
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.redact import redact_urls
+from kernel.redact import redact_urls
 
 
 class ErrorType(StrEnum):

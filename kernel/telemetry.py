@@ -3,7 +3,7 @@ that serves the worker's Prometheus endpoint, and JSON log lines.
 
 The composition roots (`worker.py`, the gateway's app factory) call these with their
 settings; workflow and activity code only records, through `workflow.logger`,
-`activity.logger` and `activities.metrics`.
+`activity.logger` and `kernel.metrics`.
 
 Traces are off unless an OTLP endpoint is configured: no tracer provider is installed, so
 every span the interceptors and instrumentations start is a no-op and nothing is exported
@@ -31,8 +31,8 @@ from temporalio import activity, client, workflow
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from activities.metrics import ACTIVITY_DURATION, DURATION_BUCKETS, EngineTelemetry
-from activities.redact import redact_url
+from kernel.metrics import ACTIVITY_DURATION, DURATION_BUCKETS, EngineTelemetry
+from kernel.redact import redact_url
 
 GATEWAY_SERVICE = "workflow-station-gateway"
 WORKER_SERVICE = "workflow-station-worker"

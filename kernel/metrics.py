@@ -7,7 +7,7 @@ recording while a history replays, so a replayed run counts nothing twice) or
 `namespace`, `task_queue` and `workflow_type` (or `activity_type`) labels themselves.
 
 This module imports nothing but temporalio, so workflow code may use it (inside
-`imports_passed_through`); setting telemetry up is `activities.telemetry`'s job.
+`imports_passed_through`); setting telemetry up is `kernel.telemetry`'s job.
 
     workflow_station_runs_total{workflow_type, outcome}      a run's end (EngineTelemetry)
     workflow_station_steps_total{engine, outcome}            a step's end, retries included
@@ -51,7 +51,7 @@ WEBHOOK_DELIVERIES = "workflow_station_webhook_deliveries"
 #: to a minute, an LLM call seconds to minutes.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
-#: The error type outbound refusals fail with (`activities.errors.ErrorType.OUTBOUND_BLOCKED`).
+#: The error type outbound refusals fail with (`kernel.errors.ErrorType.OUTBOUND_BLOCKED`).
 _OUTBOUND_BLOCKED = "OutboundBlocked"
 
 

@@ -24,7 +24,7 @@ before encryption was turned on still complete.
 
 Not encrypted, by Temporal's design: search attributes (they are indexed), workflow and
 activity ids and type names, task queues, and failure messages and stack traces; which is why
-no message holds a secret or a URL's query (`activities.http.secrets`, `activities.redact`).
+no message holds a secret or a URL's query (`activities.http.secrets`, `kernel.redact`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,107 @@
+"""How a run is drawn in the terminal: its steps as a table, its progress, an instruction
+step as a line, and the update a step event makes to the run being drawn."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+
+def short(text: Any, limit: int = 90) -> str:
+    """`text` on one line, cut to `limit` characters (an ellipsis marks the cut)."""
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def step_line(step: dict[str, Any]) -> str:
+    """An instruction run's step as one line: index, type, status, what its condition,
+    router or thread decided, or its error, and the start of its result."""
+    notes = []
+    if step.get("condition"):
+        condition = step["condition"]
+        notes.append(f"condition {condition['mode']}={condition['verdict']}")
+    if step.get("router"):
+        router = step["router"]
+        notes.append(f"router→{router['chosen']}{' (fallback)' if router['fallbackUsed'] else ''}")
+    if step.get("thread"):
+        notes.append(f"complete={step['thread']['complete']}")
+    if step.get("error"):
+        notes.append(f"{step['error']['type']}: {step['error']['message']}")
+    note = f" [{', '.join(notes)}]" if notes else ""
+    return (
+        f"  - step {step['index']} {step['type']:<9} {step['status']:<9}{note} "
+        f"{short(step.get('result'))}"
+    )
+
+
+def _duration(step: dict[str, Any]) -> str:
+    started, finished = step.get("started_at"), step.get("finished_at")
+    if not started:
+        return ""
+    end = datetime.fromisoformat(finished) if finished else datetime.now(UTC)
+    return f"{(end - datetime.fromisoformat(started)).total_seconds():.1f}s"
+
+
+STATUS_STYLE = {
+    "completed": "green",
+    "running": "yellow",
+    "failed": "red",
+    "aborted": "magenta",
+    "cancelled": "red",
+    "pending": "dim",
+}
+
+
+def steps_table(run: dict[str, Any]) -> Table:
+    """A DAG run's steps: name, status, attempts, duration (and what failed)."""
+    table = Table(title=f"{run.get('workflow_id')}: {run.get('status')}", title_justify="left")
+    for column in ("step", "status", "attempts", "duration", "note"):
+        table.add_column(column, justify="right" if column in ("attempts", "duration") else "left")
+    for name, step in (run.get("steps") or {}).items():
+        status = step.get("status", "pending")
+        note = (step.get("error") or {}).get("message") or step.get("abort_reason") or ""
+        note = note or step.get("last_failure") or ""
+        table.add_row(
+            name,
+            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            str(step.get("attempts") or ""),
+            _duration(step),
+            short(note, 50),
+        )
+    return table
+
+
+def progress_view(run: dict[str, Any]) -> Group:
+    progress = run.get("progress") or {}
+    total = progress.get("total") or len(run.get("steps") or {}) or 1
+    done = sum(progress.get(k, 0) for k in ("completed", "failed", "aborted", "cancelled"))
+    bar = ProgressBar(total=total, completed=done, width=60)
+    line = Table.grid(padding=(0, 1))
+    line.add_row(bar, f"{done}/{total} steps")
+    return Group(steps_table(run), line)
+
+
+#: A step event's new status for the step it names (`--follow` draws it at once).
+STEP_EVENT_STATUS = {
+    "step.started": "running",
+    "step.completed": "completed",
+    "step.failed": "failed",
+    "step.aborted": "aborted",
+}
+
+
+def apply_event(run: dict[str, Any], data: Any) -> None:
+    """Update `run` (a status) with what a step event says: the step's status, the run's
+    progress counts."""
+    if not isinstance(data, dict):
+        return
+    step = (run.get("steps") or {}).get(data.get("step_name"))
+    status = STEP_EVENT_STATUS.get(str(data.get("event")))
+    if step is not None and status is not None:
+        step["status"] = status
+    if isinstance(data.get("progress"), dict):
+        run["progress"] = {**(run.get("progress") or {}), **data["progress"]}
