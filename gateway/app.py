@@ -26,7 +26,7 @@ from activities.store.clients import close_redis
 from activities.telemetry import temporal_interceptors
 from gateway import telemetry
 from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
-from gateway.runs import StatusReads
+from gateway.runs.reads import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired

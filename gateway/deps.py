@@ -17,7 +17,8 @@ from fastapi import Depends, HTTPException, Request
 from redis.asyncio import Redis
 from temporalio.client import Client
 
-from gateway.runs import RunStatusService, StatusReads
+from gateway.runs.reads import StatusReads
+from gateway.runs.service import RunStatusService
 from gateway.tenancy import TenantDep
 from gateway.values import RunValueService
 from settings import Settings

@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 
 from activities.errors import ErrorType, WorkflowStationError
 from activities.store.models import redis_key
-from gateway.runs import DAG_RUNS, NAMESPACE, RunStatusService
+from gateway.runs.dag import DAG_RUNS
+from gateway.runs.service import RunStatusService
 from workflows.dag.models import DagRunResult
 from workflows.dag.references import (
     REF,
@@ -26,6 +27,7 @@ from workflows.dag.references import (
     result_route,
     result_variable,
 )
+from workflows.shared.search import NAMESPACE
 
 
 def _json(raw: bytes | str) -> Response:

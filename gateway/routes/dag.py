@@ -21,23 +21,15 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from gateway.deps import RunStatusDep, RunValuesDep, SettingsDep, TemporalClientDep
 from gateway.events import PING_SECONDS, RunEventStream
-from gateway.runs import (
-    DAG_RUNS,
-    ENGINE,
-    INSTRUCTION_RUNS,
-    LISTED_STATES,
-    MAX_LISTED,
-    NAMESPACE,
-    SEED_ID,
-    TENANT,
-    InstructionRunView,
-    RunSummary,
-)
+from gateway.runs.dag import DAG_RUNS
+from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
+from gateway.runs.listing import LISTED_STATES, MAX_LISTED, RunSummary
 from gateway.tenancy import Tenant, TenantDep, limit_running_runs
 from settings import Settings
 from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions, PipelineRequest
 from workflows.dag.workflow import DagWorkflow
+from workflows.shared.search import ENGINE, NAMESPACE, SEED_ID, TENANT
 
 router = APIRouter(tags=["dag"])
 

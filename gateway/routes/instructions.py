@@ -24,7 +24,8 @@ from pydantic_core import PydanticCustomError
 
 from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.routes.dag import execution_timeout, search_attributes
-from gateway.runs import INSTRUCTION_RUNS, InstructionRunView, RunStatusService
+from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
+from gateway.runs.service import RunStatusService
 from gateway.tenancy import TenantDep, limit_running_runs
 from settings import Settings
 from workflows.instructions.models import (

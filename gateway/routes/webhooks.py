@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from gateway.deps import RunStatusDep
-from gateway.runs import RunStatusService
+from gateway.runs.service import RunStatusService
 from gateway.webhooks import OutboxUnavailable, redeliver
 from workflows.dag.models import DagRunResult
 from workflows.shared.webhooks import RedeliveryResult
