@@ -25,6 +25,7 @@ from activities.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from activities.store.clients import close_redis
 from activities.telemetry import temporal_interceptors
 from gateway import telemetry
+from gateway.errors import GatewayError, answer_gateway_error
 from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
 from gateway.runs.reads import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
@@ -277,6 +278,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    # What services refuse (`gateway.errors`): one handler, the status each error names.
+    app.add_exception_handler(GatewayError, answer_gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RPCError, _temporal_unreachable)
     app.add_middleware(JsonDepthLimit)

@@ -7,7 +7,7 @@ import contextlib
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 from temporalio.client import WorkflowExecutionStatus
@@ -20,6 +20,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from gateway.deps import RunStatusDep, RunValuesDep, SettingsDep, TemporalClientDep
+from gateway.errors import InvalidRequest, RunConflict, RunNotFound
 from gateway.events import PING_SECONDS, RunEventStream
 from gateway.runs.dag import DAG_RUNS
 from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
@@ -206,13 +207,13 @@ async def get_run_events(
     order, each under its sequence as the SSE id; `end` last, once the run has ended."""
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
-            raise HTTPException(
-                422, f"Last-Event-ID must be an event sequence number, not {last_event_id!r}"
+            raise InvalidRequest(
+                f"Last-Event-ID must be an event sequence number, not {last_event_id!r}"
             )
         after = int(last_event_id)
     description = await runs.describe(workflow_id, "workflow_id")
     if description.workflow_type not in (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type):
-        raise HTTPException(404, f"{workflow_id!r} is not a pipeline or instruction run")
+        raise RunNotFound(f"{workflow_id!r} is not a pipeline or instruction run")
     stream = RunEventStream(runs, workflow_id, after or 0)
     return EventSourceResponse(stream.events(description), ping=PING_SECONDS)
 
@@ -230,7 +231,7 @@ async def list_runs(
     """The caller's runs, newest first (from Temporal's visibility store, which may lag a
     run's state by a moment)."""
     if state is not None and state not in LISTED_STATES:
-        raise HTTPException(422, f"status must be one of {', '.join(LISTED_STATES)}, not {state!r}")
+        raise InvalidRequest(f"status must be one of {', '.join(LISTED_STATES)}, not {state!r}")
     return await runs.list(state, limit)
 
 
@@ -253,6 +254,6 @@ async def cancel_run(workflow_id: str, runs: RunStatusDep) -> DagRunResult | Ins
     description = await runs.describe(workflow_id, "workflow_id")
     if description.status != WorkflowExecutionStatus.RUNNING:
         state = description.status.name.lower() if description.status else "unknown"
-        raise HTTPException(409, f"run {workflow_id!r} has already ended ({state})")
+        raise RunConflict(f"run {workflow_id!r} has already ended ({state})")
     await runs.handle(workflow_id).cancel()
     return await runs.status(workflow_id)

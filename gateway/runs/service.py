@@ -26,7 +26,6 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
-from fastapi import HTTPException
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from temporalio.client import (
@@ -40,6 +39,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from gateway.errors import RunConflict, RunNotFound, WorkerUnavailable
 from gateway.runs import published as publishing
 from gateway.runs.dag import DAG_RUNS
 from gateway.runs.engine import (
@@ -106,8 +106,7 @@ class RunStatusService:
         if workflow_type == DAG_RUNS.workflow_type:
             run = await self.read(DAG_RUNS, workflow_id, description, published)
             return await self.with_webhooks(run)
-        raise HTTPException(
-            404,
+        raise RunNotFound(
             f"{workflow_id!r} is a {workflow_type}, not a pipeline or instruction run; see it in"
             " the Temporal Web UI",
         )
@@ -146,9 +145,7 @@ class RunStatusService:
         published = await self.published(instance_id)
         workflow_type, description = await self.identify(instance_id, "instanceId", published)
         if workflow_type != INSTRUCTION_RUNS.workflow_type:
-            raise HTTPException(
-                404, f"{instance_id!r} is a {workflow_type} run, not an instruction run"
-            )
+            raise RunNotFound(f"{instance_id!r} is a {workflow_type} run, not an instruction run")
         return await self.read(INSTRUCTION_RUNS, instance_id, description, published)
 
     async def identify(
@@ -173,7 +170,7 @@ class RunStatusService:
             return await self.handle(workflow_id).describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise HTTPException(404, f"no run with {what} {workflow_id!r}") from exc
+                raise RunNotFound(f"no run with {what} {workflow_id!r}") from exc
             raise
 
     async def read(
@@ -211,8 +208,7 @@ class RunStatusService:
                 answer = engine.answer(workflow_id, status)
         except (RPCError, WorkflowQueryFailedError) as exc:
             if engine.needs_worker and state == WorkflowExecutionStatus.RUNNING:
-                raise HTTPException(
-                    503,
+                raise WorkerUnavailable(
                     f"run {workflow_id!r} did not answer its status query ({exc}); is a worker"
                     f" polling task queue {description.task_queue!r}?",
                 ) from exc
@@ -235,8 +231,8 @@ class RunStatusService:
             return engine.answer(client_id, await handle.result())
         except ValidationError as exc:
             # `POST /execute` attached to a running workflow of another kind with this id.
-            raise HTTPException(
-                409, f"workflow_id {client_id!r} belongs to a run that is not {engine.kind}"
+            raise RunConflict(
+                f"workflow_id {client_id!r} belongs to a run that is not {engine.kind}"
             ) from exc
         except WorkflowFailureError as exc:
             error_type, message, detail = failure_details(exc)

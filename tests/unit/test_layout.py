@@ -83,3 +83,15 @@ def test_every_application_error_is_built_by_the_errors_module() -> None:
                 if name == "ApplicationError":
                     builders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert builders == []
+
+
+def test_gateway_raises_its_own_errors_not_http_ones() -> None:
+    # Services and dependencies raise `gateway.errors`; one handler in the app answers them.
+    raising = []
+    for path in sorted((ROOT / "gateway").rglob("*.py")):
+        if "fastapi" in {m.split(".")[0] for m in imported_modules(path)}:
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.alias) and node.name == "HTTPException":
+                    raising.append(str(path.relative_to(ROOT)))
+    assert raising == []
