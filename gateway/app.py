@@ -26,7 +26,7 @@ from activities.store.clients import close_redis
 from activities.telemetry import temporal_interceptors
 from gateway import telemetry
 from gateway.errors import GatewayError, answer_gateway_error
-from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
+from gateway.routes import codec, dag, endpoints, health, instructions, runs, webhooks
 from gateway.runs.reads import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
@@ -312,6 +312,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every other route needs a tenant: 401 without a valid key once keys are configured.
     authenticated = [Depends(get_tenant)]
     app.include_router(dag.router, dependencies=authenticated)
+    app.include_router(runs.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)

@@ -12,7 +12,7 @@ from temporalio.exceptions import TimeoutError
 from activities.redact import redact_url
 from gateway.deps import SettingsDep, TemporalClientDep
 from gateway.errors import EndpointFailed, EndpointTimedOut, NotFound
-from gateway.routes.dag import search_attributes
+from gateway.starts import search_attributes
 from gateway.tenancy import TenantDep
 from workflows.endpoint.models import EndpointCallInput
 from workflows.endpoint.workflow import EndpointCallWorkflow

@@ -95,3 +95,11 @@ def test_gateway_raises_its_own_errors_not_http_ones() -> None:
                 if isinstance(node, ast.alias) and node.name == "HTTPException":
                     raising.append(str(path.relative_to(ROOT)))
     assert raising == []
+
+
+def test_no_route_module_imports_another() -> None:
+    # What several routers need lives beside them (`gateway.starts`, `gateway.deps`), so each
+    # route module can be read, moved or dropped alone.
+    for path in sorted((ROOT / "gateway" / "routes").glob("*.py")):
+        for module in imported_modules(path):
+            assert not module.startswith("gateway.routes"), f"{path.name} imports {module}"
