@@ -50,12 +50,13 @@ from activities.telemetry import (
     temporal_interceptors,
     worker_runtime,
 )
-from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
+from settings import Settings, connect_temporal, get_settings
 from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
 from workflows.dag.workflow import DagWorkflow
 from workflows.endpoint.workflow import EndpointCallWorkflow
 from workflows.instructions.workflow import InstructionWorkflow
 from workflows.shared.outbox import WebhookOutboxWorkflow
+from workflows.shared.search import SEARCH_ATTRIBUTES
 
 log = logging.getLogger("workflow_station.worker")
 

@@ -31,6 +31,7 @@ from temporalio.client import Client
 
 from gateway.errors import LimitExceeded, NotAuthenticated
 from settings import Settings
+from workflows.shared.search import TENANT
 
 log = logging.getLogger("workflow_station.gateway")
 
@@ -149,7 +150,7 @@ async def limit_running_runs(client: Client, tenant: Tenant, limit: int, startin
     if limit <= 0:
         return
     running = await client.count_workflows(
-        f"WorkflowStationTenant = '{tenant.name}' AND ExecutionStatus = 'Running'"
+        f"{TENANT.name} = '{tenant.name}' AND ExecutionStatus = 'Running'"
     )
     if running.count + starting > limit:
         raise LimitExceeded(

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from gateway.tenancy import Tenant
-from workflows.shared.search import ENGINE
+from workflows.shared.search import ENGINE, TENANT
 
 #: `GET /runs?status=`: the run states a list can be narrowed to, as Temporal's visibility
 #: store names them.
@@ -49,10 +49,7 @@ async def list_runs(
     client: Client, tenant: Tenant, state: str | None, limit: int
 ) -> list[RunSummary]:
     """The tenant's DAG and instruction runs, newest first, in state `state` if given."""
-    query = (
-        f"WorkflowStationTenant = '{tenant.name}'"
-        " AND WorkflowStationEngine IN ('dag', 'instructions')"
-    )
+    query = f"{TENANT.name} = '{tenant.name}' AND {ENGINE.name} IN ('dag', 'instructions')"
     if state is not None:
         query += f" AND ExecutionStatus = '{LISTED_STATES[state]}'"
     runs: list[RunSummary] = []

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from cli import gateway_command
-from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
+from settings import LATENCY_TUNED_DYNAMIC_CONFIG, Settings
+from workflows.shared.search import SEARCH_ATTRIBUTES
 
 COMPOSE = Path(__file__).resolve().parents[2] / "temporal-compose.yml"
 

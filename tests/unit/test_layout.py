@@ -103,3 +103,40 @@ def test_no_route_module_imports_another() -> None:
     for path in sorted((ROOT / "gateway" / "routes").glob("*.py")):
         for module in imported_modules(path):
             assert not module.startswith("gateway.routes"), f"{path.name} imports {module}"
+
+
+def test_search_attribute_names_are_written_once() -> None:
+    # Gateway, worker and outbox take the keys from `workflows.shared.search`; a name typed
+    # anywhere else would drift from it unnoticed (a query that silently matches nothing).
+    from workflows.shared.search import SEARCH_ATTRIBUTES
+
+    written = []
+    files = [ROOT / "worker.py"]
+    for package in ("workflows", "activities", "gateway"):
+        files += sorted((ROOT / package).rglob("*.py"))
+    for path in files:
+        if path == ROOT / "workflows" / "shared" / "search.py":
+            continue
+        tree = ast.parse(path.read_text())
+        # Docstrings may name them for the reader.
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if id(node) in docstrings:
+                    continue
+                if any(name in node.value for name in SEARCH_ATTRIBUTES):
+                    written.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert written == []
+
+
+def test_settings_name_the_same_search_attributes() -> None:
+    import settings
+    from workflows.shared.search import SEARCH_ATTRIBUTES
+
+    assert dict(settings.SEARCH_ATTRIBUTES) == dict(SEARCH_ATTRIBUTES)

@@ -10,9 +10,9 @@ from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from cli import BIN
-from settings import SEARCH_ATTRIBUTES
 from tests.conftest import make_settings
 from worker import check_blob_ttl, ensure_search_attributes
+from workflows.shared.search import SEARCH_ATTRIBUTES
 
 
 async def test_missing_search_attributes_are_registered_once(converter: DataConverter) -> None:
