@@ -15,19 +15,19 @@ from workflows.dag.models import (
     DagRunResult,
     Progress,
     RunError,
-    RunState,
     StepState,
 )
 from workflows.dag.workflow import DagWorkflow, step_activity_id
+from workflows.shared.runs import DagRunState
 
 
-class DagRuns(RunEngine[DagRunResult, DagRunInput, RunState]):
+class DagRuns(RunEngine[DagRunResult, DagRunInput, DagRunState]):
     """DAG pipelines: a step being retried shows its attempt and last failure."""
 
     workflow = DagWorkflow
     kind = "a DAG pipeline"
     input_model = DagRunInput
-    closed_status: Mapping[WorkflowExecutionStatus, RunState] = {
+    closed_status: Mapping[WorkflowExecutionStatus, DagRunState] = {
         WorkflowExecutionStatus.CANCELED: "cancelled",
         WorkflowExecutionStatus.TERMINATED: "cancelled",
         WorkflowExecutionStatus.TIMED_OUT: "failed",
@@ -63,7 +63,7 @@ class DagRuns(RunEngine[DagRunResult, DagRunInput, RunState]):
             error=RunError(type=error_type, message=message),
         )
 
-    def close(self, answer: DagRunResult, state: RunState) -> None:
+    def close(self, answer: DagRunResult, state: DagRunState) -> None:
         answer.status = state
 
     def add_live_state(

@@ -12,9 +12,9 @@ from workflows.instructions.models import (
     InstructionRunInput,
     InstructionRunStatus,
     RunError,
-    RunState,
 )
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.runs import InstructionRunState
 
 
 class InstructionRunView(InstructionRunStatus):
@@ -23,13 +23,13 @@ class InstructionRunView(InstructionRunStatus):
     instance_id: str
 
 
-class InstructionRuns(RunEngine[InstructionRunView, InstructionRunInput, RunState]):
+class InstructionRuns(RunEngine[InstructionRunView, InstructionRunInput, InstructionRunState]):
     """Instruction runs: a running run no worker answers for is a 503 naming its task queue."""
 
     workflow = InstructionWorkflow
     kind = "an instruction run"
     input_model = InstructionRunInput
-    closed_status: Mapping[WorkflowExecutionStatus, RunState] = {
+    closed_status: Mapping[WorkflowExecutionStatus, InstructionRunState] = {
         WorkflowExecutionStatus.CANCELED: "terminated",
         WorkflowExecutionStatus.TERMINATED: "terminated",
         WorkflowExecutionStatus.TIMED_OUT: "errored",
@@ -55,7 +55,7 @@ class InstructionRuns(RunEngine[InstructionRunView, InstructionRunInput, RunStat
         error = RunError(type=error_type, message=message)
         return self.answer(workflow_id, InstructionRunStatus(status="errored", error=error))
 
-    def close(self, answer: InstructionRunView, state: RunState) -> None:
+    def close(self, answer: InstructionRunView, state: InstructionRunState) -> None:
         answer.status = state
         if state == "errored" and answer.error is None:
             answer.error = RunError(
