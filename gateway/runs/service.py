@@ -152,8 +152,8 @@ class RunStatusService:
         self, workflow_id: str, what: str, published: Published | None
     ) -> tuple[str, WorkflowExecutionDescription | None]:
         """The run's workflow type, and its description unless its fresh published status
-        answers for it alone (None: the trade-off `STATUS_FRESH_SECONDS` names); 404 naming
-        `what` when there is no such run."""
+        answers for it alone (None: the trade-off `STATUS_FRESH_SECONDS` names);
+        `RunNotFound` naming `what` when there is no such run."""
         if published is not None and published.fresh:
             return published.snapshot.workflow_type, None
         description = await self.describe(workflow_id, what)
@@ -165,7 +165,7 @@ class RunStatusService:
         return await self.outboxes.with_webhooks(run)
 
     async def describe(self, workflow_id: str, what: str) -> WorkflowExecutionDescription:
-        """The run's Temporal description; 404 naming `what` when there is no such workflow."""
+        """The run's Temporal description; `RunNotFound` naming `what` when there is none."""
         try:
             return await self.handle(workflow_id).describe()
         except RPCError as exc:
