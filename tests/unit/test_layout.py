@@ -139,3 +139,13 @@ def test_settings_name_the_same_search_attributes() -> None:
     from workflows.shared.search import SEARCH_ATTRIBUTES
 
     assert dict(settings.SEARCH_ATTRIBUTES) == dict(SEARCH_ATTRIBUTES)
+
+
+def test_run_services_know_no_http() -> None:
+    # `gateway.runs` reads runs for the routes and raises `gateway.errors`; what HTTP makes of
+    # them is the app's and the routes' business.
+    for path in sorted((ROOT / "gateway" / "runs").glob("*.py")):
+        for module in imported_modules(path):
+            assert module.split(".")[0] not in ("fastapi", "starlette", "sse_starlette"), (
+                f"{path.name} imports {module}"
+            )
