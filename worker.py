@@ -42,6 +42,7 @@ from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
 from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
 from kernel import telemetry
+from kernel.search import SEARCH_ATTRIBUTES
 from kernel.telemetry import (
     WORKER_SERVICE,
     LogFormat,
@@ -49,7 +50,7 @@ from kernel.telemetry import (
     temporal_interceptors,
     worker_runtime,
 )
-from settings import SEARCH_ATTRIBUTES, Settings, connect_temporal, get_settings
+from settings import Settings, connect_temporal, get_settings
 from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
 from workflows.dag.segment_activity import SegmentActivities
 from workflows.dag.workflow import DagWorkflow

@@ -39,7 +39,7 @@ from temporalio.api.enums.v1 import PendingActivityState  # noqa: E402
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle  # noqa: E402
 
 from activities.http.models import idempotency_key  # noqa: E402
-from gateway.routes.dag import engine_options  # noqa: E402
+from gateway.starts import dag_engine_options  # noqa: E402
 from gateway.tenancy import OPEN_TENANT, Tenant  # noqa: E402
 from settings import Settings, close_data_converter, connect_temporal  # noqa: E402
 from tests.conftest import LOOPBACK  # noqa: E402
@@ -212,7 +212,7 @@ async def soak(
     async def one_run(index: int) -> None:
         workflow_id = f"soak-{index}-{rng.getrandbits(32):08x}"
         run = pipeline(workflow_id, target, rng)
-        run.engine = engine_options(settings, OPEN)
+        run.engine = dag_engine_options(settings, OPEN)
         handle = await client.start_workflow(
             DagWorkflow.run, run, id=workflow_id, task_queue=settings.task_queue
         )

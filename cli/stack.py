@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
+from kernel.search import SEARCH_ATTRIBUTES
+from settings import LATENCY_TUNED_DYNAMIC_CONFIG, Settings
 
 #: The repository's root: the processes' working directory.
 ROOT = Path(__file__).resolve().parents[1]

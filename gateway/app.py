@@ -22,8 +22,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store.clients import close_redis
 from gateway import telemetry
-from gateway.routes import codec, dag, endpoints, health, instructions, webhooks
-from gateway.runs import StatusReads
+from gateway.errors import GatewayError, answer_gateway_error
+from gateway.routes import codec, dag, endpoints, health, instructions, runs, webhooks
+from gateway.runs.reads import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
@@ -290,6 +291,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=package_version(),
         lifespan=lifespan,
     )
+    # What services refuse (`gateway.errors`): one handler, the status each error names.
+    app.add_exception_handler(GatewayError, answer_gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RPCError, _temporal_unreachable)
     app.add_middleware(JsonDepthLimit)
@@ -322,6 +325,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every other route needs a tenant: 401 without a valid key once keys are configured.
     authenticated = [Depends(get_tenant)]
     app.include_router(dag.router, dependencies=authenticated)
+    app.include_router(runs.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)

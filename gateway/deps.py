@@ -13,11 +13,13 @@ import hmac
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from redis.asyncio import Redis
 from temporalio.client import Client
 
-from gateway.runs import RunStatusService, StatusReads
+from gateway.errors import Forbidden, NotAuthenticated
+from gateway.runs.reads import StatusReads
+from gateway.runs.service import RunStatusService
 from gateway.tenancy import TenantDep
 from gateway.values import RunValueService
 from settings import Settings
@@ -78,23 +80,21 @@ async def require_codec_access(request: Request, settings: SettingsDep) -> None:
     where the Web UI of `make dev` calls it from the same machine.
 
     Raises:
-        HTTPException: 401 without the right token; 403 when no token is set and the gateway
-            listens beyond loopback.
+        NotAuthenticated: without the right token.
+        Forbidden: when no token is set and the gateway listens beyond loopback.
     """
     token = settings.codec_auth_token
     if token is None:
         if settings.gateway_on_loopback:
             return
-        raise HTTPException(
-            403,
+        raise Forbidden(
             "the codec endpoint is off on a gateway not bound to loopback until"
             " CODEC_AUTH_TOKEN is set",
         )
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     expected = token.get_secret_value().encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-        raise HTTPException(
-            401,
+        raise NotAuthenticated(
             "the codec endpoint needs Authorization: Bearer <CODEC_AUTH_TOKEN>",
             headers={"WWW-Authenticate": "Bearer"},
         )

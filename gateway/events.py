@@ -33,12 +33,9 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from gateway.runs import (
-    FIRST_TASK_DONE_EVENTS,
-    STATUS_QUERY_TIMEOUT,
-    RunStatusService,
-    listed_state,
-)
+from gateway.runs.engine import FIRST_TASK_DONE_EVENTS, STATUS_QUERY_TIMEOUT
+from gateway.runs.listing import listed_state
+from gateway.runs.service import RunStatusService
 from workflows.shared.events import FINAL_EVENTS, GET_EVENTS_QUERY, EventPage, EventsQuery
 
 #: How often a running run is asked for new events: live to a person, a few cheap queries a

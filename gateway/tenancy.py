@@ -23,12 +23,14 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from temporalio.client import Client
 
+from gateway.errors import LimitExceeded, NotAuthenticated
+from kernel.search import TENANT
 from settings import Settings
 
 log = logging.getLogger("workflow_station.gateway")
@@ -102,8 +104,7 @@ async def get_tenant(request: Request) -> Tenant:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         name = keys.tenant_for(token.strip()) if scheme.lower() == "bearer" else None
         if name is None:
-            raise HTTPException(
-                401,
+            raise NotAuthenticated(
                 "a valid API key is required: Authorization: Bearer <key>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
@@ -137,8 +138,7 @@ async def limit_request_rate(redis: Redis, tenant: Tenant, per_second: float) ->
         return
     if count > per_second:
         retry = max(1, math.ceil(int(now) + 1 - now))
-        raise HTTPException(
-            429,
+        raise LimitExceeded(
             f"tenant {tenant.name!r} sent more than {per_second:g} requests in a second"
             " (TENANT_REQUESTS_PER_SECOND)",
             headers={"Retry-After": str(retry)},
@@ -150,11 +150,10 @@ async def limit_running_runs(client: Client, tenant: Tenant, limit: int, startin
     if limit <= 0:
         return
     running = await client.count_workflows(
-        f"WorkflowStationTenant = '{tenant.name}' AND ExecutionStatus = 'Running'"
+        f"{TENANT.name} = '{tenant.name}' AND ExecutionStatus = 'Running'"
     )
     if running.count + starting > limit:
-        raise HTTPException(
-            429,
+        raise LimitExceeded(
             f"tenant {tenant.name!r} has {running.count} runs going; at most {limit} may run at"
             " once (TENANT_MAX_RUNNING_RUNS)",
             headers={"Retry-After": "5"},

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException, Response
+from fastapi import Response
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
 from activities.store.models import redis_key
-from gateway.runs import DAG_RUNS, NAMESPACE, RunStatusService
+from gateway.errors import RunNotFound, ValueExpired
+from gateway.runs.dag import DAG_RUNS
+from gateway.runs.service import RunStatusService
 from kernel.errors import ErrorType, WorkflowStationError
+from kernel.search import NAMESPACE
 from workflows.dag.models import DagRunResult
 from workflows.dag.references import (
     REF,
@@ -32,9 +35,8 @@ def _json(raw: bytes | str) -> Response:
     return Response(content=raw, media_type="application/json")
 
 
-def _gone(what: str) -> HTTPException:
-    return HTTPException(
-        410,
+def _gone(what: str) -> ValueExpired:
+    return ValueExpired(
         f"{what} is no longer stored: values stay in Redis OUTPUT_TTL_SECONDS after the step"
         " finished",
     )
@@ -54,7 +56,7 @@ class RunValueService:
         """`GET /runs/{workflow_id}/outputs/{name}`."""
         description = await self.runs.describe(workflow_id, "workflow_id")
         if description.workflow_type != DAG_RUNS.workflow_type:
-            raise HTTPException(404, f"{workflow_id!r} is not a DAG pipeline run")
+            raise RunNotFound(f"{workflow_id!r} is not a DAG pipeline run")
         namespace = description.typed_search_attributes.get(NAMESPACE)
         if namespace is not None:
             raw = await self.redis.get(self._key(namespace, workflow_id, name))
@@ -68,8 +70,7 @@ class RunValueService:
                 return _json(raw)
         if name not in status.outputs:
             produced = sorted(status.outputs)
-            raise HTTPException(
-                404,
+            raise RunNotFound(
                 f"run {workflow_id!r} has no output {name!r} (yet); its outputs: {produced}",
             )
         value = status.outputs[name]
@@ -81,13 +82,13 @@ class RunValueService:
         """`GET /runs/{workflow_id}/steps/{step}/result`: the step's whole parsed response."""
         status = await self.runs.status(workflow_id)
         if not isinstance(status, DagRunResult):
-            raise HTTPException(404, f"{workflow_id!r} is not a DAG pipeline run")
+            raise RunNotFound(f"{workflow_id!r} is not a DAG pipeline run")
         step = status.steps.get(step_name)
         if step is None:
-            raise HTTPException(404, f"run {workflow_id!r} has no step {step_name!r}")
+            raise RunNotFound(f"run {workflow_id!r} has no step {step_name!r}")
         what = f"the result of step {step_name!r} of run {workflow_id!r}"
         if step.status != "completed":
-            raise HTTPException(404, f"{what}: the step is {step.status}, it has no result")
+            raise RunNotFound(f"{what}: the step is {step.status}, it has no result")
         # Stored under the step's own route, or shared with an output that holds it.
         names = {output_route(workflow_id, output): output for output in step.outputs}
         names[result_route(workflow_id, step_name)] = result_variable(step_name)

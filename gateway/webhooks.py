@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway.runs import RunStatusService
+from gateway.runs.service import RunStatusService
 from workflows.shared.outbox import WebhookOutboxWorkflow
 from workflows.shared.webhooks import Redelivery, RedeliveryResult
 
@@ -34,9 +34,9 @@ async def redeliver(
     Raises:
         OutboxUnavailable: why the outbox cannot take it.
     """
-    handle = runs.outbox(outbox_id)
+    handle = runs.outboxes.handle(outbox_id)
     for _ in range(ATTEMPTS):
-        description = await runs.describe_outbox(outbox_id)
+        description = await runs.outboxes.describe(outbox_id)
         if description is None:
             raise OutboxUnavailable("the run's webhook outbox has not started yet")
         if description.status == WorkflowExecutionStatus.RUNNING:

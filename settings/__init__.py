@@ -24,7 +24,6 @@ from settings.service import MIN_API_KEY_CHARS, TENANT_NAME
 from settings.temporal import (
     ENV_FILE,
     LATENCY_TUNED_DYNAMIC_CONFIG,
-    SEARCH_ATTRIBUTES,
     connect_temporal,
     temporal_connect_config,
     temporal_environment,
@@ -39,7 +38,6 @@ __all__ = [
     "ENV_FILE",
     "LATENCY_TUNED_DYNAMIC_CONFIG",
     "MIN_API_KEY_CHARS",
-    "SEARCH_ATTRIBUTES",
     "TENANT_NAME",
     "CsvList",
     "PayloadConverter",

@@ -18,15 +18,6 @@ from temporalio.runtime import Runtime
 from settings.config import Settings
 from settings.converter import data_converter
 
-#: Search attributes the gateway sets on every run, so runs can be found in the Web UI and
-#: with `temporal workflow list --query "WorkflowStationEngine='dag'"`.
-SEARCH_ATTRIBUTES = {
-    "WorkflowStationEngine": "Keyword",
-    "WorkflowStationNamespace": "Keyword",
-    "WorkflowStationId": "Keyword",
-    "WorkflowStationTenant": "Keyword",
-}
-
 #: The dev server's default transfer poll rate (20/s) adds ~50 ms to every activity round
 #: trip; this keeps a sequential step around 10 ms. Eager activity execution hands a regular
 #: activity the workflow task schedules straight back to the worker that completed the task,

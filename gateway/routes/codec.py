@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from gateway.deps import require_codec_access
+from gateway.errors import InvalidRequest
 from kernel.codec import PayloadDecryptionError
 
 router = APIRouter(prefix="/codec", tags=["codec"], dependencies=[Depends(require_codec_access)])
@@ -59,7 +60,7 @@ def _parse(body: CodecPayloads) -> list[Payload]:
         try:
             payloads.append(json_format.ParseDict(item.model_dump(), Payload()))
         except json_format.ParseError as exc:
-            raise HTTPException(422, f"payloads[{index}]: {exc}") from None
+            raise InvalidRequest(f"payloads[{index}]: {exc}") from None
     return payloads
 
 
@@ -87,5 +88,5 @@ async def decode(body: CodecPayloads, codec: PayloadCodecDep) -> Any:
         try:
             decoded.extend(await codec.decode([payload]))
         except PayloadDecryptionError as exc:
-            raise HTTPException(422, f"payloads[{index}]: {exc}") from None
+            raise InvalidRequest(f"payloads[{index}]: {exc}") from None
     return _answer(decoded)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import TimeoutError
 
 from gateway.deps import SettingsDep, TemporalClientDep
-from gateway.routes.dag import search_attributes
+from gateway.errors import EndpointFailed, EndpointTimedOut, NotFound
+from gateway.starts import search_attributes
 from gateway.tenancy import TenantDep
 from kernel.redact import redact_url
 from workflows.endpoint.models import EndpointCallInput
@@ -34,8 +35,7 @@ async def call_endpoint(
     A failed call is still a 200 whose body says `success: false`, as the seed workers did.
     """
     if name not in settings.endpoint_workers:
-        raise HTTPException(
-            404,
+        raise NotFound(
             f"no endpoint worker named {name!r}; configured: "
             + ", ".join(settings.endpoint_workers),
         )
@@ -54,9 +54,8 @@ async def call_endpoint(
         )
     except WorkflowFailureError as exc:
         if isinstance(exc.cause, TimeoutError):
-            raise HTTPException(
-                504,
+            raise EndpointTimedOut(
                 f"endpoint worker {name!r} did not finish the call within {timeout:g}s;"
                 f" is a worker polling its queue (worker.py --endpoint {name})?",
             ) from exc
-        raise HTTPException(502, f"endpoint call {workflow_id} failed: {exc.cause}") from exc
+        raise EndpointFailed(f"endpoint call {workflow_id} failed: {exc.cause}") from exc

@@ -23,14 +23,14 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
-from gateway.routes.dag import execution_timeout, search_attributes
-from gateway.runs import INSTRUCTION_RUNS, InstructionRunView, RunStatusService
+from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
+from gateway.runs.service import RunStatusService
+from gateway.starts import execution_timeout, instruction_engine_options, search_attributes
 from gateway.tenancy import TenantDep, limit_running_runs
 from settings import Settings
 from workflows.instructions.models import (
     EndpointInstruction,
     EndpointSpec,
-    InstructionEngineOptions,
     InstructionRunInput,
     InstructionRunRequest,
     InstructionRunStatus,
@@ -150,26 +150,6 @@ class BatchCreated(_CamelModel):
     instances: list[RunCreated]
 
 
-def engine_options(
-    settings: Settings, request: InstructionRunRequest | None = None
-) -> InstructionEngineOptions:
-    """The operator's limits, stamped on every run so it keeps the ones it started with;
-    the execution mode is the request's `executionMode`, else EXECUTION_MODE."""
-    asked = request.execution_mode if request is not None else None
-    return InstructionEngineOptions(
-        execution_mode=asked or settings.execution_mode,
-        llm_step_timeout_seconds=settings.llm_step_timeout_seconds,
-        llm_condition_timeout_seconds=settings.llm_condition_timeout_seconds,
-        llm_max_retries=settings.llm_max_retries,
-        llm_retry_initial_seconds=settings.llm_retry_initial_seconds,
-        token_budget=settings.llm_token_budget_per_run,
-        step_budget=settings.instruction_step_budget,
-        endpoint_workers=settings.endpoint_workers,
-        max_request_chars=settings.effective_step_request_max_chars,
-        run_timeout_seconds=settings.instruction_run_timeout_seconds,
-    )
-
-
 def endpoint_problems(
     run: InstructionRunRequest, workers: Sequence[str], prefix: tuple[str | int, ...] = ()
 ) -> list[dict[str, Any]]:
@@ -223,7 +203,7 @@ async def start_run(
     runs: RunStatusService, settings: Settings, request: InstructionRunRequest
 ) -> RunCreated:
     """Start one run under a fresh `instr-<uuid>` workflow id and answer its queued status."""
-    run = InstructionRunInput(**dict(request), engine=engine_options(settings, request))
+    run = InstructionRunInput(**dict(request), engine=instruction_engine_options(settings, request))
     instance_id = f"instr-{uuid.uuid4()}"
     tenant = runs.tenant
     handle = await runs.client.start_workflow(

@@ -3,11 +3,12 @@ event) and `POST /runs/{workflow_id}/webhooks/{event_id}/redeliver` (one)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from gateway.deps import RunStatusDep
-from gateway.runs import RunStatusService
+from gateway.errors import NotFound, RunConflict
+from gateway.runs.service import RunStatusService
 from gateway.webhooks import OutboxUnavailable, redeliver
 from workflows.dag.models import DagRunResult
 from workflows.shared.webhooks import RedeliveryResult
@@ -34,11 +35,11 @@ async def _redeliver(
     run = await runs.status(workflow_id)
     outbox_id = run.webhooks.outbox_id if isinstance(run, DagRunResult) else None
     if outbox_id is None:
-        raise HTTPException(404, f"run {workflow_id!r} has no webhook outbox")
+        raise NotFound(f"run {workflow_id!r} has no webhook outbox")
     try:
         result = await redeliver(runs, outbox_id, event_ids)
     except OutboxUnavailable as exc:
-        raise HTTPException(409, f"run {workflow_id!r}: {exc}") from exc
+        raise RunConflict(f"run {workflow_id!r}: {exc}") from exc
     return Redelivering(workflow_id=workflow_id, outbox_id=outbox_id, **dict(result))
 
 
@@ -67,10 +68,10 @@ async def redeliver_event(workflow_id: str, event_id: str, runs: RunStatusDep) -
     """Deliver one failed webhook event again, with a new delivery window."""
     answer = await _redeliver(runs, workflow_id, [event_id])
     if answer.unknown:
-        raise HTTPException(404, f"run {workflow_id!r} has no webhook event {event_id!r}")
+        raise NotFound(f"run {workflow_id!r} has no webhook event {event_id!r}")
     if answer.not_failed:
         state = answer.not_failed[event_id]
-        raise HTTPException(
-            409, f"webhook event {event_id!r} is {state}: only failed events are redelivered"
+        raise RunConflict(
+            f"webhook event {event_id!r} is {state}: only failed events are redelivered"
         )
     return answer

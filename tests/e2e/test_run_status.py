@@ -13,7 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.store.models import fresh_key, status_key
 from gateway.app import create_app
-from gateway.runs import DAG_RUNS, RunStatusService
+from gateway.runs.dag import DAG_RUNS
+from gateway.runs.service import RunStatusService
 from gateway.tenancy import OPEN_TENANT, Tenant
 from tests.conftest import Gateway, Targets, make_settings, unique, wait_until
 from tests.fakes.targets import serve

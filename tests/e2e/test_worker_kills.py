@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from bench.soak_worker_kills import OPEN, STEP_NAMES, soak
-from gateway.routes.dag import engine_options
+from gateway.starts import dag_engine_options
 from tests.conftest import Targets, make_settings, unique, wait_until
 from tests.e2e.processes import stop, worker_process
 from workflows.dag.models import DagRunInput, DagRunResult
@@ -70,7 +70,7 @@ async def test_a_step_with_no_retries_left_fails_naming_the_lost_worker(
             "PIPELINE_SETTINGS": {"execution": {"mode": "durable"}},
         }
     )
-    run.engine = engine_options(settings, OPEN, run)
+    run.engine = dag_engine_options(settings, OPEN, run)
     worker = worker_process(settings, tmp_path / "worker.log")
     replacement = None
     try:

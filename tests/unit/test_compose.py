@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from cli.stack import gateway_command
-from settings import LATENCY_TUNED_DYNAMIC_CONFIG, SEARCH_ATTRIBUTES, Settings
+from kernel.search import SEARCH_ATTRIBUTES
+from settings import LATENCY_TUNED_DYNAMIC_CONFIG, Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "temporal-compose.yml"
 

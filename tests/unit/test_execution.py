@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gateway.routes.dag import engine_options
-from gateway.routes.instructions import engine_options as instruction_engine_options
+from gateway.starts import dag_engine_options, instruction_engine_options
 from gateway.tenancy import OPEN_TENANT, Tenant
 from settings import Settings
 from workflows.dag.models import DagRunInput, EngineOptions, PipelineRequest
@@ -71,14 +70,14 @@ def test_the_bound_is_the_one_stamped_on_the_run() -> None:
 
 
 def test_a_pipeline_mode_wins_over_the_operator_default() -> None:
-    assert engine_options(settings(), OPEN, request(mode="fast")).execution_mode == "fast"
-    assert engine_options(settings(), OPEN, request(mode="durable")).execution_mode == "durable"
+    assert dag_engine_options(settings(), OPEN, request(mode="fast")).execution_mode == "fast"
+    assert dag_engine_options(settings(), OPEN, request(mode="durable")).execution_mode == "durable"
 
 
 def test_without_a_mode_the_operator_default_is_stamped() -> None:
-    assert engine_options(settings(), OPEN, request()).execution_mode == "auto"
+    assert dag_engine_options(settings(), OPEN, request()).execution_mode == "auto"
     configured = settings(execution_mode="fast")
-    assert engine_options(configured, OPEN, request()).execution_mode == "fast"
+    assert dag_engine_options(configured, OPEN, request()).execution_mode == "fast"
 
 
 def test_inputs_from_before_modes_run_durable() -> None:

@@ -146,3 +146,62 @@ def test_every_application_error_is_built_by_the_errors_module() -> None:
                 if name == "ApplicationError":
                     builders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert builders == []
+
+
+def test_gateway_raises_its_own_errors_not_http_ones() -> None:
+    # Services and dependencies raise `gateway.errors`; one handler in the app answers them.
+    raising = []
+    for path in sorted((ROOT / "gateway").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = node.name if isinstance(node, ast.alias) else getattr(node, "attr", None)
+            if named == "HTTPException":
+                raising.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}")
+    assert raising == []
+
+
+def test_no_route_module_imports_another() -> None:
+    # What several routers need lives beside them (`gateway.starts`, `gateway.deps`), so each
+    # route module can be read, moved or dropped alone.
+    for path in sorted((ROOT / "gateway" / "routes").glob("*.py")):
+        for module in imported_modules(path):
+            assert not module.startswith("gateway.routes"), f"{path.name} imports {module}"
+
+
+def test_search_attribute_names_are_written_once() -> None:
+    # Gateway, worker, outbox, settings and the dev stack take the keys from `kernel.search`;
+    # a name typed anywhere else would drift from it unnoticed (a query that matches nothing).
+    from kernel.search import SEARCH_ATTRIBUTES
+
+    written = []
+    files = [ROOT / "worker.py"]
+    for package in ("kernel", "workflows", "activities", "gateway", "settings", "cli"):
+        files += sorted((ROOT / package).rglob("*.py"))
+    for path in files:
+        if path == ROOT / "kernel" / "search.py":
+            continue
+        tree = ast.parse(path.read_text())
+        # Docstrings may name them for the reader.
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if id(node) in docstrings:
+                    continue
+                if any(name in node.value for name in SEARCH_ATTRIBUTES):
+                    written.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert written == []
+
+
+def test_run_services_know_no_http() -> None:
+    # `gateway.runs` reads runs for the routes and raises `gateway.errors`; what HTTP makes of
+    # them is the app's and the routes' business.
+    for path in sorted((ROOT / "gateway" / "runs").glob("*.py")):
+        for module in imported_modules(path):
+            assert module.split(".")[0] not in ("fastapi", "starlette", "sse_starlette"), (
+                f"{path.name} imports {module}"
+            )

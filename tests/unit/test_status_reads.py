@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.runs import RunAnswer, StatusReads
+from gateway.runs.reads import RunAnswer, StatusReads
 from gateway.tenancy import Tenant
 from workflows.dag.models import DagRunResult
 

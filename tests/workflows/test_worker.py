@@ -10,7 +10,7 @@ from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from cli.stack import BIN
-from settings import SEARCH_ATTRIBUTES
+from kernel.search import SEARCH_ATTRIBUTES
 from tests.conftest import make_settings
 from worker import check_blob_ttl, ensure_search_attributes
 

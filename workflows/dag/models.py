@@ -8,12 +8,13 @@ histories recorded before them still decode.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from kernel.limits import shallow_json
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
+from workflows.shared.runs import DagRunState, StepStatus
 from workflows.shared.webhooks import WebhookDeliveries
 
 #: Steps one pipeline may hold; long runs continue as new, so history stays bounded.
@@ -358,10 +359,6 @@ class DagRunInput(PipelineRequest):
     resume: DagResume | None = None
 
 
-StepStatus = Literal["pending", "running", "completed", "failed", "aborted", "cancelled"]
-RunState = Literal["running", "completed", "failed", "cancelled"]
-
-
 class StepError(BaseModel):
     type: str
     message: str
@@ -410,7 +407,7 @@ class DagRunResult(BaseModel):
     workflow_id: str
     run_id: str | None = None
     namespace: str = "default"
-    status: RunState = "running"
+    status: DagRunState = "running"
     steps: dict[str, StepState] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: RunError | None = None

@@ -55,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
         StepConfig,
         StepError,
         StepState,
-        StepStatus,
     )
     from workflows.dag.references import result_variable, step_view
     from workflows.dag.segment import (
@@ -85,6 +84,7 @@ with workflow.unsafe.imports_passed_through():
         step_retry_policy,
     )
     from workflows.shared.outbox import forward_to_outbox
+    from workflows.shared.runs import StepStatus
     from workflows.shared.webhooks import DeliveryPolicy, OutboxInput, outbox_workflow_id
 
 StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]

@@ -51,6 +51,7 @@ from kernel.limits import shallow_json
 from kernel.models import CamelModel
 from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
+from workflows.shared.runs import InstructionRunState, StepStatus
 
 ConditionMode: TypeAlias = Literal["deterministic", "llm"]
 HttpMethod: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -736,9 +737,6 @@ def error_details(
 
 # --- status ------------------------------------------------------------------------------
 
-StepStatus: TypeAlias = Literal["pending", "running", "completed", "skipped", "failed"]
-RunState: TypeAlias = Literal["queued", "running", "complete", "errored", "terminated"]
-
 
 class StepError(CamelModel):
     """Why a step failed: the `ApplicationError.type`, its message and attempts made."""
@@ -800,7 +798,7 @@ class RunError(CamelModel):
 class InstructionRunStatus(CamelModel):
     """The instruction workflow's status query result."""
 
-    status: RunState = "queued"
+    status: InstructionRunState = "queued"
     steps: list[StepState] = Field(default_factory=list)
     execution_order: list[int] = Field(default_factory=list)
     output: str | None = None

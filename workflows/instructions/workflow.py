@@ -64,10 +64,8 @@ with workflow.unsafe.imports_passed_through():
         RouterDecision,
         RouterInstruction,
         RunError,
-        RunState,
         StepError,
         StepState,
-        StepStatus,
         ThreadInstruction,
         ThreadOutcome,
         condition_of,
@@ -100,6 +98,7 @@ with workflow.unsafe.imports_passed_through():
         step_failed,
         step_retry_policy,
     )
+    from workflows.shared.runs import InstructionRunState, StepStatus
     from workflows.shared.templating import TemplateError, secret_names
 
 AnswerT = TypeVar("AnswerT", LlmText, LlmVerdict, RouteChoice)
@@ -614,7 +613,7 @@ class InstructionWorkflow:
         state.usage = state.usage + usage
         self._status.usage = self._status.usage + usage
 
-    def _finish(self, outcome: RunState) -> None:
+    def _finish(self, outcome: InstructionRunState) -> None:
         status = self._status
         status.status = outcome
         now = workflow.now()

@@ -25,12 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import (
-    RetryPolicy,
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
-)
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -46,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.http.models import SEND_WEBHOOK, WebhookDelivery, WebhookReceipt
     from kernel import errors
     from kernel.metrics import count_webhook_delivery, count_webhook_events_queued
+    from kernel.search import ENGINE
     from workflows.shared.webhooks import (
         ENQUEUE_SIGNAL,
         GET_STATUS_QUERY,
@@ -64,8 +60,6 @@ with workflow.unsafe.imports_passed_through():
 #: Temporal's payload limit however large each event is.
 BATCH_EVENTS = 100
 BATCH_BYTES = 256 * 1024
-#: The search attribute that tells outboxes apart from the runs they deliver for.
-ENGINE = SearchAttributeKey.for_keyword("WorkflowStationEngine")
 
 
 @workflow.defn(name=WEBHOOK_OUTBOX_WORKFLOW)

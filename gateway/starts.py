@@ -1,0 +1,90 @@
+"""What the gateway decides when it starts a run, for every route that starts one: the
+operator's options stamped on the run, Temporal's deadline for it, and the search attributes
+it is found by.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from gateway.tenancy import Tenant
+from kernel.search import ENGINE, NAMESPACE, SEED_ID, TENANT
+from settings import Settings
+from workflows.dag.models import EngineOptions, PipelineRequest
+from workflows.instructions.models import InstructionEngineOptions, InstructionRunRequest
+
+
+def dag_engine_options(
+    settings: Settings, tenant: Tenant, request: PipelineRequest | None = None
+) -> EngineOptions:
+    """The operator's settings, stamped on every DAG run so it keeps the ones it started with.
+
+    `validated`: a run is only started once `validate_pipeline` found no problem, so the
+    workflow need not (and must not, on replay) decide it again. `execution_mode`: the
+    pipeline's own, else the operator's EXECUTION_MODE, decided here once.
+    """
+    asked = request.PIPELINE_SETTINGS.execution.mode if request is not None else None
+    return EngineOptions(
+        execution_mode=asked or settings.execution_mode,
+        validated=True,
+        output_ttl_seconds=settings.output_ttl_seconds,
+        webhook_attempt_timeout_seconds=settings.webhook_attempt_timeout_seconds,
+        webhook_delivery_window_seconds=settings.webhook_delivery_window_seconds,
+        webhook_retry_max_interval_seconds=settings.webhook_retry_max_interval_seconds,
+        task_queue=settings.task_queue,
+        endpoint_workers=settings.endpoint_workers,
+        max_request_chars=settings.effective_step_request_max_chars,
+        value_inline_max_bytes=settings.value_inline_max_bytes,
+        max_steps_in_flight=settings.max_steps_in_flight,
+        tenant=tenant.redis_scope,
+        store_retry_window_seconds=settings.store_retry_window_seconds,
+    )
+
+
+def instruction_engine_options(
+    settings: Settings, request: InstructionRunRequest | None = None
+) -> InstructionEngineOptions:
+    """The operator's limits, stamped on every instruction run so it keeps the ones it started
+    with; the execution mode is the request's `executionMode`, else EXECUTION_MODE."""
+    asked = request.execution_mode if request is not None else None
+    return InstructionEngineOptions(
+        execution_mode=asked or settings.execution_mode,
+        llm_step_timeout_seconds=settings.llm_step_timeout_seconds,
+        llm_condition_timeout_seconds=settings.llm_condition_timeout_seconds,
+        llm_max_retries=settings.llm_max_retries,
+        llm_retry_initial_seconds=settings.llm_retry_initial_seconds,
+        token_budget=settings.llm_token_budget_per_run,
+        step_budget=settings.instruction_step_budget,
+        endpoint_workers=settings.endpoint_workers,
+        max_request_chars=settings.effective_step_request_max_chars,
+        run_timeout_seconds=settings.instruction_run_timeout_seconds,
+    )
+
+
+def execution_timeout(run_timeout: float | None, settings: Settings) -> timedelta | None:
+    """Temporal's own deadline for a run: its run timeout plus a grace period.
+
+    The workflow ends itself at its run timeout with its partial results; this backstop ends
+    a run that cannot (one whose workflow task fails on every retry), so no run and no waiting
+    client hangs for ever.
+    """
+    if run_timeout is None:
+        return None
+    return timedelta(seconds=run_timeout + settings.run_timeout_grace_seconds)
+
+
+def search_attributes(
+    engine: str, namespace: str, seed_id: str, tenant: Tenant
+) -> TypedSearchAttributes:
+    """How runs are found in the Web UI and with `temporal workflow list --query`
+    (`kernel.search`)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ENGINE, engine),
+            SearchAttributePair(NAMESPACE, namespace),
+            SearchAttributePair(SEED_ID, seed_id),
+            SearchAttributePair(TENANT, tenant.name),
+        ]
+    )

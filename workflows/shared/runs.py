@@ -1,0 +1,41 @@
+"""The words both engines report a run's and a step's state in, defined once.
+
+A step is in one of `StepStatus`, whichever engine runs it; each engine uses the words that
+apply to it:
+
+    word        DAG pipelines                     instruction runs
+    pending     not started yet                   not started yet
+    running     its call is under way             its call is under way
+    completed   answered                          answered
+    failed      gave up (or timed out)            gave up (or the run was cancelled meanwhile)
+    skipped     -                                 never queued: a branch not taken
+    aborted     a dependency failed               -
+    cancelled   the run was cancelled             -
+
+A run's state is said in each engine's own words, which differ for the same states: the
+instruction API keeps the words its seed clients read (`complete`, `errored`, `terminated`),
+the DAG API its own. One type holding both would let a DAG run be `errored` and tell API
+clients it might be, so each engine has its own, side by side here:
+
+    state                                DagRunState    InstructionRunState
+    started, no worker has picked it up  running        queued
+    going on                             running        running
+    ended well                           completed      complete
+    ended with a failure or timed out    failed         errored
+    cancelled or terminated              cancelled      terminated
+
+The records that carry these words (each engine's `StepState`, `StepError`, `RunError`) stay
+with their engine's models: they hold different fields, and the instruction API writes them
+in camelCase while the DAG API writes snake_case, so one class cannot keep both wire formats.
+Literal types, not enums: payloads and recorded histories carry the bare strings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+StepStatus: TypeAlias = Literal[
+    "pending", "running", "completed", "failed", "skipped", "aborted", "cancelled"
+]
+DagRunState: TypeAlias = Literal["running", "completed", "failed", "cancelled"]
+InstructionRunState: TypeAlias = Literal["queued", "running", "complete", "errored", "terminated"]
