@@ -122,3 +122,27 @@ def test_slugs_follow_githubs_rules() -> None:
     assert slug("Workers, queues and stopping") == "workers-queues-and-stopping"
     assert slug("Health: liveness and readiness") == "health-liveness-and-readiness"
     assert slug("snake_case and kebab-case") == "snake_case-and-kebab-case"
+
+
+#: Folders whose files the docs name in inline code (`gateway/runs/`, `kernel/errors.py`).
+PROJECT_DIRS = (
+    "activities",
+    "bench",
+    "cli",
+    "docs",
+    "examples",
+    "gateway",
+    "kernel",
+    "schemas",
+    "settings",
+    "tests",
+    "workflows",
+)
+CODE_PATH = re.compile(rf"`((?:{'|'.join(PROJECT_DIRS)})/[\w./-]*)`")
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_file_the_page_names_exists(page: Path) -> None:
+    # A code map that names a moved module sends the reader to nothing.
+    named = {path for line in prose_lines(page) for path in CODE_PATH.findall(line)}
+    assert sorted(path for path in named if not (ROOT / path).exists()) == []
