@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint docs bench bench-compare profile soak example lock clean
+.PHONY: dev test test-unit lint docs bench bench-compare profile soak example lock clean
 
 # requirements-dev.lock: the runtime lock plus the dev stack's binaries and the test and lint
 # tools. The image (Dockerfile) installs requirements.lock alone.
@@ -22,8 +22,17 @@ dev: $(STAMP)
 example: $(STAMP)
 	$(BIN)/python -m cli example
 
+# The suite mostly waits (on servers, timers and subprocesses), so it runs in TEST_WORKERS
+# processes whatever the core count; each has its own Temporal servers, Redis and targets.
+# `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 4
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --numprocesses $(TEST_WORKERS) --dist worksteal
+
+# The pure tests alone (seconds): models, templating, graph, settings, docs, layout.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

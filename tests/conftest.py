@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import pytest
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.store.clients import close_redis
@@ -37,6 +39,52 @@ from worker import SANDBOXED_RUNNER, Activities, build_workers, open_activities
 LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
 #: Every test worker signs its webhooks with this (Standard Webhooks), so receivers can check.
 WEBHOOK_SECRET = "whsec_d29ya2Zsb3ctc3RhdGlvbi13ZWJob29rLXRlc3RzISE="
+
+#: What the SDK's core says of every worker on the time-skipping test server, which predates
+#: the capability; true of that server and of no concern to a test.
+TEST_SERVER_CAPABILITY_WARNING = (
+    "Temporal Server 1.16.0 or newer is required to guarantee that the latest heartbeat"
+    " details are preserved when an activity fails; the server did not advertise the"
+    " activity_failure_include_heartbeat capability, so heartbeat details may be lost on"
+    " failure"
+)
+
+
+class _DropTestServerCapabilityWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        core = getattr(record, "temporal_log", None)
+        return getattr(core, "message", None) != TEST_SERVER_CAPABILITY_WARNING
+
+
+def _forward_core_logs() -> None:
+    """The SDK's core (Rust) writes its log straight to stderr, past pytest's capture: once
+    per worker on the test server, the warning above. Forwarded to Python logging instead,
+    core logs are captured with each test's like any other, and that one warning is dropped."""
+    core_logger = logging.getLogger("temporalio.core")
+    core_logger.addFilter(_DropTestServerCapabilityWarning())
+    logging_config = dataclasses.replace(
+        LoggingConfig.default, forwarding=LogForwardingConfig(logger=core_logger)
+    )
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=logging_config)))
+
+
+_forward_core_logs()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """Each test starts from the same logging set-up, whatever ran before it in this process:
+    `open_activities` quiets httpx's loggers for good (as the worker wants), and
+    `configure_logging` installs a root handler, which would change what a later test's
+    `caplog` sees depending on which tests shared its xdist worker."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)
 
 
 @pytest.fixture(scope="session")
