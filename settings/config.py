@@ -32,22 +32,6 @@ from settings.service import (
     WebhookSettings,
 )
 
-#: Every area, in the order the configuration reference lists them.
-AREAS: tuple[type[SettingsArea], ...] = (
-    TemporalSettings,
-    WorkerSettings,
-    RedisSettings,
-    GatewaySettings,
-    ExecutionSettings,
-    OutboundSettings,
-    LlmSettings,
-    WebhookSettings,
-    EndpointSettings,
-    TelemetrySettings,
-    DevSettings,
-)
-
-
 class Settings(
     TemporalSettings,
     WorkerSettings,
@@ -64,6 +48,10 @@ class Settings(
     """All configuration, one environment variable per field (upper-cased name)."""
 
     model_config = SettingsConfigDict(title="Settings")
+
+
+#: Every area, in the order the configuration reference lists them: `Settings`'s bases.
+AREAS: tuple[type[SettingsArea], ...] = Settings.__bases__
 
 
 @lru_cache
