@@ -32,6 +32,7 @@ from settings.service import (
     WebhookSettings,
 )
 
+
 class Settings(
     TemporalSettings,
     WorkerSettings,
