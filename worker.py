@@ -99,10 +99,12 @@ class Activities:
 
 
 def webhook_signer(settings: Settings) -> WebhookSigner:
-    """The signer for `WEBHOOK_SIGNING_SECRET`; a malformed secret stops the worker, with a
-    message that names the setting and never repeats the secret."""
+    """The signer for `WEBHOOK_SIGNING_SECRET` and the tenants' own; a malformed secret stops
+    the worker, with a message that names the setting and never repeats the secret."""
     try:
-        return WebhookSigner(settings.webhook_signing_secrets)
+        return WebhookSigner(
+            settings.webhook_signing_secrets, settings.webhook_signing_secrets_by_tenant
+        )
     except ValueError as exc:
         raise SystemExit(f"WEBHOOK_SIGNING_SECRET: {exc}") from None
 

@@ -511,6 +511,7 @@ class DagWorkflow:
             original_input=self._run.original_input,
             input_data=self._run.input_data,
             max_request_chars=engine.max_request_chars,
+            tenant=engine.tenant,
             max_parallel=max_parallel,
         )
         released: Settled = [(name, "released") for name in below]
@@ -605,6 +606,7 @@ class DagWorkflow:
             max_request_chars=engine.max_request_chars,
             timeout_seconds=self._timeout(step),
             idempotency_key=self._idempotency_key(step),
+            tenant=engine.tenant,
         )
 
     def _idempotency_key(self, step: StepConfig) -> str | None:
@@ -784,6 +786,7 @@ class DagWorkflow:
             url=url,
             workflow_id=self._run.workflow_id,
             namespace=self._run.namespace,
+            tenant=engine.tenant,
             policy=DeliveryPolicy(
                 attempt_timeout_seconds=engine.webhook_attempt_timeout_seconds,
                 window_seconds=engine.webhook_delivery_window_seconds,
@@ -822,7 +825,7 @@ class DagWorkflow:
             try:
                 await workflow.execute_activity(
                     SEND_WEBHOOK,
-                    WebhookDelivery(url=url, event=event),
+                    WebhookDelivery(url=url, event=event, tenant=engine.tenant),
                     start_to_close_timeout=timedelta(
                         seconds=engine.webhook_attempt_timeout_seconds
                     ),
