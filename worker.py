@@ -42,6 +42,7 @@ from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
 from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
 from kernel import telemetry
+from kernel.codec import EncryptionCodec
 from kernel.search import SEARCH_ATTRIBUTES
 from kernel.telemetry import (
     WORKER_SERVICE,
@@ -127,6 +128,9 @@ async def open_activities(
     only: they never travel in a workflow's input.
     """
     secrets = Secrets.load(os.environ if environ is None else environ, settings.secrets_file)
+    keys = settings.encryption_keys
+    # Outputs written to Redis are sealed with the payloads' keys (`kernel.codec`).
+    codec = EncryptionCodec(keys) if keys else None
     quiet_http_client_logs()
     async with AsyncExitStack() as stack:
         http_client = await stack.enter_async_context(
@@ -165,8 +169,9 @@ async def open_activities(
                 secrets=secrets,
                 webhook_signer=webhook_signer(settings),
                 redis=redis,
+                codec=codec,
             ),
-            store=StoreActivities(redis),
+            store=StoreActivities(redis, codec),
             status=status,
             llm=LlmActivities(
                 openai=openai_client,

@@ -50,6 +50,7 @@ from activities.http.signing import WebhookSigner
 from activities.store.activities import write_values
 from activities.store.models import OutputTarget, output_json
 from kernel import errors
+from kernel.codec import EncryptionCodec
 from kernel.errors import ErrorType, WorkflowStationError
 from kernel.limits import MAX_JSON_DEPTH, json_depth
 from kernel.redact import MASK, redact_url, redact_urls
@@ -142,7 +143,13 @@ class _Shown:
     hidden: tuple[str, ...] = ()
 
 
-async def store_outputs(redis: Redis, target: OutputTarget, body: Any, label: str) -> list[str]:
+async def store_outputs(
+    redis: Redis,
+    target: OutputTarget,
+    body: Any,
+    label: str,
+    codec: EncryptionCodec | None = None,
+) -> list[str]:
     """Write a step's outputs (`OutputTarget`); the keys written, none if Redis failed.
 
     A Redis failure does not fail the activity: retrying it would send the request again (a
@@ -159,7 +166,7 @@ async def store_outputs(redis: Redis, target: OutputTarget, body: Any, label: st
         return []
     try:
         async with asyncio.timeout(OUTPUT_WRITE_TIMEOUT_SECONDS):
-            await write_values(redis, values, target.ttl_seconds)
+            await write_values(redis, values, target.ttl_seconds, codec)
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("%s: outputs not written, the run writes them: %r", label, exc)
         return []
@@ -176,6 +183,7 @@ class HttpActivities:
         webhook_signer: Signs webhook deliveries (Standard Webhooks); none: unsigned.
         redis: Where a DAG step's outputs are written (`HttpCall.outputs`); none: the
             workflow writes them.
+        codec: Seals the outputs it writes (PAYLOAD_ENCRYPTION_KEY); none: plain JSON.
     """
 
     def __init__(
@@ -186,9 +194,11 @@ class HttpActivities:
         secrets: Secrets | None = None,
         webhook_signer: WebhookSigner | None = None,
         redis: Redis | None = None,
+        codec: EncryptionCodec | None = None,
     ) -> None:
         self._client = client
         self._redis = redis
+        self._codec = codec
         self._max_response_bytes = max_response_bytes
         self._secrets = secrets or Secrets()
         #: No signer: deliveries still carry `webhook-id` and `webhook-timestamp`, unsigned.
@@ -323,7 +333,9 @@ class HttpActivities:
         shown = _Shown(redact_url(call.url), self._secrets.for_tenant(call.tenant))
         result = await self._call(call, shown, attempt)
         if call.outputs is not None and self._redis is not None:
-            result.stored = await store_outputs(self._redis, call.outputs, result.body, call.label)
+            result.stored = await store_outputs(
+                self._redis, call.outputs, result.body, call.label, self._codec
+            )
         return result
 
     @activity.defn(name=SEND_WEBHOOK)

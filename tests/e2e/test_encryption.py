@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.store.models import fresh_key, status_key
 from cli.stack import BIN, temporal_command
 from gateway.app import create_app
-from kernel.codec import KEY_ID_METADATA
+from kernel.codec import KEY_ID_METADATA, SEALED_PREFIX
 from settings import Settings, connect_temporal
 from tests.conftest import Targets, _run_workers, make_settings, unique, wait_until
 from tests.e2e.test_secrets import history_text
@@ -153,6 +153,66 @@ def history_text_of(cli_json: str) -> str:
     from temporalio.client import WorkflowHistory
 
     return history_text(WorkflowHistory.from_json("w", cli_json))
+
+
+async def test_redis_and_history_hold_no_plain_output_or_failure_message(
+    encrypted: Stack, targets: Targets, redis_url: str
+):
+    """Outputs and large results in Redis are sealed, failure messages in history encoded;
+    the gateway still answers them in the clear."""
+    marker = f"plain-{uuid.uuid4().hex}"
+    body = {
+        "workflow_id": unique("enc"),
+        "namespace": "acme",
+        "STEPS_CONFIG": [
+            {
+                "step_name": "echo",
+                "usid": "u1",
+                "service_url": f"{targets.url}/echo/{unique('enc')}?m={marker}",
+                "outputs": ["answer"],
+            },
+            {
+                # Over VALUE_INLINE_MAX_BYTES: its result lives in Redis, behind a `$ref`.
+                "step_name": "large",
+                "usid": "u2",
+                "service_url": f"{targets.url}/json/{100_000}",
+                "method": "GET",
+            },
+            {
+                "step_name": "refused",
+                "usid": "u3",
+                "dependencies": ["echo", "large"],
+                "service_url": f"{targets.url}/reflect/400?m={marker}",
+            },
+        ],
+    }
+    workflow_id = body["workflow_id"]
+    response = await encrypted.http.post("/execute", json=body)
+    assert response.status_code == 200, response.text
+    steps = response.json()["steps"]
+    assert steps["echo"]["status"] == steps["large"]["status"] == "completed"
+    error = steps["refused"]["error"]
+    assert "answered 400" in error["message"] and marker in error["message"]
+
+    raw = Redis.from_url(redis_url)  # bytes, as they are stored
+    try:
+        stored = {key: await raw.get(key) for key in await raw.keys(f"acme:{workflow_id}:*")}
+    finally:
+        await raw.aclose()
+    assert len(stored) == 2, sorted(stored)  # the output, and the large result
+    for value in stored.values():
+        assert value.startswith(SEALED_PREFIX)
+        assert marker.encode() not in value and b"xxxxxxxx" not in value
+
+    output = await encrypted.http.get(f"/runs/{workflow_id}/outputs/answer")
+    assert output.status_code == 200 and marker in output.text
+    result = await encrypted.http.get(f"/runs/{workflow_id}/steps/large/result")
+    assert result.status_code == 200 and result.json()["count"] == 97
+
+    history = await encrypted.client.get_workflow_handle(workflow_id).fetch_history()
+    recorded = history_text(history)
+    assert "Encoded failure" in recorded
+    assert marker not in recorded and "answered 400" not in recorded
 
 
 async def test_what_the_codec_cannot_read_is_a_422_naming_the_payload(encrypted: Stack):
