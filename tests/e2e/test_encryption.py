@@ -215,6 +215,36 @@ async def test_redis_and_history_hold_no_plain_output_or_failure_message(
     assert marker not in recorded and "answered 400" not in recorded
 
 
+async def test_a_step_being_retried_shows_its_last_failure_decoded(
+    encrypted: Stack, targets: Targets
+):
+    """History holds the attempt's failure encoded; the gateway reads it back for the live
+    status, as the Web UI does through the codec."""
+    body = pipeline(
+        targets,
+        STEPS_CONFIG=[
+            {
+                "step_name": "flaky",
+                "usid": "u1",
+                "service_url": f"{targets.url}/flaky/{unique('enc')}?failures=100&code=503",
+            }
+        ],
+        PIPELINE_SETTINGS={"error_handling": {"max_retries": 3, "retry_delay": 60}},
+    )
+    await encrypted.http.post("/execute?wait=false", json=body)
+
+    async def retrying() -> dict[str, Any] | None:
+        answer = await encrypted.http.get(f"/runs/{body['workflow_id']}")
+        step: dict[str, Any] = answer.json()["steps"]["flaky"]
+        return step if step["last_failure"] else None
+
+    step = await wait_until(retrying)
+    assert "answered 503" in step["last_failure"]
+    handle = encrypted.client.get_workflow_handle(body["workflow_id"])
+    assert "answered 503" not in history_text(await handle.fetch_history())
+    await handle.terminate("test over")
+
+
 async def test_what_the_codec_cannot_read_is_a_422_naming_the_payload(encrypted: Stack):
     auth = {"Authorization": f"Bearer {CODEC_TOKEN}"}
     sealed = base64.b64encode(b"binary/encrypted").decode()
