@@ -214,6 +214,26 @@ async def test_redis_and_history_hold_no_plain_output_or_failure_message(
     assert "Encoded failure" in recorded
     assert marker not in recorded and "answered 400" not in recorded
 
+    # The Web UI reads the message through the codec endpoint, as it reads payloads.
+    [failed] = [e for e in history.events if e.HasField("activity_task_failed_event_attributes")]
+    encoded = failed.activity_task_failed_event_attributes.failure.encoded_attributes
+    decoded = await encrypted.http.post(
+        "/codec/decode",
+        json={
+            "payloads": [
+                {
+                    "metadata": {
+                        k: base64.b64encode(v).decode() for k, v in encoded.metadata.items()
+                    },
+                    "data": base64.b64encode(encoded.data).decode(),
+                }
+            ]
+        },
+        headers={"Authorization": f"Bearer {CODEC_TOKEN}"},
+    )
+    [attributes] = decoded.json()["payloads"]
+    assert "answered 400" in base64.b64decode(attributes["data"]).decode()
+
 
 async def test_a_step_being_retried_shows_its_last_failure_decoded(
     encrypted: Stack, targets: Targets
