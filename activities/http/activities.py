@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from activities.context import heartbeating, retry_delay_ceiling
 from activities.http.models import (
     CALL_HTTP,
+    DEFAULT_TENANT,
     IDEMPOTENCY_KEY_HEADER,
     SEND_WEBHOOK,
     HttpCall,
@@ -40,7 +41,6 @@ from activities.http.outbound.body import ResponseTooLarge, read_capped
 from activities.http.outbound.policy import OutboundBlocked
 from activities.http.outbound.redirects import SECRET_HEADERS
 from activities.http.secrets import (
-    DEFAULT_TENANT,
     ResolvedRequest,
     Secrets,
     TenantSecrets,
@@ -351,7 +351,8 @@ class HttpActivities:
         only its origin.
         """
         # The tenant goes under the signature, so a receiver sharing the operator's secret
-        # can still tell which tenant's run sent it.
+        # can still tell which tenant's run sent it (events of runs from before the event
+        # named it too).
         tenant = delivery.tenant or DEFAULT_TENANT
         event = {**delivery.event, "tenant": tenant}
         event_id = str(event.get("event_id", ""))

@@ -21,6 +21,9 @@ CALL_HTTP: Final = "call_http"
 SEND_WEBHOOK: Final = "send_webhook"
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: The tenant of runs the open gateway starts (they name none): its secrets are the
+#: unprefixed ones, and its webhook events say `"tenant": "default"`.
+DEFAULT_TENANT: Final = "default"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 #: The template root whose placeholders workflow code never resolves: `{{secrets.NAME}}` is

@@ -33,14 +33,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from activities.http.models import SECRET_NAME, SECRET_PLACEHOLDER, HttpCall
+from activities.http.models import DEFAULT_TENANT, SECRET_NAME, SECRET_PLACEHOLDER, HttpCall
 from kernel.errors import ErrorType, WorkflowStationError
 from kernel.redact import MASK
 
 ENV_PREFIX = "SECRET_"
 SHARED_ENV_PREFIX = "SECRET_SHARED_"
-#: Whose unprefixed secrets are: the open gateway's runs (no tenant) and a tenant so named.
-DEFAULT_TENANT = "default"
 #: The line format's section headers: `[shared]`, `[tenant acme]`.
 _SECTION = re.compile(r"\[\s*(shared|tenant\s+(\S+))\s*\]")
 

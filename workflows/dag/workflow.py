@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exce
 
 with workflow.unsafe.imports_passed_through():
     from activities.http.models import (
+        DEFAULT_TENANT,
         SEND_WEBHOOK,
         HttpCall,
         HttpResult,
@@ -766,6 +767,8 @@ class DagWorkflow:
                 include={"completed", "failed", "aborted", "total"}
             ),
             "data": data,
+            # Whose run sent it, under the webhook's signature (`activities.http.signing`).
+            "tenant": self._run.engine.tenant or DEFAULT_TENANT,
         }
         if step is not None:
             payload["step_name"] = step.step_name
