@@ -182,3 +182,36 @@ async def test_a_receiver_refuses_the_events_another_tenant_aims_at_it(
         verified = Webhook(ACME_HOOKS).verify(raw, event["_headers"])
         assert verified["tenant"] == "acme"
         assert verified["workflow_id"] == body["workflow_id"]
+
+
+async def test_an_instruction_run_fills_in_its_own_tenants_secret(
+    tenants: Tenants, targets: Targets
+):
+    key = unique("instr")
+    response = await tenants.beta.post(
+        "/",
+        json={
+            "context": "hello",
+            "instructions": [
+                {
+                    "type": "endpoint",
+                    "apiUrl": f"{targets.url}/echo/{key}",
+                    "method": "POST",
+                    "headers": {"X-Key": "{{secrets.STRIPE}}"},
+                    "body": {"previous": "{{result}}"},
+                }
+            ],
+        },
+    )
+    assert response.status_code == 200, response.text
+    instance_id = response.json()["instanceId"]
+
+    async def finished() -> dict[str, Any] | None:
+        answer = await tenants.beta.get("/", params={"instanceId": instance_id})
+        status: dict[str, Any] = answer.json()
+        return status if status["status"] in ("complete", "errored") else None
+
+    final = await wait_until(finished)
+    assert final["status"] == "complete", final
+    assert targets.state.requests[key][0]["headers"]["x-key"] == BETA_STRIPE
+    assert BETA_STRIPE not in json.dumps(final)  # the echo came back masked
