@@ -265,6 +265,28 @@ async def test_a_step_being_retried_shows_its_last_failure_decoded(
     await handle.terminate("test over")
 
 
+async def test_a_webhook_being_retried_shows_its_last_error_decoded(
+    encrypted: Stack, targets: Targets
+):
+    hook = unique("hook")
+    targets.state.hooks_down.add(hook)
+    body = pipeline(
+        targets, PIPELINE_SETTINGS={"notifications": {"webhook_url": f"{targets.url}/hooks/{hook}"}}
+    )
+    response = await encrypted.http.post("/execute", json=body)
+    assert response.json()["status"] == "completed", response.text
+
+    async def retried() -> dict[str, Any] | None:
+        webhooks = (await encrypted.http.get(f"/runs/{body['workflow_id']}")).json()["webhooks"]
+        return webhooks if webhooks["events"][0]["last_error"] else None
+
+    try:
+        webhooks = await wait_until(retried)
+    finally:
+        targets.state.hooks_down.discard(hook)
+    assert "answered 500" in webhooks["events"][0]["last_error"]
+
+
 async def test_what_the_codec_cannot_read_is_a_422_naming_the_payload(encrypted: Stack):
     auth = {"Authorization": f"Bearer {CODEC_TOKEN}"}
     sealed = base64.b64encode(b"binary/encrypted").decode()
