@@ -42,6 +42,7 @@ from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
 from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
 from kernel import telemetry
+from kernel.codec import EncryptionCodec
 from kernel.search import SEARCH_ATTRIBUTES
 from kernel.telemetry import (
     WORKER_SERVICE,
@@ -99,10 +100,12 @@ class Activities:
 
 
 def webhook_signer(settings: Settings) -> WebhookSigner:
-    """The signer for `WEBHOOK_SIGNING_SECRET`; a malformed secret stops the worker, with a
-    message that names the setting and never repeats the secret."""
+    """The signer for `WEBHOOK_SIGNING_SECRET` and the tenants' own; a malformed secret stops
+    the worker, with a message that names the setting and never repeats the secret."""
     try:
-        return WebhookSigner(settings.webhook_signing_secrets)
+        return WebhookSigner(
+            settings.webhook_signing_secrets, settings.webhook_signing_secrets_by_tenant
+        )
     except ValueError as exc:
         raise SystemExit(f"WEBHOOK_SIGNING_SECRET: {exc}") from None
 
@@ -125,6 +128,9 @@ async def open_activities(
     only: they never travel in a workflow's input.
     """
     secrets = Secrets.load(os.environ if environ is None else environ, settings.secrets_file)
+    keys = settings.encryption_keys
+    # Outputs written to Redis are sealed with the payloads' keys (`kernel.codec`).
+    codec = EncryptionCodec(keys) if keys else None
     quiet_http_client_logs()
     async with AsyncExitStack() as stack:
         http_client = await stack.enter_async_context(
@@ -163,8 +169,9 @@ async def open_activities(
                 secrets=secrets,
                 webhook_signer=webhook_signer(settings),
                 redis=redis,
+                codec=codec,
             ),
-            store=StoreActivities(redis),
+            store=StoreActivities(redis, codec),
             status=status,
             llm=LlmActivities(
                 openai=openai_client,

@@ -65,8 +65,8 @@ async def get_run_status(
 RunStatusDep = Annotated[RunStatusService, Depends(get_run_status)]
 
 
-async def get_run_values(runs: RunStatusDep, redis: RedisDep) -> RunValueService:
-    return RunValueService(runs, redis)
+async def get_run_values(runs: RunStatusDep, redis: RedisDep, request: Request) -> RunValueService:
+    return RunValueService(runs, redis, request.app.state.payload_codec)
 
 
 RunValuesDep = Annotated[RunValueService, Depends(get_run_values)]

@@ -44,7 +44,9 @@ def dag_engine_options(
 
 
 def instruction_engine_options(
-    settings: Settings, request: InstructionRunRequest | None = None
+    settings: Settings,
+    request: InstructionRunRequest | None = None,
+    tenant: Tenant | None = None,
 ) -> InstructionEngineOptions:
     """The operator's limits, stamped on every instruction run so it keeps the ones it started
     with; the execution mode is the request's `executionMode`, else EXECUTION_MODE."""
@@ -60,6 +62,7 @@ def instruction_engine_options(
         endpoint_workers=settings.endpoint_workers,
         max_request_chars=settings.effective_step_request_max_chars,
         run_timeout_seconds=settings.instruction_run_timeout_seconds,
+        tenant=tenant.redis_scope if tenant is not None else None,
     )
 
 

@@ -3,8 +3,8 @@
 A run's status shows a step result or output over `VALUE_INLINE_MAX_BYTES` as
 `{"$ref": "/runs/<id>/outputs/<name>", "size": …, "type": …}`; these read what the reference
 names, from the Redis keys the workflow wrote (`<namespace>:<workflow_id>:<name>`), and answer
-the stored JSON as it is, without parsing it again. A value small enough to be inline comes
-from the run's status.
+the stored JSON as it is, without parsing it again (unsealed first when the worker encrypted
+it, `kernel.codec.unseal`). A value small enough to be inline comes from the run's status.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from activities.store.models import redis_key
 from gateway.errors import RunNotFound, ValueExpired
 from gateway.runs.dag import DAG_RUNS
 from gateway.runs.service import RunStatusService
+from kernel.codec import EncryptionCodec, unseal
 from kernel.errors import ErrorType, WorkflowStationError
 from kernel.search import NAMESPACE
 from workflows.dag.models import DagRunResult
@@ -31,7 +32,7 @@ from workflows.dag.references import (
 )
 
 
-def _json(raw: bytes | str) -> Response:
+def _json(raw: bytes) -> Response:
     return Response(content=raw, media_type="application/json")
 
 
@@ -45,12 +46,23 @@ def _gone(what: str) -> ValueExpired:
 class RunValueService:
     """Step outputs and results of DAG runs, by the routes their references name."""
 
-    def __init__(self, runs: RunStatusService, redis: Redis) -> None:
+    def __init__(
+        self, runs: RunStatusService, redis: Redis, codec: EncryptionCodec | None = None
+    ) -> None:
         self.runs = runs
         self.redis = redis
+        self.codec = codec
 
     def _key(self, namespace: str, workflow_id: str, name: str) -> str:
         return redis_key(self.runs.tenant.redis_scope, namespace, workflow_id, name)
+
+    async def _stored(self, namespace: str, workflow_id: str, name: str) -> bytes | None:
+        """The JSON stored under the run's `name`, unsealed; None when absent."""
+        raw = await self.redis.get(self._key(namespace, workflow_id, name))
+        if raw is None:
+            return None
+        data = raw.encode() if isinstance(raw, str) else raw
+        return unseal(data, self.codec)
 
     async def output(self, workflow_id: str, name: str) -> Response:
         """`GET /runs/{workflow_id}/outputs/{name}`."""
@@ -59,13 +71,13 @@ class RunValueService:
             raise RunNotFound(f"{workflow_id!r} is not a DAG pipeline run")
         namespace = description.typed_search_attributes.get(NAMESPACE)
         if namespace is not None:
-            raw = await self.redis.get(self._key(namespace, workflow_id, name))
+            raw = await self._stored(namespace, workflow_id, name)
             if raw is not None:
                 return _json(raw)
         status = await self.runs.read(DAG_RUNS, workflow_id, description)
         if namespace is None:
             # Started without the search attributes (e.g. with the `temporal` CLI).
-            raw = await self.redis.get(self._key(status.namespace, workflow_id, name))
+            raw = await self._stored(status.namespace, workflow_id, name)
             if raw is not None:
                 return _json(raw)
         if name not in status.outputs:
@@ -95,7 +107,7 @@ class RunValueService:
         name = next((names[route] for route in names if _refers_to(step.result, route)), None)
         if name is None:
             return JSONResponse(step.result)
-        raw = await self.redis.get(self._key(status.namespace, workflow_id, name))
+        raw = await self._stored(status.namespace, workflow_id, name)
         if raw is None:
             raise _gone(what)
         return _json(raw)

@@ -22,9 +22,17 @@ back on decode. The key id is authenticated too: a payload re-labelled with anot
 to decrypt. Payloads that are not encrypted pass through decode unchanged, so runs started
 before encryption was turned on still complete.
 
+Failures too: `with_encryption` also gives the converter Temporal's encoding failure
+converter, which moves each failure's message and stack trace into an encrypted payload of
+its own (history shows `Encoded failure`); clients decode them as they decode results.
+
+Values written beside Temporal (a DAG step's outputs and large results in Redis) are sealed
+with the same keys (`EncryptionCodec.seal`, `unseal`): an encrypted payload after the
+`SEALED_PREFIX` marker, so values written before encryption was turned on read as they are.
+
 Not encrypted, by Temporal's design: search attributes (they are indexed), workflow and
-activity ids and type names, task queues, and failure messages and stack traces; which is why
-no message holds a secret or a URL's query (`activities.http.secrets`, `kernel.redact`).
+activity ids and type names, and task queues; which is why no message holds a secret or a
+URL's query either (`activities.http.secrets`, `kernel.redact`).
 """
 
 from __future__ import annotations
@@ -40,13 +48,20 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
 NONCE_BYTES = 12
 KEY_BYTES = 32
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: What starts a sealed value: JSON text never starts with a NUL byte, so a value written
+#: before encryption was on is told apart.
+SEALED_PREFIX = b"\x00workflow-station:sealed\x00"
 
 
 @dataclass(frozen=True)
@@ -161,18 +176,47 @@ class EncryptionCodec(PayloadCodec):
             ) from None
         return Payload.FromString(plain)
 
+    def seal(self, data: bytes) -> bytes:
+        """`data` (a value stored outside Temporal) encrypted as a payload is, marked sealed."""
+        payload = Payload(metadata={"encoding": b"binary/plain"}, data=data)
+        return SEALED_PREFIX + self.encrypt(payload).SerializeToString()
+
+
+def unseal(data: bytes, codec: EncryptionCodec | None) -> bytes:
+    """The value `EncryptionCodec.seal` sealed; one that is not sealed comes back as it is.
+
+    Raises:
+        PayloadDecryptionError: A sealed value and no codec, or not one of its keys.
+    """
+    if not data.startswith(SEALED_PREFIX):
+        return data
+    if codec is None:
+        raise PayloadDecryptionError(
+            "the value is encrypted and PAYLOAD_ENCRYPTION_KEY is not set here"
+        )
+    return codec.decrypt(Payload.FromString(data[len(SEALED_PREFIX) :])).data
+
 
 def _associated_data(key_id: str) -> bytes:
     return f"workflow-station:{key_id}".encode()
 
 
 def with_encryption(converter: DataConverter, keys: Sequence[EncryptionKey]) -> DataConverter:
-    """`converter` with `EncryptionCodec(keys)` as its payload codec; the rest (payload and
-    failure converters, external storage) stays as it is.
+    """`converter` with `EncryptionCodec(keys)` as its payload codec, and failures' messages
+    and stack traces encoded into it too (Temporal's encoding failure converter); the payload
+    converter and external storage stay as they are.
+
+    A failure encoded this way shows as `Encoded failure` in history; every client built with
+    this converter (gateway, CLI, worker) reads the message back, and the Web UI and the
+    `temporal` CLI through the codec endpoint.
 
     Raises:
         ValueError: `converter` already has a payload codec (codecs do not stack here).
     """
     if converter.payload_codec is not None:
         raise ValueError("the data converter already has a payload codec")
-    return dataclasses.replace(converter, payload_codec=EncryptionCodec(keys))
+    return dataclasses.replace(
+        converter,
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

@@ -17,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from activities.http.outbound.policy import parse_allow_list
 from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
+from activities.http.signing import parse_secret
 from settings.base import CsvList, SettingsArea, split_csv
 from workflows.shared.execution import ExecutionMode
 
@@ -355,6 +356,16 @@ class WebhookSettings(SettingsArea):
         ),
     )
 
+    webhook_tenant_signing_secrets: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Tenants' own signing secrets, `tenant:whsec_…` entries, space- or comma-separated;"
+            " a tenant listed twice while rotating, the secret to sign with first. A tenant's"
+            " events are signed with its own secrets alone, others' with"
+            " `WEBHOOK_SIGNING_SECRET`. Read by the worker only."
+        ),
+    )
+
     @property
     def webhook_signing_secrets(self) -> list[str]:
         """The configured `whsec_…` secrets, the one to sign with first."""
@@ -362,6 +373,34 @@ class WebhookSettings(SettingsArea):
             return []
         raw = self.webhook_signing_secret.get_secret_value()
         return [item for item in raw.replace(",", " ").split() if item]
+
+    @property
+    def webhook_signing_secrets_by_tenant(self) -> dict[str, list[str]]:
+        """Each tenant's own `whsec_…` secrets, the one to sign with first."""
+        if self.webhook_tenant_signing_secrets is None:
+            return {}
+        raw = self.webhook_tenant_signing_secrets.get_secret_value()
+        owned: dict[str, list[str]] = {}
+        for entry in raw.replace(",", " ").split():
+            tenant, _, secret = entry.partition(":")
+            owned.setdefault(tenant, []).append(secret)
+        return owned
+
+    @field_validator("webhook_tenant_signing_secrets")
+    @classmethod
+    def _check_tenant_signing_secrets(cls, value: SecretStr | None) -> SecretStr | None:
+        """Each entry is `tenant:whsec_…`; the message names the entry's tenant, never a key."""
+        if value is None:
+            return None
+        for position, entry in enumerate(value.get_secret_value().replace(",", " ").split(), 1):
+            tenant, colon, secret = entry.partition(":")
+            if not colon or not tenant:
+                raise ValueError(f"entry {position} is not tenant:whsec_…")
+            try:
+                parse_secret(secret)
+            except ValueError as exc:
+                raise ValueError(f"entry {position} (tenant {tenant!r}): {exc}") from None
+        return value
 
 
 class EndpointSettings(SettingsArea):

@@ -1,11 +1,13 @@
 """The one HTTP-call activity (DAG steps, endpoint instructions, routers, the proxy API) and
 webhook delivery, both through the guarded outbound client.
 
-Secrets are filled in here, just before sending (`activities.http.secrets`), and nothing this
-module returns or raises holds one: every message names the call's URL as scheduled (with its
-`{{secrets.…}}` placeholders), passes through `redact_urls` and then through
-`Secrets.redact`, and failures are raised without the library exception as their cause, whose
-text would otherwise travel into history as the failure's cause.
+Secrets are filled in here, just before sending, from the calling tenant's own and the shared
+ones (`activities.http.secrets`), and nothing this module returns or raises holds one: the
+response's body, headers and final URL lose every value the request sent before they leave
+the activity (a target may echo them), every message names the call's URL as scheduled (with
+its `{{secrets.…}}` placeholders), passes through `redact_urls` and then through the tenant's
+`TenantSecrets.redact`, and failures are raised without the library exception as their cause,
+whose text would otherwise travel into history as the failure's cause.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from activities.context import heartbeating, retry_delay_ceiling
 from activities.http.models import (
     CALL_HTTP,
+    DEFAULT_TENANT,
     IDEMPOTENCY_KEY_HEADER,
     SEND_WEBHOOK,
     HttpCall,
@@ -37,11 +40,17 @@ from activities.http.models import (
 from activities.http.outbound.body import ResponseTooLarge, read_capped
 from activities.http.outbound.policy import OutboundBlocked
 from activities.http.outbound.redirects import SECRET_HEADERS
-from activities.http.secrets import ResolvedRequest, Secrets, UnknownSecret
+from activities.http.secrets import (
+    ResolvedRequest,
+    Secrets,
+    TenantSecrets,
+    UnknownSecret,
+)
 from activities.http.signing import WebhookSigner
 from activities.store.activities import write_values
 from activities.store.models import OutputTarget, output_json
 from kernel import errors
+from kernel.codec import EncryptionCodec
 from kernel.errors import ErrorType, WorkflowStationError
 from kernel.limits import MAX_JSON_DEPTH, json_depth
 from kernel.redact import MASK, redact_url, redact_urls
@@ -126,13 +135,21 @@ _REQUEST_FAILURES = (
 
 @dataclass(frozen=True)
 class _Shown:
-    """How one call's messages name it: `url`, and text never to be repeated (`hidden`)."""
+    """How one call's messages name it: `url`, text never to be repeated (`hidden`), and the
+    secrets of the tenant whose call it is, never to be repeated either."""
 
     url: str
+    secrets: TenantSecrets
     hidden: tuple[str, ...] = ()
 
 
-async def store_outputs(redis: Redis, target: OutputTarget, body: Any, label: str) -> list[str]:
+async def store_outputs(
+    redis: Redis,
+    target: OutputTarget,
+    body: Any,
+    label: str,
+    codec: EncryptionCodec | None = None,
+) -> list[str]:
     """Write a step's outputs (`OutputTarget`); the keys written, none if Redis failed.
 
     A Redis failure does not fail the activity: retrying it would send the request again (a
@@ -149,7 +166,7 @@ async def store_outputs(redis: Redis, target: OutputTarget, body: Any, label: st
         return []
     try:
         async with asyncio.timeout(OUTPUT_WRITE_TIMEOUT_SECONDS):
-            await write_values(redis, values, target.ttl_seconds)
+            await write_values(redis, values, target.ttl_seconds, codec)
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("%s: outputs not written, the run writes them: %r", label, exc)
         return []
@@ -166,6 +183,7 @@ class HttpActivities:
         webhook_signer: Signs webhook deliveries (Standard Webhooks); none: unsigned.
         redis: Where a DAG step's outputs are written (`HttpCall.outputs`); none: the
             workflow writes them.
+        codec: Seals the outputs it writes (PAYLOAD_ENCRYPTION_KEY); none: plain JSON.
     """
 
     def __init__(
@@ -176,9 +194,11 @@ class HttpActivities:
         secrets: Secrets | None = None,
         webhook_signer: WebhookSigner | None = None,
         redis: Redis | None = None,
+        codec: EncryptionCodec | None = None,
     ) -> None:
         self._client = client
         self._redis = redis
+        self._codec = codec
         self._max_response_bytes = max_response_bytes
         self._secrets = secrets or Secrets()
         #: No signer: deliveries still carry `webhook-id` and `webhook-timestamp`, unsigned.
@@ -195,7 +215,7 @@ class HttpActivities:
         """A message as it may be written anywhere: URLs redacted, no secret value."""
         for hidden in shown.hidden:
             text = text.replace(hidden, MASK)
-        return self._secrets.redact(redact_urls(text))
+        return shown.secrets.redact(redact_urls(text))
 
     def _failure(
         self, exc: Exception, call: HttpCall, shown: _Shown, attempt: int
@@ -233,7 +253,7 @@ class HttpActivities:
 
     def _resolve(self, call: HttpCall, shown: _Shown, attempt: int) -> ResolvedRequest:
         try:
-            return self._secrets.resolve(call)
+            return shown.secrets.resolve(call)
         except UnknownSecret as exc:
             raise self._failure(exc, call, shown, attempt) from None
 
@@ -263,14 +283,15 @@ class HttpActivities:
             body, is_json = parse_body(raw, response.headers.get("content-type", ""))
         except UndecodableBody as exc:
             raise self._failure(exc, call, shown, attempt) from None
+        # What came back may repeat what was sent (an echoing target): the values go here,
+        # before the result is recorded anywhere (history, outputs, status, events, webhooks).
         return HttpResult(
             status=response.status_code,
-            reason=response.reason_phrase,
-            headers=dict(response.headers),
-            body=body,
+            reason=resolved.redact(response.reason_phrase),
+            headers=resolved.redact(dict(response.headers)),
+            body=resolved.redact(body),
             is_json=is_json,
-            # The final URL as sent, secrets and all: they go before it enters history.
-            url=self._secrets.redact(str(response.url)),
+            url=resolved.redact(str(response.url)),
             attempt=attempt,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
@@ -309,9 +330,12 @@ class HttpActivities:
     async def attempt(self, call: HttpCall, attempt: int) -> HttpResult:
         """One attempt of `call`, as `call_http` makes it: also for the DAG runner's
         segments (`workflows.dag.segment_activity`), which retry their steps themselves."""
-        result = await self._call(call, _Shown(redact_url(call.url)), attempt)
+        shown = _Shown(redact_url(call.url), self._secrets.for_tenant(call.tenant))
+        result = await self._call(call, shown, attempt)
         if call.outputs is not None and self._redis is not None:
-            result.stored = await store_outputs(self._redis, call.outputs, result.body, call.label)
+            result.stored = await store_outputs(
+                self._redis, call.outputs, result.body, call.label, self._codec
+            )
         return result
 
     @activity.defn(name=SEND_WEBHOOK)
@@ -326,7 +350,11 @@ class HttpActivities:
         A webhook URL is often a credential in itself (its path a token), so messages show
         only its origin.
         """
-        event = delivery.event
+        # The tenant goes under the signature, so a receiver sharing the operator's secret
+        # can still tell which tenant's run sent it (events of runs from before the event
+        # named it too).
+        tenant = delivery.tenant or DEFAULT_TENANT
+        event = {**delivery.event, "tenant": tenant}
         event_id = str(event.get("event_id", ""))
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         timeout = activity.info().start_to_close_timeout
@@ -337,7 +365,7 @@ class HttpActivities:
                 "Content-Type": "application/json",
                 "X-Workflow-Station-Event": str(event.get("event", "")),
                 IDEMPOTENCY_KEY_HEADER: event_id,
-                **self._signer.headers(event_id, int(time.time()), body),
+                **self._signer.headers(event_id, int(time.time()), body, tenant),
             },
             body=body,
             send_body=True,
@@ -346,7 +374,9 @@ class HttpActivities:
         )
         path = _path_of(delivery.url)
         shown = _Shown(
-            redact_url(delivery.url, keep_path=False), hidden=(path,) if len(path) > 1 else ()
+            redact_url(delivery.url, keep_path=False),
+            self._secrets.for_tenant(delivery.tenant),
+            hidden=(path,) if len(path) > 1 else (),
         )
         result = await self._call(call, shown, activity.info().attempt)
         return WebhookReceipt(status=result.status, attempt=result.attempt)

@@ -21,6 +21,9 @@ CALL_HTTP: Final = "call_http"
 SEND_WEBHOOK: Final = "send_webhook"
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: The tenant of runs the open gateway starts (they name none): its secrets are the
+#: unprefixed ones, and its webhook events say `"tenant": "default"`.
+DEFAULT_TENANT: Final = "default"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 #: The template root whose placeholders workflow code never resolves: `{{secrets.NAME}}` is
@@ -92,6 +95,10 @@ class HttpCall(BaseModel):
     secret_names: list[str] = Field(default_factory=list)
     #: A DAG step's outputs, written to Redis by the activity once the call succeeded.
     outputs: OutputTarget | None = None
+    #: Whose run makes the call: only that tenant's secrets (and shared ones) are filled in.
+    #: None: the open gateway's runs, and runs recorded before secrets had tenants; both use
+    #: the default tenant's (`activities.http.secrets`).
+    tenant: str | None = None
 
     _headers_as_text = field_validator("headers", mode="before")(headers_as_text)
 
@@ -115,6 +122,9 @@ class WebhookDelivery(BaseModel):
 
     url: str
     event: dict[str, Any]
+    #: Whose run emitted it: the body names it (`tenant`), signed with its own secret when it
+    #: has one. None: the open gateway's runs, and outboxes from before this field.
+    tenant: str | None = None
 
 
 class WebhookReceipt(BaseModel):

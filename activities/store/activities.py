@@ -1,4 +1,8 @@
-"""Redis I/O for the DAG runner: selection lists in, step outputs out."""
+"""Redis I/O for the DAG runner: selection lists in, step outputs out.
+
+With payload encryption on, outputs are sealed with its keys (`kernel.codec`) before they
+are written: Redis holds no more of a run's data in the clear than Temporal does.
+"""
 
 from __future__ import annotations
 
@@ -20,19 +24,30 @@ from activities.store.models import (
     output_json,
     parse_selection,
 )
+from kernel.codec import EncryptionCodec
 
 
-async def write_values(redis: Redis, values: dict[str, Any], ttl_seconds: int) -> None:
-    """Write each value as JSON under its full key, with the TTL, in one round trip."""
+async def write_values(
+    redis: Redis, values: dict[str, Any], ttl_seconds: int, codec: EncryptionCodec | None = None
+) -> None:
+    """Write each value as JSON under its full key, with the TTL, in one round trip; sealed
+    with `codec` when encryption is on."""
     async with redis.pipeline(transaction=False) as pipe:
         for key, value in values.items():
-            pipe.set(key, output_json(value), ex=ttl_seconds)
+            data = output_json(value)
+            pipe.set(key, codec.seal(data) if codec is not None else data, ex=ttl_seconds)
         await pipe.execute()
 
 
 class StoreActivities:
-    def __init__(self, redis: Redis) -> None:
+    """Args:
+    redis: Where selections are read and outputs written.
+    codec: Seals outputs (PAYLOAD_ENCRYPTION_KEY); none: written as JSON.
+    """
+
+    def __init__(self, redis: Redis, codec: EncryptionCodec | None = None) -> None:
         self._redis = redis
+        self._codec = codec
 
     @activity.defn(name=READ_SELECTION)
     async def read_selection(self, read: SelectionRead) -> list[str] | None:
@@ -45,4 +60,4 @@ class StoreActivities:
     @activity.defn(name=WRITE_OUTPUTS)
     async def write_outputs(self, write: OutputWrite) -> None:
         """Write each output as JSON under its full key, with the configured TTL."""
-        await write_values(self._redis, write.values, write.ttl_seconds)
+        await write_values(self._redis, write.values, write.ttl_seconds, self._codec)

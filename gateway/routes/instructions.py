@@ -203,9 +203,10 @@ async def start_run(
     runs: RunStatusService, settings: Settings, request: InstructionRunRequest
 ) -> RunCreated:
     """Start one run under a fresh `instr-<uuid>` workflow id and answer its queued status."""
-    run = InstructionRunInput(**dict(request), engine=instruction_engine_options(settings, request))
-    instance_id = f"instr-{uuid.uuid4()}"
     tenant = runs.tenant
+    engine = instruction_engine_options(settings, request, tenant)
+    run = InstructionRunInput(**dict(request), engine=engine)
+    instance_id = f"instr-{uuid.uuid4()}"
     handle = await runs.client.start_workflow(
         InstructionWorkflow.run,
         run,

@@ -20,6 +20,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.runs.engine import FIRST_TASK_DONE_EVENTS, STATUS_QUERY_TIMEOUT
+from gateway.runs.failures import decode_pending_failures
 from workflows.dag.models import DagRunResult
 from workflows.shared.outbox import WebhookOutboxWorkflow
 from workflows.shared.webhooks import OutboxInput, WebhookDeliveries
@@ -85,6 +86,7 @@ class OutboxReads:
             )
         except (RPCError, WorkflowQueryFailedError):
             return None
+        await decode_pending_failures(self.client.data_converter, description)
         add_live_attempt(summary, description)
         return summary
 

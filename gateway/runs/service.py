@@ -51,6 +51,7 @@ from gateway.runs.engine import (
     RunEngine,
     StateT,
 )
+from gateway.runs.failures import decode_pending_failures
 from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
 from gateway.runs.listing import RunSummary, list_runs
 from gateway.runs.outbox import OutboxReads
@@ -216,6 +217,7 @@ class RunStatusService:
             answer = await self.pending(engine, handle, description)
         closed = engine.closed_status.get(state) if state is not None else None
         if closed is None:
+            await decode_pending_failures(self.client.data_converter, description)
             engine.add_live_state(answer, description)
         else:
             engine.close(answer, closed)

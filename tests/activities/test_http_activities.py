@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -245,11 +246,39 @@ async def test_webhooks_are_signed_over_the_bytes_sent(targets: Targets):
     assert headers["webhook-id"] == headers["idempotency-key"] == "run-1:3"
     assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
     assert headers["webhook-signature"].startswith("v1,")
-    assert Webhook(WEBHOOK_SECRET).verify(raw, headers) == event
+    assert Webhook(WEBHOOK_SECRET).verify(raw, headers) == {**event, "tenant": "default"}
     with pytest.raises(WebhookVerificationError):
         Webhook(WEBHOOK_SECRET).verify(raw.replace(b"step.completed", b"step.failed"), headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(WEBHOOK_SECRET).verify(raw, {**headers, "webhook-id": "run-1:4"})
+
+
+async def test_a_tenants_events_name_it_and_carry_its_own_signature(targets: Targets):
+    """A receiver checking with its tenant's secret refuses an event another tenant's run
+    aimed at it; one sharing the operator's secret reads the tenant in the signed body."""
+    operator, acme_secret, beta_secret = (
+        "whsec_" + base64.b64encode(letter * 32).decode() for letter in (b"o", b"a", b"b")
+    )
+    signer = WebhookSigner([operator], {"acme": [acme_secret], "beta": [beta_secret]})
+    hook = unique("beta-receiver")
+    url = f"{targets.url}/hooks/{hook}"
+    async with build_outbound_client(allow=LOOPBACK, max_redirects=0) as client:
+        activities = HttpActivities(client, max_response_bytes=1000, webhook_signer=signer)
+        for tenant in ("acme", "beta", "gamma"):
+            event = {"event": "workflow.completed", "event_id": f"{tenant}-run:1"}
+            await activity_env().run(
+                activities.send_webhook, WebhookDelivery(url=url, event=event, tenant=tenant)
+            )
+    from_acme, from_beta, from_gamma = zip(
+        targets.state.hook_bodies[hook], targets.state.hooks[hook], strict=True
+    )
+    receiver = Webhook(beta_secret)
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(from_acme[0], from_acme[1]["_headers"])
+    assert receiver.verify(from_beta[0], from_beta[1]["_headers"])["tenant"] == "beta"
+    # No secret of its own: the operator's, and the body says whose run it was.
+    verified = Webhook(operator).verify(from_gamma[0], from_gamma[1]["_headers"])
+    assert verified["tenant"] == "gamma"
 
 
 async def test_webhooks_without_a_secret_are_sent_unsigned(http: HttpActivities, targets: Targets):

@@ -94,8 +94,8 @@ async def test_an_unknown_secret_fails_at_once_naming_it(http: HttpActivities, t
     )
     assert (error.type, error.non_retryable) == ("UnknownSecret", True)
     assert error.message == (
-        "step 'a': no value for {{secrets.NOPE}} on this worker (set SECRET_NOPE or add it to"
-        " SECRETS_FILE)"
+        "step 'a': no value for {{secrets.NOPE}} for tenant 'default' on this worker (add it to"
+        " the tenant's section of SECRETS_FILE, or share it as SECRET_SHARED_<NAME>)"
     )
     assert targets.state.calls[key] == 0
 
@@ -186,3 +186,43 @@ async def test_nothing_the_activity_logs_holds_a_secret(
     )
     assert caplog.records  # the failure was logged, for one
     assert TOKEN not in caplog.text and "tok-9Qx%2F" not in caplog.text
+
+
+async def test_an_echoed_secret_is_redacted_before_the_result_leaves(
+    http: HttpActivities, targets: Targets
+):
+    """A request-inspection service answers with what it got: the values go, the structure
+    stays, and the target did get them."""
+    key = unique("echo")
+    result = await call(
+        http,
+        method="POST",
+        url=f"{targets.url}/echo/{key}?t={{{{secrets.OTHER}}}}",
+        headers={"Authorization": "Bearer {{secrets.API_TOKEN}}"},
+        body={"key": "{{secrets.API_TOKEN}}"},
+        send_body=True,
+        secret_names=["API_TOKEN", "OTHER"],
+    )
+    assert targets.state.requests[key][0]["json"] == {"key": TOKEN}
+    assert result.body["json"] == {"key": "***"}
+    assert result.body["headers"]["authorization"] == "Bearer ***"
+    assert result.body["query"] == {"t": "***"}
+    assert TOKEN not in result.model_dump_json() and OTHER not in result.model_dump_json()
+
+
+async def test_a_tenant_cannot_use_another_tenants_secret(targets: Targets):
+    secrets = Secrets(tenants={"acme": {"MINE": "acme-value"}, "beta": {"STRIPE": "beta-value"}})
+    key = unique("cross")
+    async with build_outbound_client(allow=LOOPBACK) as client:
+        activities = HttpActivities(client, max_response_bytes=10_000, secrets=secrets)
+        with pytest.raises(ApplicationError) as info:
+            await call(
+                activities,
+                url=f"{targets.url}/record/{key}",
+                headers={"X-Key": "{{secrets.STRIPE}}"},
+                secret_names=["STRIPE"],
+                tenant="acme",
+            )
+    assert (info.value.type, info.value.non_retryable) == ("UnknownSecret", True)
+    assert "beta" not in info.value.message
+    assert targets.state.calls[key] == 0

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.store.models import fresh_key, status_key
 from cli.stack import BIN, temporal_command
 from gateway.app import create_app
-from kernel.codec import KEY_ID_METADATA
+from kernel.codec import KEY_ID_METADATA, SEALED_PREFIX
 from settings import Settings, connect_temporal
 from tests.conftest import Targets, _run_workers, make_settings, unique, wait_until
 from tests.e2e.test_secrets import history_text
@@ -153,6 +153,138 @@ def history_text_of(cli_json: str) -> str:
     from temporalio.client import WorkflowHistory
 
     return history_text(WorkflowHistory.from_json("w", cli_json))
+
+
+async def test_redis_and_history_hold_no_plain_output_or_failure_message(
+    encrypted: Stack, targets: Targets, redis_url: str
+):
+    """Outputs and large results in Redis are sealed, failure messages in history encoded;
+    the gateway still answers them in the clear."""
+    marker = f"plain-{uuid.uuid4().hex}"
+    body = {
+        "workflow_id": unique("enc"),
+        "namespace": "acme",
+        "STEPS_CONFIG": [
+            {
+                "step_name": "echo",
+                "usid": "u1",
+                "service_url": f"{targets.url}/echo/{unique('enc')}?m={marker}",
+                "outputs": ["answer"],
+            },
+            {
+                # Over VALUE_INLINE_MAX_BYTES: its result lives in Redis, behind a `$ref`.
+                "step_name": "large",
+                "usid": "u2",
+                "service_url": f"{targets.url}/json/{100_000}",
+                "method": "GET",
+            },
+            {
+                "step_name": "refused",
+                "usid": "u3",
+                "dependencies": ["echo", "large"],
+                "service_url": f"{targets.url}/reflect/400?m={marker}",
+            },
+        ],
+    }
+    workflow_id = body["workflow_id"]
+    response = await encrypted.http.post("/execute", json=body)
+    assert response.status_code == 200, response.text
+    steps = response.json()["steps"]
+    assert steps["echo"]["status"] == steps["large"]["status"] == "completed"
+    error = steps["refused"]["error"]
+    assert "answered 400" in error["message"] and marker in error["message"]
+
+    raw = Redis.from_url(redis_url)  # bytes, as they are stored
+    try:
+        stored = {key: await raw.get(key) for key in await raw.keys(f"acme:{workflow_id}:*")}
+    finally:
+        await raw.aclose()
+    assert len(stored) == 2, sorted(stored)  # the output, and the large result
+    for value in stored.values():
+        assert value.startswith(SEALED_PREFIX)
+        assert marker.encode() not in value and b"xxxxxxxx" not in value
+
+    output = await encrypted.http.get(f"/runs/{workflow_id}/outputs/answer")
+    assert output.status_code == 200 and marker in output.text
+    result = await encrypted.http.get(f"/runs/{workflow_id}/steps/large/result")
+    assert result.status_code == 200 and result.json()["count"] == 97
+
+    history = await encrypted.client.get_workflow_handle(workflow_id).fetch_history()
+    recorded = history_text(history)
+    assert "Encoded failure" in recorded
+    assert marker not in recorded and "answered 400" not in recorded
+
+    # The Web UI reads the message through the codec endpoint, as it reads payloads.
+    [failed] = [e for e in history.events if e.HasField("activity_task_failed_event_attributes")]
+    encoded = failed.activity_task_failed_event_attributes.failure.encoded_attributes
+    decoded = await encrypted.http.post(
+        "/codec/decode",
+        json={
+            "payloads": [
+                {
+                    "metadata": {
+                        k: base64.b64encode(v).decode() for k, v in encoded.metadata.items()
+                    },
+                    "data": base64.b64encode(encoded.data).decode(),
+                }
+            ]
+        },
+        headers={"Authorization": f"Bearer {CODEC_TOKEN}"},
+    )
+    [attributes] = decoded.json()["payloads"]
+    assert "answered 400" in base64.b64decode(attributes["data"]).decode()
+
+
+async def test_a_step_being_retried_shows_its_last_failure_decoded(
+    encrypted: Stack, targets: Targets
+):
+    """History holds the attempt's failure encoded; the gateway reads it back for the live
+    status, as the Web UI does through the codec."""
+    body = pipeline(
+        targets,
+        STEPS_CONFIG=[
+            {
+                "step_name": "flaky",
+                "usid": "u1",
+                "service_url": f"{targets.url}/flaky/{unique('enc')}?failures=100&code=503",
+            }
+        ],
+        PIPELINE_SETTINGS={"error_handling": {"max_retries": 3, "retry_delay": 60}},
+    )
+    await encrypted.http.post("/execute?wait=false", json=body)
+
+    async def retrying() -> dict[str, Any] | None:
+        answer = await encrypted.http.get(f"/runs/{body['workflow_id']}")
+        step: dict[str, Any] = answer.json()["steps"]["flaky"]
+        return step if step["last_failure"] else None
+
+    step = await wait_until(retrying)
+    assert "answered 503" in step["last_failure"]
+    handle = encrypted.client.get_workflow_handle(body["workflow_id"])
+    assert "answered 503" not in history_text(await handle.fetch_history())
+    await handle.terminate("test over")
+
+
+async def test_a_webhook_being_retried_shows_its_last_error_decoded(
+    encrypted: Stack, targets: Targets
+):
+    hook = unique("hook")
+    targets.state.hooks_down.add(hook)
+    body = pipeline(
+        targets, PIPELINE_SETTINGS={"notifications": {"webhook_url": f"{targets.url}/hooks/{hook}"}}
+    )
+    response = await encrypted.http.post("/execute", json=body)
+    assert response.json()["status"] == "completed", response.text
+
+    async def retried() -> dict[str, Any] | None:
+        webhooks = (await encrypted.http.get(f"/runs/{body['workflow_id']}")).json()["webhooks"]
+        return webhooks if webhooks["events"][0]["last_error"] else None
+
+    try:
+        webhooks = await wait_until(retried)
+    finally:
+        targets.state.hooks_down.discard(hook)
+    assert "answered 500" in webhooks["events"][0]["last_error"]
 
 
 async def test_what_the_codec_cannot_read_is_a_422_naming_the_payload(encrypted: Stack):

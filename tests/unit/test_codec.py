@@ -8,14 +8,18 @@ import os
 import pytest
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
+from temporalio.exceptions import ApplicationError
 
 from kernel.codec import (
     ENCODING,
     KEY_ID_METADATA,
+    SEALED_PREFIX,
     EncryptionCodec,
     EncryptionKey,
     PayloadDecryptionError,
     parse_keys,
+    unseal,
     with_encryption,
 )
 from settings import DATA_CONVERTER, Settings, data_converter
@@ -143,3 +147,27 @@ async def test_altered_or_relabelled_payloads_do_not_decrypt() -> None:
     # The same id under another key (a mistyped key after a rotation) fails the same way.
     with pytest.raises(PayloadDecryptionError, match="does not decrypt with key 'k1'"):
         await EncryptionCodec([new_key("k1")]).decode([sealed])
+
+
+def test_sealed_values_rotate_like_payloads_and_plain_ones_read_as_they_are() -> None:
+    old, new = new_key("k1"), new_key("k2")
+    value = b'{"summary": "tok-123"}'
+    sealed = EncryptionCodec([old]).seal(value)
+    assert sealed.startswith(SEALED_PREFIX) and b"tok-123" not in sealed
+    rotated = EncryptionCodec([new, old])
+    assert unseal(sealed, rotated) == value
+    assert unseal(rotated.seal(value), EncryptionCodec([new])) == value
+    assert unseal(value, None) == value  # written before encryption was on
+    with pytest.raises(PayloadDecryptionError):
+        unseal(sealed, None)
+    with pytest.raises(PayloadDecryptionError):
+        unseal(sealed, EncryptionCodec([new]))
+
+
+async def test_with_encryption_failure_messages_are_encoded_too() -> None:
+    converter = with_encryption(DATA_CONVERTER, [new_key("k1")])
+    failure = Failure()
+    await converter.encode_failure(ApplicationError("answered 400: tok-123"), failure)
+    assert failure.message == "Encoded failure" and "tok-123" not in str(failure)
+    decoded = await converter.decode_failure(failure)
+    assert isinstance(decoded, ApplicationError) and decoded.message == "answered 400: tok-123"

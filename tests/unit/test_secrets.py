@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from activities.http.models import HttpCall
-from activities.http.secrets import Secrets, UnknownSecret, parse_secrets_file
+from activities.http.secrets import Secrets, SecretSets, UnknownSecret, parse_secrets_file
 from workflows.dag.graph import step_secrets
 from workflows.dag.models import StepConfig
 from workflows.shared.templating import Renderer, TemplateError, secret_names
@@ -16,12 +16,62 @@ TOKEN = "tok-3f9a/+b=c"
 
 
 def test_secrets_file_as_json_or_lines() -> None:
-    assert parse_secrets_file('{"API_TOKEN": "a", "_x1": "b=c"}') == {
-        "API_TOKEN": "a",
-        "_x1": "b=c",
-    }
+    assert parse_secrets_file('{"API_TOKEN": "a", "_x1": "b=c"}') == SecretSets(
+        {"API_TOKEN": "a", "_x1": "b=c"}
+    )
     text = "# comment\n\nAPI_TOKEN=a=b \n OTHER = two words\n"
-    assert parse_secrets_file(text) == {"API_TOKEN": "a=b ", "OTHER": " two words"}
+    assert parse_secrets_file(text) == SecretSets({"API_TOKEN": "a=b ", "OTHER": " two words"})
+
+
+def test_secrets_file_sections_give_each_tenant_its_own() -> None:
+    expected = SecretSets(
+        default={"A": "default-a"},
+        shared={"MAPS": "shared-maps"},
+        tenants={"acme": {"STRIPE": "acme-stripe"}, "beta": {"STRIPE": "beta-stripe"}},
+    )
+    lines = (
+        "A=default-a\n[shared]\nMAPS=shared-maps\n[tenant acme]\nSTRIPE=acme-stripe\n"
+        "[ tenant beta ]\n# beta's\nSTRIPE=beta-stripe\n"
+    )
+    assert parse_secrets_file(lines) == expected
+    as_json = (
+        '{"A": "default-a", "shared": {"MAPS": "shared-maps"}, "tenants":'
+        ' {"acme": {"STRIPE": "acme-stripe"}, "beta": {"STRIPE": "beta-stripe"}}}'
+    )
+    assert parse_secrets_file(as_json) == expected
+
+
+def test_a_tenant_sees_its_own_and_shared_secrets_only() -> None:
+    secrets = Secrets(
+        {"LEGACY": "default-only"},
+        shared={"MAPS": "shared-maps", "STRIPE": "shared-stripe"},
+        tenants={"acme": {"STRIPE": "acme-stripe"}, "beta": {"BETA_KEY": "beta-key"}},
+    )
+    acme = secrets.for_tenant("acme")
+    assert acme.names == ["MAPS", "STRIPE"]  # its own STRIPE over the shared one
+    url = "https://h/{{secrets.STRIPE}}/{{secrets.MAPS}}"
+    resolved = acme.resolve(HttpCall(url=url, secret_names=["STRIPE", "MAPS"]))
+    assert resolved.url == "https://h/acme-stripe/shared-maps"
+    # The default tenant's unprefixed secrets are the open gateway's (no tenant) only.
+    assert secrets.for_tenant(None).names == ["LEGACY", "MAPS", "STRIPE"]
+    assert secrets.for_tenant("newcomer").names == ["MAPS", "STRIPE"]
+    # Another tenant's secret and one that exists nowhere fail alike.
+    failures = []
+    for name in ("BETA_KEY", "NOWHERE"):
+        call = HttpCall(url=f"https://h/{{{{secrets.{name}}}}}", secret_names=[name], tenant="acme")
+        with pytest.raises(UnknownSecret) as info:
+            secrets.resolve(call)
+        failures.append(str(info.value).replace(name, "NAME"))
+    assert failures[0] == failures[1]
+    assert "beta" not in failures[0] and "beta-key" not in failures[0]
+
+
+def test_the_response_loses_the_values_the_request_sent() -> None:
+    secrets = Secrets({"A": "alpha-value", "B": "beta-value"})
+    resolved = secrets.resolve(HttpCall(url="https://h/{{secrets.A}}", secret_names=["A"]))
+    echoed = {"url": "https://h/alpha-value", "alpha-value": ["x alpha-value", 3, None]}
+    assert resolved.redact(echoed) == {"url": "https://h/***", "***": ["x ***", 3, None]}
+    assert resolved.redact("beta-value") == "beta-value"  # not sent: nothing to hide
 
 
 @pytest.mark.parametrize(
@@ -31,7 +81,8 @@ def test_secrets_file_as_json_or_lines() -> None:
         ("ok=1\nbad-name=hunter2\n", "SECRETS_FILE line 2: 'bad-name' is not a secret name"),
         ('{"A": 1}', "the value of 'A' is not a string"),
         ('{"A": "hunter2",}', "SECRETS_FILE is not valid JSON (line 1)"),
-        ("[1]", "SECRETS_FILE line 1: expected NAME=value"),
+        ("[1]", "SECRETS_FILE line 1: expected [shared] or [tenant <name>]"),
+        ('{"tenants": {"acme": "hunter2"}}', "tenant 'acme' holds no object of secrets"),
     ],
 )
 def test_a_bad_secrets_file_is_refused_without_quoting_a_value(text: str, message: str) -> None:
@@ -51,8 +102,10 @@ def test_variables_win_over_the_file(tmp_path: Path) -> None:
         "SECRET_E": "",
         "HOME": "/",
     }
+    environ["SECRET_SHARED_S"] = "shared-value"
     secrets = Secrets.load(environ, file)
-    assert secrets.names == ["A", "B"]
+    assert secrets.names == ["A", "B", "S"]
+    assert secrets.for_tenant("acme").names == ["S"]
     assert "from-env" not in repr(secrets) and "file-only" not in repr(secrets)
     resolved = secrets.resolve(HttpCall(url="https://h/{{secrets.A}}", secret_names=["A"]))
     assert resolved.url == "https://h/from-env"
@@ -91,16 +144,16 @@ def test_an_unknown_secret_is_named_and_nothing_is_filled_in() -> None:
     with pytest.raises(UnknownSecret) as info:
         secrets.resolve(HttpCall(url="https://h/", secret_names=["API_TOKEN", "MISSING"]))
     assert str(info.value) == (
-        "no value for {{secrets.MISSING}} on this worker (set SECRET_MISSING or add it to"
-        " SECRETS_FILE)"
+        "no value for {{secrets.MISSING}} for tenant 'default' on this worker (add it to the"
+        " tenant's section of SECRETS_FILE, or share it as SECRET_SHARED_<NAME>)"
     )
 
 
 def test_redact_replaces_every_spelling_of_a_value() -> None:
     secrets = Secrets({"API_TOKEN": TOKEN, "PW": 'p"é'})
     text = f'{TOKEN} tok-3f9a%2F%2Bb%3Dc tok-3f9a%2F%2Bb%3Dc p\\"\\u00e9 p\\"é'
-    assert secrets.redact(text) == "*** *** *** *** ***"
-    assert Secrets().redact("nothing to do") == "nothing to do"
+    assert secrets.for_tenant(None).redact(text) == "*** *** *** *** ***"
+    assert Secrets().for_tenant(None).redact("nothing to do") == "nothing to do"
 
 
 def test_workflow_code_leaves_secret_placeholders_as_written() -> None:

@@ -70,3 +70,32 @@ def test_the_delivery_window_keeps_reading_its_former_name(monkeypatch: pytest.M
     assert Settings(_env_file=None).webhook_delivery_window_seconds == 120  # type: ignore[call-arg]
     monkeypatch.setenv("WEBHOOK_DELIVERY_WINDOW_SECONDS", "7200")
     assert Settings(_env_file=None).webhook_delivery_window_seconds == 7200  # type: ignore[call-arg]
+
+
+def test_tenants_signing_secrets_come_from_their_own_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entries = f"acme:{NEXT_SECRET}, beta:{SECRET} acme:{SECRET}"
+    monkeypatch.setenv("WEBHOOK_TENANT_SIGNING_SECRETS", entries)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.webhook_signing_secrets_by_tenant == {
+        "acme": [NEXT_SECRET, SECRET],
+        "beta": [SECRET],
+    }
+    assert SECRET not in repr(settings)
+    signer = WebhookSigner([], settings.webhook_signing_secrets_by_tenant)
+    assert Webhook(SECRET).verify(BODY, signer.headers("r:1", int(time.time()), BODY, "beta"))
+    assert "webhook-signature" not in signer.headers("r:1", 1, BODY, "gamma")
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (SECRET, "entry 1 is not tenant:whsec_"),
+        (f"acme:{SECRET} beta:whsec_short", "entry 2 (tenant 'beta'): a webhook signing secret"),
+    ],
+)
+def test_a_bad_tenant_signing_secret_is_refused_naming_its_tenant(entry: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        Settings(_env_file=None, webhook_tenant_signing_secrets=entry)  # type: ignore[call-arg]
+    assert SECRET not in str(info.value)

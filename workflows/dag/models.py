@@ -287,7 +287,8 @@ class EngineOptions(BaseModel):
     #: Steps running at once when the pipeline sets no `max_parallel` (and its ceiling when
     #: it does): Temporal allows 2,000 pending activities per run.
     max_steps_in_flight: int = 100
-    #: The tenant whose run this is, prefixing its Redis keys (None: the open gateway).
+    #: The tenant whose run this is (None: the open gateway): it prefixes the run's Redis
+    #: keys, and chooses the secrets its calls may use and its webhooks' signing secret.
     tenant: str | None = None
     #: Step results and outputs larger than this (as JSON) appear in the run's status, result
     #: and webhook events as references (`workflows.dag.references`), not inline.

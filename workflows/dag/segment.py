@@ -79,6 +79,8 @@ class Segment(BaseModel):
     original_input: Any = None
     input_data: dict[str, Any] = Field(default_factory=dict)
     max_request_chars: int | None = None
+    #: Whose run it is: its calls fill in that tenant's secrets (`HttpCall.tenant`).
+    tenant: str | None = None
     #: Steps of the segment running at once.
     max_parallel: int = 100
     checkpoint_seconds: float = CHECKPOINT_SECONDS
@@ -111,6 +113,7 @@ def build_call(
     max_request_chars: int | None,
     timeout_seconds: float,
     idempotency_key: str | None,
+    tenant: str | None = None,
 ) -> HttpCall:
     """A step's request, its templates rendered against `variables`.
 
@@ -161,6 +164,7 @@ def build_call(
         timeout_seconds=timeout_seconds,
         label=label,
         secret_names=secrets,
+        tenant=tenant,
     )
 
 
@@ -255,6 +259,7 @@ async def _run_step(
                 max_request_chars=segment.max_request_chars,
                 timeout_seconds=step.timeout_seconds,
                 idempotency_key=step.idempotency_key,
+                tenant=segment.tenant,
             )
         except StepFailed as exc:
             report = StepReport(name=name, error=_error(exc.failure))

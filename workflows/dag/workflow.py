@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exce
 
 with workflow.unsafe.imports_passed_through():
     from activities.http.models import (
+        DEFAULT_TENANT,
         SEND_WEBHOOK,
         HttpCall,
         HttpResult,
@@ -511,6 +512,7 @@ class DagWorkflow:
             original_input=self._run.original_input,
             input_data=self._run.input_data,
             max_request_chars=engine.max_request_chars,
+            tenant=engine.tenant,
             max_parallel=max_parallel,
         )
         released: Settled = [(name, "released") for name in below]
@@ -605,6 +607,7 @@ class DagWorkflow:
             max_request_chars=engine.max_request_chars,
             timeout_seconds=self._timeout(step),
             idempotency_key=self._idempotency_key(step),
+            tenant=engine.tenant,
         )
 
     def _idempotency_key(self, step: StepConfig) -> str | None:
@@ -764,6 +767,8 @@ class DagWorkflow:
                 include={"completed", "failed", "aborted", "total"}
             ),
             "data": data,
+            # Whose run sent it, under the webhook's signature (`activities.http.signing`).
+            "tenant": self._run.engine.tenant or DEFAULT_TENANT,
         }
         if step is not None:
             payload["step_name"] = step.step_name
@@ -784,6 +789,7 @@ class DagWorkflow:
             url=url,
             workflow_id=self._run.workflow_id,
             namespace=self._run.namespace,
+            tenant=engine.tenant,
             policy=DeliveryPolicy(
                 attempt_timeout_seconds=engine.webhook_attempt_timeout_seconds,
                 window_seconds=engine.webhook_delivery_window_seconds,
@@ -822,7 +828,7 @@ class DagWorkflow:
             try:
                 await workflow.execute_activity(
                     SEND_WEBHOOK,
-                    WebhookDelivery(url=url, event=event),
+                    WebhookDelivery(url=url, event=event, tenant=engine.tenant),
                     start_to_close_timeout=timedelta(
                         seconds=engine.webhook_attempt_timeout_seconds
                     ),

@@ -565,6 +565,9 @@ class InstructionEngineOptions(BaseModel):
     execution_mode: ExecutionMode = "durable"
     #: The bound on a local activity's attempt and retry waits (`execution.runs_local`).
     local_max_seconds: float = LOCAL_MAX_SECONDS
+    #: The tenant whose run this is: its endpoint calls fill in that tenant's secrets (None:
+    #: the open gateway, and runs recorded before this field; the default tenant's).
+    tenant: str | None = None
 
 
 def _plain_strings_in_schema(schema: JsonDict) -> None:

@@ -444,6 +444,7 @@ class InstructionWorkflow:
                 spec.timeout,
                 label=label,
                 secret_names=secrets,
+                tenant=self._run.engine.tenant,
             ),
             placement="local" if local else "activity",
             max_attempts=spec.retries + 1,

@@ -132,10 +132,11 @@ def http_call(
     label: str,
     fail_on_client_error: bool = True,
     secret_names: Sequence[str] = (),
+    tenant: str | None = None,
 ) -> HttpCall:
     """A call in the seed's endpoint format as an `HttpCall`: the body goes with any method
     but GET, `timeout_ms` bounds each attempt, and the activity fills in the `secret_names`
-    (`templating.secret_names` of the call's templates)."""
+    (`templating.secret_names` of the call's templates) from `tenant`'s secrets."""
     return HttpCall(
         method=method,
         url=url,
@@ -146,6 +147,7 @@ def http_call(
         fail_on_client_error=fail_on_client_error,
         label=label,
         secret_names=list(secret_names),
+        tenant=tenant,
     )
 
 

@@ -134,7 +134,9 @@ class WebhookOutboxWorkflow:
         try:
             receipt = await workflow.execute_activity(
                 SEND_WEBHOOK,
-                WebhookDelivery(url=self._outbox.url, event=event.payload or {}),
+                WebhookDelivery(
+                    url=self._outbox.url, event=event.payload or {}, tenant=self._outbox.tenant
+                ),
                 result_type=WebhookReceipt,
                 # One per delivery of the event, so the gateway can match Temporal's
                 # pending-activity view (attempt, last failure) to it.

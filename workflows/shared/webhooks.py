@@ -278,6 +278,9 @@ class OutboxInput(BaseModel):
     #: The run it delivers for.
     workflow_id: str
     namespace: str = "default"
+    #: Whose run it delivers for (None: the open gateway's): its events name it and are
+    #: signed with its own secret when it has one (`activities.http.signing`).
+    tenant: str | None = None
     policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
     #: After this the run has surely ended (Temporal's execution timeout): an outbox that
     #: never heard the run's last event closes once idle past it. None: after `MAX_IDLE`.
