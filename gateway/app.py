@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,8 +23,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store.clients import close_redis
 from gateway import telemetry
-from gateway.errors import GatewayError, answer_gateway_error
-from gateway.routes import codec, dag, endpoints, health, instructions, runs, webhooks
+from gateway.errors import GatewayError, answer_gateway_error, validation_detail
+from gateway.routes import (
+    codec,
+    dag,
+    endpoints,
+    health,
+    instructions,
+    runs,
+    schemas,
+    validate,
+    webhooks,
+)
 from gateway.runs.reads import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
@@ -185,11 +196,11 @@ async def _empty_receive() -> Message:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):
         raise exc
-    detail = [
-        {key: error[key] for key in ("loc", "msg", "type") if key in error}
-        for error in exc.errors()
-    ]
-    return JSONResponse(status_code=422, content={"detail": detail})
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    body = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    if not (isinstance(body, type) and issubclass(body, BaseModel)):
+        body = None
+    return JSONResponse(status_code=422, content={"detail": validation_detail(exc.errors(), body)})
 
 
 async def _payload_expired(request: Request, exc: Exception) -> JSONResponse:
@@ -325,10 +336,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every other route needs a tenant: 401 without a valid key once keys are configured.
     authenticated = [Depends(get_tenant)]
     app.include_router(dag.router, dependencies=authenticated)
+    app.include_router(validate.router, dependencies=authenticated)
     app.include_router(runs.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)
     # The codec has its own credential (CODEC_AUTH_TOKEN): the Web UI holds no tenant key.
     app.include_router(codec.router)
+    # Public documents, like /openapi.json: the payload formats, nothing of a tenant's.
+    app.include_router(schemas.router)
     return app
