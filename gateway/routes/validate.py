@@ -8,7 +8,7 @@ payload's shape (`STEPS_CONFIG`: a DAG pipeline, `instructions`: an instruction 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
@@ -22,24 +22,15 @@ from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput, PipelineRequest
 from workflows.dag.plan import plan_pipeline
 from workflows.instructions.models import InstructionRunRequest, error_details
-from workflows.shared.plans import Plan, PlannedStep
+from workflows.shared.plans import Engine, Plan, PlannedStep, engine_of
 
 router = APIRouter(tags=["validate"])
 
-Engine = Literal["dag", "instructions"]
-
-
-def engine_of(payload: Any) -> Engine:
-    """The engine a payload is for, by its shape."""
-    if isinstance(payload, dict):
-        if "STEPS_CONFIG" in payload:
-            return "dag"
-        if "instructions" in payload or "firstInstruction" in payload:
-            return "instructions"
-    raise InvalidRequest(
-        "not a pipeline: a DAG pipeline has STEPS_CONFIG, an instruction run has"
-        " instructions (or say which with ?engine=dag|instructions)"
-    )
+#: What a payload of neither shape is told.
+NOT_A_PIPELINE = (
+    "not a pipeline: a DAG pipeline has STEPS_CONFIG, an instruction run has instructions"
+    " (or say which with ?engine=dag|instructions)"
+)
 
 
 def _with_body(detail: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -72,6 +63,8 @@ async def validate(
     """Check a DAG pipeline or an instruction run without running it: its plan, or every
     problem (422)."""
     engine = engine or engine_of(payload)
+    if engine is None:
+        raise InvalidRequest(NOT_A_PIPELINE)
     if engine == "instructions":
         try:
             run = InstructionRunRequest.model_validate(payload)

@@ -5,9 +5,22 @@ The same shape for both engines, so a client or the CLI prints either the same w
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, Field
+
+Engine: TypeAlias = Literal["dag", "instructions"]
+
+
+def engine_of(payload: Any) -> Engine | None:
+    """The engine a payload is for, told by its shape: `STEPS_CONFIG` is a DAG pipeline's,
+    `instructions` (or the legacy `firstInstruction`) an instruction run's; None: neither."""
+    if isinstance(payload, dict):
+        if "STEPS_CONFIG" in payload:
+            return "dag"
+        if "instructions" in payload or "firstInstruction" in payload:
+            return "instructions"
+    return None
 
 
 class PlannedStep(BaseModel):
@@ -34,7 +47,7 @@ class PlanWarning(BaseModel):
 class Plan(BaseModel):
     """How a payload would run: steps that may run together, level by level."""
 
-    engine: Literal["dag", "instructions"]
+    engine: Engine
     levels: list[list[str]] = Field(
         description=(
             "The steps by topological level: every step of a level may run together, once"
