@@ -14,7 +14,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +43,7 @@ from kernel.errors import WorkflowStationError
 from kernel.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from kernel.telemetry import temporal_interceptors
 from settings import Settings, close_data_converter, connect_temporal, get_settings
+from workflows.shared.payloads import StrictPayload
 
 
 class BodySizeLimit:
@@ -196,9 +196,11 @@ async def _empty_receive() -> Message:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):
         raise exc
+    # The route's body model, when it is a strict payload: its unknown keys are named with
+    # the key meant. Other bodies (the instruction routes word their own) keep their messages.
     body_field = getattr(request.scope.get("route"), "body_field", None)
     body = getattr(getattr(body_field, "field_info", None), "annotation", None)
-    if not (isinstance(body, type) and issubclass(body, BaseModel)):
+    if not (isinstance(body, type) and issubclass(body, StrictPayload)):
         body = None
     return JSONResponse(status_code=422, content={"detail": validation_detail(exc.errors(), body)})
 

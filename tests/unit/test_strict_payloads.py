@@ -156,3 +156,25 @@ def test_the_plan_warns_of_unread_outputs_and_steps_that_never_retry() -> None:
             "step 'b': max_retries is 0, so one 5xx, 429 or timeout of its target fails it",
         ),
     ]
+
+
+def test_a_continued_input_keeps_every_step_it_carries() -> None:
+    # The carried-over state holds the steps by name: names are data, not fields to drop.
+    run = DagRunInput(**dict(PipelineRequest.model_validate(SEED_PAYLOAD)))
+    carried = DagRunInput.model_validate(
+        {
+            **run.model_dump(mode="json"),
+            "resume": {
+                "result": {
+                    "workflow_id": "w",
+                    "steps": {
+                        "step_1": {"step_name": "step_1", "usid": "a1b2c3d4", "status": "completed"}
+                    },
+                },
+                "variables": {"result_1": 1},
+            },
+        }
+    )
+    assert carried.resume is not None
+    assert carried.resume.result.steps["step_1"].status == "completed"
+    assert carried.resume.variables == {"result_1": 1}

@@ -16,8 +16,9 @@ models, and one recorded by older code may carry a key these models no longer kn
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
-from typing import Any, ClassVar, get_args
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any, ClassVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -40,18 +41,17 @@ def _annotations_in_schema(schema: dict[str, Any], model: type[BaseModel]) -> No
         }
 
 
+def _is_annotation(key: object, document_root: bool) -> bool:
+    return isinstance(key, str) and (
+        key.startswith(ANNOTATION_PREFIX) or (document_root and key == SCHEMA_KEY)
+    )
+
+
 def without_annotations(data: Any, *, document_root: bool) -> Any:
     """`data` without its `x-` keys, and without `$schema` when it is a document's top."""
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not any(_is_annotation(key, document_root) for key in data):
         return data
-    return {
-        key: value
-        for key, value in data.items()
-        if not (
-            isinstance(key, str)
-            and (key.startswith(ANNOTATION_PREFIX) or (document_root and key == SCHEMA_KEY))
-        )
-    }
+    return {key: value for key, value in data.items() if not _is_annotation(key, document_root)}
 
 
 class StrictPayload(BaseModel):
@@ -69,9 +69,15 @@ class StrictPayload(BaseModel):
 
 
 def _payload_model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model a field holds, directly or in a list or an optional."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    """The strict payload model a field holds, directly or in a list or an optional.
+
+    Only strict models: the others ignore unknown keys themselves. Never inside a mapping,
+    whose keys are data (a run's steps by name), not fields.
+    """
+    if isinstance(annotation, type) and issubclass(annotation, StrictPayload):
         return annotation
+    if get_origin(annotation) in (dict, Mapping):
+        return None
     for argument in get_args(annotation):
         model = _payload_model_in(argument)
         if model is not None:
@@ -89,19 +95,29 @@ def _field_keys(model: type[BaseModel]) -> dict[str, str]:
     return keys
 
 
+@cache
+def _readers(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    """Every key a model reads, to the model its value holds (None: a plain value); cached,
+    as a 10,000-step input asks it once a step."""
+    return {
+        key: _payload_model_in(model.model_fields[name].annotation)
+        for key, name in _field_keys(model).items()
+    }
+
+
 def known_fields_only(model: type[BaseModel], data: Any) -> Any:
     """`data` with only the keys `model` (and the models it holds) read, recursively."""
     if isinstance(data, list):
         return [known_fields_only(model, item) for item in data]
     if not isinstance(data, dict):
         return data
-    keys = _field_keys(model)
+    readers = _readers(model)
     kept = {}
     for key, value in data.items():
-        if key not in keys:
+        if key not in readers:
             continue
-        nested = _payload_model_in(model.model_fields[keys[key]].annotation)
-        kept[key] = known_fields_only(nested, value) if nested is not None else value
+        nested = readers[key]
+        kept[key] = value if nested is None else known_fields_only(nested, value)
     return kept
 
 
