@@ -3,7 +3,8 @@
     workflow-station dev              # Temporal dev server + Web UI, Redis, demo service,
                                       # worker, gateway; submits examples/ until Ctrl-C
     workflow-station example          # submit the examples to an already running gateway
-    workflow-station run FILE --follow   # start a pipeline, draw its steps live
+    workflow-station run FILE --follow   # start a pipeline (either kind), draw its steps live
+    workflow-station validate FILE    # its plan, or every problem
     workflow-station status ID | list [--status S] | cancel ID
     workflow-station worker | gateway # one process, as a deployment runs it
 
@@ -16,8 +17,8 @@ process this command started, and nothing else.
 
 The package, one idea per module:
 
-* `commands`: the typer app and its commands, `main` (the console script);
-* `client`: the gateway's HTTP API as the commands use it (`Gateway`, the SSE reader);
+* `commands`: the typer app and its commands, `main` (the console script), over the typed
+  client `gateway.client`;
 * `render`: how a run is drawn in the terminal (steps table, progress, event updates);
 * `stack`: the command lines and the process group of the embedded stack (also used by the
   bench and the tests);

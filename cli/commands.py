@@ -7,18 +7,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from cli.client import Gateway, GatewayError, run_path
 from cli.dev import dev
 from cli.examples import submit_examples
-from cli.render import STATUS_STYLE, apply_event, progress_view, short, step_line
+from cli.render import STATUS_STYLE, apply_event, plan_view, progress_view, short, step_line
+from gateway.client import ClientError, InvalidPayload, WorkflowStationClient
 from settings import get_settings
+from workflows.shared.plans import Engine, engine_of
 
 app = typer.Typer(
     help="Workflow Station: run pipelines and watch them live, or start the processes.",
@@ -52,15 +53,38 @@ def gateway_errors() -> Iterator[None]:
     """A gateway error ends the command with its message (exit 2), not a traceback."""
     try:
         yield
-    except GatewayError as exc:
+    except ClientError as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE) from exc
 
 
+def read_payload(file: Path) -> tuple[dict[str, Any], Engine]:
+    """A pipeline file's payload and its engine; a file that is neither ends the command with
+    one line (exit 2)."""
+    try:
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        fail_usage(f"{file}: cannot read it: {exc}")
+    except json.JSONDecodeError as exc:
+        fail_usage(f"{file}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+    engine = engine_of(payload)
+    if engine is None:
+        fail_usage(
+            f"{file}: not a pipeline: a DAG pipeline has STEPS_CONFIG, an instruction run has"
+            " instructions"
+        )
+    return payload, engine
+
+
+def fail_usage(message: str) -> NoReturn:
+    errors.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
 def outcome_code(state: str) -> int:
-    if state == "completed":
+    if state in ("completed", "complete"):
         return EXIT_COMPLETED
-    if state == "cancelled":
+    if state in ("cancelled", "terminated"):
         return EXIT_CANCELLED
     return EXIT_FAILED
 
@@ -88,53 +112,118 @@ def report(run: dict[str, Any]) -> int:
 FOLLOW_READ_SECONDS = 0.5
 
 
-def follow(gateway: Gateway, workflow_id: str) -> int:
-    """Draw the run's steps live from its SSE stream until it ends; its exit code."""
-    path = run_path(workflow_id)
-    run = gateway.request("GET", path)
+def client_for(gateway: str, api_key: str | None) -> WorkflowStationClient:
+    return WorkflowStationClient(gateway, api_key)
+
+
+def read_run(client: WorkflowStationClient, workflow_id: str) -> dict[str, Any]:
+    """A run's status as the gateway wrote it, for drawing."""
+    return client.get(workflow_id).model_dump(mode="json")
+
+
+def follow(client: WorkflowStationClient, workflow_id: str) -> int:
+    """Draw the run's steps live from its event stream until it ends; its exit code."""
+    run = read_run(client, workflow_id)
     read_at = time.monotonic()
     with Live(progress_view(run), console=console, refresh_per_second=8) as live:
-        for event, data in gateway.events(workflow_id):
-            if event == "end":
+        for event in client.events(workflow_id):
+            if event.event == "end":
                 break
             # The event says what changed; the status adds attempts and times, read again
             # once the last read is old enough (the final one comes after the stream).
-            apply_event(run, data)
+            apply_event(run, event.data)
             if time.monotonic() - read_at >= FOLLOW_READ_SECONDS:
-                run = gateway.request("GET", path)
+                run = read_run(client, workflow_id)
                 read_at = time.monotonic()
             live.update(progress_view(run))
-        run = gateway.request("GET", path)
+        run = read_run(client, workflow_id)
         live.update(progress_view(run))
     if not console.is_terminal:
         console.line()  # Live leaves its last frame without a line end when piped
     return report(run)
 
 
+def follow_instructions(client: WorkflowStationClient, instance_id: str) -> int:
+    """Print an instruction run's steps as they finish, then its output; its exit code."""
+    shown: set[int] = set()
+
+    def show_finished() -> dict[str, Any]:
+        run = read_run(client, instance_id)
+        for step in run.get("steps") or []:
+            if step["index"] not in shown and step["status"] in ("completed", "failed"):
+                shown.add(step["index"])
+                console.print(step_line(step))
+        return run
+
+    for event in client.events(instance_id):
+        if event.event == "end":
+            break
+        if event.event.startswith("step."):
+            show_finished()
+    run = show_finished()
+    state = str(run.get("status"))
+    console.print(f"{state}; output: {short(run.get('output'), 400)}")
+    if run.get("error"):
+        console.print(f"[red]error:[/red] {run['error']['type']}: {run['error']['message']}")
+    return outcome_code(state)
+
+
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a pipeline JSON")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="a DAG pipeline or instruction run")
+    ],
     follow_run: Annotated[
         bool, typer.Option("--follow", "-f", help="draw the steps live until the run ends")
     ] = False,
     gateway: GatewayOption = DEFAULT_GATEWAY,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Start a DAG pipeline (POST /execute).
+    """Start a DAG pipeline (POST /execute) or an instruction run (POST /), told by its shape.
 
-    With --follow: exit 0 when it completes, 1 when it fails (naming the step), 130 when it
-    is cancelled."""
-    payload = json.loads(file.read_text())
-    client = Gateway(gateway, api_key)
+    A file that is not JSON, or not a pipeline: one line, exit 2. With --follow: exit 0 when
+    the run completes, 1 when it fails (naming the step), 130 when it is cancelled."""
+    payload, engine = read_payload(file)
+    client = client_for(gateway, api_key)
     with gateway_errors():
-        started = client.request("POST", "/execute", params={"wait": "false"}, json=payload)
-        workflow_id = started["workflow_id"]
-        console.print(f"started {workflow_id} (run {started.get('run_id')})")
+        if engine == "dag":
+            started = client.start(payload)
+            workflow_id, run_id = started.workflow_id, started.run_id
+        else:
+            instruction_run = client.start_instructions(payload)
+            workflow_id, run_id = instruction_run.instance_id, None
+        console.print(f"started {workflow_id}" + (f" (run {run_id})" if run_id else ""))
         if not follow_run:
             console.print(f"follow it: workflow-station status {workflow_id}")
             return
-        code = follow(client, workflow_id)
+        if engine == "dag":
+            code = follow(client, workflow_id)
+        else:
+            code = follow_instructions(client, workflow_id)
     raise typer.Exit(code)
+
+
+@app.command()
+def validate(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="a DAG pipeline or instruction run")
+    ],
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Check a pipeline without running it (POST /validate): its plan and warnings, exit 0;
+    or every problem, exit 1."""
+    payload, engine = read_payload(file)
+    with gateway_errors():
+        try:
+            plan = client_for(gateway, api_key).validate(payload, engine)
+        except InvalidPayload as invalid:
+            for item in invalid.problems:
+                console.print(f"[red]✗[/red] {item.get('msg')}", soft_wrap=True)
+            console.print(f"{file}: {len(invalid.problems)} problem(s)")
+            raise typer.Exit(EXIT_FAILED) from invalid
+    console.print(plan_view(plan.model_dump(mode="json")))
+    raise typer.Exit(EXIT_COMPLETED)
 
 
 @app.command()
@@ -146,7 +235,7 @@ def status(
 ) -> None:
     """A run's state (GET /runs/{id})."""
     with gateway_errors():
-        run = Gateway(gateway, api_key).request("GET", run_path(workflow_id))
+        run = read_run(client_for(gateway, api_key), workflow_id)
     if as_json:
         console.print_json(json.dumps(run))
     elif isinstance(run.get("steps"), dict):
@@ -168,19 +257,16 @@ def list_runs(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Your runs, newest first (GET /runs)."""
-    params: dict[str, Any] = {"limit": limit}
-    if state:
-        params["status"] = state
     with gateway_errors():
-        runs = Gateway(gateway, api_key).request("GET", "/runs", params=params)
+        runs = client_for(gateway, api_key).list(state, limit)
     table = Table("workflow_id", "engine", "status", "started", "finished")
     for item in runs:
         table.add_row(
-            item["workflow_id"],
-            item["engine"],
-            f"[{STATUS_STYLE.get(item['status'], '')}]{item['status']}[/]",
-            item.get("started_at") or "",
-            item.get("finished_at") or "",
+            item.workflow_id,
+            item.engine,
+            f"[{STATUS_STYLE.get(item.status, '')}]{item.status}[/]",
+            item.started_at.isoformat() if item.started_at else "",
+            item.finished_at.isoformat() if item.finished_at else "",
         )
     console.print(table)
 
@@ -195,8 +281,8 @@ def cancel(
 
     Running steps are cancelled; the outputs of finished ones are kept."""
     with gateway_errors():
-        run = Gateway(gateway, api_key).request("POST", f"{run_path(workflow_id)}/cancel")
-    console.print(f"cancelling {workflow_id} (status now: {run.get('status')})")
+        run = client_for(gateway, api_key).cancel(workflow_id)
+    console.print(f"cancelling {workflow_id} (status now: {run.status})")
 
 
 @app.command("dev")

@@ -25,6 +25,10 @@ from cli.stack import (
 from settings import Settings, temporal_connect_config, uses_embedded_temporal
 
 LOOPBACK_ALLOW = "127.0.0.0/8,::1,localhost"
+#: Fair use sized for one developer's machine, not a shared gateway: a local load test or a
+#: few `run --follow`s must not starve the examples of the open tenant's request rate. Set
+#: in the environment or `.env`, these settings win.
+DEV_FAIR_USE = {"tenant_requests_per_second": 1000.0, "tenant_max_running_runs": 2000}
 #: Where `make dev`'s worker serves its Prometheus page (WORKER_METRICS_ADDRESS).
 DEV_WORKER_METRICS_ADDRESS = "127.0.0.1:9464"
 
@@ -50,6 +54,9 @@ def dev(settings: Settings) -> int:
     # The worker's Prometheus page (SDK and engine metrics), next to the gateway's /metrics.
     env.setdefault("WORKER_METRICS_ADDRESS", DEV_WORKER_METRICS_ADDRESS)
     env["PYTHONUNBUFFERED"] = "1"
+    for name, value in DEV_FAIR_USE.items():
+        if name not in settings.model_fields_set:
+            env[name.upper()] = str(value)
     stack = Stack()
     # No address in TEMPORAL_ADDRESS, `.env` or a Temporal profile: start the embedded server.
     embedded = uses_embedded_temporal(settings)

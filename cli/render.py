@@ -105,3 +105,23 @@ def apply_event(run: dict[str, Any], data: Any) -> None:
         step["status"] = status
     if isinstance(data.get("progress"), dict):
         run["progress"] = {**(run.get("progress") or {}), **data["progress"]}
+
+
+def plan_view(plan: dict[str, Any]) -> Group:
+    """A validated payload's plan: its steps level by level, what each reads, the warnings."""
+    table = Table(title=f"valid {plan['engine']} payload", title_justify="left")
+    for column in ("level", "step", "type", "after", "reads"):
+        table.add_column(column)
+    steps = {step["name"]: step for step in plan["steps"]}
+    for level, names in enumerate(plan["levels"]):
+        for name in names:
+            step = steps[name]
+            table.add_row(
+                str(level),
+                name,
+                step["type"],
+                ", ".join(step["dependencies"]),
+                short(", ".join(step["reads"]), 50),
+            )
+    warnings = [f"[yellow]![/yellow] {warning['msg']}" for warning in plan["warnings"]]
+    return Group(table, *warnings)

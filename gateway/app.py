@@ -22,8 +22,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store.clients import close_redis
 from gateway import telemetry
-from gateway.errors import GatewayError, answer_gateway_error
-from gateway.routes import codec, dag, endpoints, health, instructions, runs, webhooks
+from gateway.errors import GatewayError, answer_gateway_error, validation_detail
+from gateway.routes import (
+    codec,
+    dag,
+    endpoints,
+    health,
+    instructions,
+    runs,
+    schemas,
+    validate,
+    webhooks,
+)
 from gateway.runs.reads import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
@@ -33,6 +43,7 @@ from kernel.errors import WorkflowStationError
 from kernel.limits import MAX_REQUEST_DEPTH, raw_json_too_deep
 from kernel.telemetry import temporal_interceptors
 from settings import Settings, close_data_converter, connect_temporal, get_settings
+from workflows.shared.payloads import StrictPayload
 
 
 class BodySizeLimit:
@@ -185,11 +196,13 @@ async def _empty_receive() -> Message:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):
         raise exc
-    detail = [
-        {key: error[key] for key in ("loc", "msg", "type") if key in error}
-        for error in exc.errors()
-    ]
-    return JSONResponse(status_code=422, content={"detail": detail})
+    # The route's body model, when it is a strict payload: its unknown keys are named with
+    # the key meant. Other bodies (the instruction routes word their own) keep their messages.
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    body = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    if not (isinstance(body, type) and issubclass(body, StrictPayload)):
+        body = None
+    return JSONResponse(status_code=422, content={"detail": validation_detail(exc.errors(), body)})
 
 
 async def _payload_expired(request: Request, exc: Exception) -> JSONResponse:
@@ -325,10 +338,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every other route needs a tenant: 401 without a valid key once keys are configured.
     authenticated = [Depends(get_tenant)]
     app.include_router(dag.router, dependencies=authenticated)
+    app.include_router(validate.router, dependencies=authenticated)
     app.include_router(runs.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)
     # The codec has its own credential (CODEC_AUTH_TOKEN): the Web UI holds no tenant key.
     app.include_router(codec.router)
+    # Public documents, like /openapi.json: the payload formats, nothing of a tenant's.
+    app.include_router(schemas.router)
     return app

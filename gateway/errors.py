@@ -21,16 +21,20 @@ with its status code (and headers, such as `Retry-After`), as FastAPI answers an
     └── EndpointTimedOut ......... 504  no endpoint worker finished the call in time
 
 A request body that does not validate is FastAPI's `RequestValidationError` (422, its own
-handler); Temporal out of reach is an `RPCError` (503, its own handler).
+handler, whose `detail` `validation_detail` writes); Temporal out of reach is an `RPCError`
+(503, its own handler).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from workflows.shared.payloads import unknown_field_message
 
 
 class GatewayError(Exception):
@@ -101,3 +105,18 @@ async def answer_gateway_error(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(
         status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers
     )
+
+
+def validation_detail(
+    errors: Iterable[Mapping[str, Any]], body: type[BaseModel] | None
+) -> list[dict[str, Any]]:
+    """FastAPI's 422 `detail` (`loc`, `msg`, `type` of each error), an unknown key in the body
+    named by its path with the key meant when `body`, the body's model, has a close one."""
+    detail = []
+    for error in errors:
+        problem = {key: error[key] for key in ("loc", "msg", "type") if key in error}
+        loc = tuple(error.get("loc", ()))
+        if body is not None and error.get("type") == "extra_forbidden" and loc[:1] == ("body",):
+            problem["msg"] = unknown_field_message(body, loc[1:])
+        detail.append(problem)
+    return detail

@@ -1,19 +1,31 @@
-"""What the gateway decides when it starts a run, for every route that starts one: the
-operator's options stamped on the run, Temporal's deadline for it, and the search attributes
-it is found by.
+"""What the gateway decides when it starts a run, for every route that starts one (and
+`POST /validate`, which checks as they do): the operator's options stamped on the run,
+Temporal's deadline for it, the search attributes it is found by, and the checks only the
+operator's configuration can make.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
+from fastapi import status
+from fastapi.responses import JSONResponse
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from gateway.tenancy import Tenant
 from kernel.search import ENGINE, NAMESPACE, SEED_ID, TENANT
 from settings import Settings
 from workflows.dag.models import EngineOptions, PipelineRequest
-from workflows.instructions.models import InstructionEngineOptions, InstructionRunRequest
+from workflows.instructions.models import (
+    EndpointInstruction,
+    EndpointSpec,
+    InstructionEngineOptions,
+    InstructionRunRequest,
+    RouterInstruction,
+)
+from workflows.shared.endpoints import MAX_MS, UnknownEndpoint, resolve_endpoint
 
 
 def dag_engine_options(
@@ -90,4 +102,53 @@ def search_attributes(
             SearchAttributePair(SEED_ID, seed_id),
             SearchAttributePair(TENANT, tenant.name),
         ]
+    )
+
+
+def endpoint_problems(
+    run: InstructionRunRequest, workers: Sequence[str], prefix: tuple[str | int, ...] = ()
+) -> list[dict[str, Any]]:
+    """`endpointUrl`s that name no configured endpoint worker and are no URL either, and
+    calls an external proxy cannot take (its format caps `timeout` and `retryDelay`)."""
+    specs: list[tuple[tuple[str | int, ...], EndpointSpec]] = []
+    for index, instruction in enumerate(run.instructions):
+        if isinstance(instruction, EndpointInstruction):
+            specs.append((("instructions", index), instruction))
+        elif isinstance(instruction, RouterInstruction):
+            for position, option in enumerate(instruction.options):
+                specs.append(
+                    (("instructions", index, "options", position, "endpoint"), option.endpoint)
+                )
+    problems = []
+    for loc, spec in specs:
+        where = ".".join(str(part) for part in (*prefix, *loc))
+        try:
+            route = resolve_endpoint(spec.endpoint_url, workers)
+        except UnknownEndpoint as exc:
+            problems.append(
+                {
+                    "loc": ["body", *prefix, *loc, "endpointUrl"],
+                    "msg": f"{where}.endpointUrl: {exc}",
+                    "type": "unknown_endpoint",
+                }
+            )
+            continue
+        if route.proxy_url is None:
+            continue
+        for field, value in (("timeout", spec.timeout), ("retryDelay", spec.retry_delay)):
+            if value > MAX_MS:
+                problems.append(
+                    {
+                        "loc": ["body", *prefix, *loc, field],
+                        "msg": f"{where}.{field}: {value} ms is more than an external endpoint"
+                        f" proxy accepts ({MAX_MS} ms)",
+                        "type": "proxy_limit",
+                    }
+                )
+    return problems
+
+
+def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
     )

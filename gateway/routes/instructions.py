@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -25,20 +25,22 @@ from pydantic_core import PydanticCustomError
 from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
 from gateway.runs.service import RunStatusService
-from gateway.starts import execution_timeout, instruction_engine_options, search_attributes
+from gateway.starts import (
+    endpoint_problems,
+    execution_timeout,
+    instruction_engine_options,
+    search_attributes,
+    unprocessable,
+)
 from gateway.tenancy import TenantDep, limit_running_runs
 from settings import Settings
 from workflows.instructions.models import (
-    EndpointInstruction,
-    EndpointSpec,
     InstructionRunInput,
     InstructionRunRequest,
     InstructionRunStatus,
-    RouterInstruction,
     error_details,
 )
 from workflows.instructions.workflow import InstructionWorkflow
-from workflows.shared.endpoints import MAX_MS, UnknownEndpoint, resolve_endpoint
 
 #: The seed's limit on one batch.
 MAX_BATCH = 20
@@ -148,55 +150,6 @@ class RunCreated(_CamelModel):
 
 class BatchCreated(_CamelModel):
     instances: list[RunCreated]
-
-
-def endpoint_problems(
-    run: InstructionRunRequest, workers: Sequence[str], prefix: tuple[str | int, ...] = ()
-) -> list[dict[str, Any]]:
-    """`endpointUrl`s that name no configured endpoint worker and are no URL either, and
-    calls an external proxy cannot take (its format caps `timeout` and `retryDelay`)."""
-    specs: list[tuple[tuple[str | int, ...], EndpointSpec]] = []
-    for index, instruction in enumerate(run.instructions):
-        if isinstance(instruction, EndpointInstruction):
-            specs.append((("instructions", index), instruction))
-        elif isinstance(instruction, RouterInstruction):
-            for position, option in enumerate(instruction.options):
-                specs.append(
-                    (("instructions", index, "options", position, "endpoint"), option.endpoint)
-                )
-    problems = []
-    for loc, spec in specs:
-        where = ".".join(str(part) for part in (*prefix, *loc))
-        try:
-            route = resolve_endpoint(spec.endpoint_url, workers)
-        except UnknownEndpoint as exc:
-            problems.append(
-                {
-                    "loc": ["body", *prefix, *loc, "endpointUrl"],
-                    "msg": f"{where}.endpointUrl: {exc}",
-                    "type": "unknown_endpoint",
-                }
-            )
-            continue
-        if route.proxy_url is None:
-            continue
-        for field, value in (("timeout", spec.timeout), ("retryDelay", spec.retry_delay)):
-            if value > MAX_MS:
-                problems.append(
-                    {
-                        "loc": ["body", *prefix, *loc, field],
-                        "msg": f"{where}.{field}: {value} ms is more than an external endpoint"
-                        f" proxy accepts ({MAX_MS} ms)",
-                        "type": "proxy_limit",
-                    }
-                )
-    return problems
-
-
-def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-    )
 
 
 async def start_run(

@@ -9,11 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
 from cli.commands import EXIT_CANCELLED, EXIT_FAILED, app
 from tests.conftest import Gateway, Targets, unique, wait_until
+from tests.fakes.cutting_proxy import CuttingProxy
+from tests.fakes.targets import serve
 
 runner = CliRunner()
 
@@ -169,3 +172,77 @@ async def test_cancel_stops_a_running_run(gateway: Gateway, targets: Targets) ->
     assert again.exit_code == 2 and "HTTP 409" in again.output
     shown = await invoke(gateway, "status", body["workflow_id"])
     assert "cancelled" in shown.output.splitlines()[0]
+
+
+async def test_run_follows_an_instruction_file(
+    gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    path = tmp_path / "instructions.json"
+    key = unique("cli-instructions")
+    path.write_text(
+        json.dumps(
+            {
+                "$schema": "../schemas/instructions.schema.json",
+                "context": "temporal",
+                "instructions": [{"type": "endpoint", "apiUrl": f"{targets.url}/echo/{key}"}],
+            }
+        )
+    )
+    result = await invoke(gateway, "run", str(path), "--follow")
+    assert result.exit_code == 0, result.output
+    assert "step 0 endpoint  completed" in result.output
+    assert "complete; output:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"workflow_id": "w", "STEPS_CONFIG": [', "not valid JSON: Expecting value (line 1"),
+        ('["a", "list"]', "not a pipeline: a DAG pipeline has STEPS_CONFIG"),
+        ('{"steps": []}', "not a pipeline: a DAG pipeline has STEPS_CONFIG"),
+    ],
+)
+async def test_a_file_that_is_not_a_pipeline_is_one_line_and_exit_2(
+    gateway: Gateway, tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(text)
+    for command in ("run", "validate"):
+        result = await invoke(gateway, command, str(path))
+        assert result.exit_code == 2, result.output
+        assert result.output.count("\n") == 1, result.output
+        assert f"error: {path}: {message}" in result.output
+        assert "Traceback" not in result.output
+
+
+async def test_validate_prints_the_plan_or_every_problem(
+    gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    body = pipeline(targets)
+    valid = await invoke(gateway, "validate", str(write(tmp_path, body)))
+    body["STEPS_CONFIG"][1]["dependancies"] = ["fetch"]
+    body["STEPS_CONFIG"][0]["method"] = "FETCH"
+    invalid = await invoke(gateway, "validate", str(write(tmp_path, body)))
+
+    assert valid.exit_code == 0, valid.output
+    assert "valid dag payload" in valid.output
+    assert "no step reads output 'published'" in valid.output
+    assert invalid.exit_code == EXIT_FAILED, invalid.output
+    assert "STEPS_CONFIG[1].dependancies: unknown field; did you mean 'dependencies'?" in (
+        invalid.output
+    )
+    assert "1 problem(s)" in invalid.output
+
+
+async def test_run_follow_reconnects_a_dropped_event_stream(
+    gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    proxy = CuttingProxy(gateway.url, cuts=1)
+    body = pipeline(targets)
+    async with serve(proxy.app()) as url:
+        env = {"GATEWAY_URL": url, "COLUMNS": "140"}
+        args = ["run", str(write(tmp_path, body)), "--follow"]
+        result = await asyncio.to_thread(runner.invoke, app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "2/2 steps" in result.output and '"published"' in result.output
+    assert len(proxy.resumed_from) == 2 and proxy.resumed_from[1] is not None

@@ -61,6 +61,7 @@ async def test_every_route_but_health_needs_a_valid_key(http: httpx.AsyncClient)
         assert (await http.get(path)).json()["temporal"] == "ok"
     for method, path in [
         ("POST", "/execute"),
+        ("POST", "/validate"),
         ("GET", "/runs/anything"),
         ("POST", "/"),
         ("POST", "/batch"),
@@ -71,6 +72,8 @@ async def test_every_route_but_health_needs_a_valid_key(http: httpx.AsyncClient)
             response = await http.request(method, path, json={}, headers=headers)
             assert response.status_code == 401, (method, path, headers)
             assert response.headers["www-authenticate"] == "Bearer"
+    # The payload formats are public documents, like /openapi.json.
+    assert (await http.get("/schemas/pipeline")).status_code == 200
 
 
 async def test_tenants_see_only_their_own_runs_and_share_ids_safely(

@@ -61,6 +61,8 @@ async def test_request_bodies_are_the_request_models(openapi: dict[str, Any]) ->
         "input_data",
         "STEPS_CONFIG",
         "PIPELINE_SETTINGS",
+        "description",
+        "$schema",
     ]
     assert request_body(openapi, "/")["schema"] == {"$ref": REF + "InstructionRunRequest"}
     assert list(schemas["InstructionRunRequest"]["properties"]) == [

@@ -103,3 +103,39 @@ def test_a_schema_refuses_what_the_gateway_refuses() -> None:
     validator = jsonschema.Draft202012Validator(schema)
     assert validator.is_valid({"context": "c", "instructions": ["Summarize it"]})
     assert not validator.is_valid({"context": "c", "instructions": [{"type": "thread"}]})
+
+
+def test_every_example_names_its_schema_first() -> None:
+    for path in sorted((ROOT / "examples").glob("*.json")):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        kind = payload_schema(payload)
+        if kind is None:
+            continue
+        assert next(iter(payload)) == "$schema", path.name
+        assert (path.parent / payload["$schema"]).resolve() == ROOT / "schemas" / (
+            f"{kind}.schema.json"
+        )
+
+
+def test_an_editor_refuses_a_typo_in_a_pipeline_and_takes_annotations() -> None:
+    schema = json.loads((ROOT / "schemas" / "pipeline.schema.json").read_text("utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    step = {"step_name": "a", "usid": "a", "service_url": "http://127.0.0.1/a"}
+    assert validator.is_valid({"workflow_id": "w", "STEPS_CONFIG": [step]})
+    typos = [
+        {"workflow_id": "w", "STEPS_CONFIG": [step | {"timout": 5}]},
+        {"workflow_id": "w", "STEPS_CONFIG": [step | {"input_prep_config": {"bdoy": {}}}]},
+        {"workflow_id": "w", "STEPS_CONFIG": [step], "PIPELINE_SETTINGS": {"timeout": {}}},
+        {"workflow_id": "w", "steps_config": [step]},
+    ]
+    for typo in typos:
+        assert not validator.is_valid(typo), typo
+    annotated = {
+        "$schema": "../schemas/pipeline.schema.json",
+        "x-owner": "me",
+        "description": "what it is for",
+        "workflow_id": "w",
+        "STEPS_CONFIG": [step | {"x-note": 1, "description": "the one step"}],
+    }
+    assert validator.is_valid(annotated)
+    assert PipelineRequest.model_validate(annotated).STEPS_CONFIG[0].description == "the one step"

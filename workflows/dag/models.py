@@ -8,12 +8,13 @@ histories recorded before them still decode.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from kernel.limits import shallow_json
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
+from workflows.shared.payloads import StrictPayload, known_fields_only
 from workflows.shared.runs import DagRunState, StepStatus
 from workflows.shared.webhooks import WebhookDeliveries
 
@@ -31,10 +32,8 @@ ShallowJson = Annotated[Any, AfterValidator(shallow_json)]
 DEFAULT_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class InputPrepConfig(BaseModel):
+class InputPrepConfig(StrictPayload):
     """How a step builds its request. Every string inside is a `{{…}}` template."""
-
-    model_config = ConfigDict(extra="allow")
 
     body: ShallowJson = Field(
         default=None,
@@ -60,7 +59,7 @@ class InputPrepConfig(BaseModel):
         return "body" in self.model_fields_set
 
 
-class StepConfig(BaseModel):
+class StepConfig(StrictPayload):
     """One step of `STEPS_CONFIG`: an HTTP call, made once its dependencies are done.
 
     Every string in `service_url`, `headers` and `input_prep_config` may use
@@ -152,6 +151,9 @@ class StepConfig(BaseModel):
         ),
         examples=["endpoint-2"],
     )
+    description: str | None = Field(
+        default=None, description="What the step is for, for readers; the run ignores it."
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -159,7 +161,7 @@ class StepConfig(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
 
-class ErrorHandling(BaseModel):
+class ErrorHandling(StrictPayload):
     """How failed calls are retried. 5xx, 408, 429, timeouts and connection errors retry
     (`Retry-After` honoured, within the step's longest backoff and an hour); other 4xx fail
     the step at once."""
@@ -183,7 +185,7 @@ class ErrorHandling(BaseModel):
     )
 
 
-class Timeouts(BaseModel):
+class Timeouts(StrictPayload):
     """How long a call's attempt and the whole run may take (seconds)."""
 
     step_timeout: float = Field(
@@ -201,7 +203,7 @@ class Timeouts(BaseModel):
     )
 
 
-class Notifications(BaseModel):
+class Notifications(StrictPayload):
     """Where the run's events are POSTed."""
 
     webhook_url: str | None = Field(
@@ -216,7 +218,7 @@ class Notifications(BaseModel):
     )
 
 
-class Concurrency(BaseModel):
+class Concurrency(StrictPayload):
     """How many steps run at once."""
 
     max_parallel: int | None = Field(
@@ -231,7 +233,7 @@ class Concurrency(BaseModel):
     )
 
 
-class Execution(BaseModel):
+class Execution(StrictPayload):
     """How the steps' calls run."""
 
     mode: ExecutionMode | None = Field(
@@ -246,7 +248,7 @@ class Execution(BaseModel):
     )
 
 
-class PipelineSettings(BaseModel):
+class PipelineSettings(StrictPayload):
     """`PIPELINE_SETTINGS`: what applies to every step of the pipeline."""
 
     error_handling: ErrorHandling = Field(
@@ -303,13 +305,16 @@ class EngineOptions(BaseModel):
     local_max_seconds: float = LOCAL_MAX_SECONDS
 
 
-class PipelineRequest(BaseModel):
+class PipelineRequest(StrictPayload):
     """The seed payload for `POST /execute`: a pipeline of HTTP steps and its settings.
 
     Everything is validated before anything runs; a 422 lists every problem with the field at
     fault (duplicate names or usids, unknown dependencies, cycles, bad methods or URLs,
     `{{…}}` references to nothing or to a step the referencing step does not depend on).
+    An unknown key anywhere is one of those problems (`workflows.shared.payloads`).
     """
+
+    document_root: ClassVar[bool] = True
 
     workflow_id: str = Field(
         min_length=1,
@@ -350,6 +355,9 @@ class PipelineRequest(BaseModel):
         default_factory=PipelineSettings,
         description="Retries, timeouts, webhook, concurrency and execution mode.",
     )
+    description: str | None = Field(
+        default=None, description="What the pipeline is for, for readers; the run ignores it."
+    )
 
 
 class DagRunInput(PipelineRequest):
@@ -358,6 +366,13 @@ class DagRunInput(PipelineRequest):
 
     engine: EngineOptions = Field(default_factory=EngineOptions)
     resume: DagResume | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decode_leniently(cls, data: Any) -> Any:
+        # The gateway refused unknown keys when the run was submitted; a key older code wrote
+        # and these models no longer know must not stop its history from replaying.
+        return known_fields_only(cls, data)
 
 
 class StepError(BaseModel):
