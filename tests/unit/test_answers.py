@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -37,11 +36,9 @@ def test_strip_code_fence(text: str, inside: str) -> None:
     assert strip_code_fence(text) == inside
 
 
-def test_an_unclosed_fence_is_read_in_linear_time() -> None:
-    text = "```" + " " * 200_000
-    started = time.perf_counter()
-    assert json_object(text) is None
-    assert time.perf_counter() - started < 0.5
+def test_an_unclosed_fence_holds_no_object() -> None:
+    # How its time grows with the text: bench/hostile_inputs.py.
+    assert json_object("```" + " " * 200_000) is None
 
 
 def test_json_object_only_for_objects() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -58,12 +57,11 @@ class TestTextOperators:
         assert check("result matches 'e+rr'", "an eerror")
         assert check(r"result matches /a\/b/", "a/b")
 
-    def test_matches_runs_in_linear_time(self) -> None:
-        # A backtracking engine takes hours on this; RE2 answers at once.
-        started = time.perf_counter()
+    def test_matches_answers_patterns_that_make_backtracking_explode(self) -> None:
+        # A backtracking engine takes hours on these (the test would time out); RE2 answers
+        # at once. How its time grows: bench/hostile_inputs.py.
         assert not check("result matches /(a+)+$/", "a" * 50_000 + "b")
         assert check("result matches /(x+x+)+y/s", "x" * 50_000 + "y")
-        assert time.perf_counter() - started < 1.0
 
     def test_patterns_re2_cannot_run_are_syntax_errors(self) -> None:
         with pytest.raises(ConditionSyntaxError, match="invalid regex"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -117,15 +116,12 @@ class TestValidPipelines:
     def test_forward_dependency_in_payload_order(self) -> None:
         assert problems(step("b", "a", headers={"X": "{{a_result}}"}), step("a")) == []
 
-    def test_thousand_step_chain_is_fast_and_has_no_recursion_error(self) -> None:
+    def test_thousand_step_chain_has_no_recursion_error(self) -> None:
         steps = [step("s0", outputs=["o0"])] + [
             step(f"s{i}", f"s{i - 1}", outputs=[f"o{i}"], input_prep_config={"body": "{{o0}}"})
             for i in range(1, 1000)
         ]
-        run = payload(*steps)
-        started = time.perf_counter()
-        assert validate_pipeline(run) == []
-        assert time.perf_counter() - started < 2.0
+        assert validate_pipeline(payload(*steps)) == []
 
     def test_thousand_step_cycle_is_found(self) -> None:
         steps = [step("s0", "s999")] + [step(f"s{i}", f"s{i - 1}") for i in range(1, 1000)]
@@ -557,7 +553,8 @@ class TestScheduler:
         scheduler.fail("d")
         assert scheduler.pending == ["e"]
 
-    def test_validating_a_long_chain_is_linear(self) -> None:
+    def test_a_ten_thousand_step_chain_validates(self) -> None:
+        # How validation's time grows with the chain: bench/hostile_inputs.py.
         n = 10_000
         steps = [
             {
@@ -571,15 +568,13 @@ class TestScheduler:
             for i in range(n)
         ]
         run = DagRunInput.model_validate({"workflow_id": "w", "STEPS_CONFIG": steps}, context=None)
-        started = time.perf_counter()
         assert validate_pipeline(run) == []
-        assert time.perf_counter() - started < 2.0
 
-    def test_scheduling_a_wide_graph_is_linear(self) -> None:
+    def test_a_wide_graph_is_scheduled_whole(self) -> None:
+        # How scheduling's time grows with the width: bench/hostile_inputs.py.
         n = 20_000
         g = graph(step("root"), *(step(f"s{i}", "root") for i in range(n)))
         scheduler = Scheduler(g, max_parallel=500)
-        started = time.perf_counter()
         scheduler.take_ready()
         scheduler.complete("root")
         done = 0
@@ -588,7 +583,6 @@ class TestScheduler:
                 scheduler.complete(name)
                 done += 1
         assert done == n
-        assert time.perf_counter() - started < 2.0
 
 
 def test_an_output_name_has_one_producer():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -45,7 +44,7 @@ def test_raw_json_depth(text: str, too_deep: bool) -> None:
 @pytest.mark.parametrize(
     "body", [b"[]" * 500_000, b'"' + b"x" * 1_000_000 + b'"', b'"\\\\' * 300_000, b"[" * 10**6]
 )
-def test_a_megabyte_is_scanned_in_milliseconds(body: bytes) -> None:
-    started = time.perf_counter()
-    raw_json_too_deep(body)
-    assert time.perf_counter() - started < 0.25
+def test_a_megabyte_is_scanned_whole(body: bytes) -> None:
+    # Only the million open brackets are too deep; how the scan's time grows with the body:
+    # bench/hostile_inputs.py.
+    assert raw_json_too_deep(body) is body.startswith(b"[[")
