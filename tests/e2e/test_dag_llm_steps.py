@@ -229,3 +229,17 @@ async def test_cancelling_the_run_cancels_its_child_instruction_run(
     run = await wait_until(run_ended, interval=0.1)
     assert run["status"] == "cancelled", run
     assert run["steps"]["think"]["status"] == "cancelled"
+
+
+async def test_a_prompt_naming_no_step_output_is_a_422(llm_gateway: Gateway, targets: Targets):
+    body = pipeline(
+        [
+            {"step_name": "fetch", "usid": "u-fetch", "service_url": f"{targets.url}/echo/x"},
+            classify_step(prompt="Classify {{missing.text}}"),
+        ]
+    )
+    response = await llm_gateway.http.post("/execute", json=body)
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", "STEPS_CONFIG", 1, "llm", "prompt"]
+    assert "{{missing.text}} names no variable" in problem["msg"]
