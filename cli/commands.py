@@ -17,6 +17,7 @@ from rich.table import Table
 from cli.client import Gateway, GatewayError, run_path
 from cli.dev import dev
 from cli.examples import submit_examples
+from cli.llm_example import submit_llm_pipeline
 from cli.render import STATUS_STYLE, apply_event, progress_view, short, step_line
 from settings import get_settings
 
@@ -208,7 +209,9 @@ def dev_command() -> None:
 @app.command()
 def example() -> None:
     """Submit the bundled examples to a running gateway."""
-    raise typer.Exit(0 if submit_examples(get_settings()) else 1)
+    settings = get_settings()
+    examples_ok = submit_examples(settings)
+    raise typer.Exit(0 if submit_llm_pipeline(settings) and examples_ok else 1)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from cli.examples import submit_examples
+from cli.llm_example import stand_in_environment, submit_llm_pipeline
 from cli.stack import (
     BIN,
     ROOT,
@@ -50,6 +51,8 @@ def dev(settings: Settings) -> int:
     # The worker's Prometheus page (SDK and engine metrics), next to the gateway's /metrics.
     env.setdefault("WORKER_METRICS_ADDRESS", DEV_WORKER_METRICS_ADDRESS)
     env["PYTHONUNBUFFERED"] = "1"
+    # No LLM provider configured: the worker asks the demo service's stand-in LLM.
+    env.update(stand_in_environment(settings))
     stack = Stack()
     # No address in TEMPORAL_ADDRESS, `.env` or a Temporal profile: start the embedded server.
     embedded = uses_embedded_temporal(settings)
@@ -131,6 +134,7 @@ def dev(settings: Settings) -> int:
             f" http://{env['WORKER_METRICS_ADDRESS']}/metrics (worker)"
         )
         submit_examples(settings)
+        submit_llm_pipeline(settings)
         print("\nThe stack keeps running; Ctrl-C stops everything it started.")
         while True:
             stack.check()
