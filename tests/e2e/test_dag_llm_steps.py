@@ -162,6 +162,22 @@ async def test_llm_and_instructions_steps_run_between_http_steps(
     assert child.parent_id == body["workflow_id"]
     assert child.status == WorkflowExecutionStatus.COMPLETED
 
+    # An llm step is a regular activity in every mode (never a local one, never a segment).
+    history = await llm_gateway.engine.client.get_workflow_handle(
+        body["workflow_id"]
+    ).fetch_history()
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.count("call_llm") == 2
+
+    # The child is an instruction run the gateway reads like any other.
+    child_view = (await llm_gateway.http.get(f"/runs/{route['child_workflow_id']}")).json()
+    assert child_view["status"] == "complete"
+    assert child_view["output"] == "Sweet fruit."
+
     # The state a client reads later says the same.
     again = (await llm_gateway.http.get(f"/runs/{body['workflow_id']}")).json()
     assert again["usage"] == run["usage"]
@@ -243,3 +259,38 @@ async def test_a_prompt_naming_no_step_output_is_a_422(llm_gateway: Gateway, tar
     [problem] = response.json()["detail"]
     assert problem["loc"] == ["body", "STEPS_CONFIG", 1, "llm", "prompt"]
     assert "{{missing.text}} names no variable" in problem["msg"]
+
+
+async def test_a_failing_sibling_cancels_the_child_run_and_fails_the_run(
+    llm_gateway: Gateway, fake_llm: FakeLLMServer, targets: Targets
+):
+    fake_llm.when("Think slowly").reply("done", delay=60)
+    body = pipeline(
+        [
+            {
+                "step_name": "think",
+                "usid": "u-think",
+                "type": "instructions",
+                "instructions": {"context": "{{original_input}}", "instructions": ["Think slowly"]},
+            },
+            {
+                "step_name": "wait",
+                "usid": "u-wait",
+                "service_url": f"{targets.url}/slow/{unique('k')}?ms=1000",
+            },
+            {
+                "step_name": "refused",
+                "usid": "u-refused",
+                # After `wait`, so the child run is under way when this step fails.
+                "dependencies": ["wait"],
+                "service_url": f"{targets.url}/reflect/400",
+            },
+        ]
+    )
+    response = await llm_gateway.http.post("/execute", json=body)
+    run = response.json()
+    assert run["status"] == "failed"
+    assert run["error"]["step_name"] == "refused"
+    assert run["steps"]["think"]["status"] == "cancelled"
+    child = llm_gateway.engine.client.get_workflow_handle(f"{body['workflow_id']}:think")
+    assert (await child.describe()).status == WorkflowExecutionStatus.CANCELED
