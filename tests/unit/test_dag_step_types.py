@@ -81,10 +81,10 @@ def test_a_pipeline_of_every_type_is_valid_and_reads_json_downstream():
 
 def test_service_url_is_required_for_http_steps_only_and_blocks_belong_to_their_type():
     assert problems({"step_name": "a", "usid": "u-a"}) == [
-        (("STEPS_CONFIG", 0, "service_url"), "step 'a': service_url is required for a http step")
+        (("STEPS_CONFIG", 0, "service_url"), "step 'a': service_url is required for an http step")
     ]
     assert problems({"step_name": "b", "usid": "u-b", "type": "llm"}) == [
-        (("STEPS_CONFIG", 0, "llm"), "step 'b': llm is required for a llm step")
+        (("STEPS_CONFIG", 0, "llm"), "step 'b': llm is required for an llm step")
     ]
     misplaced = problems(
         fetch(),
@@ -93,15 +93,15 @@ def test_service_url_is_required_for_http_steps_only_and_blocks_belong_to_their_
     )
     assert (
         ("STEPS_CONFIG", 1, "service_url"),
-        "step 'classify': service_url is for http steps, and this is a llm step",
+        "step 'classify': service_url is for http steps, and this is an llm step",
     ) in misplaced
     assert (
         ("STEPS_CONFIG", 1, "endpoint"),
-        "step 'classify': endpoint is for http steps, and this is a llm step",
+        "step 'classify': endpoint is for http steps, and this is an llm step",
     ) in misplaced
     assert (
         ("STEPS_CONFIG", 2, "llm"),
-        "step 'f2': llm is for llm steps, and this is a http step",
+        "step 'f2': llm is for llm steps, and this is an http step",
     ) in misplaced
 
 

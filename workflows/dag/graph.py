@@ -23,8 +23,8 @@ SELECTION_PREFIX = "selection_"
 BASE_VARIABLES = ("original_input", "input_data")
 #: Placeholders of an `instructions` step that its child run fills in, not the DAG.
 CHILD_ROOTS = ("result", "context")
-#: The fields only a step of one type may set.
-TYPE_FIELDS = {"http": ("service_url",), "llm": ("llm",), "instructions": ("instructions",)}
+#: The field each step type needs, and no other type may set.
+OWN_FIELD = {"http": "service_url", "llm": "llm", "instructions": "instructions"}
 #: Fields of an HTTP call, which `llm` and `instructions` steps do not make.
 HTTP_ONLY = ("service_url", "headers", "input_prep_config", "endpoint")
 
@@ -193,27 +193,25 @@ def step_secrets(step: StepConfig) -> list[str]:
 def _type_problems(i: int, step: StepConfig) -> list[Problem]:
     """What a step sets that its `type` does not take, or lacks that it needs."""
     problems: list[Problem] = []
-    needed = TYPE_FIELDS[step.type][0]
-    if getattr(step, needed) is None:
+    own = OWN_FIELD[step.type]
+    if getattr(step, own) is None:
         problems.append(
             Problem(
-                ("STEPS_CONFIG", i, needed),
-                f"step {step.step_name!r}: {needed} is required for a {step.type} step",
+                ("STEPS_CONFIG", i, own),
+                f"step {step.step_name!r}: {own} is required for an {step.type} step",
             )
         )
-    foreign = [field for fields in TYPE_FIELDS.values() for field in fields]
+    foreign = [field for kind, field in OWN_FIELD.items() if kind != step.type]
     if step.type != "http":
         foreign += HTTP_ONLY
     for name in dict.fromkeys(foreign):
-        if name in TYPE_FIELDS[step.type] or name not in step.model_fields_set:
+        if name == own or name not in step.model_fields_set or getattr(step, name) in (None, {}):
             continue
-        if getattr(step, name) in (None, {}):
-            continue
-        owner = next((kind for kind, fields in TYPE_FIELDS.items() if name in fields), "http")
+        owner = next((kind for kind, field in OWN_FIELD.items() if field == name), "http")
         problems.append(
             Problem(
                 ("STEPS_CONFIG", i, name),
-                f"step {step.step_name!r}: {name} is for {owner} steps, and this is a"
+                f"step {step.step_name!r}: {name} is for {owner} steps, and this is an"
                 f" {step.type} step",
             )
         )
