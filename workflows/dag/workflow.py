@@ -5,9 +5,11 @@ whose retry policy comes from PIPELINE_SETTINGS, regular or local by the run's e
 (`workflows.shared.execution`), and the call writes the step's outputs to Redis itself
 (`OutputTarget`); selection reads, and output writes the call could not make, are local
 activities. Local steps that become ready together run, with the local steps below them, in
-one local activity (a segment, `workflows.dag.segment`). Webhook events are handed, in
-order, to the run's `WebhookOutboxWorkflow` by a background task; the outbox delivers them
-and outlives the run, so a slow or dead receiver never holds up a step or the run's end.
+one local activity (a segment, `workflows.dag.segment`). An `llm` step is one `CALL_LLM`
+activity, always regular; an `instructions` step is a child `InstructionWorkflow`
+(`workflows.dag.steps`). Webhook events are handed, in order, to the run's
+`WebhookOutboxWorkflow` by a background task; the outbox delivers them and outlives the run,
+so a slow or dead receiver never holds up a step or the run's end.
 
 Per-step work is O(1) amortised: progress counts change with each step's status, never by a
 scan of every step.
