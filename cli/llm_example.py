@@ -31,8 +31,12 @@ def stand_in_environment(settings: Settings) -> dict[str, str]:
 
 
 def llm_example_payload(settings: Settings) -> dict[str, Any]:
-    """The example, for the configured provider (OpenAI first) and `EXAMPLE_MODEL`."""
-    payload: dict[str, Any] = json.loads((EXAMPLES / LLM_EXAMPLE).read_text())
+    """The example, for the configured provider (OpenAI first) and `EXAMPLE_MODEL`, calling
+    the demo service at `DEMO_PORT`."""
+    text = (EXAMPLES / LLM_EXAMPLE).read_text()
+    payload: dict[str, Any] = json.loads(
+        text.replace("//127.0.0.1:8001/", f"//127.0.0.1:{settings.demo_port}/")
+    )
     payload["workflow_id"] = f"{payload['workflow_id']}-{uuid.uuid4().hex[:8]}"
     provider = llm_provider(settings) or "openai"
     model = settings.example_model or DEFAULT_MODELS[provider]
