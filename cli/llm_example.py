@@ -80,7 +80,8 @@ def submit_llm_pipeline(settings: Settings) -> bool:
             if step.get("usage")
             else ""
         )
-        print(f"  - {name:<10} {step.get('type', 'http'):<12} {step['status']:<10}{tokens}")
+        line = f"  - {name:<10} {step.get('type', 'http'):<12} {step['status']:<10}{tokens}"
+        print(line.rstrip())
     outputs = result.get("outputs") or {}
     print("  classify.json =", short(json.dumps((outputs.get("classify") or {}).get("json"))))
     print("  advice.output =", short((outputs.get("advice") or {}).get("output"), 200))
