@@ -195,6 +195,7 @@ def test_the_child_run_keeps_its_own_placeholders_and_gets_the_operator_options(
             "step_name": "r",
             "usid": "u-r",
             "type": "instructions",
+            "timeout": 90,
             "instructions": {
                 "context": "{{items}}",
                 "instructions": ["Use {{result}} and {{context}} for {{kind}}"],
@@ -211,7 +212,7 @@ def test_the_child_run_keeps_its_own_placeholders_and_gets_the_operator_options(
     assert child == {
         "context": '["a"]',
         "instructions": ["Use {{result}} and {{context}} for fruit"],
-        "engine": {"step_budget": 7, "execution_mode": "fast"},
+        "engine": {"step_budget": 7, "execution_mode": "fast", "run_timeout_seconds": 90},
     }
     assert child_usage({"usage": {"inputTokens": 4, "outputTokens": 1}}).model_dump() == {
         "input_tokens": 4,

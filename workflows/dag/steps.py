@@ -99,7 +99,8 @@ def build_child_run(
 ) -> dict[str, Any]:
     """The child instruction run's input: the step's body rendered, and the operator's
     options the gateway stamped on the DAG run (the body's `executionMode`, else the DAG
-    run's mode).
+    run's mode; the step's own `timeout`, when set, as the child's run timeout: a child run
+    is not retried whole, its LLM and endpoint calls retry on their own).
 
     Raises:
         StepFailed: a template cannot be rendered.
@@ -111,8 +112,13 @@ def build_child_run(
         raise StepFailed.of(exc.error_type, f"{step_label(step)}: {exc}") from exc
     if not isinstance(body.get("context"), str):
         body["context"] = _text(body.get("context", ""))
-    mode = body.get("executionMode") or body.get("execution_mode") or execution_mode
-    return {**body, "engine": {**engine, "execution_mode": mode}}
+    options = {
+        **engine,
+        "execution_mode": body.get("executionMode") or body.get("execution_mode") or execution_mode,
+    }
+    if step.timeout is not None:
+        options["run_timeout_seconds"] = step.timeout
+    return {**body, "engine": options}
 
 
 def child_usage(status: Any) -> Usage:
