@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from cli.examples import submit_examples
+from cli.examples import stand_in_environment, submit_examples
 from cli.stack import (
     BIN,
     ROOT,
@@ -57,6 +57,8 @@ def dev(settings: Settings) -> int:
     for name, value in DEV_FAIR_USE.items():
         if name not in settings.model_fields_set:
             env[name.upper()] = str(value)
+    # No LLM provider configured: the worker asks the demo service's stand-in LLM.
+    env.update(stand_in_environment(settings))
     stack = Stack()
     # No address in TEMPORAL_ADDRESS, `.env` or a Temporal profile: start the embedded server.
     embedded = uses_embedded_temporal(settings)

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from activities.llm.models import DEFAULT_MODELS
 from cli.render import short, step_line
 from cli.stack import ROOT
 from gateway.client import ClientError, RateLimited, WorkflowStationClient
@@ -127,10 +128,80 @@ def run_instruction_example(settings: Settings, client: WorkflowStationClient) -
     return str(status["status"]) == "complete"
 
 
+LLM_EXAMPLE = "llm_pipeline.json"
+
+
+def stand_in_environment(settings: Settings) -> dict[str, str]:
+    """The worker's environment for the stand-in LLM the demo service serves under `/llm`
+    (`examples/llm_stand_in.py`), so the LLM example runs offline; empty when a provider is
+    configured."""
+    if llm_provider(settings) is not None:
+        return {}
+    demo = f"http://127.0.0.1:{settings.demo_port}/llm"
+    return {"OPENAI_BASE_URL": f"{demo}/v1", "ANTHROPIC_BASE_URL": demo}
+
+
+def llm_example_payload(settings: Settings) -> dict[str, Any]:
+    """The LLM example, for the configured provider (OpenAI first) and `EXAMPLE_MODEL`, calling
+    the demo service at `DEMO_PORT`."""
+    text = (EXAMPLES / LLM_EXAMPLE).read_text()
+    payload: dict[str, Any] = json.loads(
+        text.replace("//127.0.0.1:8001/", f"//127.0.0.1:{settings.demo_port}/")
+    )
+    payload["workflow_id"] = f"{payload['workflow_id']}-{uuid.uuid4().hex[:8]}"
+    provider = llm_provider(settings) or "openai"
+    model = settings.example_model or DEFAULT_MODELS[provider]
+    for step in payload["STEPS_CONFIG"]:
+        block = step.get("llm") or step.get("instructions")
+        if block is not None:
+            block.update(provider=provider, model=model)
+    return payload
+
+
+def run_llm_example(settings: Settings, client: WorkflowStationClient) -> bool:
+    """An HTTP step, an `llm` step with an `output_schema`, an `instructions` step and an HTTP
+    report, against the configured provider or else the stand-in."""
+    payload = llm_example_payload(settings)
+    provider = llm_provider(settings)
+    who = (
+        f"provider {provider}"
+        if provider is not None
+        else "no LLM provider key set: the stand-in LLM in the demo service answers"
+        " (canned answers that show the plumbing, not a model's thinking)"
+    )
+    print(
+        f"\n▶ POST {client.http.base_url}/execute  (examples/{LLM_EXAMPLE}:"
+        " http, llm, instructions, http)"
+    )
+    print(f"  {who}")
+    result = client.run(payload)
+    print(f"  status={result.status} in {result.execution_time_ms} ms")
+    for name, step in result.steps.items():
+        tokens = (
+            f" {step.provider}/{step.model}"
+            f" tokens={step.usage.input_tokens}+{step.usage.output_tokens}"
+            if step.usage is not None
+            else ""
+        )
+        print(f"  - {name:<10} {step.type:<12} {step.status:<10}{tokens}".rstrip())
+    outputs = result.outputs
+    print("  classify.json =", short(json.dumps((outputs.get("classify") or {}).get("json"))))
+    print("  advice.output =", short((outputs.get("advice") or {}).get("output"), 200))
+    print(f"  run tokens: {result.usage.input_tokens} in / {result.usage.output_tokens} out")
+    if result.error is not None:
+        print(f"  error: {result.error.type}: {result.error.message}")
+    print(
+        f"  Web UI: {web_ui(settings, payload['workflow_id'])}"
+        " (the advise step's instruction run is its child)"
+    )
+    return result.status == "completed"
+
+
 #: The examples `make dev` runs, in order; each says whether it went as it should.
 EXAMPLE_RUNS: list[Callable[[Settings, WorkflowStationClient], bool]] = [
     run_dag_example,
     run_instruction_example,
+    run_llm_example,
 ]
 
 

@@ -1,7 +1,9 @@
 """A small offline HTTP service for the bundled examples: `make dev` serves it on :8001.
 
 It stands in for the APIs a real pipeline calls (a document store, an LLM-style summariser,
-a classifier), so the example runs on a machine with no internet.
+a classifier, a shopping list), so the examples run on a machine with no internet. Under
+`/llm` it serves the stand-in OpenAI and Anthropic APIs (`examples/llm_stand_in.py`), which
+`make dev` points the worker at when no LLM provider is configured.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
+from examples import llm_stand_in
+
 app = FastAPI(title="Workflow Station demo service")
+app.mount("/llm", llm_stand_in.app)
 
 ARTICLES = {
     "temporal": {
@@ -27,6 +32,7 @@ ARTICLES = {
         ],
     },
 }
+GROCERIES = ["apple", "carrot", "pear", "spinach", "banana", "leek"]
 _flaky_calls: Counter[str] = Counter()
 
 
@@ -38,6 +44,12 @@ class TextIn(BaseModel):
 @app.get("/articles/{slug}")
 async def article(slug: str) -> dict[str, Any]:
     return ARTICLES.get(slug, {"title": slug, "paragraphs": [f"No article named {slug}."]})
+
+
+@app.get("/groceries")
+async def groceries() -> dict[str, Any]:
+    """A list to classify (`examples/llm_pipeline.json`)."""
+    return {"items": GROCERIES}
 
 
 @app.post("/summarize")

@@ -52,6 +52,7 @@ def dag_engine_options(
         max_steps_in_flight=settings.max_steps_in_flight,
         tenant=tenant.redis_scope,
         store_retry_window_seconds=settings.store_retry_window_seconds,
+        instruction_engine=instruction_engine_options(settings).model_dump(mode="json"),
     )
 
 

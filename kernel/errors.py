@@ -25,6 +25,8 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── LlmRequestRejected     an LLM API's other 4xx (bad key, bad model, bad request), or a
     │                          refusal (the same prompt would be refused again)
     ├── ProviderNotConfigured  no key and no base URL for the requested provider
+    ├── InvalidModelOutput     an LLM step's answer that does not validate against its
+    │                          `output_schema` (structured output was asked for already)
     └── UnknownSecret          a `{{secrets.NAME}}` the worker has no value for
 
     failures decided in workflow code (never retried: the same input fails the same way)
@@ -92,6 +94,7 @@ class ErrorType(StrEnum):
     RESPONSE_TOO_LARGE = "ResponseTooLarge"
     LLM_REQUEST_REJECTED = "LlmRequestRejected"
     PROVIDER_NOT_CONFIGURED = "ProviderNotConfigured"
+    INVALID_MODEL_OUTPUT = "InvalidModelOutput"
     PAYLOAD_EXPIRED = "PayloadExpired"
     UNKNOWN_SECRET = "UnknownSecret"
 

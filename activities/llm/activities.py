@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anthropic
 import openai
@@ -29,6 +29,7 @@ from activities.llm.models import (
     JUDGE_CONDITION,
     ConditionVerdictRequest,
     LlmCall,
+    LlmMessage,
     LlmProvider,
     LlmText,
     LlmVerdict,
@@ -36,6 +37,7 @@ from activities.llm.models import (
     RouteRequest,
     TokenUsage,
 )
+from activities.llm.structured import structured_answer
 from kernel import errors
 from kernel.answers import json_object, match_option, yes_no
 from kernel.errors import ErrorType
@@ -117,6 +119,9 @@ def build_llm_clients(
 class _JsonSchema:
     name: str
     schema: dict[str, Any]
+    #: OpenAI's strict mode, for our own schemas; a user's `output_schema` need not meet its
+    #: rules (every property required, no extra keys), so it is followed, then validated.
+    strict: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,15 @@ class _Prompt:
     label: str
     max_tokens: int | None = None
     schema: _JsonSchema | None = None
+    #: The whole conversation, instead of `text` as the one user message.
+    messages: tuple[LlmMessage, ...] | None = None
+    temperature: float | None = None
+
+    def turns(self) -> list[dict[str, str]]:
+        """The conversation after the system prompt, as both APIs take it."""
+        if self.messages is None:
+            return [{"role": "user", "content": self.text}]
+        return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,7 @@ class _Completion:
     text: str
     usage: TokenUsage
     model: str
+    finish_reason: str | None = None
     #: The arguments of a forced tool call (Anthropic structured output), when there was one.
     data: dict[str, Any] | None = None
 
@@ -244,7 +259,9 @@ class LlmActivities:
 
     @activity.defn(name=CALL_LLM)
     async def call_llm(self, call: LlmCall) -> LlmText:
-        """Send one prompt and return the model's text and token usage."""
+        """Send one prompt and return the model's text and token usage; with an
+        `output_schema`, ask for structured output and return the validated value too."""
+        schema = call.output_schema
         completion = await self._complete(
             _Prompt(
                 call.provider,
@@ -253,13 +270,24 @@ class LlmActivities:
                 call.prompt,
                 call.label,
                 max_tokens=call.max_tokens,
+                schema=_JsonSchema("output", schema, strict=False) if schema is not None else None,
+                messages=tuple(call.messages) if call.messages is not None else None,
+                temperature=call.temperature,
             )
         )
+        text = completion.text
+        json_value = None
+        if schema is not None:
+            json_value = structured_answer(text, completion.data, schema, call.label)
+            if completion.data is not None and not text:
+                text = json.dumps(json_value)
         return LlmText(
-            text=completion.text,
+            text=text,
             usage=completion.usage,
             model=completion.model,
             attempt=activity.info().attempt,
+            finish_reason=completion.finish_reason,
+            json_value=json_value,
         )
 
     @activity.defn(name=JUDGE_CONDITION)
@@ -387,18 +415,19 @@ class LlmActivities:
         messages: list[Any] = []
         if prompt.system:
             messages.append({"role": "system", "content": prompt.system})
-        messages.append({"role": "user", "content": prompt.text})
+        messages.extend(prompt.turns())
         response = await client.chat.completions.create(
             model=prompt.model,
             messages=messages,
             max_completion_tokens=prompt.max_tokens or self._default_max_tokens,
+            temperature=openai.omit if prompt.temperature is None else prompt.temperature,
             response_format=(
                 {
                     "type": "json_schema",
                     "json_schema": {
                         "name": prompt.schema.name,
                         "schema": prompt.schema.schema,
-                        "strict": True,
+                        "strict": prompt.schema.strict,
                     },
                 }
                 if prompt.schema is not None
@@ -417,21 +446,23 @@ class LlmActivities:
             text=message.content or "",
             usage=_usage(usage.prompt_tokens, usage.completion_tokens) if usage else TokenUsage(),
             model=response.model or prompt.model,
+            finish_reason=response.choices[0].finish_reason,
         )
 
     async def _openai_responses(self, client: AsyncOpenAI, prompt: _Prompt) -> _Completion:
         response = await client.responses.create(
             model=prompt.model,
-            input=prompt.text,
+            input=prompt.text if prompt.messages is None else cast(Any, prompt.turns()),
             instructions=prompt.system if prompt.system else openai.omit,
             max_output_tokens=prompt.max_tokens or self._default_max_tokens,
+            temperature=openai.omit if prompt.temperature is None else prompt.temperature,
             text=(
                 {
                     "format": {
                         "type": "json_schema",
                         "name": prompt.schema.name,
                         "schema": prompt.schema.schema,
-                        "strict": True,
+                        "strict": prompt.schema.strict,
                     }
                 }
                 if prompt.schema is not None
@@ -455,6 +486,7 @@ class LlmActivities:
             text=response.output_text,
             usage=_usage(usage.input_tokens, usage.output_tokens) if usage else TokenUsage(),
             model=str(response.model or prompt.model),
+            finish_reason=str(response.status) if response.status else None,
         )
 
     async def _anthropic_messages(self, client: AsyncAnthropic, prompt: _Prompt) -> _Completion:
@@ -470,13 +502,21 @@ class LlmActivities:
                 }
             ]
             tool_choice = {"type": "tool", "name": prompt.schema.name}
+        # Anthropic takes the system prompt apart from the turns.
+        turns = prompt.turns()
+        system = "\n\n".join(
+            [*([prompt.system] if prompt.system else [])]
+            + [turn["content"] for turn in turns if turn["role"] == "system"]
+        )
         message = await client.messages.create(
             model=prompt.model,
             max_tokens=prompt.max_tokens or self._default_max_tokens,
-            system=prompt.system if prompt.system else anthropic.omit,
-            messages=[{"role": "user", "content": prompt.text}],
+            system=system or anthropic.omit,
+            messages=cast(Any, [turn for turn in turns if turn["role"] != "system"]),
             tools=tools,
             tool_choice=tool_choice,
+            # Not a typed argument of every SDK release; the API takes it.
+            extra_body=None if prompt.temperature is None else {"temperature": prompt.temperature},
         )
         if message.stop_reason == "refusal":
             raise _refused("anthropic", prompt.model, prompt.label, "stop_reason: refusal")
@@ -497,4 +537,5 @@ class LlmActivities:
             usage=_usage(usage.input_tokens, usage.output_tokens),
             model=str(message.model or prompt.model),
             data=data,
+            finish_reason=message.stop_reason,
         )

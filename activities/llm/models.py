@@ -8,7 +8,7 @@ added later needs a default.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 
@@ -38,17 +38,36 @@ class TokenUsage(CamelModel):
         )
 
 
+class LlmMessage(BaseModel):
+    """One turn of a conversation sent to a model."""
+
+    role: Literal["system", "user", "assistant"] = Field(
+        description="Who speaks: `system`, `user` or `assistant`."
+    )
+    content: str = Field(description="What they say; a template in a DAG `llm` step.")
+
+
 class LlmCall(BaseModel):
-    """One prompt for one model: an LLM step or instruction."""
+    """One prompt for one model: an LLM step or instruction.
+
+    `prompt` is one user message; `messages`, when given, is the whole conversation instead
+    (a DAG `llm` step's). With `output_schema` the answer is asked for as structured output and
+    must validate against it (`activities.llm.structured`).
+    """
 
     provider: LlmProvider
     model: str
     system: str | None = None
-    prompt: str
+    prompt: str = ""
     #: None: the worker's LLM_MAX_TOKENS.
     max_tokens: int | None = None
     #: Who is calling, for error messages ("step 'summarise'", "instruction 3").
     label: str = ""
+    messages: list[LlmMessage] | None = None
+    #: None: the provider's default.
+    temperature: float | None = None
+    #: A JSON Schema the answer must validate against.
+    output_schema: dict[str, Any] | None = None
 
 
 class LlmText(BaseModel):
@@ -57,6 +76,10 @@ class LlmText(BaseModel):
     #: The model that answered, as the provider names it.
     model: str
     attempt: int = 1
+    #: Why the model stopped, as the provider says it (`stop`, `end_turn`, `length`...).
+    finish_reason: str | None = None
+    #: The validated answer, when the call named an `output_schema`.
+    json_value: Any = None
 
 
 class ConditionVerdictRequest(BaseModel):

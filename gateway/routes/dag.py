@@ -12,10 +12,10 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
+from gateway.pipelines import pipeline_problems
 from gateway.runs.dag import DAG_RUNS
 from gateway.starts import dag_engine_options, execution_timeout, search_attributes
 from gateway.tenancy import TenantDep, limit_running_runs
-from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput, DagRunResult, PipelineRequest
 from workflows.dag.workflow import DagWorkflow
 
@@ -41,7 +41,7 @@ async def execute(
 ) -> DagRunResult | JSONResponse:
     """Validate a pipeline and run it; a running `workflow_id` is attached to, not restarted."""
     run = DagRunInput(**dict(request), engine=dag_engine_options(settings, tenant, request))
-    problems = validate_pipeline(run)
+    problems = pipeline_problems(run)
     if problems:
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from gateway.deps import SettingsDep
 from gateway.errors import InvalidRequest, validation_detail
+from gateway.pipelines import pipeline_problems
 from gateway.starts import dag_engine_options, endpoint_problems, unprocessable
 from gateway.tenancy import TenantDep
-from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput, PipelineRequest
 from workflows.dag.plan import plan_pipeline
 from workflows.instructions.models import InstructionRunRequest, error_details
@@ -78,7 +78,7 @@ async def validate(
         errors = [{**error, "loc": ["body", *error["loc"]]} for error in exc.errors()]
         return unprocessable(validation_detail(errors, PipelineRequest))
     run_input = DagRunInput(**dict(pipeline), engine=dag_engine_options(settings, tenant, pipeline))
-    graph_problems = validate_pipeline(run_input)
+    graph_problems = pipeline_problems(run_input)
     if graph_problems:
         return unprocessable([problem.as_dict() for problem in graph_problems])
     return plan_pipeline(pipeline)

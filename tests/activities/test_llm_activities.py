@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import socket
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,6 +18,7 @@ from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.llm.models import (
     ConditionVerdictRequest,
     LlmCall,
+    LlmMessage,
     RouteOptionBrief,
     RouteRequest,
     TokenUsage,
@@ -614,3 +616,66 @@ async def test_tokens_are_counted_by_provider_model_and_kind(
         if update.metric.name == LLM_TOKENS and dict(update.attributes)["model"] == "m-1"
     }
     assert counted == {("input", provider_of(flavour)): 12, ("output", provider_of(flavour)): 5}
+
+
+# call_llm with a conversation and an output schema (a DAG `llm` step)
+
+LABEL_SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"type": "string", "enum": ["fruit", "vegetable"]}},
+    "required": ["label"],
+}
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_structured_output_is_asked_for_validated_and_returned(
+    fake: FakeLLMServer, flavour: Flavour
+) -> None:
+    acts = activities_for(fake, flavour)
+    fake.reply_json({"label": "fruit"}, usage=(6, 2))
+    call = LlmCall(
+        provider=provider_of(flavour),
+        model="m-1",
+        system="Sort things.",
+        messages=[
+            LlmMessage(role="user", content="apple?"),
+            LlmMessage(role="assistant", content="Ask me."),
+            LlmMessage(role="user", content="pear?"),
+        ],
+        temperature=0.2,
+        output_schema=LABEL_SCHEMA,
+        label="step 'classify'",
+    )
+
+    result = await run(acts.call_llm, call)
+
+    assert result.json_value == {"label": "fruit"}
+    assert json.loads(result.text) == {"label": "fruit"}
+    assert result.finish_reason in ("stop", "completed", "tool_use")
+    assert result.usage.input_tokens == 6
+    [sent] = fake.requests
+    assert sent.json_schema == LABEL_SCHEMA
+    assert sent.system == "Sort things."
+    assert sent.user_messages == ["apple?", "pear?"]
+    assert sent.json["temperature"] == 0.2
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_an_answer_off_the_schema_is_invalid_model_output_not_retried(
+    fake: FakeLLMServer, flavour: Flavour
+) -> None:
+    acts = activities_for(fake, flavour)
+    fake.reply_json({"label": "mineral"})
+    call = LlmCall(
+        provider=provider_of(flavour),
+        model="m-1",
+        prompt="apple?",
+        output_schema=LABEL_SCHEMA,
+        label="step 'classify'",
+    )
+
+    error = await run_failing(acts.call_llm, call)
+
+    assert error.type == "InvalidModelOutput"
+    assert error.non_retryable
+    assert "'mineral' is not one of ['fruit', 'vegetable'] (at $.label)" in error.message

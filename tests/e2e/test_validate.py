@@ -180,3 +180,73 @@ async def test_schemas_are_served_as_committed(gateway: Gateway) -> None:
         committed = json.loads((ROOT / "schemas" / f"{name}.schema.json").read_text())
         assert response.json() == committed
     assert (await gateway.http.get("/schemas/steps")).status_code == 404
+
+
+def llm_pipeline(targets: Targets) -> dict[str, Any]:
+    """An http step, an `llm` step reading it and an `instructions` step reading the answer."""
+    return {
+        "workflow_id": unique("validate-llm"),
+        "STEPS_CONFIG": [
+            {
+                "step_name": "fetch",
+                "usid": "s1",
+                "service_url": f"{targets.url}/echo/{unique('v')}",
+                "outputs": ["items"],
+            },
+            {
+                "step_name": "classify",
+                "usid": "s2",
+                "type": "llm",
+                "dependencies": ["fetch"],
+                "llm": {"provider": "openai", "model": "gpt-5-nano", "prompt": "Sort {{items}}"},
+                "outputs": ["kinds"],
+            },
+            {
+                "step_name": "advise",
+                "usid": "s3",
+                "type": "instructions",
+                "dependencies": ["classify"],
+                "instructions": {"context": "{{kinds.text}}", "instructions": ["Advise."]},
+            },
+        ],
+    }
+
+
+async def test_validate_plans_llm_and_instruction_steps(gateway: Gateway, targets: Targets):
+    response = await gateway.http.post("/validate", json=llm_pipeline(targets))
+
+    assert response.status_code == 200, response.text
+    plan = response.json()
+    assert [(step["name"], step["type"], step["reads"]) for step in plan["steps"]] == [
+        ("fetch", "http", []),
+        ("classify", "llm", ["items"]),
+        ("advise", "instructions", ["kinds"]),
+    ]
+    assert plan["levels"] == [["fetch"], ["classify"], ["advise"]]
+    assert ["STEPS_CONFIG", 1, "llm", "max_tokens"] in [w["loc"] for w in plan["warnings"]]
+
+
+async def test_validate_finds_typos_and_bad_bodies_inside_the_new_step_types(
+    gateway: Gateway, targets: Targets
+):
+    body = llm_pipeline(targets)
+    body["STEPS_CONFIG"][1]["llm"]["promt"] = "typo"
+    body["STEPS_CONFIG"][1]["llm"]["messages"] = [{"role": "user", "contnet": "hi"}]
+    body["STEPS_CONFIG"][2]["instructions"]["instructions"] = []
+
+    shape = await gateway.http.post("/validate", json=body)
+    assert shape.status_code == 422
+    messages = [item["msg"] for item in shape.json()["detail"]]
+    assert "STEPS_CONFIG[1].llm.promt: unknown field; did you mean 'prompt'?" in messages
+    assert "STEPS_CONFIG[1].llm.messages[0].contnet: unknown field; did you mean 'content'?" in (
+        messages
+    )
+
+    graph = llm_pipeline(targets)
+    graph["STEPS_CONFIG"][1]["llm"]["prompt"] = "Sort {{missing.text}}"
+    graph["STEPS_CONFIG"][2]["instructions"]["instructions"] = []
+    answer = await gateway.http.post("/validate", json=graph)
+    assert answer.status_code == 422
+    locs = [item["loc"][:4] for item in answer.json()["detail"]]
+    assert ["body", "STEPS_CONFIG", 1, "llm"] in locs
+    assert ["body", "STEPS_CONFIG", 2, "instructions"] in locs

@@ -59,6 +59,12 @@ def test_kernel_imports_no_project_package() -> None:
     ] == []
 
 
+def test_examples_import_nothing_of_ours() -> None:
+    # The demo service and its stand-in LLM run as they are, beside any version of the engine;
+    # the test fakes build on them, never the other way round.
+    assert package_imports("examples") == []
+
+
 def test_activities_import_no_workflows_or_gateway() -> None:
     upward = ("workflows", "gateway", "cli", "settings", "worker")
     assert [

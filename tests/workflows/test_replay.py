@@ -11,6 +11,9 @@ their own outputs (one retried, one aborted by its selection) and a step too lon
 activity, scheduled as a regular one (`record_modes.py`); the others predate execution modes.
 `dag_segments.json` is a fast-mode run after segments: a step retried and three steps below
 it in one segment, a selection step run alone, and a regular activity (`record_segments.py`).
+`dag-llm-steps.json` is a fast-mode run with every step type: an `llm` step with an output
+schema retried after a 503, an `instructions` step's child run, HTTP steps around them
+(`record_llm_steps.py`).
 
 `instructions_all_types.json`: the all-types example (LLM, condition, endpoint with a retried
 503, router fallback, thread, report). `instructions_failed.json`: a branch, a thread and an

@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from jsonschema import SchemaError, validators
+
 from activities.http.models import HTTP_METHODS, SECRETS_ROOT, is_http_url, secret_name
 from workflows.dag.models import DagRunInput, StepConfig
 from workflows.shared.endpoints import UnknownEndpoint, resolve_endpoint
@@ -19,6 +21,12 @@ from workflows.shared.templating import TemplateError, references, secret_names
 
 SELECTION_PREFIX = "selection_"
 BASE_VARIABLES = ("original_input", "input_data")
+#: Placeholders of an `instructions` step that its child run fills in, not the DAG.
+CHILD_ROOTS = ("result", "context")
+#: The field each step type needs, and no other type may set.
+OWN_FIELD = {"http": "service_url", "llm": "llm", "instructions": "instructions"}
+#: Fields of an HTTP call, which `llm` and `instructions` steps do not make.
+HTTP_ONLY = ("service_url", "headers", "input_prep_config", "endpoint")
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,13 @@ def step_variables(step: StepConfig) -> list[str]:
 
 def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], object]]:
     """The templated parts of a step, each with its location for error messages."""
+    if step.type == "llm":
+        if step.llm is None:
+            return []
+        call = step.llm.model_dump(include={"model", "system", "prompt", "messages"})
+        return [(("llm", key), call[key]) for key in ("model", "system", "prompt", "messages")]
+    if step.type == "instructions":
+        return [(("instructions",), step.instructions)]
     parts: list[tuple[tuple[str | int, ...], object]] = [
         (("service_url",), step.service_url),
         (("headers",), step.headers),
@@ -173,6 +188,45 @@ def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], object
 def step_secrets(step: StepConfig) -> list[str]:
     """The secrets a step's templates name (`{{secrets.NAME}}`), for its HTTP activity."""
     return secret_names(*(template for _, template in step_templates(step)))
+
+
+def _type_problems(i: int, step: StepConfig) -> list[Problem]:
+    """What a step sets that its `type` does not take, or lacks that it needs."""
+    problems: list[Problem] = []
+    own = OWN_FIELD[step.type]
+    if getattr(step, own) is None:
+        problems.append(
+            Problem(
+                ("STEPS_CONFIG", i, own),
+                f"step {step.step_name!r}: {own} is required for an {step.type} step",
+            )
+        )
+    foreign = [field for kind, field in OWN_FIELD.items() if kind != step.type]
+    if step.type != "http":
+        foreign += HTTP_ONLY
+    for name in dict.fromkeys(foreign):
+        if name == own or name not in step.model_fields_set or getattr(step, name) in (None, {}):
+            continue
+        owner = next((kind for kind, field in OWN_FIELD.items() if field == name), "http")
+        problems.append(
+            Problem(
+                ("STEPS_CONFIG", i, name),
+                f"step {step.step_name!r}: {name} is for {owner} steps, and this is an"
+                f" {step.type} step",
+            )
+        )
+    if step.llm is not None and step.llm.output_schema is not None:
+        schema = step.llm.output_schema
+        try:
+            validators.validator_for(schema).check_schema(schema)
+        except SchemaError as exc:
+            problems.append(
+                Problem(
+                    ("STEPS_CONFIG", i, "llm", "output_schema"),
+                    f"step {step.step_name!r}: output_schema is no JSON Schema: {exc.message}",
+                )
+            )
+    return problems
 
 
 def validate_pipeline(run: DagRunInput) -> list[Problem]:
@@ -211,6 +265,7 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                     )
                 )
             first_by_output.setdefault(output, i)
+        problems += _type_problems(i, step)
         if step.method not in HTTP_METHODS:
             problems.append(
                 Problem(
@@ -237,12 +292,12 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                             + ")",
                         )
                     )
-        if "{{" not in step.service_url and not is_http_url(step.service_url):
+        url = step.service_url
+        if url is not None and "{{" not in url and not is_http_url(url):
             problems.append(
                 Problem(
                     ("STEPS_CONFIG", i, "service_url"),
-                    f"step {step.step_name!r}: service_url {step.service_url!r} is not an"
-                    " http(s) URL",
+                    f"step {step.step_name!r}: service_url {url!r} is not an http(s) URL",
                 )
             )
         for j, dep in enumerate(step.dependencies):
@@ -297,6 +352,17 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                 continue
             for where, ref in found:
                 field_loc = ("STEPS_CONFIG", i, *loc, *([where] if where else []))
+                if step.type == "instructions" and ref.root in (*CHILD_ROOTS, SECRETS_ROOT):
+                    continue  # the child run's own placeholders
+                if step.type == "llm" and ref.root == SECRETS_ROOT:
+                    problems.append(
+                        Problem(
+                            field_loc,
+                            f"step {step.step_name!r}: secrets are filled in HTTP calls only,"
+                            " never sent to a model",
+                        )
+                    )
+                    continue
                 if ref.root == SECRETS_ROOT:
                     # Resolved by the worker when the call is made; only the form is checked.
                     if secret_name(ref.text) is None:

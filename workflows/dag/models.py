@@ -8,10 +8,11 @@ histories recorded before them still decode.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
+from activities.llm.models import LlmMessage, LlmProvider
 from kernel.limits import shallow_json
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.payloads import StrictPayload, known_fields_only
@@ -59,8 +60,64 @@ class InputPrepConfig(StrictPayload):
         return "body" in self.model_fields_set
 
 
+#: What a step does: an HTTP call (the seed's steps), one LLM call, or a child instruction run.
+StepType = Literal["http", "llm", "instructions"]
+
+
+class LlmStepMessage(LlmMessage, StrictPayload):
+    """One turn of an `llm` step's conversation: the LLM activity's message, strict as every
+    part of a pipeline is."""
+
+
+class LlmStep(StrictPayload):
+    """An `llm` step's call: one prompt (or conversation) to one model. Every string but
+    `output_schema` is a template."""
+
+    provider: LlmProvider = Field(description="`openai` or `anthropic`.", examples=["openai"])
+    model: str = Field(
+        min_length=1, description="The model, as the provider names it.", examples=["gpt-5-nano"]
+    )
+    system: str | None = Field(default=None, description="The system prompt.")
+    prompt: str | None = Field(
+        default=None,
+        description="The one user message; give it or `messages`.",
+        examples=["Classify these items: {{items}}"],
+    )
+    messages: list[LlmStepMessage] | None = Field(
+        default=None,
+        min_length=1,
+        description="The whole conversation (`role`: system, user or assistant), for `prompt`.",
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="What the answer may spend; unset: the worker's `LLM_MAX_TOKENS`.",
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature; unset: the provider's."
+    )
+    output_schema: Annotated[dict[str, Any], AfterValidator(shallow_json)] | None = Field(
+        default=None,
+        description=(
+            "A JSON Schema the answer must follow: asked for as structured output, validated,"
+            " and given as the result's `json`; an answer that does not validate fails the"
+            " step (`InvalidModelOutput`)."
+        ),
+        examples=[{"type": "object", "properties": {"label": {"type": "string"}}}],
+    )
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> LlmStep:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of `prompt` and `messages`")
+        return self
+
+
 class StepConfig(StrictPayload):
-    """One step of `STEPS_CONFIG`: an HTTP call, made once its dependencies are done.
+    """One step of `STEPS_CONFIG`, started once its dependencies are done: an HTTP call
+    (`type` `http`, the default), an LLM call (`llm`) or a child instruction run
+    (`instructions`).
 
     Every string in `service_url`, `headers` and `input_prep_config` may use
     `{{original_input}}`, `{{input_data}}` and its keys, `{{<step>_result}}` (a finished
@@ -85,10 +142,35 @@ class StepConfig(StrictPayload):
         ),
         examples=["a1b2c3d4"],
     )
-    service_url: str = Field(
+    type: StepType = Field(
+        default="http",
+        description=(
+            "`http`: call `service_url`; `llm`: ask a model (`llm`); `instructions`: run"
+            " `instructions` as a child instruction run."
+        ),
+    )
+    service_url: str | None = Field(
+        default=None,
         min_length=1,
-        description="The http(s) URL the step calls (a template).",
+        description="The http(s) URL the step calls (a template); required for `http` steps.",
         examples=["https://api.example.com/summarize"],
+    )
+    llm: LlmStep | None = Field(
+        default=None,
+        description=(
+            "An `llm` step's call. Its result is `{text, json, provider, model, usage:"
+            " {input_tokens, output_tokens}, finish_reason}`."
+        ),
+    )
+    instructions: Annotated[dict[str, Any], AfterValidator(shallow_json)] | None = Field(
+        default=None,
+        description=(
+            "An `instructions` step's run: the body of `POST /` (`context`, `instructions`,"
+            " `provider`, `model`...), run as a child instruction run; every string is a"
+            " template, but `{{result}}` and `{{context}}` are left to the child. Its result is"
+            " the child run's final status."
+        ),
+        examples=[{"context": "{{items}}", "instructions": ["Summarise the text."]}],
     )
     method: str = Field(
         default="POST",
@@ -147,7 +229,7 @@ class StepConfig(StrictPayload):
         default=None,
         description=(
             "The endpoint worker (a configured name, `ENDPOINT_WORKERS`) that makes this"
-            " step's call; unset: the main worker."
+            " `http` step's call; unset: the main worker."
         ),
         examples=["endpoint-2"],
     )
@@ -303,10 +385,15 @@ class EngineOptions(BaseModel):
     execution_mode: ExecutionMode = "durable"
     #: The bound on a local activity's attempt and retry waits (`execution.runs_local`).
     local_max_seconds: float = LOCAL_MAX_SECONDS
+    #: The operator's options for the child runs of `instructions` steps, as the gateway
+    #: stamps them on instruction runs (an `InstructionEngineOptions`, kept as JSON: engines
+    #: do not import each other).
+    instruction_engine: dict[str, Any] = Field(default_factory=dict)
 
 
 class PipelineRequest(StrictPayload):
-    """The seed payload for `POST /execute`: a pipeline of HTTP steps and its settings.
+    """The seed payload for `POST /execute`: a pipeline of HTTP, LLM and instruction steps,
+    and its settings.
 
     Everything is validated before anything runs; a 422 lists every problem with the field at
     fault (duplicate names or usids, unknown dependencies, cycles, bad methods or URLs,
@@ -382,9 +469,23 @@ class StepError(BaseModel):
     attempts: int = 0
 
 
+class Usage(BaseModel):
+    """Tokens billed by a step's LLM calls, or by all of a run's; add with `+`."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
 class StepState(BaseModel):
     step_name: str
     usid: str
+    type: StepType = "http"
     status: StepStatus = "pending"
     attempts: int = 0
     started_at: datetime | None = None
@@ -397,6 +498,12 @@ class StepState(BaseModel):
     #: While a step is being retried: why its last attempt failed (from Temporal).
     last_failure: str | None = None
     next_attempt_at: datetime | None = None
+    #: `llm` and `instructions` steps: who answered, and the tokens they billed.
+    provider: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    #: An `instructions` step's child run (its workflow id), once started.
+    child_workflow_id: str | None = None
 
 
 class Progress(BaseModel):
@@ -431,6 +538,8 @@ class DagRunResult(BaseModel):
     started_at: datetime | None = None
     execution_time_ms: int | None = None
     webhooks: WebhookDeliveries = Field(default_factory=WebhookDeliveries)
+    #: Tokens billed by every `llm` and `instructions` step of the run.
+    usage: Usage = Field(default_factory=Usage)
 
 
 class DagResume(BaseModel):

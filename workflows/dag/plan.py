@@ -14,11 +14,6 @@ from workflows.shared.plans import Plan, PlannedStep, PlanWarning
 from workflows.shared.templating import TemplateError, references
 
 
-def step_type(step: StepConfig) -> str:
-    """The step's kind: its `type` once steps have one, `http` until then."""
-    return str(getattr(step, "type", "http"))
-
-
 def step_reads(step: StepConfig) -> list[str]:
     """The variables a step's templates name, in order of first use (secrets left out)."""
     names: dict[str, None] = {}
@@ -74,7 +69,7 @@ def _warnings(pipeline: PipelineRequest, reads: dict[str, list[str]]) -> list[Pl
                     )
                 )
         retries = step.max_retries if step.max_retries is not None else default_retries
-        if retries == 0 and step_type(step) == "http":
+        if retries == 0 and step.type == "http":
             warnings.append(
                 PlanWarning(
                     loc=["STEPS_CONFIG", i, "max_retries"],
@@ -82,8 +77,7 @@ def _warnings(pipeline: PipelineRequest, reads: dict[str, list[str]]) -> list[Pl
                     " timeout of its target fails it",
                 )
             )
-        llm = getattr(step, "llm", None)
-        if step_type(step) == "llm" and getattr(llm, "max_tokens", None) is None:
+        if step.type == "llm" and step.llm is not None and step.llm.max_tokens is None:
             warnings.append(
                 PlanWarning(
                     loc=["STEPS_CONFIG", i, "llm", "max_tokens"],
@@ -101,7 +95,7 @@ def plan_pipeline(pipeline: PipelineRequest) -> Plan:
     steps = [
         PlannedStep(
             name=step.step_name,
-            type=step_type(step),
+            type=step.type,
             dependencies=graph.upstream[step.step_name],
             reads=reads[step.step_name],
         )

@@ -127,7 +127,7 @@ def build_call(
     secrets = step_secrets(step)
     renderer = Renderer(variables, max_chars=max_request_chars, secret_names=secrets)
     try:
-        url = renderer.render(step.service_url)
+        url = renderer.render(step.service_url or "")
         headers = {**renderer.render(step.headers)}
         query: dict[str, Any] = {}
         if prep is not None:

@@ -5,9 +5,11 @@ whose retry policy comes from PIPELINE_SETTINGS, regular or local by the run's e
 (`workflows.shared.execution`), and the call writes the step's outputs to Redis itself
 (`OutputTarget`); selection reads, and output writes the call could not make, are local
 activities. Local steps that become ready together run, with the local steps below them, in
-one local activity (a segment, `workflows.dag.segment`). Webhook events are handed, in
-order, to the run's `WebhookOutboxWorkflow` by a background task; the outbox delivers them
-and outlives the run, so a slow or dead receiver never holds up a step or the run's end.
+one local activity (a segment, `workflows.dag.segment`). An `llm` step is one `CALL_LLM`
+activity, always regular; an `instructions` step is a child `InstructionWorkflow`
+(`workflows.dag.steps`). Webhook events are handed, in order, to the run's
+`WebhookOutboxWorkflow` by a background task; the outbox delivers them and outlives the run,
+so a slow or dead receiver never holds up a step or the run's end.
 
 Per-step work is O(1) amortised: progress counts change with each step's status, never by a
 scan of every step.
@@ -21,8 +23,15 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exception
+from temporalio.common import RetryPolicy, SearchAttributePair
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    FailureError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.http.models import (
@@ -33,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookDelivery,
         idempotency_key,
     )
+    from activities.llm.models import CALL_LLM, LlmText
     from activities.store.models import (
         READ_SELECTION,
         WRITE_OUTPUTS,
@@ -46,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from kernel.errors import ErrorType
     from kernel.metrics import count_step
     from kernel.responses import main_value
+    from kernel.search import ENGINE, SEED_ID
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
         DagResume,
@@ -56,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         StepConfig,
         StepError,
         StepState,
+        Usage,
     )
     from workflows.dag.references import result_variable, step_view
     from workflows.dag.segment import (
@@ -69,6 +81,14 @@ with workflow.unsafe.imports_passed_through():
         build_call,
         variables_read,
     )
+    from workflows.dag.steps import (
+        INSTRUCTION_WORKFLOW,
+        build_child_run,
+        build_llm_call,
+        child_usage,
+        llm_result,
+        step_label,
+    )
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.events import EventLog, EventPage, EventsQuery
     from workflows.shared.execution import (
@@ -80,6 +100,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.shared.failures import (
         UNHEALABLE,
         StepFailed,
+        StepFailure,
+        heartbeat_timeout,
         run_deadline,
         step_failed,
         step_retry_policy,
@@ -184,7 +206,7 @@ class DagWorkflow:
             namespace=run.namespace,
             started_at=self._started,
             steps={
-                step.step_name: StepState(step_name=step.step_name, usid=step.usid)
+                step.step_name: StepState(step_name=step.step_name, usid=step.usid, type=step.type)
                 for step in run.STEPS_CONFIG
             },
         )
@@ -401,8 +423,22 @@ class DagWorkflow:
         step = self._graph.steps[name]
         state = self._state(name)
         try:
-            result = await self._call(step)
-            await self._complete(step, state, result)
+            if step.type == "llm":
+                body, attempt = await self._ask_model(step, state)
+                await self._complete(step, state, body, attempt=attempt)
+            elif step.type == "instructions":
+                body = await self._run_child(step, state)
+                await self._complete(step, state, body, attempt=1)
+            else:
+                result = await self._call(step)
+                await self._complete(
+                    step,
+                    state,
+                    result.body,
+                    attempt=result.attempt,
+                    http_status=result.status,
+                    written_keys=result.stored,
+                )
             return "completed"
         except StepFailed as exc:
             return self._fail(step, state, StepError(**vars(exc.failure)))
@@ -414,17 +450,26 @@ class DagWorkflow:
         state.started_at = at or workflow.now()
         self._emit("step.started", step)
 
-    async def _complete(self, step: StepConfig, state: StepState, result: HttpResult) -> None:
-        """Record a step's result and outputs; write what its call could not write.
+    async def _complete(
+        self,
+        step: StepConfig,
+        state: StepState,
+        body: Any,
+        *,
+        attempt: int,
+        http_status: int | None = None,
+        written_keys: list[str] | None = None,
+    ) -> None:
+        """Record a step's result and outputs; write what its call could not write
+        (`written_keys`: the Redis keys an HTTP call wrote itself).
 
         Raises:
             StepFailed: Redis could not take the outputs the call did not write.
         """
         name = step.step_name
-        body = result.body
         value = main_value(body)
-        state.http_status = result.status
-        state.attempts = result.attempt
+        state.http_status = http_status
+        state.attempts = attempt
         outputs = {output: value for output in step.outputs}
         # The state (status, result, failure details, events) shows large values by
         # reference; templates keep reading the whole values from `_variables`.
@@ -440,7 +485,7 @@ class DagWorkflow:
             else:
                 state.result = body  # a run from before results were stored: as it was
         # What the call could not write (Redis failed it, or a run from before the patch).
-        written = set(result.stored)
+        written = set(written_keys or ())
         unwritten = {key: value for key, value in stored.items() if self._key(key) not in written}
         if unwritten:
             await self._store_outputs(unwritten)
@@ -471,7 +516,8 @@ class DagWorkflow:
         has no selection to read first."""
         step = self._graph.steps[name]
         if (
-            self._run.engine.execution_mode == "durable"
+            step.type != "http"
+            or self._run.engine.execution_mode == "durable"
             or self._graph.selections[name]
             or self._route(step) is not None
             or self._placement(step, routed=False) != "local"
@@ -557,7 +603,14 @@ class DagWorkflow:
             self._start(step, state, workflow.now() - timedelta(milliseconds=item.duration_ms))
         try:
             if item.result is not None:
-                await self._complete(step, state, item.result)
+                await self._complete(
+                    step,
+                    state,
+                    item.result.body,
+                    attempt=item.result.attempt,
+                    http_status=item.result.status,
+                    written_keys=item.result.stored,
+                )
                 return "completed"
             if item.error is not None:
                 return self._fail(step, state, item.error)
@@ -673,6 +726,111 @@ class DagWorkflow:
             task_queue=route or self._run.engine.task_queue,
             summary=f"{step.method} {step.step_name}",
         )
+
+    async def _ask_model(self, step: StepConfig, state: StepState) -> tuple[Any, int]:
+        """An `llm` step's call: always a regular activity, whatever the execution mode (a
+        model may answer for minutes and bills every token, so a finished answer must never
+        be asked again because a worker running a local activity crashed). Returns the
+        step's result and the attempt that answered.
+
+        Raises:
+            StepFailed: the call failed for good (`InvalidModelOutput` among others).
+            asyncio.CancelledError: the call was cancelled.
+        """
+        call = build_llm_call(
+            step, self._variables, max_request_chars=self._run.engine.max_request_chars
+        )
+        state.provider, state.model = call.provider, call.model
+        max_retries, retry_delay = self._retries(step)
+        timeout = timedelta(seconds=self._timeout(step))
+        try:
+            answer = await workflow.execute_activity(
+                CALL_LLM,
+                call,
+                result_type=LlmText,
+                activity_id=step_activity_id(step.step_name),
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=heartbeat_timeout(timeout),
+                retry_policy=step_retry_policy(max_retries, retry_delay),
+                summary=f"llm {step.step_name}",
+            )
+        except FailureError as exc:
+            raise step_failed(exc, max_retries + 1, call.label) from exc
+        state.model = answer.model
+        self._add_usage(
+            state,
+            Usage(input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens),
+        )
+        return llm_result(call, answer), answer.attempt
+
+    async def _run_child(self, step: StepConfig, state: StepState) -> Any:
+        """An `instructions` step: a child instruction run, whose final status is the step's
+        result. Its id derives from this run's, so the Web UI shows it under its parent and
+        the tenant that owns the parent owns it; cancelling this run cancels it, and the
+        tokens it billed count as this run's.
+
+        Raises:
+            StepFailed: the child run failed (its error, named for the step).
+            asyncio.CancelledError: this step was cancelled (the child is cancelled with it).
+        """
+        engine = self._run.engine
+        child = build_child_run(
+            step,
+            self._variables,
+            max_request_chars=engine.max_request_chars,
+            engine=engine.instruction_engine,
+            execution_mode=engine.execution_mode,
+        )
+        info = workflow.info()
+        child_id = f"{info.workflow_id}:{step.step_name}"
+        state.child_workflow_id = child_id
+        state.provider = str(child.get("provider") or "openai")
+        state.model = child.get("model")
+        attributes = info.typed_search_attributes
+        if attributes.get(ENGINE) is not None:
+            attributes = attributes.updated(
+                SearchAttributePair(ENGINE, "instructions"),
+                SearchAttributePair(SEED_ID, f"{self._run.workflow_id}:{step.step_name}"),
+            )
+        try:
+            status = await workflow.execute_child_workflow(
+                INSTRUCTION_WORKFLOW,
+                child,
+                id=child_id,
+                task_queue=engine.task_queue,
+                result_type=dict,
+                search_attributes=attributes if len(attributes) else None,
+                static_summary=f"instructions step {step.step_name} of {self._run.workflow_id}",
+            )
+        except ChildWorkflowError as exc:
+            task = asyncio.current_task()
+            if is_cancelled_exception(exc) and task is not None and task.cancelling():
+                # This step was cancelled (the run was, or a sibling failed), and the child
+                # with it: the step is cancelled, not failed.
+                raise asyncio.CancelledError() from exc
+            raise self._child_failure(step, state, exc) from exc
+        self._add_usage(state, child_usage(status))
+        return status
+
+    def _child_failure(
+        self, step: StepConfig, state: StepState, exc: ChildWorkflowError
+    ) -> StepFailed:
+        """The step's failure for a child run that failed, timed out or was cancelled by
+        someone else; the tokens the child billed before it ended still count."""
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.details:
+            self._add_usage(state, child_usage(cause.details[0]))
+        kind: str = ErrorType.INSTRUCTION_FAILED
+        message = str(exc)
+        if isinstance(cause, CancelledError):
+            kind, message = ErrorType.CANCELLED, "its child instruction run was cancelled"
+        elif isinstance(cause, FailureError):
+            kind, message = errors.error_type_of(cause), cause.message
+        return StepFailed(StepFailure(type=kind, message=f"{step_label(step)}: {message}"))
+
+    def _add_usage(self, state: StepState, usage: Usage) -> None:
+        state.usage = (state.usage or Usage()) + usage
+        self._result.usage = self._result.usage + usage
 
     async def _store_outputs(self, outputs: dict[str, Any]) -> None:
         try:

@@ -27,7 +27,12 @@ class PlannedStep(BaseModel):
     """One step as the run would see it."""
 
     name: str = Field(description="The step's name (an instruction's index for instructions).")
-    type: str = Field(description="What the step does (`http` for today's DAG steps).")
+    type: str = Field(
+        description=(
+            "What the step does: `http`, `llm` or `instructions` (in an instruction run's plan,"
+            " the instruction's type)."
+        )
+    )
     dependencies: list[str] = Field(
         default_factory=list, description="The steps it waits for, by name."
     )

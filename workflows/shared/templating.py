@@ -195,6 +195,8 @@ class Renderer:
         secret_names: The secrets the request uses (`secret_names` of its templates): a value
             inserted or charged that holds a placeholder of one of them raises
             `TemplateError`, since the HTTP activity would fill it in.
+        kept_roots: Variables left as written, for another renderer to fill in later (a DAG
+            `instructions` step leaves `{{result}}` and `{{context}}` to its child run).
     """
 
     def __init__(
@@ -204,8 +206,10 @@ class Renderer:
         keep_unresolved: bool = False,
         max_chars: int | None = None,
         secret_names: Iterable[str] = (),
+        kept_roots: Iterable[str] = (),
     ) -> None:
         self._variables = variables
+        self._kept_roots = frozenset((SECRETS_ROOT, *kept_roots))
         self._keep_unresolved = keep_unresolved
         self._max_chars = max_chars
         self._spent = 0
@@ -257,8 +261,9 @@ class Renderer:
     def _value_of(self, expression: str, written: str) -> Any:
         try:
             reference = parse_reference(expression)
-            if reference.root == SECRETS_ROOT:
-                return written  # filled in by the HTTP activity, never in workflow code
+            if reference.root in self._kept_roots:
+                # Secrets: filled in by the HTTP activity, never in workflow code.
+                return written
             return resolve(reference, self._variables)
         except TemplateError:
             if self._keep_unresolved:

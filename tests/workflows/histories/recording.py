@@ -38,8 +38,9 @@ class Recording:
 
 
 @asynccontextmanager
-async def recording_stack() -> AsyncIterator[Recording]:
-    """Start everything, yield it with the workers polling, stop it all on the way out."""
+async def recording_stack(**settings_overrides: object) -> AsyncIterator[Recording]:
+    """Start everything, yield it with the workers polling, stop it all on the way out;
+    `settings_overrides` go to the workers' settings (an LLM provider's base URL...)."""
     port = free_port()
     redis_dir = Path(tempfile.mkdtemp(prefix="ws-record-redis-"))
     redis_proc = subprocess.Popen(
@@ -52,6 +53,7 @@ async def recording_stack() -> AsyncIterator[Recording]:
         redis_url=f"redis://127.0.0.1:{port}/0",
         outbound_allow=["127.0.0.0/8"],
         task_queue=TASK_QUEUE,
+        **settings_overrides,
     )
     # The workers' converter: payloads past PAYLOAD_INLINE_MAX_BYTES would go to this Redis.
     env = await WorkflowEnvironment.start_local(
