@@ -42,6 +42,7 @@ from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
 from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
 from kernel import telemetry
+from kernel.errors import PayloadUndecodable
 from kernel.search import SEARCH_ATTRIBUTES
 from kernel.telemetry import (
     WORKER_SERVICE,
@@ -86,6 +87,11 @@ SANDBOXED_RUNNER: WorkflowRunner = SandboxedWorkflowRunner(
         "pydantic", "kernel", "activities", "opentelemetry", "workflows"
     )
 )
+
+#: A workflow input, signal or activity result that cannot be decoded fails its run at once
+#: with `PayloadUndecodable`; by default the SDK would fail the workflow task instead, and
+#: retry it until the run's execution timeout.
+UNDECODABLE_FAILS_THE_RUN = [PayloadUndecodable]
 
 
 @dataclass
@@ -198,6 +204,7 @@ def build_workers(
                 task_queue=settings.task_queue,
                 workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
                 workflow_runner=runner,
+                workflow_failure_exception_types=UNDECODABLE_FAILS_THE_RUN,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 max_concurrent_workflow_tasks=settings.worker_workflow_task_slots,
                 max_concurrent_local_activities=settings.worker_local_activity_slots,
@@ -222,6 +229,7 @@ def build_workers(
                 task_queue=name,
                 workflows=[EndpointCallWorkflow],
                 workflow_runner=workflow_runner,
+                workflow_failure_exception_types=UNDECODABLE_FAILS_THE_RUN,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 activities=[activities.http.call_http],
             )

@@ -100,7 +100,8 @@ class JsonDepthLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+        # Any spelling FastAPI would parse as JSON (`Application/JSON`, `+json`) is checked.
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
         if scope["type"] != "http" or b"json" not in content_type:
             await self.app(scope, receive, send)
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kernel.limits import shallow_json
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
@@ -54,6 +54,14 @@ class InputPrepConfig(BaseModel):
         default_factory=dict,
         description="Headers of the request, over the step's own `headers`; values are templates.",
     )
+
+    @model_validator(mode="after")
+    def _shallow_extras(self) -> InputPrepConfig:
+        """Keys beyond body, query and headers are kept (seed payloads carry them) and travel
+        in the run's input, so they are bounded like every other user value."""
+        for value in (self.model_extra or {}).values():
+            shallow_json(value)
+        return self
 
     @property
     def has_body(self) -> bool:
