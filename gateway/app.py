@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.store.clients import close_redis
 from gateway import telemetry
 from gateway.errors import GatewayError, answer_gateway_error
+from gateway.quotas import RunSlots
 from gateway.routes import codec, dag, endpoints, health, instructions, runs, webhooks
 from gateway.runs.reads import StatusReads
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
@@ -278,6 +279,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime=sdk_metrics.runtime if sdk_metrics else None,
         )
         app.state.redis = Redis.from_url(settings.effective_redis_url)
+        app.state.run_slots = RunSlots(
+            app.state.redis, app.state.temporal, settings.tenant_max_running_runs
+        )
         app.state.status_reads = StatusReads()
         try:
             async with sdk_metrics.draining() if sdk_metrics else contextlib.nullcontext():

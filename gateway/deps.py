@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 
 from gateway.errors import Forbidden, NotAuthenticated
+from gateway.quotas import RunSlots
 from gateway.runs.reads import StatusReads
 from gateway.runs.service import RunStatusService
 from gateway.tenancy import TenantDep
@@ -70,6 +71,14 @@ async def get_run_values(runs: RunStatusDep, redis: RedisDep) -> RunValueService
 
 
 RunValuesDep = Annotated[RunValueService, Depends(get_run_values)]
+
+
+async def get_run_slots(request: Request) -> RunSlots:
+    slots: RunSlots = request.app.state.run_slots
+    return slots
+
+
+RunSlotsDep = Annotated[RunSlots, Depends(get_run_slots)]
 
 
 async def require_codec_access(request: Request, settings: SettingsDep) -> None:

@@ -9,8 +9,7 @@ clients chose them, and `create_app` refuses to serve anything but loopback that
 
 Fair use holds across gateway replicas: requests per second per tenant are counted in Redis
 (while it answers: an outage leaves requests unmetered rather than refused), and running runs
-per tenant are counted by Temporal itself (its visibility store knows which runs are open, so
-a gateway that dies leaks nothing).
+per tenant hold slots in Redis, reconciled against Temporal (`gateway.quotas`).
 """
 
 from __future__ import annotations
@@ -146,7 +145,9 @@ async def limit_request_rate(redis: Redis, tenant: Tenant, per_second: float) ->
 
 
 async def limit_running_runs(client: Client, tenant: Tenant, limit: int, starting: int) -> None:
-    """Refuse to start `starting` more runs when the tenant would pass `limit` running."""
+    """Refuse to start `starting` more runs when the tenant would pass `limit` running, as
+    Temporal's visibility store counts them: not atomic and a moment behind, so only the
+    fallback of `gateway.quotas` while Redis does not answer."""
     if limit <= 0:
         return
     running = await client.count_workflows(

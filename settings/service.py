@@ -78,8 +78,10 @@ class GatewaySettings(SettingsArea):
     tenant_max_running_runs: int = Field(
         default=200,
         description=(
-            "Running runs per tenant, counted by Temporal's visibility store (a gateway that"
-            " dies leaks nothing); past it, 429 with `Retry-After`. `0` turns the limit off."
+            "Running runs per tenant, every route that starts one counted (`/execute`, `/`,"
+            " `/batch`, `/endpoints/{name}`): a slot in Redis taken atomically before the start"
+            " and reconciled against Temporal, so a gateway that dies leaks nothing"
+            " (`gateway.quotas`); past it, 429 with `Retry-After`. `0` turns the limit off."
         ),
     )
     max_request_bytes: int = Field(
@@ -379,6 +381,15 @@ class EndpointSettings(SettingsArea):
         description=(
             "Beyond a proxied call's own budget: how long `POST /endpoints/{name}` waits for"
             " an endpoint worker to take the call before answering 504."
+        ),
+    )
+    endpoint_run_max_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "The longest a `POST /endpoints/{name}` call may take in all, retries and their"
+            " delays included (10 minutes): a call whose own budget is longer is cut off here"
+            " with a 504, so no proxied call holds a run (and its tenant's slot) for longer."
         ),
     )
     cors_allow_origins: CsvList = Field(
