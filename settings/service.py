@@ -210,8 +210,10 @@ class OutboundSettings(SettingsArea):
     outbound_sensitive_headers: CsvList = Field(
         default=list(DEFAULT_SENSITIVE_HEADERS),
         description=(
-            "Key-bearing headers dropped on a redirect to another origin, comma-separated;"
-            " `Authorization`, `Cookie` and `Proxy-Authorization` always are."
+            "Headers dropped on a redirect to another origin, comma-separated. Such a redirect"
+            " carries on only content type, `Accept`, `User-Agent`, `Idempotency-Key` and trace"
+            " headers (`activities.http.outbound.redirects`); a name listed here is dropped even"
+            " from those."
         ),
     )
     outbound_max_response_bytes: int = Field(
