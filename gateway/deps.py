@@ -21,7 +21,7 @@ from gateway.errors import Forbidden, NotAuthenticated
 from gateway.quotas import RunSlots
 from gateway.runs.reads import StatusReads
 from gateway.runs.service import RunStatusService
-from gateway.tenancy import TenantDep
+from gateway.tenancy import TenantDep, limit_request_rate
 from gateway.values import RunValueService
 from settings import Settings
 
@@ -88,10 +88,22 @@ async def require_codec_access(request: Request, settings: SettingsDep) -> None:
     in constant time). Without it, the endpoint answers only on a gateway bound to loopback,
     where the Web UI of `make dev` calls it from the same machine.
 
+    Its requests are metered (CODEC_REQUESTS_PER_SECOND, all callers together): each is a
+    round of AES, and a token guessed at speed is a token guessed.
+
     Raises:
+        LimitExceeded: past the rate (429).
         NotAuthenticated: without the right token.
         Forbidden: when no token is set and the gateway listens beyond loopback.
     """
+    redis: Redis = request.app.state.redis
+    await limit_request_rate(
+        redis,
+        "codec",
+        settings.codec_requests_per_second,
+        "the codec endpoint",
+        "CODEC_REQUESTS_PER_SECOND",
+    )
     token = settings.codec_auth_token
     if token is None:
         if settings.gateway_on_loopback:

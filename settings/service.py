@@ -17,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from activities.http.outbound.policy import parse_allow_list
 from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
+from activities.store.models import is_internal_key_root
 from settings.base import CsvList, SettingsArea, split_csv
 from workflows.shared.execution import ExecutionMode
 
@@ -54,8 +55,9 @@ class GatewaySettings(SettingsArea):
         default=[],
         description=(
             "`tenant:key` pairs, comma-separated (keys of 16 characters or more, tenants of"
-            " lower-case letters, digits, `-` and `_`): every route but the health probes then"
-            " needs `Authorization: Bearer <key>`, and each tenant sees only its own runs."
+            " lower-case letters, digits, `-` and `_`, not `workflow-station`): every route"
+            " but the health probes then needs `Authorization: Bearer <key>`, and each tenant"
+            " sees only its own runs."
             " Unset: the gateway is open, as one tenant, and serves loopback only. A bad entry"
             " stops the gateway, naming the entry, never the key."
         ),
@@ -131,6 +133,11 @@ class GatewaySettings(SettingsArea):
                 raise ValueError(
                     f"{where} must be tenant:key, the tenant made of lower-case letters,"
                     " digits, '-' and '_' (at most 63)"
+                )
+            if is_internal_key_root(tenant):
+                raise ValueError(
+                    f"{where}: tenant {tenant!r} is reserved (it prefixes the engine's own"
+                    " Redis keys)"
                 )
             if len(key) < MIN_API_KEY_CHARS:
                 raise ValueError(

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from activities.store.models import is_internal_key_root
 from kernel.limits import shallow_json
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.runs import DagRunState, StepStatus
@@ -332,9 +333,20 @@ class PipelineRequest(BaseModel):
         default="default",
         min_length=1,
         max_length=200,
-        description="A name for grouping runs; it prefixes the run's Redis keys.",
+        description=(
+            "A name for grouping runs; it prefixes the run's Redis keys, so it may not be"
+            " `workflow-station`, the engine's own."
+        ),
         examples=["my-workspace"],
     )
+
+    @field_validator("namespace")
+    @classmethod
+    def _not_internal(cls, value: str) -> str:
+        if is_internal_key_root(value):
+            raise ValueError(f"namespace {value!r} is reserved for the engine's own Redis keys")
+        return value
+
     original_input: ShallowJson = Field(
         default=None,
         description="Any JSON value, `{{original_input}}` in templates.",
