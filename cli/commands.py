@@ -16,6 +16,7 @@ from rich.table import Table
 
 from cli.client import Gateway, GatewayError, run_path
 from cli.dev import dev
+from cli.devkey import local_dev_api_key
 from cli.examples import submit_examples
 from cli.render import STATUS_STYLE, apply_event, progress_view, short, step_line
 from settings import get_settings
@@ -37,11 +38,19 @@ ApiKeyOption = Annotated[
     typer.Option(
         "--api-key",
         envvar="WORKFLOW_STATION_API_KEY",
-        help="the tenant's key, when the gateway has GATEWAY_API_KEYS",
+        help="the tenant's key, when the gateway has GATEWAY_API_KEYS (default: the key"
+        " `make dev` created, for a gateway on this machine)",
         show_default=False,
     ),
 ]
 DEFAULT_GATEWAY = "http://127.0.0.1:8000"
+
+
+def connect(url: str, api_key: str | None) -> Gateway:
+    """The gateway at `url`, with `api_key`, else `make dev`'s key for a gateway on this
+    machine (`cli.devkey`)."""
+    return Gateway(url, api_key or local_dev_api_key(get_settings(), url))
+
 
 #: `run`'s exit codes: the shell's convention for an interrupted command when cancelled.
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -125,7 +134,7 @@ def run(
     With --follow: exit 0 when it completes, 1 when it fails (naming the step), 130 when it
     is cancelled."""
     payload = json.loads(file.read_text())
-    client = Gateway(gateway, api_key)
+    client = connect(gateway, api_key)
     with gateway_errors():
         started = client.request("POST", "/execute", params={"wait": "false"}, json=payload)
         workflow_id = started["workflow_id"]
@@ -146,7 +155,7 @@ def status(
 ) -> None:
     """A run's state (GET /runs/{id})."""
     with gateway_errors():
-        run = Gateway(gateway, api_key).request("GET", run_path(workflow_id))
+        run = connect(gateway, api_key).request("GET", run_path(workflow_id))
     if as_json:
         console.print_json(json.dumps(run))
     elif isinstance(run.get("steps"), dict):
@@ -172,7 +181,7 @@ def list_runs(
     if state:
         params["status"] = state
     with gateway_errors():
-        runs = Gateway(gateway, api_key).request("GET", "/runs", params=params)
+        runs = connect(gateway, api_key).request("GET", "/runs", params=params)
     table = Table("workflow_id", "engine", "status", "started", "finished")
     for item in runs:
         table.add_row(
@@ -195,7 +204,7 @@ def cancel(
 
     Running steps are cancelled; the outputs of finished ones are kept."""
     with gateway_errors():
-        run = Gateway(gateway, api_key).request("POST", f"{run_path(workflow_id)}/cancel")
+        run = connect(gateway, api_key).request("POST", f"{run_path(workflow_id)}/cancel")
     console.print(f"cancelling {workflow_id} (status now: {run.get('status')})")
 
 

@@ -4,17 +4,39 @@ once the stack is up, and `workflow-station example`."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from cli.devkey import DEV_TENANT, local_dev_api_key
 from cli.render import short, step_line
 from cli.stack import ROOT
 from settings import Settings
 
 EXAMPLES = ROOT / "examples"
+
+
+def gateway_headers(settings: Settings) -> dict[str, str]:
+    """The key the examples send: WORKFLOW_STATION_API_KEY, else `make dev`'s."""
+    gateway = f"http://127.0.0.1:{settings.gateway_port}"
+    key = os.environ.get("WORKFLOW_STATION_API_KEY") or local_dev_api_key(settings, gateway)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def web_ui_link(settings: Settings, workflow_id: str) -> str:
+    """The run in the Web UI: under `dev/` when `make dev`'s key started it (`cli.devkey`)."""
+    gateway = f"http://127.0.0.1:{settings.gateway_port}"
+    dev_key = local_dev_api_key(settings, gateway)
+    if dev_key and os.environ.get("WORKFLOW_STATION_API_KEY", dev_key) == dev_key:
+        workflow_id = f"{DEV_TENANT}/{workflow_id}"
+    return (
+        f"http://localhost:{settings.temporal_ui_port}/namespaces/"
+        f"{settings.temporal_namespace}/workflows/{quote(workflow_id, safe='')}"
+    )
 
 
 def submit_examples(settings: Settings) -> bool:
@@ -26,13 +48,10 @@ def submit_examples(settings: Settings) -> bool:
         f"\n▶ POST {gateway}/execute  (examples/dag_pipeline.json, {len(payload['STEPS_CONFIG'])}"
         " steps)"
     )
-    with httpx.Client(timeout=120) as http:
+    with httpx.Client(timeout=120, headers=gateway_headers(settings)) as http:
         response = http.post(f"{gateway}/execute", json=payload)
     result = response.json()
-    ui = (
-        f"http://localhost:{settings.temporal_ui_port}/namespaces/"
-        f"{settings.temporal_namespace}/workflows/{payload['workflow_id']}"
-    )
+    ui = web_ui_link(settings, payload["workflow_id"])
     print(
         f"  HTTP {response.status_code}: status={result.get('status')}"
         f" in {result.get('execution_time_ms')} ms, progress={result.get('progress')}"
@@ -86,7 +105,7 @@ def submit_instruction_example(settings: Settings) -> bool:
         f"\n▶ POST {gateway}/  (examples/{INSTRUCTION_EXAMPLE}, {len(payload['instructions'])}"
         f" instructions, provider {provider}{model})"
     )
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, headers=gateway_headers(settings)) as http:
         response = http.post(f"{gateway}/", json=payload)
         if response.status_code != 200:
             print(f"  HTTP {response.status_code}: {response.text}")
@@ -117,8 +136,5 @@ def submit_instruction_example(settings: Settings) -> bool:
     if status.get("error"):
         print(f"  error: {status['error']['type']}: {status['error']['message']}")
     print("  output =", short(status.get("output"), 400))
-    print(
-        f"  Web UI: http://localhost:{settings.temporal_ui_port}/namespaces/"
-        f"{settings.temporal_namespace}/workflows/{instance_id}"
-    )
+    print(f"  Web UI: {web_ui_link(settings, instance_id)}")
     return str(status["status"]) == "complete"

@@ -23,9 +23,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.store.clients import close_redis
 from gateway import telemetry
 from gateway.errors import GatewayError, answer_gateway_error
+from gateway.events import SharedPolls
 from gateway.quotas import RunSlots
 from gateway.routes import codec, dag, endpoints, health, instructions, runs, webhooks
 from gateway.runs.reads import StatusReads
+from gateway.stream_slots import StreamSlots
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
@@ -282,6 +284,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.run_slots = RunSlots(
             app.state.redis, app.state.temporal, settings.tenant_max_running_runs
         )
+        app.state.stream_slots = StreamSlots(app.state.redis, settings.tenant_max_event_streams)
+        app.state.shared_polls = SharedPolls()
         app.state.status_reads = StatusReads()
         try:
             async with sdk_metrics.draining() if sdk_metrics else contextlib.nullcontext():

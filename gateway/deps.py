@@ -18,9 +18,11 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 
 from gateway.errors import Forbidden, NotAuthenticated
+from gateway.events import SharedPolls
 from gateway.quotas import RunSlots
 from gateway.runs.reads import StatusReads
 from gateway.runs.service import RunStatusService
+from gateway.stream_slots import StreamSlots
 from gateway.tenancy import TenantDep, limit_request_rate
 from gateway.values import RunValueService
 from settings import Settings
@@ -79,6 +81,22 @@ async def get_run_slots(request: Request) -> RunSlots:
 
 
 RunSlotsDep = Annotated[RunSlots, Depends(get_run_slots)]
+
+
+async def get_stream_slots(request: Request) -> StreamSlots:
+    slots: StreamSlots = request.app.state.stream_slots
+    return slots
+
+
+StreamSlotsDep = Annotated[StreamSlots, Depends(get_stream_slots)]
+
+
+async def get_shared_polls(request: Request) -> SharedPolls:
+    polls: SharedPolls = request.app.state.shared_polls
+    return polls
+
+
+SharedPollsDep = Annotated[SharedPolls, Depends(get_shared_polls)]
 
 
 async def require_codec_access(request: Request, settings: SettingsDep) -> None:

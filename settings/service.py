@@ -86,6 +86,14 @@ class GatewaySettings(SettingsArea):
             " (`gateway.quotas`); past it, 429 with `Retry-After`. `0` turns the limit off."
         ),
     )
+    tenant_max_event_streams: int = Field(
+        default=20,
+        description=(
+            "Event streams (`GET /runs/{id}/events`) a tenant may hold open at once, counted"
+            " in Redis across gateway replicas; past it, 429 with `Retry-After`. `0` turns the"
+            " limit off."
+        ),
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024,
         description="Larger request bodies are refused with 413 (1 MiB by default).",
