@@ -88,9 +88,10 @@ SANDBOXED_RUNNER: WorkflowRunner = SandboxedWorkflowRunner(
     )
 )
 
-#: A workflow input, signal or activity result that cannot be decoded fails its run at once
-#: with `PayloadUndecodable`; by default the SDK would fail the workflow task instead, and
-#: retry it until the run's execution timeout.
+#: A workflow input, update or activity result that cannot be decoded fails its run at once
+#: with `PayloadUndecodable`, in every workflow (the outbox declares no failure types of its
+#: own): otherwise the workflow task would fail, retried until the run's execution timeout.
+#: (A signal that cannot be decoded is dropped by the SDK, logged, and the run goes on.)
 UNDECODABLE_FAILS_THE_RUN = [PayloadUndecodable]
 
 

@@ -44,8 +44,8 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── PayloadExpired         a large payload's blob is gone from Redis (its TTL,
     │                          PAYLOAD_BLOB_TTL_SECONDS, ran out): no retry can read it
     └── PayloadUndecodable     a payload the converter cannot read back (a value nested
-                               too deep for the JSON parser): a workflow input or signal
-                               like that fails its run at once, not its task for ever
+                               too deep for the JSON parser): a workflow input like that
+                               fails its run at once, not its task for ever
 
     run outcomes (the workflow's own failure; details hold the partial result)
     ├── InvalidPipeline        a DAG payload that fails validation                    (benign)

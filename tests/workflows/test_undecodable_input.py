@@ -12,9 +12,11 @@ from temporalio.exceptions import ApplicationError
 
 from kernel.limits import MAX_JSON_DEPTH
 from settings.converter import DATA_CONVERTER
-from tests.conftest import Engine, unique
+from tests.conftest import Engine, Targets, unique
 from workflows.dag.models import DagRunInput, PipelineRequest
 from workflows.instructions.models import InstructionRunInput, InstructionRunRequest
+from workflows.shared.outbox import WebhookOutboxWorkflow
+from workflows.shared.webhooks import ENQUEUE_SIGNAL, EventBatch, OutboxInput
 
 
 def nested(depth: int) -> Any:
@@ -99,3 +101,23 @@ async def test_the_deepest_instruction_run_the_gateway_accepts_decodes_in_the_wo
     payloads = await DATA_CONVERTER.encode([run])
     [decoded] = await DATA_CONVERTER.decode(payloads, [InstructionRunInput])
     assert decoded == run
+
+
+async def test_a_signal_nested_past_the_parsers_limit_does_not_wedge_the_run(
+    dev_engine: Engine, targets: Targets
+) -> None:
+    # The SDK drops a signal it cannot decode (logged, never retried), so the run goes on.
+    run = unique("run")
+    handle = await dev_engine.client.start_workflow(
+        WebhookOutboxWorkflow.run,
+        OutboxInput(url=f"{targets.url}/hooks/{unique('hook')}", workflow_id=run),
+        id=f"{run}/webhooks/x",
+        task_queue=dev_engine.settings.task_queue,
+        execution_timeout=timedelta(hours=6),
+    )
+    await handle.signal(ENQUEUE_SIGNAL, {"events": [nested(220)]})
+    await handle.signal(WebhookOutboxWorkflow.enqueue, EventBatch(final=True))
+    final = await handle.result()
+    assert final.state.closed and final.state.summary().events == []
+    events = [event async for event in handle.fetch_history_events()]
+    assert sum(event.HasField("workflow_task_failed_event_attributes") for event in events) == 0
