@@ -96,8 +96,11 @@ class RunEventStream:
         self.workflow_id = workflow_id
         self.after = after
         self.polls = polls
-        #: The run as Temporal names it: streams of two tenants never share a poll.
-        self.temporal_id = runs.tenant.workflow_id(workflow_id)
+
+    @property
+    def temporal_id(self) -> str:
+        """The run as Temporal names it: streams of two tenants never share a poll."""
+        return self.runs.tenant.workflow_id(self.workflow_id)
 
     async def describe(self) -> WorkflowExecutionDescription:
         return await self.polls.get(
