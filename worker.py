@@ -43,6 +43,7 @@ from activities.store.clients import close_redis
 from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
 from kernel import telemetry
 from kernel.codec import EncryptionCodec
+from kernel.errors import PayloadUndecodable
 from kernel.search import SEARCH_ATTRIBUTES
 from kernel.telemetry import (
     WORKER_SERVICE,
@@ -87,6 +88,12 @@ SANDBOXED_RUNNER: WorkflowRunner = SandboxedWorkflowRunner(
         "pydantic", "kernel", "activities", "opentelemetry", "workflows"
     )
 )
+
+#: A workflow input, update or activity result that cannot be decoded fails its run at once
+#: with `PayloadUndecodable`, in every workflow (the outbox declares no failure types of its
+#: own): otherwise the workflow task would fail, retried until the run's execution timeout.
+#: (A signal that cannot be decoded is dropped by the SDK, logged, and the run goes on.)
+UNDECODABLE_FAILS_THE_RUN = [PayloadUndecodable]
 
 
 @dataclass
@@ -205,6 +212,7 @@ def build_workers(
                 task_queue=settings.task_queue,
                 workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
                 workflow_runner=runner,
+                workflow_failure_exception_types=UNDECODABLE_FAILS_THE_RUN,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 max_concurrent_workflow_tasks=settings.worker_workflow_task_slots,
                 max_concurrent_local_activities=settings.worker_local_activity_slots,
@@ -229,6 +237,7 @@ def build_workers(
                 task_queue=name,
                 workflows=[EndpointCallWorkflow],
                 workflow_runner=workflow_runner,
+                workflow_failure_exception_types=UNDECODABLE_FAILS_THE_RUN,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),
                 activities=[activities.http.call_http],
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 
 from cli.dev import dev
+from cli.devkey import local_dev_api_key
 from cli.examples import submit_examples
 from cli.render import STATUS_STYLE, apply_event, plan_view, progress_view, short, step_line
 from gateway.client import ClientError, InvalidPayload, WorkflowStationClient
@@ -38,11 +40,13 @@ ApiKeyOption = Annotated[
     typer.Option(
         "--api-key",
         envvar="WORKFLOW_STATION_API_KEY",
-        help="the tenant's key, when the gateway has GATEWAY_API_KEYS",
+        help="the tenant's key, when the gateway has GATEWAY_API_KEYS (default: the key"
+        " `make dev` created, for a gateway on this machine)",
         show_default=False,
     ),
 ]
 DEFAULT_GATEWAY = "http://127.0.0.1:8000"
+
 
 #: `run`'s exit codes: the shell's convention for an interrupted command when cancelled.
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -113,7 +117,10 @@ FOLLOW_READ_SECONDS = 0.5
 
 
 def client_for(gateway: str, api_key: str | None) -> WorkflowStationClient:
-    return WorkflowStationClient(gateway, api_key)
+    """The gateway at `gateway`, with `api_key`, else `WORKFLOW_STATION_API_KEY`, else
+    `make dev`'s key for a gateway on this machine (`cli.devkey`)."""
+    key = api_key or os.environ.get("WORKFLOW_STATION_API_KEY")
+    return WorkflowStationClient(gateway, key or local_dev_api_key(get_settings(), gateway))
 
 
 def read_run(client: WorkflowStationClient, workflow_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from cli.devkey import DEV_TENANT, ensure_dev_api_key, key_file
 from cli.examples import stand_in_environment, submit_examples
 from cli.stack import (
     BIN,
@@ -24,9 +25,8 @@ from cli.stack import (
 )
 from settings import Settings, temporal_connect_config, uses_embedded_temporal
 
-LOOPBACK_ALLOW = "127.0.0.0/8,::1,localhost"
 #: Fair use sized for one developer's machine, not a shared gateway: a local load test or a
-#: few `run --follow`s must not starve the examples of the open tenant's request rate. Set
+#: few `run --follow`s must not starve the examples of the dev tenant's request rate. Set
 #: in the environment or `.env`, these settings win.
 DEV_FAIR_USE = {"tenant_requests_per_second": 1000.0, "tenant_max_running_runs": 2000}
 #: Where `make dev`'s worker serves its Prometheus page (WORKER_METRICS_ADDRESS).
@@ -35,6 +35,32 @@ DEV_WORKER_METRICS_ADDRESS = "127.0.0.1:9464"
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def dev_environment(settings: Settings, env: dict[str, str]) -> dict[str, str]:
+    """The environment of `make dev`'s processes: `env` with the dev stack's defaults, none
+    of which opens the stack to the web pages the developer's browser visits.
+
+    - No `GATEWAY_API_KEYS`: the dev key (`cli.devkey`), so a page cannot call the gateway.
+    - `OUTBOUND_ALLOW`: the demo service only, the examples' targets; not all of loopback,
+      which would let a run fetch the gateway itself, the Web UI or the worker's metrics.
+    - No `CORS_ALLOW_ORIGINS`: no origin is answered unless configured.
+    - Fair use for one developer (`DEV_FAIR_USE`), and no LLM provider configured: the
+      worker asks the demo service's stand-in LLM (`cli.examples.stand_in_environment`).
+    """
+    env = dict(env)
+    if not settings.gateway_api_keys:
+        env["GATEWAY_API_KEYS"] = f"{DEV_TENANT}:{ensure_dev_api_key(settings)}"
+    port = settings.demo_port
+    env.setdefault("OUTBOUND_ALLOW", f"127.0.0.1:{port},localhost:{port}")
+    # The worker's Prometheus page (SDK and engine metrics), next to the gateway's /metrics.
+    env.setdefault("WORKER_METRICS_ADDRESS", DEV_WORKER_METRICS_ADDRESS)
+    env["PYTHONUNBUFFERED"] = "1"
+    for name, value in DEV_FAIR_USE.items():
+        if name not in settings.model_fields_set:
+            env[name.upper()] = str(value)
+    env.update(stand_in_environment(settings))
+    return env
 
 
 def dev(settings: Settings) -> int:
@@ -46,19 +72,7 @@ def dev(settings: Settings) -> int:
     data_dir = (ROOT / settings.data_dir).resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    # The demo service and the example's local targets live on loopback.
-    env.setdefault("OUTBOUND_ALLOW", LOOPBACK_ALLOW)
-    # A developer's browser pages may call the local endpoint proxy; nowhere else by default.
-    env.setdefault("CORS_ALLOW_ORIGINS", "*")
-    # The worker's Prometheus page (SDK and engine metrics), next to the gateway's /metrics.
-    env.setdefault("WORKER_METRICS_ADDRESS", DEV_WORKER_METRICS_ADDRESS)
-    env["PYTHONUNBUFFERED"] = "1"
-    for name, value in DEV_FAIR_USE.items():
-        if name not in settings.model_fields_set:
-            env[name.upper()] = str(value)
-    # No LLM provider configured: the worker asks the demo service's stand-in LLM.
-    env.update(stand_in_environment(settings))
+    env = dev_environment(settings, dict(os.environ))
     stack = Stack()
     # No address in TEMPORAL_ADDRESS, `.env` or a Temporal profile: start the embedded server.
     embedded = uses_embedded_temporal(settings)
@@ -139,6 +153,12 @@ def dev(settings: Settings) -> int:
             f"  Metrics   http://127.0.0.1:{settings.gateway_port}/metrics (gateway),"
             f" http://{env['WORKER_METRICS_ADDRESS']}/metrics (worker)"
         )
+        if not settings.gateway_api_keys:
+            print(
+                f"  API key   export WORKFLOW_STATION_API_KEY={ensure_dev_api_key(settings)}\n"
+                f"            (tenant {DEV_TENANT!r}, kept in {key_file(settings)}; the CLI reads"
+                ' it there, curl needs -H "Authorization: Bearer $WORKFLOW_STATION_API_KEY")'
+            )
         submit_examples(settings)
         print("\nThe stack keeps running; Ctrl-C stops everything it started.")
         while True:

@@ -9,12 +9,15 @@ failure and the next one runs: `make dev` keeps its stack up whatever its exampl
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from activities.llm.models import DEFAULT_MODELS
+from cli.devkey import DEV_TENANT, local_dev_api_key
 from cli.render import short, step_line
 from cli.stack import ROOT
 from gateway.client import ClientError, RateLimited, WorkflowStationClient
@@ -29,10 +32,25 @@ def load_example(name: str) -> dict[str, Any]:
     return payload
 
 
+def gateway_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.gateway_port}"
+
+
+def api_key(settings: Settings) -> str | None:
+    """The key the examples send: WORKFLOW_STATION_API_KEY, else `make dev`'s."""
+    return os.environ.get("WORKFLOW_STATION_API_KEY") or local_dev_api_key(
+        settings, gateway_url(settings)
+    )
+
+
 def web_ui(settings: Settings, workflow_id: str) -> str:
+    """The run in the Web UI: under `dev/` when `make dev`'s key started it (`cli.devkey`)."""
+    dev_key = local_dev_api_key(settings, gateway_url(settings))
+    if dev_key and os.environ.get("WORKFLOW_STATION_API_KEY", dev_key) == dev_key:
+        workflow_id = f"{DEV_TENANT}/{workflow_id}"
     return (
         f"http://localhost:{settings.temporal_ui_port}/namespaces/"
-        f"{settings.temporal_namespace}/workflows/{workflow_id}"
+        f"{settings.temporal_namespace}/workflows/{quote(workflow_id, safe='')}"
     )
 
 
@@ -209,7 +227,7 @@ def submit_examples(settings: Settings) -> bool:
     """Run the bundled examples through the gateway and print what a user should see; True
     when every one went as it should. A failing example is reported, never raised."""
     ok = True
-    with WorkflowStationClient(f"http://127.0.0.1:{settings.gateway_port}", timeout=120) as client:
+    with WorkflowStationClient(gateway_url(settings), api_key(settings), timeout=120) as client:
         for example in EXAMPLE_RUNS:
             try:
                 ok = example(settings, client) and ok

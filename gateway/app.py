@@ -23,6 +23,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.store.clients import close_redis
 from gateway import telemetry
 from gateway.errors import GatewayError, answer_gateway_error, validation_detail
+from gateway.events import SharedPolls
+from gateway.quotas import RunSlots
 from gateway.routes import (
     codec,
     dag,
@@ -35,6 +37,7 @@ from gateway.routes import (
     webhooks,
 )
 from gateway.runs.reads import StatusReads
+from gateway.stream_slots import StreamSlots
 from gateway.telemetry import GatewayMetrics, RequestMetrics, SdkMetrics, set_up_process
 from gateway.tenancy import ApiKeys, get_tenant, refuse_open_exposure
 from gateway.values import is_payload_expired
@@ -111,7 +114,8 @@ class JsonDepthLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+        # Any spelling FastAPI would parse as JSON (`Application/JSON`, `+json`) is checked.
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
         if scope["type"] != "http" or b"json" not in content_type:
             await self.app(scope, receive, send)
             return
@@ -290,6 +294,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime=sdk_metrics.runtime if sdk_metrics else None,
         )
         app.state.redis = Redis.from_url(settings.effective_redis_url)
+        app.state.run_slots = RunSlots(
+            app.state.redis, app.state.temporal, settings.tenant_max_running_runs
+        )
+        app.state.stream_slots = StreamSlots(app.state.redis, settings.tenant_max_event_streams)
+        app.state.shared_polls = SharedPolls()
         app.state.status_reads = StatusReads()
         try:
             async with sdk_metrics.draining() if sdk_metrics else contextlib.nullcontext():

@@ -18,9 +18,12 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 
 from gateway.errors import Forbidden, NotAuthenticated
+from gateway.events import SharedPolls
+from gateway.quotas import RunSlots
 from gateway.runs.reads import StatusReads
 from gateway.runs.service import RunStatusService
-from gateway.tenancy import TenantDep
+from gateway.stream_slots import StreamSlots
+from gateway.tenancy import TenantDep, limit_request_rate
 from gateway.values import RunValueService
 from settings import Settings
 
@@ -72,6 +75,30 @@ async def get_run_values(runs: RunStatusDep, redis: RedisDep, request: Request) 
 RunValuesDep = Annotated[RunValueService, Depends(get_run_values)]
 
 
+async def get_run_slots(request: Request) -> RunSlots:
+    slots: RunSlots = request.app.state.run_slots
+    return slots
+
+
+RunSlotsDep = Annotated[RunSlots, Depends(get_run_slots)]
+
+
+async def get_stream_slots(request: Request) -> StreamSlots:
+    slots: StreamSlots = request.app.state.stream_slots
+    return slots
+
+
+StreamSlotsDep = Annotated[StreamSlots, Depends(get_stream_slots)]
+
+
+async def get_shared_polls(request: Request) -> SharedPolls:
+    polls: SharedPolls = request.app.state.shared_polls
+    return polls
+
+
+SharedPollsDep = Annotated[SharedPolls, Depends(get_shared_polls)]
+
+
 async def require_codec_access(request: Request, settings: SettingsDep) -> None:
     """Who may encrypt and decrypt through `/codec`: it reads every payload in plain text.
 
@@ -79,10 +106,22 @@ async def require_codec_access(request: Request, settings: SettingsDep) -> None:
     in constant time). Without it, the endpoint answers only on a gateway bound to loopback,
     where the Web UI of `make dev` calls it from the same machine.
 
+    Its requests are metered (CODEC_REQUESTS_PER_SECOND, all callers together): each is a
+    round of AES, and a token guessed at speed is a token guessed.
+
     Raises:
+        LimitExceeded: past the rate (429).
         NotAuthenticated: without the right token.
         Forbidden: when no token is set and the gateway listens beyond loopback.
     """
+    redis: Redis = request.app.state.redis
+    await limit_request_rate(
+        redis,
+        "codec",
+        settings.codec_requests_per_second,
+        "the codec endpoint",
+        "CODEC_REQUESTS_PER_SECOND",
+    )
     token = settings.codec_auth_token
     if token is None:
         if settings.gateway_on_loopback:

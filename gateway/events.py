@@ -1,7 +1,9 @@
 """A run's live progress as Server-Sent Events (`GET /runs/{id}/events`).
 
 The stream polls the run's `get_events` query (`workflows.shared.events`) every
-`POLL_SECONDS` while the run goes on, and sends each event once, in order, under its
+`POLL_SECONDS` while the run goes on (streams of one run at one position share each poll,
+`SharedPolls`; a tenant holds at most TENANT_MAX_EVENT_STREAMS open,
+`gateway.stream_slots`), and sends each event once, in order, under its
 sequence number as the SSE id, so a client that reconnects with `Last-Event-ID: k` gets
 exactly the events after k. A query reads the workflow's memory and adds nothing to its
 history, so any number of watchers cost the run nothing durable.
@@ -22,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any, TypeVar
 
 from sse_starlette import ServerSentEvent
 from temporalio.client import (
@@ -45,6 +48,36 @@ POLL_SECONDS = 0.25
 PING_SECONDS = 15
 
 
+T = TypeVar("T")
+
+
+class SharedPolls:
+    """One describe and one event query per run and position per `POLL_SECONDS`, however
+    many streams follow the run: streams that ask the same within that time (every viewer
+    of a live run that has caught up asks for the events after the same sequence) share the
+    answer, or the call in flight, instead of each asking the worker four times a second."""
+
+    #: Past this many remembered answers, those older than `POLL_SECONDS` are forgotten.
+    PRUNE_ABOVE = 256
+
+    def __init__(self) -> None:
+        self._answers: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
+
+    async def get(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+        now = time.monotonic()
+        known = self._answers.get(key)
+        if known is None or now - known[0] >= POLL_SECONDS:
+            if len(self._answers) > self.PRUNE_ABOVE:
+                self._answers = {
+                    k: v for k, v in self._answers.items() if now - v[0] < POLL_SECONDS
+                }
+            known = (now, asyncio.ensure_future(fetch()))
+            self._answers[key] = known
+        # Shielded: a client that leaves does not cancel the call the others wait for.
+        answer: T = await asyncio.shield(known[1])
+        return answer
+
+
 def sse(event: str, data: Any, event_id: int | None = None) -> ServerSentEvent:
     return ServerSentEvent(
         data=json.dumps(data, default=str),
@@ -56,10 +89,24 @@ def sse(event: str, data: Any, event_id: int | None = None) -> ServerSentEvent:
 class RunEventStream:
     """One client's stream of one run: its events after `after`, then `end`."""
 
-    def __init__(self, runs: RunStatusService, workflow_id: str, after: int) -> None:
+    def __init__(
+        self, runs: RunStatusService, workflow_id: str, after: int, polls: SharedPolls
+    ) -> None:
         self.runs = runs
         self.workflow_id = workflow_id
         self.after = after
+        self.polls = polls
+
+    @property
+    def temporal_id(self) -> str:
+        """The run as Temporal names it: streams of two tenants never share a poll."""
+        return self.runs.tenant.workflow_id(self.workflow_id)
+
+    async def describe(self) -> WorkflowExecutionDescription:
+        return await self.polls.get(
+            ("describe", self.temporal_id),
+            lambda: self.runs.describe(self.workflow_id, "workflow_id"),
+        )
 
     async def events(self, description: WorkflowExecutionDescription) -> AsyncIterator[Any]:
         """Poll until the run has ended and everything it logged was sent.
@@ -77,13 +124,13 @@ class RunEventStream:
             )
             page = None
             if description.history_length >= FIRST_TASK_DONE_EVENTS or not running:
-                page = await self.query()
+                page = await self.query(description)
             if page is not None:
                 newest = page.last_sequence
                 for event in self.new_events(page):
                     yield event
                 if page.more:
-                    description = await self.runs.describe(self.workflow_id, "workflow_id")
+                    description = await self.describe()
                     continue
                 last = page.events[-1]["event"] if page.events else None
                 if last in FINAL_EVENTS:
@@ -95,12 +142,27 @@ class RunEventStream:
             elif not running:
                 break  # closed, and no worker could answer the query
             await asyncio.sleep(POLL_SECONDS)
-            description = await self.runs.describe(self.workflow_id, "workflow_id")
+            description = await self.describe()
         last = self.after if newest is None else min(self.after, newest)
         yield sse("end", {"status": listed_state(description.status), "last": last})
 
-    async def query(self) -> EventPage | None:
-        """The next page, or None while no worker answers (a restart; it is asked again)."""
+    async def query(self, description: WorkflowExecutionDescription) -> EventPage | None:
+        """The next page, or None while no worker answers (a restart; it is asked again).
+
+        Shared only between streams holding a description of the run at the same history
+        length and status: a page is never older than the description it is read with, so a
+        closed run's page still holds every event it logged.
+        """
+        key = (
+            "events",
+            self.temporal_id,
+            self.after,
+            description.history_length,
+            description.status,
+        )
+        return await self.polls.get(key, self._query)
+
+    async def _query(self) -> EventPage | None:
         try:
             page: EventPage = await self.runs.handle(self.workflow_id).query(
                 GET_EVENTS_QUERY,

@@ -9,14 +9,14 @@ clients chose them, and `create_app` refuses to serve anything but loopback that
 
 Fair use holds across gateway replicas: requests per second per tenant are counted in Redis
 (while it answers: an outage leaves requests unmetered rather than refused), and running runs
-per tenant are counted by Temporal itself (its visibility store knows which runs are open, so
-a gateway that dies leaks nothing).
+per tenant hold slots in Redis, reconciled against Temporal (`gateway.quotas`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import time
@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from temporalio.client import Client
 
-from gateway.errors import LimitExceeded, NotAuthenticated
+from gateway.errors import Forbidden, LimitExceeded, NotAuthenticated
 from kernel.search import TENANT
 from settings import Settings
 
@@ -95,14 +95,45 @@ def refuse_open_exposure(settings: Settings) -> None:
         )
 
 
+def keyed_tenant(request: Request) -> str | None:
+    """The tenant whose key the request's `Authorization: Bearer` carries, if any."""
+    keys: ApiKeys = request.app.state.api_keys
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return keys.tenant_for(token.strip()) if scheme.lower() == "bearer" else None
+
+
+def arrived_on_loopback(request: Request) -> bool:
+    """Whether the request came in on a loopback address of this machine: the address the
+    socket is actually bound to (uvicorn's `--host`, a container's port mapping), whatever
+    GATEWAY_HOST says."""
+    server = request.scope.get("server")
+    if not server:
+        return True  # a Unix socket: only this machine reaches it
+    try:
+        return ipaddress.ip_address(str(server[0]).strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_beyond_loopback(request: Request) -> None:
+    """The open gateway's guard on each request: `refuse_open_exposure` reads GATEWAY_HOST,
+    which need not be what the process was bound to (`uvicorn --host 0.0.0.0` with the
+    default setting)."""
+    if not arrived_on_loopback(request):
+        raise Forbidden(
+            "this gateway has no GATEWAY_API_KEYS and answers on loopback only; it was"
+            " reached on another address. Set GATEWAY_API_KEYS=tenant:key[,tenant:key…]"
+        )
+
+
 async def get_tenant(request: Request) -> Tenant:
     """The authenticated tenant (401 without a valid key), within its request rate (429)."""
     keys: ApiKeys = request.app.state.api_keys
     if not keys:
+        refuse_beyond_loopback(request)
         tenant = Tenant(OPEN_TENANT, scoped=False)
     else:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        name = keys.tenant_for(token.strip()) if scheme.lower() == "bearer" else None
+        name = keyed_tenant(request)
         if name is None:
             raise NotAuthenticated(
                 "a valid API key is required: Authorization: Bearer <key>",
@@ -111,19 +142,28 @@ async def get_tenant(request: Request) -> Tenant:
         tenant = Tenant(name)
     settings: Settings = request.app.state.settings
     redis: Redis = request.app.state.redis
-    await limit_request_rate(redis, tenant, settings.tenant_requests_per_second)
+    await limit_request_rate(
+        redis,
+        f"tenant:{tenant.name}",
+        settings.tenant_requests_per_second,
+        f"tenant {tenant.name!r}",
+        "TENANT_REQUESTS_PER_SECOND",
+    )
     return tenant
 
 
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
 
 
-async def limit_request_rate(redis: Redis, tenant: Tenant, per_second: float) -> None:
-    """A fixed one-second window per tenant, shared by every gateway replica through Redis."""
+async def limit_request_rate(
+    redis: Redis, meter: str, per_second: float, who: str, setting: str
+) -> None:
+    """A fixed one-second window per `meter` (`tenant:<name>`, `codec`), shared by every
+    gateway replica through Redis; `who` and `setting` name it in the 429."""
     if per_second <= 0:
         return
     now = time.time()
-    key = f"workflow-station:rate:{tenant.name}:{int(now)}"
+    key = f"workflow-station:rate:{meter}:{int(now)}"
     try:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
@@ -132,21 +172,20 @@ async def limit_request_rate(redis: Redis, tenant: Tenant, per_second: float) ->
     except (RedisConnectionError, RedisTimeoutError) as exc:
         # The meter must not take the API down with it: runs live in Temporal, and reading
         # their status or starting one needs no Redis. Unmetered until Redis answers again.
-        log.warning(
-            "request rate of tenant %r not checked: Redis is not answering (%s)", tenant.name, exc
-        )
+        log.warning("request rate of %s not checked: Redis is not answering (%s)", who, exc)
         return
     if count > per_second:
         retry = max(1, math.ceil(int(now) + 1 - now))
         raise LimitExceeded(
-            f"tenant {tenant.name!r} sent more than {per_second:g} requests in a second"
-            " (TENANT_REQUESTS_PER_SECOND)",
+            f"{who} sent more than {per_second:g} requests in a second ({setting})",
             headers={"Retry-After": str(retry)},
         )
 
 
 async def limit_running_runs(client: Client, tenant: Tenant, limit: int, starting: int) -> None:
-    """Refuse to start `starting` more runs when the tenant would pass `limit` running."""
+    """Refuse to start `starting` more runs when the tenant would pass `limit` running, as
+    Temporal's visibility store counts them: not atomic and a moment behind, so only the
+    fallback of `gateway.quotas` while Redis does not answer."""
     if limit <= 0:
         return
     running = await client.count_workflows(

@@ -43,8 +43,11 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
 
     raised while reading a payload (by any process; a domain exception, not an
     ApplicationError: a worker replaying a run would turn that into a nondeterminism error)
-    └── PayloadExpired         a large payload's blob is gone from Redis (its TTL,
-                               PAYLOAD_BLOB_TTL_SECONDS, ran out): no retry can read it
+    ├── PayloadExpired         a large payload's blob is gone from Redis (its TTL,
+    │                          PAYLOAD_BLOB_TTL_SECONDS, ran out): no retry can read it
+    └── PayloadUndecodable     a payload the converter cannot read back (a value nested
+                               too deep for the JSON parser): a workflow input like that
+                               fails its run at once, not its task for ever
 
     run outcomes (the workflow's own failure; details hold the partial result)
     ├── InvalidPipeline        a DAG payload that fails validation                    (benign)
@@ -96,6 +99,7 @@ class ErrorType(StrEnum):
     PROVIDER_NOT_CONFIGURED = "ProviderNotConfigured"
     INVALID_MODEL_OUTPUT = "InvalidModelOutput"
     PAYLOAD_EXPIRED = "PayloadExpired"
+    PAYLOAD_UNDECODABLE = "PayloadUndecodable"
     UNKNOWN_SECRET = "UnknownSecret"
 
     TEMPLATE_ERROR = "TemplateError"
@@ -157,6 +161,14 @@ class WorkflowStationError(Exception):
     """Base of the engine's domain exceptions; `error_type` is the type a step fails with."""
 
     error_type: ClassVar[ErrorType] = ErrorType.UNKNOWN
+
+
+class PayloadUndecodable(WorkflowStationError):
+    """A payload the data converter cannot decode into its type. Retrying cannot help (the
+    same bytes fail the same way), so the workers name it in `workflow_failure_exception_types`:
+    the run fails with this type instead of its workflow task failing on every retry."""
+
+    error_type = ErrorType.PAYLOAD_UNDECODABLE
 
 
 def is_retryable_status(status: int) -> bool:

@@ -24,6 +24,7 @@ from temporalio.converter import (
 
 from activities.store.blobs import RedisBlobDriver
 from kernel.codec import with_encryption
+from kernel.errors import PayloadUndecodable
 from settings.config import Settings
 
 #: A Redis command of the blob store that takes longer fails the workflow task or activity
@@ -47,11 +48,23 @@ class SharedAdaptersJSONConverter(PydanticJSONPlainPayloadConverter):
     """
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        """The payload as `type_hint`.
+
+        Raises:
+            PayloadUndecodable: JSON the parser cannot read (nested past its recursion
+                limit) or that does not fit the type.
+        """
         try:
             adapter = _type_adapter(type_hint if type_hint is not None else Any)
         except TypeError:  # an unhashable hint: the SDK's own path
             return super().from_payload(payload, type_hint)
-        return adapter.validate_json(payload.data)
+        try:
+            return adapter.validate_json(payload.data)
+        except ValueError as exc:  # pydantic's ValidationError, JSON errors included
+            raise PayloadUndecodable(
+                f"a payload of {len(payload.data)} bytes cannot be decoded as"
+                f" {getattr(type_hint, '__name__', type_hint)}: {str(exc)[:300]}"
+            ) from exc
 
 
 class PayloadConverter(CompositePayloadConverter):

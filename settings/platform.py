@@ -16,6 +16,9 @@ from pydantic_settings import SettingsConfigDict
 from kernel.codec import EncryptionKey, parse_keys
 from settings.base import SettingsArea
 
+#: Shortest CODEC_AUTH_TOKEN accepted (`secrets.token_urlsafe(32)` gives 43 characters).
+MIN_CODEC_TOKEN_CHARS = 32
+
 
 class TemporalSettings(SettingsArea):
     """Where the Temporal server is, and how what it stores is protected.
@@ -78,7 +81,16 @@ class TemporalSettings(SettingsArea):
         default=None,
         description=(
             "Bearer token the gateway's codec endpoint (`/codec/encode`, `/codec/decode`)"
-            " requires. Unset: it answers only on a gateway bound to loopback."
+            f" requires, {MIN_CODEC_TOKEN_CHARS} characters or more. Unset: it answers only on"
+            " a gateway bound to loopback."
+        ),
+    )
+    codec_requests_per_second: float = Field(
+        default=50.0,
+        description=(
+            "Requests per second the codec endpoint answers, all callers together (counted in"
+            " Redis across gateway replicas); past it, 429 with `Retry-After`. `0` turns the"
+            " limit off."
         ),
     )
 
@@ -109,6 +121,14 @@ class TemporalSettings(SettingsArea):
         where Redis would hold in clear what Temporal holds encrypted. (A set key always
         parses to at least one, or the settings fail to load.)"""
         return self.payload_encryption_key is None
+
+    @field_validator("codec_auth_token")
+    @classmethod
+    def _long_codec_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """The token unlocks every payload in plain text: a short one is guessable."""
+        if value is not None and len(value.get_secret_value()) < MIN_CODEC_TOKEN_CHARS:
+            raise ValueError(f"CODEC_AUTH_TOKEN is shorter than {MIN_CODEC_TOKEN_CHARS} characters")
+        return value
 
     @field_validator("payload_encryption_key")
     @classmethod

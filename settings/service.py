@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 from activities.http.outbound.policy import parse_allow_list
 from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
 from activities.http.signing import parse_secret
+from activities.store.models import is_internal_key_root
 from settings.base import CsvList, SettingsArea, split_csv
 from workflows.shared.execution import ExecutionMode
 
@@ -55,8 +56,9 @@ class GatewaySettings(SettingsArea):
         default=[],
         description=(
             "`tenant:key` pairs, comma-separated (keys of 16 characters or more, tenants of"
-            " lower-case letters, digits, `-` and `_`): every route but the health probes then"
-            " needs `Authorization: Bearer <key>`, and each tenant sees only its own runs."
+            " lower-case letters, digits, `-` and `_`, not `workflow-station`): every route"
+            " but the health probes then needs `Authorization: Bearer <key>`, and each tenant"
+            " sees only its own runs."
             " Unset: the gateway is open, as one tenant, and serves loopback only. A bad entry"
             " stops the gateway, naming the entry, never the key."
         ),
@@ -79,8 +81,18 @@ class GatewaySettings(SettingsArea):
     tenant_max_running_runs: int = Field(
         default=200,
         description=(
-            "Running runs per tenant, counted by Temporal's visibility store (a gateway that"
-            " dies leaks nothing); past it, 429 with `Retry-After`. `0` turns the limit off."
+            "Running runs per tenant, every route that starts one counted (`/execute`, `/`,"
+            " `/batch`, `/endpoints/{name}`): a slot in Redis taken atomically before the start"
+            " and reconciled against Temporal, so a gateway that dies leaks nothing"
+            " (`gateway.quotas`); past it, 429 with `Retry-After`. `0` turns the limit off."
+        ),
+    )
+    tenant_max_event_streams: int = Field(
+        default=20,
+        description=(
+            "Event streams (`GET /runs/{id}/events`) a tenant may hold open at once, counted"
+            " in Redis across gateway replicas; past it, 429 with `Retry-After`. `0` turns the"
+            " limit off."
         ),
     )
     max_request_bytes: int = Field(
@@ -130,6 +142,11 @@ class GatewaySettings(SettingsArea):
                 raise ValueError(
                     f"{where} must be tenant:key, the tenant made of lower-case letters,"
                     " digits, '-' and '_' (at most 63)"
+                )
+            if is_internal_key_root(tenant):
+                raise ValueError(
+                    f"{where}: tenant {tenant!r} is reserved (it prefixes the engine's own"
+                    " Redis keys)"
                 )
             if len(key) < MIN_API_KEY_CHARS:
                 raise ValueError(
@@ -209,8 +226,10 @@ class OutboundSettings(SettingsArea):
     outbound_sensitive_headers: CsvList = Field(
         default=list(DEFAULT_SENSITIVE_HEADERS),
         description=(
-            "Key-bearing headers dropped on a redirect to another origin, comma-separated;"
-            " `Authorization`, `Cookie` and `Proxy-Authorization` always are."
+            "Headers dropped on a redirect to another origin, comma-separated. Such a redirect"
+            " carries on only content type, `Accept`, `User-Agent`, `Idempotency-Key` and trace"
+            " headers (`activities.http.outbound.redirects`); a name listed here is dropped even"
+            " from those."
         ),
     )
     outbound_max_response_bytes: int = Field(
@@ -418,6 +437,15 @@ class EndpointSettings(SettingsArea):
         description=(
             "Beyond a proxied call's own budget: how long `POST /endpoints/{name}` waits for"
             " an endpoint worker to take the call before answering 504."
+        ),
+    )
+    endpoint_run_max_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "The longest a `POST /endpoints/{name}` call may take in all, retries and their"
+            " delays included (10 minutes): a call whose own budget is longer is cut off here"
+            " with a 504, so no proxied call holds a run (and its tenant's slot) for longer."
         ),
     )
     cors_allow_origins: CsvList = Field(

@@ -33,6 +33,19 @@ def _escape(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A")
 
 
+#: The first segment of every internal Redis key (status, freshness marks, stored payloads,
+#: rate counters, running-run slots). Tenant data lives under `<tenant>:` (or, on an open
+#: gateway, `<namespace>:`), so neither a tenant nor a namespace may be named this
+#: (`settings.service`, `workflows.dag.models`): their keys could otherwise overwrite or read
+#: internal ones.
+INTERNAL_KEY_ROOT: Final = "workflow-station"
+
+
+def is_internal_key_root(name: str) -> bool:
+    """Whether keys under `<name>:` could meet internal ones."""
+    return name == INTERNAL_KEY_ROOT or name.startswith(f"{INTERNAL_KEY_ROOT}:")
+
+
 #: Where the worker publishes a run's status (`activities.store.status`), by its Temporal
 #: workflow id (which names the tenant).
 STATUS_KEY_PREFIX: Final = "workflow-station:status:"

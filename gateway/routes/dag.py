@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
+from gateway.deps import RunSlotsDep, RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.pipelines import pipeline_problems
 from gateway.runs.dag import DAG_RUNS
 from gateway.starts import dag_engine_options, execution_timeout, search_attributes
-from gateway.tenancy import TenantDep, limit_running_runs
+from gateway.tenancy import TenantDep
 from workflows.dag.models import DagRunInput, DagRunResult, PipelineRequest
 from workflows.dag.workflow import DagWorkflow
 
@@ -33,6 +33,7 @@ async def execute(
     runs: RunStatusDep,
     settings: SettingsDep,
     tenant: TenantDep,
+    slots: RunSlotsDep,
     wait: bool = Query(
         True,
         description="wait for the run to end, at most SYNC_WAIT_SECONDS (false, or a longer"
@@ -47,34 +48,40 @@ async def execute(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": [problem.as_dict() for problem in problems]},
         )
-    await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting=1)
     temporal_id = tenant.workflow_id(run.workflow_id)
-    try:
-        handle = await client.start_workflow(
-            DagWorkflow.run,
-            run,
-            id=temporal_id,
-            task_queue=settings.task_queue,
-            # A running run of this id fails the start, and is attached to below: the start
-            # then says for sure whether this request began the run.
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            execution_timeout=execution_timeout(
-                run.PIPELINE_SETTINGS.timeouts.run_timeout, settings
-            ),
-            search_attributes=search_attributes("dag", run.namespace, run.workflow_id, tenant),
-            static_summary=f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps",
-        )
-    except WorkflowAlreadyStartedError as running:
-        # Attached to, not restarted; what it has done stands (no queued status over it).
-        handle = client.get_workflow_handle_for(DagWorkflow.run, temporal_id, run_id=running.run_id)
-    else:
-        await runs.publish_queued(DAG_RUNS, run.workflow_id, handle.result_run_id or "", run)
+    async with slots.starting(tenant, [temporal_id]):
+        try:
+            handle = await client.start_workflow(
+                DagWorkflow.run,
+                run,
+                id=temporal_id,
+                task_queue=settings.task_queue,
+                # A running run of this id fails the start, and is attached to below: the
+                # start then says for sure whether this request began the run.
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                execution_timeout=execution_timeout(
+                    run.PIPELINE_SETTINGS.timeouts.run_timeout, settings
+                ),
+                search_attributes=search_attributes("dag", run.namespace, run.workflow_id, tenant),
+                static_summary=(
+                    f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps"
+                ),
+            )
+        except WorkflowAlreadyStartedError as running:
+            # Attached to, not restarted; what it has done stands (no queued status over it).
+            handle = client.get_workflow_handle_for(
+                DagWorkflow.run, temporal_id, run_id=running.run_id
+            )
+        else:
+            await runs.publish_queued(DAG_RUNS, run.workflow_id, handle.result_run_id or "", run)
     if wait:
         # Bounded: a long run answers 202 like `wait=false`, never a request that hangs.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settings.sync_wait_seconds):
-                return await runs.with_webhooks(await runs.result(DAG_RUNS, handle))
+                result = await runs.result(DAG_RUNS, handle)
+                await slots.release(tenant, [temporal_id])
+                return await runs.with_webhooks(result)
     accepted = DagRunResult(
         workflow_id=run.workflow_id, run_id=handle.result_run_id, namespace=run.namespace
     )

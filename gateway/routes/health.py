@@ -7,6 +7,10 @@
   activity tasks; see `gateway/workers.py`). 503 names what is missing, so traffic goes to
   a gateway whose runs would start, and an operator sees which worker to start.
 - `GET /health`: the same as `/health/ready`, for existing users.
+
+Probes come without a key, so what is down is said without why to them: the exception text
+names internal hosts and ports. A caller with a tenant's key (or any caller of an open
+gateway, which answers on loopback only) reads the reasons too.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 
 from gateway.deps import RedisDep, SettingsDep, TemporalClientDep
+from gateway.tenancy import keyed_tenant
 from gateway.workers import unserved_queues
 
 router = APIRouter(tags=["health"])
@@ -71,12 +76,18 @@ async def live() -> dict[str, str]:
 
 @router.get("/health/ready")
 async def ready(
-    client: TemporalClientDep, redis: RedisDep, settings: SettingsDep, cache: ReadinessCacheDep
+    request: Request,
+    client: TemporalClientDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    cache: ReadinessCacheDep,
 ) -> JSONResponse:
     """200 when Temporal and Redis answer and a worker polls every task queue runs start on;
     503 naming what is down, or the queues no worker polls, otherwise."""
     queues = list(dict.fromkeys([settings.task_queue, *settings.endpoint_workers]))
     healthy, body = await cache.get(lambda: _check(client, redis, queues))
+    if request.app.state.api_keys and keyed_tenant(request) is None:
+        body = _without_reasons(body)
     return JSONResponse(
         status_code=200 if healthy else 503,
         content={"status": "ok" if healthy else "degraded", **body},
@@ -85,10 +96,29 @@ async def ready(
 
 @router.get("/health")
 async def health(
-    client: TemporalClientDep, redis: RedisDep, settings: SettingsDep, cache: ReadinessCacheDep
+    request: Request,
+    client: TemporalClientDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    cache: ReadinessCacheDep,
 ) -> JSONResponse:
     """The same as `/health/ready`."""
-    return await ready(client, redis, settings, cache)
+    return await ready(request, client, redis, settings, cache)
+
+
+def _without_reasons(body: dict[str, Any]) -> dict[str, Any]:
+    """`down: ConnectionError: … 10.0.3.7:6379 …` becomes `down` (and `unknown: …`,
+    `unknown`)."""
+
+    def state(text: str) -> str:
+        return text.split(":", 1)[0] if text.startswith(("down:", "unknown:")) else text
+
+    return {
+        key: {queue: state(value) for queue, value in item.items()}
+        if isinstance(item, dict)
+        else state(item)
+        for key, item in body.items()
+    }
 
 
 async def _probe(check: Callable[[], Awaitable[object]]) -> str:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from gateway.deps import RunStatusDep, SettingsDep, TemporalClientDep
+from gateway.deps import RunSlotsDep, RunStatusDep, SettingsDep
 from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
 from gateway.runs.service import RunStatusService
 from gateway.starts import (
@@ -32,7 +32,6 @@ from gateway.starts import (
     search_attributes,
     unprocessable,
 )
-from gateway.tenancy import TenantDep, limit_running_runs
 from settings import Settings
 from workflows.instructions.models import (
     InstructionRunInput,
@@ -152,14 +151,17 @@ class BatchCreated(_CamelModel):
     instances: list[RunCreated]
 
 
+def new_instance_id() -> str:
+    return f"instr-{uuid.uuid4()}"
+
+
 async def start_run(
-    runs: RunStatusService, settings: Settings, request: InstructionRunRequest
+    runs: RunStatusService, settings: Settings, request: InstructionRunRequest, instance_id: str
 ) -> RunCreated:
-    """Start one run under a fresh `instr-<uuid>` workflow id and answer its queued status."""
+    """Start one run under its `instr-<uuid>` workflow id and answer its queued status."""
     tenant = runs.tenant
     engine = instruction_engine_options(settings, request, tenant)
     run = InstructionRunInput(**dict(request), engine=engine)
-    instance_id = f"instr-{uuid.uuid4()}"
     handle = await runs.client.start_workflow(
         InstructionWorkflow.run,
         run,
@@ -182,17 +184,17 @@ async def start_run(
 )
 async def create_run(
     run: Annotated[InstructionRunRequest, Body(openapi_examples=_RUN_EXAMPLES)],
-    client: TemporalClientDep,
     runs: RunStatusDep,
     settings: SettingsDep,
-    tenant: TenantDep,
+    slots: RunSlotsDep,
 ) -> RunCreated | JSONResponse:
     """Start an instruction run (the legacy `firstInstruction`/`secondInstruction` body too)."""
     problems = endpoint_problems(run, settings.endpoint_workers)
     if problems:
         return unprocessable(problems)
-    await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting=1)
-    return await start_run(runs, settings, run)
+    instance_id = new_instance_id()
+    async with slots.starting(runs.tenant, [runs.tenant.workflow_id(instance_id)]):
+        return await start_run(runs, settings, run, instance_id)
 
 
 @router.post(
@@ -202,10 +204,9 @@ async def create_run(
 )
 async def create_batch(
     batch: Annotated[InstructionBatch, Body(openapi_examples=_BATCH_EXAMPLES)],
-    client: TemporalClientDep,
     runs: RunStatusDep,
     settings: SettingsDep,
-    tenant: TenantDep,
+    slots: RunSlotsDep,
 ) -> BatchCreated | JSONResponse:
     """Start 1 to 20 runs concurrently: `{"workflows": [...]}` or a bare list."""
     problems = [
@@ -215,9 +216,15 @@ async def create_batch(
     ]
     if problems:
         return unprocessable(problems)
-    starting = len(batch.workflows)
-    await limit_running_runs(client, tenant, settings.tenant_max_running_runs, starting)
-    created = await asyncio.gather(*(start_run(runs, settings, run) for run in batch.workflows))
+    instance_ids = [new_instance_id() for _ in batch.workflows]
+    workflow_ids = [runs.tenant.workflow_id(instance_id) for instance_id in instance_ids]
+    async with slots.starting(runs.tenant, workflow_ids):
+        created = await asyncio.gather(
+            *(
+                start_run(runs, settings, run, instance_id)
+                for run, instance_id in zip(batch.workflows, instance_ids, strict=True)
+            )
+        )
     return BatchCreated(instances=list(created))
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 from temporalio.client import WorkflowExecutionStatus
 
-from gateway.deps import RunStatusDep, RunValuesDep
+from gateway.deps import RunStatusDep, RunValuesDep, SharedPollsDep, StreamSlotsDep
 from gateway.errors import InvalidRequest, RunConflict, RunNotFound
 from gateway.events import PING_SECONDS, RunEventStream
 from gateway.runs.dag import DAG_RUNS
@@ -67,6 +67,8 @@ async def get_step_result(workflow_id: str, step_name: str, values: RunValuesDep
 async def get_run_events(
     workflow_id: str,
     runs: RunStatusDep,
+    streams: StreamSlotsDep,
+    polls: SharedPollsDep,
     after: int | None = Query(
         None, ge=0, description="send the events after this sequence (as Last-Event-ID)"
     ),
@@ -85,8 +87,10 @@ async def get_run_events(
     description = await runs.describe(workflow_id, "workflow_id")
     if description.workflow_type not in (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type):
         raise RunNotFound(f"{workflow_id!r} is not a pipeline or instruction run")
-    stream = RunEventStream(runs, workflow_id, after or 0)
-    return EventSourceResponse(stream.events(description), ping=PING_SECONDS)
+    slot = await streams.open(runs.tenant)
+    stream = RunEventStream(runs, workflow_id, after or 0, polls)
+    events = streams.held(runs.tenant, slot, stream.events(description))
+    return EventSourceResponse(events, ping=PING_SECONDS)
 
 
 @router.get("/runs", response_model=list[RunSummary])

@@ -58,6 +58,7 @@ from gateway.runs.outbox import OutboxReads
 from gateway.runs.published import Published
 from gateway.runs.reads import RunAnswer, StatusReads
 from gateway.tenancy import Tenant
+from kernel.errors import PayloadUndecodable
 from workflows.dag.models import DagRunResult
 
 
@@ -231,7 +232,7 @@ class RunStatusService:
         client_id = self.tenant.client_id(handle.id)
         try:
             return engine.answer(client_id, await handle.result())
-        except ValidationError as exc:
+        except (ValidationError, PayloadUndecodable) as exc:
             # `POST /execute` attached to a running workflow of another kind with this id.
             raise RunConflict(
                 f"workflow_id {client_id!r} belongs to a run that is not {engine.kind}"

@@ -183,8 +183,8 @@ async def test_a_redirect_to_another_origin_keeps_keys_and_bodies_home(
     key = unique("x")
     other = targets.url.replace("127.0.0.1", "localhost")
     moved = f"{targets.url}/redirect/{key}?status=307&to={other}/echo/{key}"
-    result = await call(http, url=moved, headers={"X-API-Key": "k", "X-Trace": "t"})
-    assert result.body["headers"]["x-trace"] == "t"
+    result = await call(http, url=moved, headers={"X-API-Key": "k", "X-Request-Id": "t"})
+    assert result.body["headers"]["x-request-id"] == "t"
     assert "x-api-key" not in result.body["headers"]
 
     refused = await failure(

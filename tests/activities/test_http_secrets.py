@@ -147,13 +147,13 @@ async def test_a_cross_origin_redirect_drops_headers_that_hold_secrets(
     other = targets.url.replace("127.0.0.1", "localhost")
     same = f"{targets.url}/redirect/{key}?to=/record/{key}"
     cross = f"{targets.url}/redirect/{key}?to={other}/record/{key}"
-    headers = {"X-Custom-Auth": "t={{secrets.API_TOKEN}}", "X-Trace": "t"}
+    headers = {"X-Custom-Auth": "t={{secrets.API_TOKEN}}", "X-Request-Id": "t"}
     await call(http, url=same, headers=headers, secret_names=["API_TOKEN"])
     await call(http, url=cross, headers=headers, secret_names=["API_TOKEN"])
     kept, dropped = targets.state.requests[key]
     assert kept["headers"]["x-custom-auth"] == f"t={TOKEN}"  # same origin: kept
     assert "x-custom-auth" not in dropped["headers"]  # not a listed key header, yet dropped
-    assert dropped["headers"]["x-trace"] == "t"
+    assert dropped["headers"]["x-request-id"] == "t"
 
 
 async def test_webhook_failures_never_repeat_the_webhook_url(targets: Targets):

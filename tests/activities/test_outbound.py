@@ -689,7 +689,34 @@ async def test_the_sensitive_header_list_is_configurable_and_credentials_always_
 
     received = second.requests[0][2]
     assert "x-tenant-secret" not in received and "authorization" not in received
-    assert received["x-api-key"] == "k"  # no longer on the list
+    assert "x-api-key" not in received  # not on the allow-list either
+
+
+async def test_a_cross_origin_redirect_carries_only_allow_listed_headers() -> None:
+    allowed = {
+        "Content-Type": "text/plain",
+        "Accept": "application/json",
+        "User-Agent": "station-test",
+        "Idempotency-Key": "run-1/a",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    }
+    async with (
+        serve() as first,
+        serve() as second,
+        build_outbound_client(allow=["127.0.0.1"], sensitive_headers=["User-Agent"]) as client,
+    ):
+        await client.get(
+            f"{first.base_url}/redirect?to={second.base_url}/ok",
+            headers={**allowed, "X-Custom-Token": "literal-token", "X-Tenant": "acme"},
+        )
+
+    sent = first.requests[0][2]
+    assert sent["x-custom-token"] == "literal-token"
+    received = second.requests[0][2]
+    assert "x-custom-token" not in received and "x-tenant" not in received
+    assert "user-agent" not in received  # on the allow-list, but listed as sensitive
+    kept = {name.lower(): value for name, value in allowed.items() if name != "User-Agent"}
+    assert kept.items() <= received.items()
 
 
 async def test_a_same_origin_redirect_keeps_headers_and_body() -> None:

@@ -50,7 +50,7 @@ async def stack(dev_env: WorkflowEnvironment, redis_url: str) -> AsyncIterator[E
     The third name has no worker here: tests that need it start a separate process.
     """
     names = [unique("ep1"), unique("ep2"), unique("ep3")]
-    # As `make dev` sets it: browsers may call the local endpoint proxy.
+    # As an operator may set it: browser pages may call the endpoint proxy.
     settings = make_settings(
         dev_env.client, redis_url, endpoint_workers=names, cors_allow_origins=["*"]
     )

@@ -140,3 +140,21 @@ async def test_a_retry_after_of_three_years_does_not_park_the_step(
     # The policy's longest interval (32 × 0.05 s) caps the wait, not the header.
     final = await wait_until(failed, timeout=20)
     assert final["steps"]["a"]["attempts"] == 2
+
+
+async def test_a_json_content_type_in_any_spelling_is_depth_checked(gateway: Gateway) -> None:
+    body = pipeline(input_data=nested(300))
+    response = await gateway.http.post(
+        "/execute", content=json.dumps(body), headers={"content-type": "Application/JSON"}
+    )
+    assert response.status_code == 422, response.text
+    assert "nested more than" in response.json()["detail"][0]["msg"]
+    # Refused at the door: no run was started that could retry a task.
+    assert (await gateway.http.get(f"/runs/{body['workflow_id']}")).status_code == 404
+
+
+async def test_extra_keys_under_input_prep_config_are_depth_checked(gateway: Gateway) -> None:
+    body = pipeline(step={"input_prep_config": {"extra": nested(70)}})
+    detail = await refused(gateway, "/execute", body)
+    assert detail[0]["loc"][:4] == ["body", "STEPS_CONFIG", 0, "input_prep_config"]
+    assert "nested more than 64 levels" in detail[0]["msg"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,13 +25,17 @@ def run_llm_example_at(settings: Settings, url: str) -> bool:
 
 
 async def test_the_llm_example_runs_offline_against_the_stand_in(
-    dev_env: WorkflowEnvironment, redis_url: str, capsys: pytest.CaptureFixture[str]
+    dev_env: WorkflowEnvironment,
+    redis_url: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ):
     from examples.demo_service import app as demo_app
     from gateway.app import create_app
 
     ports = {"demo_port": free_port(), "gateway_port": free_port()}
-    settings = make_settings(dev_env.client, redis_url, **ports)
+    # A data directory of its own: no `make dev` key on this machine changes what it prints.
+    settings = make_settings(dev_env.client, redis_url, data_dir=str(tmp_path), **ports)
     # What `make dev` gives the worker when no provider is configured.
     stand_in = {name.lower(): value for name, value in stand_in_environment(settings).items()}
     assert set(stand_in) == {"openai_base_url", "anthropic_base_url"}

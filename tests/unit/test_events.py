@@ -70,9 +70,9 @@ def test_an_empty_continued_log_starts_after_the_chains_last_event() -> None:
 
 
 def test_the_stream_says_when_events_are_gone_before_sending_the_rest() -> None:
-    from gateway.events import RunEventStream
+    from gateway.events import RunEventStream, SharedPolls
 
-    stream = RunEventStream(runs=None, workflow_id="w", after=3)  # type: ignore[arg-type]
+    stream = RunEventStream(runs=None, workflow_id="w", after=3, polls=SharedPolls())  # type: ignore[arg-type]
     page = EventLog([event(8), event(9)], sequence=9).page(EventsQuery(after=3))
     sent = stream.new_events(page)
     assert [(m.event, m.id) for m in sent] == [

@@ -718,4 +718,4 @@ async def test_input_no_retry_can_heal_fails_the_run_with_its_reason(
         )
     assert time.monotonic() - started < 30
     assert isinstance(info.value.cause, ApplicationError)
-    assert info.value.cause.type in ("ValidationError", "OverflowError")
+    assert info.value.cause.type in ("PayloadUndecodable", "OverflowError")

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from activities.llm.models import LlmMessage, LlmProvider
+from activities.store.models import is_internal_key_root
 from kernel.limits import shallow_json
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.payloads import StrictPayload, known_fields_only
@@ -54,6 +55,14 @@ class InputPrepConfig(StrictPayload):
         default_factory=dict,
         description="Headers of the request, over the step's own `headers`; values are templates.",
     )
+
+    @model_validator(mode="after")
+    def _shallow_extras(self) -> InputPrepConfig:
+        """Keys beyond body, query and headers are kept (seed payloads carry them) and travel
+        in the run's input, so they are bounded like every other user value."""
+        for value in (self.model_extra or {}).values():
+            shallow_json(value)
+        return self
 
     @property
     def has_body(self) -> bool:
@@ -417,9 +426,20 @@ class PipelineRequest(StrictPayload):
         default="default",
         min_length=1,
         max_length=200,
-        description="A name for grouping runs; it prefixes the run's Redis keys.",
+        description=(
+            "A name for grouping runs; it prefixes the run's Redis keys, so it may not be"
+            " `workflow-station`, the engine's own."
+        ),
         examples=["my-workspace"],
     )
+
+    @field_validator("namespace")
+    @classmethod
+    def _not_internal(cls, value: str) -> str:
+        if is_internal_key_root(value):
+            raise ValueError(f"namespace {value!r} is reserved for the engine's own Redis keys")
+        return value
+
     original_input: ShallowJson = Field(
         default=None,
         description="Any JSON value, `{{original_input}}` in templates.",

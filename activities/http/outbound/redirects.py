@@ -10,13 +10,14 @@ like the first one's (`activities.http.outbound.backend`). A hop to the same ori
 host and port all equal) keeps the request as it was, the call's own ``Cookie`` header
 included. A hop to another origin, http to https on the same host too:
 
-* drops ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` (`CREDENTIAL_HEADERS`,
-  always) and the key-bearing headers of ``OUTBOUND_SENSITIVE_HEADERS`` (by default
-  `DEFAULT_SENSITIVE_HEADERS`: ``X-API-Key``, ``Api-Key``, ``X-Api-Token``, ``X-Auth-Token``,
-  ``X-Access-Token``, ``X-Goog-Api-Key``, ``Private-Token``, ``Ocp-Apim-Subscription-Key``),
-  whatever their case, and every header whose value came from a ``{{secrets.NAME}}`` (the
-  HTTP activity names them in the request's `SECRET_HEADERS` extension). Once dropped they
-  stay dropped, even if a later hop comes back;
+* keeps only the headers of `CROSS_ORIGIN_HEADERS`: content type, ``Accept``, the user
+  agent, the idempotency key and trace headers (and what httpx sets for the hop itself,
+  ``Host`` and the body's length). A call can carry a token in any header it likes
+  (``X-Custom-Token``), so no list of sensitive names could be complete: everything else is
+  left at the origin the call named. Even from the allow-list, ``OUTBOUND_SENSITIVE_HEADERS``
+  and every header whose value came from a ``{{secrets.NAME}}`` (the HTTP activity names them
+  in the request's `SECRET_HEADERS` extension) are dropped. Once dropped they stay dropped,
+  even if a later hop comes back;
 * never carries the request body. A 302 or 303, and a 301 answering a POST, become a bodiless
   GET, as in browsers. A redirect that would re-send the body to the other origin (a 307 or
   308, or a 301 answering a PUT, PATCH or DELETE) is not followed: it fails with
@@ -36,6 +37,28 @@ from activities.http.outbound.policy import OutboundBlocked
 
 #: Dropped from every redirect to another origin, whatever the settings say.
 CREDENTIAL_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
+
+#: The only headers a redirect to another origin carries on (lower-cased): what describes the
+#: body and the answer wanted, who calls, the idempotency key and the trace. httpx sets
+#: ``Host``, ``Content-Length`` and ``Transfer-Encoding`` for each hop itself.
+CROSS_ORIGIN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-type",
+        "user-agent",
+        "idempotency-key",
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "x-request-id",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+    }
+)
 
 #: Headers that carry API keys by convention (``OUTBOUND_SENSITIVE_HEADERS``' default); dropped
 #: from every redirect to another origin, like `CREDENTIAL_HEADERS`.
@@ -124,8 +147,8 @@ class OutboundClient(httpx.AsyncClient):
         transport: The guarded transport.
         timeout: The default timeouts.
         max_redirects: Redirects followed per request; 0 returns redirect responses as they are.
-        sensitive_headers: Headers dropped on a redirect to another origin, besides
-            `CREDENTIAL_HEADERS`.
+        sensitive_headers: Headers dropped on a redirect to another origin even when on
+            `CROSS_ORIGIN_HEADERS`.
     """
 
     def __init__(
@@ -172,8 +195,10 @@ class OutboundClient(httpx.AsyncClient):
             if cookies:
                 redirect.headers["Cookie"] = "; ".join(cookies)
             return redirect
-        for name in self.cross_origin_dropped | request.extensions.get(SECRET_HEADERS, frozenset()):
-            redirect.headers.pop(name, None)
+        dropped = self.cross_origin_dropped | request.extensions.get(SECRET_HEADERS, frozenset())
+        for name in {name.lower() for name in redirect.headers}:
+            if name not in CROSS_ORIGIN_HEADERS or name in dropped:
+                redirect.headers.pop(name, None)
         if _carries_body(redirect):
             # Raised by the transport, not here: with redirects off, this request is only
             # offered as `response.next_request`, and the redirect response is the answer.
