@@ -76,7 +76,6 @@ async def test_the_deepest_pipeline_the_gateway_accepts_decodes_in_the_worker() 
                         "body": deepest,
                         "query": {"q": deepest},
                         "headers": {"h": deepest},
-                        "extra": deepest,
                     },
                 }
             ],
