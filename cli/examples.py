@@ -91,12 +91,14 @@ def llm_provider(settings: Settings) -> str | None:
 
 
 def run_instruction_example(settings: Settings, client: WorkflowStationClient) -> bool:
-    """Every instruction type, when an LLM provider is configured; otherwise say exactly what
-    to set."""
+    """Every instruction type, against the configured provider, else the stand-in LLM (and
+    say exactly what to set for a real one)."""
     provider = llm_provider(settings)
     if provider is None:
-        print(f"\n▶ Skipping examples/{INSTRUCTION_EXAMPLE}: no LLM provider is configured.")
-        print("  Set one of these (environment or .env), then run `make dev` again:")
+        # `make dev` points the worker at the stand-in LLM (`stand_in_environment`).
+        print(f"\n▶ examples/{INSTRUCTION_EXAMPLE}: no LLM provider key set, so the stand-in")
+        print("  LLM in the demo service answers. For a real model set one of these")
+        print("  (environment or .env), then run `make dev` again:")
         print("    OPENAI_API_KEY=sk-...                        OpenAI (model gpt-5-nano)")
         print(
             "    OPENAI_BASE_URL=http://127.0.0.1:11434/v1    any OpenAI-compatible server, such"
@@ -105,15 +107,14 @@ def run_instruction_example(settings: Settings, client: WorkflowStationClient) -
             " serves"
         )
         print("    ANTHROPIC_API_KEY=sk-ant-...                 Anthropic (model claude-haiku-4-5)")
-        return True
     payload = load_example(INSTRUCTION_EXAMPLE)
-    payload["provider"] = provider
+    payload["provider"] = provider or "openai"
     if settings.example_model:
         payload["model"] = settings.example_model
     model = f", model {settings.example_model}" if settings.example_model else ""
     print(
         f"\n▶ POST {client.http.base_url}/  (examples/{INSTRUCTION_EXAMPLE},"
-        f" {len(payload['instructions'])} instructions, provider {provider}{model})"
+        f" {len(payload['instructions'])} instructions, provider {payload['provider']}{model})"
     )
     instance_id = client.start_instructions(payload).instance_id
     print(f"  following GET {client.http.base_url}/runs/{instance_id}/events")
