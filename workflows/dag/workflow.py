@@ -70,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.dag.references import result_variable, step_view
+    from workflows.dag.rerun import reuse_steps
     from workflows.dag.segment import (
         CHECKPOINT_SECONDS,
         MAX_SEGMENT_STEPS,
@@ -218,6 +219,9 @@ class DagWorkflow:
         self._events = EventLog()
         self._webhook_degraded = False
         self._result.progress = Progress(total=len(run.STEPS_CONFIG))
+        if run.rerun is not None:
+            self._variables.update(reuse_steps(self._result, run.rerun))
+            self._count_progress()
 
     @workflow.query
     def get_status(self) -> DagRunResult:
@@ -348,11 +352,12 @@ class DagWorkflow:
     # -- long runs ---------------------------------------------------------------------
 
     def _scheduler(self) -> Scheduler:
-        """The scheduler, with what the runs before this one in the chain finished."""
+        """The scheduler, with what the runs before this one in the chain finished, or the
+        steps a rerun reused."""
         cap = self._run.engine.max_steps_in_flight
         wanted = self._run.PIPELINE_SETTINGS.concurrency.max_parallel
         scheduler = Scheduler(self._graph, min(wanted or cap, cap))
-        if self._run.resume is not None:
+        if self._run.resume is not None or self._run.rerun is not None:
             for name in self._graph.order:
                 status = self._result.steps[name].status
                 if status == "completed":
