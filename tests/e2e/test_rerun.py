@@ -3,10 +3,14 @@ count every call, so a reused step is one the target never saw again."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from cli.commands import EXIT_USAGE, app
+from gateway.client import AsyncWorkflowStationClient, NotFound
 from tests.conftest import Gateway, Targets, unique, wait_until
 from tests.fakes.llm_server import FakeLLMServer
 
@@ -197,3 +201,49 @@ async def test_rerun_saves_an_upstream_llm_steps_tokens(
     assert len(fake_llm.requests) == 1  # the model was not asked again
     assert targets.state.calls[key] == 1
     assert targets.state.requests[f"{key}-file"][-1]["json"] == {"label": "fruit"}
+
+
+async def test_the_cli_reruns_with_an_edit_and_follows_the_rerun(
+    gateway: Gateway, targets: Targets
+):
+    key = unique("cli-rerun")
+    body = pipeline(chain(targets, key, failing=3, length=4))
+    await gateway.http.post("/execute", json=body)
+    env = {"GATEWAY_URL": gateway.url, "COLUMNS": "140"}
+    fixed = f"s3.service_url={targets.url}/record/{key}-3"
+    args = ["rerun", body["workflow_id"], "--set", fixed, "--set", "s3.timeout=5", "--follow"]
+
+    result = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+
+    assert result.exit_code == 0, result.output
+    assert f"started {body['workflow_id']}.rerun-1: reusing 2 step(s), running s3, s4" in (
+        result.output
+    )
+    assert "4/4 steps" in result.output
+    assert [targets.state.calls[f"{key}-{i}"] for i in range(1, 5)] == [1, 1, 1, 1]
+    refused = await asyncio.to_thread(
+        CliRunner().invoke, app, ["rerun", body["workflow_id"], "--set", "s3.timeout=-1"], env=env
+    )
+    assert refused.exit_code == EXIT_USAGE
+    assert "STEPS_CONFIG.2.timeout" in refused.output
+
+
+async def test_the_typed_client_reruns_from_a_step(gateway: Gateway, targets: Targets):
+    key = unique("client-rerun")
+    body = pipeline(chain(targets, key, failing=0, length=3))
+    async with AsyncWorkflowStationClient(gateway.url) as client:
+        await client.run(body)
+        started = await client.rerun(
+            body["workflow_id"], from_step="s2", workflow_id=unique("mine")
+        )
+        assert started.reused == ["s1"] and started.rerun == ["s2", "s3"]
+        result = await wait_until(lambda: _finished(client, started.workflow_id), timeout=60)
+        with pytest.raises(NotFound):
+            await client.rerun(unique("none"))
+    assert result.rerun_of == body["workflow_id"]
+    assert [targets.state.calls[f"{key}-{i}"] for i in range(1, 4)] == [1, 2, 2]
+
+
+async def _finished(client: AsyncWorkflowStationClient, workflow_id: str) -> Any:
+    run = await client.get(workflow_id)
+    return run if run.status == "completed" else None
