@@ -4,15 +4,20 @@ count every call, so a reused step is one the target never saw again."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from cli.commands import EXIT_USAGE, app
+from gateway.app import create_app
 from gateway.client import AsyncWorkflowStationClient, NotFound
-from tests.conftest import Gateway, Targets, unique, wait_until
+from tests.conftest import Gateway, Targets, _run_workers, make_settings, unique, wait_until
 from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.targets import serve
 
 
 def pipeline(steps: list[dict[str, Any]], mode: str = "durable") -> dict[str, Any]:
@@ -247,3 +252,58 @@ async def test_the_typed_client_reruns_from_a_step(gateway: Gateway, targets: Ta
 async def _finished(client: AsyncWorkflowStationClient, workflow_id: str) -> Any:
     run = await client.get(workflow_id)
     return run if run.status == "completed" else None
+
+
+@pytest.fixture
+async def small_values_gateway(
+    dev_env: WorkflowEnvironment, redis_url: str
+) -> AsyncIterator[Gateway]:
+    """A gateway and workers that show any value over 1 KiB by reference."""
+    settings = make_settings(dev_env.client, redis_url, value_inline_max_bytes=1024)
+    async for engine in _run_workers(dev_env.client, settings, []):
+        async with (
+            serve(create_app(settings)) as url,
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
+        ):
+            yield Gateway(url, http, engine)
+
+
+async def test_a_reused_value_kept_by_reference_is_referenced_and_read_whole(
+    small_values_gateway: Gateway, targets: Targets
+):
+    gateway = small_values_gateway
+    key = unique("big-rerun")
+    steps = [
+        {
+            "step_name": "fetch",
+            "usid": "u-fetch",
+            "method": "GET",
+            "service_url": f"{targets.url}/json/{8 * 1024}",
+            "outputs": ["doc"],
+        },
+        {
+            "step_name": "use",
+            "usid": "u-use",
+            "dependencies": ["fetch"],
+            "service_url": f"{targets.url}/status/{key}-broken/400",
+            "input_prep_config": {
+                "body": {"count": "{{doc.count}}", "last": "{{fetch_result.items[7].n}}"}
+            },
+        },
+    ]
+    body = pipeline(steps)
+    failed = (await gateway.http.post("/execute", json=body)).json()
+    assert failed["error"]["http_status"] == 400
+    reference = failed["steps"]["fetch"]["outputs"]["doc"]
+    assert reference["$ref"] == f"/runs/{body['workflow_id']}/outputs/doc"
+
+    edit = {"use": {"service_url": f"{targets.url}/record/{key}"}}
+    response = await gateway.http.post(f"/runs/{body['workflow_id']}/rerun", json={"steps": edit})
+    result = await ended(gateway, response.json()["workflow_id"])
+
+    assert result["status"] == "completed", result["error"]
+    # Shown by the source's reference, not copied under the rerun's id...
+    assert result["steps"]["fetch"]["outputs"]["doc"] == reference
+    assert result["outputs"]["doc"] == reference
+    # ...and read whole by the step that templates it.
+    assert targets.state.requests[key][-1]["json"] == {"count": 8, "last": 7}

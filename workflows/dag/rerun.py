@@ -16,10 +16,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
+from activities.store.models import redis_key
 from workflows.dag.graph import DagGraph
 from workflows.dag.models import DagRerun, DagRunResult, ReuseSummary, StepConfig
-from workflows.dag.references import result_variable
+from workflows.dag.references import REF, result_variable
 
 
 class UnknownStep(ValueError):
@@ -114,3 +116,28 @@ def reuse_steps(result: DagRunResult, rerun: DagRerun) -> dict[str, Any]:
     result.rerun_of = rerun.source
     result.reuse = summary
     return variables
+
+
+def stored_references(rerun: DagRerun, tenant: str | None, namespace: str) -> dict[str, str]:
+    """The Redis key of every reused value the source kept by reference, by the template
+    variable it fills: the run reads them once at its start, so later steps template whole
+    values while its state keeps showing the references."""
+    keys: dict[str, str] = {}
+    for name, state in rerun.steps.items():
+        shown = {result_variable(name): state.result, **state.outputs}
+        for variable, value in shown.items():
+            if isinstance(value, dict) and isinstance(value.get(REF), str):
+                run_id, stored = stored_name(value[REF])
+                keys[variable] = redis_key(tenant, namespace, run_id, stored)
+    return keys
+
+
+def stored_name(route: str) -> tuple[str, str]:
+    """(workflow id, stored name) of a reference's route (`workflows.dag.references`):
+    `/runs/<id>/outputs/<name>` or `/runs/<id>/steps/<step>/result`."""
+    path = route.removeprefix("/runs/")
+    if path.endswith("/result") and "/steps/" in path:
+        run_id, step = path.removesuffix("/result").rsplit("/steps/", 1)
+        return run_id, result_variable(unquote(step))
+    run_id, name = path.rsplit("/outputs/", 1)
+    return run_id, unquote(name)
