@@ -307,3 +307,28 @@ async def test_a_reused_value_kept_by_reference_is_referenced_and_read_whole(
     assert result["outputs"]["doc"] == reference
     # ...and read whole by the step that templates it.
     assert targets.state.requests[key][-1]["json"] == {"count": 8, "last": 7}
+
+
+async def test_a_cancelled_run_is_rerun_from_where_it_stopped(gateway: Gateway, targets: Targets):
+    key = unique("cancelled")
+    steps = chain(targets, key, failing=0, length=3)
+    steps[1]["service_url"] = f"{targets.url}/hang/{key}-hang"
+    body = pipeline(steps)
+    started = await gateway.http.post("/execute?wait=false", json=body)
+    assert started.status_code == 202
+    await wait_until(lambda: _step_running(gateway, body["workflow_id"], "s2"))
+    assert (await gateway.http.post(f"/runs/{body['workflow_id']}/cancel")).status_code == 200
+    assert (await ended(gateway, body["workflow_id"]))["status"] == "cancelled"
+
+    edit = {"s2": {"service_url": f"{targets.url}/record/{key}-2"}}
+    response = await gateway.http.post(f"/runs/{body['workflow_id']}/rerun", json={"steps": edit})
+    assert response.status_code == 202, response.text
+    assert response.json()["reused"] == ["s1"]
+    result = await ended(gateway, response.json()["workflow_id"])
+    assert result["status"] == "completed"
+    assert [targets.state.calls[f"{key}-{i}"] for i in range(1, 4)] == [1, 1, 1]
+
+
+async def _step_running(gateway: Gateway, workflow_id: str, step: str) -> bool:
+    status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    return bool(status["steps"][step]["status"] == "running")
