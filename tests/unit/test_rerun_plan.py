@@ -79,3 +79,9 @@ def test_reused_steps_carry_their_values_and_what_they_saved() -> None:
     assert new.rerun_of == "src"
     assert new.reuse is not None
     assert new.reuse.model_dump() == {"steps_reused": 2, "calls_saved": 4, "tokens_saved": 10}
+
+
+def test_a_renamed_step_runs_again_under_its_new_name() -> None:
+    steps, edited = edited_steps(STEPS, {"j": {"step_name": "k"}})
+    renamed = DagGraph.build([StepConfig.model_validate(config) for config in steps])
+    assert plan_rerun(renamed, source(), None, edited) == (["root", "a", "b", "b1"], ["k"])

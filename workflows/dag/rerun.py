@@ -66,7 +66,8 @@ def plan_rerun(
     steps, the steps without a completed result) and everything downstream run again."""
     if from_step is not None and from_step not in graph.steps:
         raise UnknownStep(f"from_step {from_step!r} is not a step of the source run")
-    seeds = set(edited)
+    # A renamed step is in the graph by its new name, which the source has no state for.
+    seeds = set(edited).intersection(graph.steps)
     if from_step is not None:
         seeds.add(from_step)
     for name in graph.order:
