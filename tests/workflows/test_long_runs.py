@@ -190,10 +190,24 @@ async def test_a_chain_that_continued_as_new_is_rerun_from_its_failed_step(
             DagWorkflow.run, response.json()["workflow_id"]
         )
         result = await rerun.result()
+        # A rerun of the rerun, long enough to continue as new itself.
+        again = await http.post(f"/runs/{rerun.id}/rerun", json={"from_step": "s5"})
+        assert again.status_code == 202, again.text
+        second = engine.client.get_workflow_handle_for(DagWorkflow.run, again.json()["workflow_id"])
+        last = await second.result()
 
     assert result.status == "completed"
     assert result.reuse is not None and result.reuse.steps_reused == 25
-    assert targets.state.calls[key] == 30  # the first 25 steps were not called again
+    assert targets.state.calls[key] == 30 + 25  # the first 25 steps were not called again
     sent = [request["json"] for request in targets.state.requests[key]]
     # The rerun's first step read the reused step before it: its number, 24.
     assert sent[25] == {"n": 25, "previous": 24}
+    assert sent[30] == {"n": 5, "previous": 4}
+    assert last.status == "completed" and last.progress.completed == 30
+    assert last.reuse is not None and last.reuse.steps_reused == 5
+    assert last.rerun_of == rerun.id
+    chained = [
+        execution.status
+        async for execution in engine.client.list_workflows(f"WorkflowId = '{second.id}'")
+    ]
+    assert chained.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 1

@@ -386,7 +386,9 @@ class DagWorkflow:
                         sequence=self._events.sequence,
                         events=self._events.carry(),
                         webhook_degraded=self._webhook_degraded,
-                    )
+                    ),
+                    # A rerun's reused steps are in the result now: not carried twice.
+                    "rerun": None,
                 }
             )
         )
