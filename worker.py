@@ -222,6 +222,7 @@ def build_workers(
                     SegmentActivities(activities.http.attempt).run_dag_segment,
                     activities.store.read_selection,
                     activities.store.write_outputs,
+                    activities.store.read_values,
                     activities.llm.call_llm,
                     activities.llm.judge_condition,
                     activities.llm.choose_route,

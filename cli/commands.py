@@ -292,6 +292,69 @@ def cancel(
     console.print(f"cancelling {workflow_id} (status now: {run.status})")
 
 
+def parse_edits(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """`STEP.FIELD=VALUE` assignments as the rerun's `steps` overrides: VALUE is read as JSON
+    when it is JSON (`5`, `true`, `{"a": 1}`), else as a string (a URL). The step name is
+    everything before the last dot, so step names may hold dots; field names do not."""
+    edits: dict[str, dict[str, Any]] = {}
+    for assignment in assignments:
+        target, equals, raw = assignment.partition("=")
+        step, dot, field = target.rpartition(".")
+        if not (equals and dot and step and field):
+            fail_usage(f"--set wants STEP.FIELD=VALUE, not {assignment!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        edits.setdefault(step, {})[field] = value
+    return edits
+
+
+@app.command()
+def rerun(
+    workflow_id: Annotated[str, typer.Argument(help="the DAG run to run again")],
+    from_step: Annotated[
+        str | None,
+        typer.Option("--from", help="run this step and everything downstream of it again"),
+    ] = None,
+    edits: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="STEP.FIELD=VALUE: override a field of a step (repeatable); VALUE is JSON or"
+            " a string",
+        ),
+    ] = None,
+    follow_run: Annotated[
+        bool, typer.Option("--follow", "-f", help="draw the steps live until the rerun ends")
+    ] = False,
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Run a finished DAG run again, reusing what need not run again
+    (POST /runs/{id}/rerun): only --from, the edited steps, the steps that did not complete
+    and their downstream make calls. Exit codes as `run`."""
+    client = client_for(gateway, api_key)
+    with gateway_errors():
+        try:
+            started = client.rerun(workflow_id, from_step, parse_edits(edits or []))
+        except InvalidPayload as invalid:
+            for item in invalid.problems:
+                where = ".".join(str(part) for part in item.get("loc", [])[1:])
+                named = f"{where}: " if where else ""
+                console.print(f"[red]✗[/red] {named}{item.get('msg')}", soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from invalid
+        console.print(
+            f"started {started.workflow_id}: reusing {len(started.reused)} step(s),"
+            f" running {', '.join(started.rerun) or 'none'}"
+        )
+        if not follow_run:
+            console.print(f"follow it: workflow-station status {started.workflow_id}")
+            return
+        code = follow(client, started.workflow_id)
+    raise typer.Exit(code)
+
+
 @app.command("dev")
 def dev_command() -> None:
     """The embedded stack in the foreground (what `make dev` runs), then the examples."""

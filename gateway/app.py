@@ -31,6 +31,7 @@ from gateway.routes import (
     endpoints,
     health,
     instructions,
+    rerun,
     runs,
     schemas,
     validate,
@@ -349,6 +350,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dag.router, dependencies=authenticated)
     app.include_router(validate.router, dependencies=authenticated)
     app.include_router(runs.router, dependencies=authenticated)
+    app.include_router(rerun.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)

@@ -48,7 +48,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from gateway.runs.instructions import InstructionRunView
 from gateway.runs.listing import RunSummary
-from workflows.dag.models import DagRunResult, PipelineRequest
+from workflows.dag.models import DagRunResult, PipelineRequest, RerunAccepted, RerunRequest
 from workflows.instructions.models import InstructionRunRequest
 from workflows.shared.plans import Engine, Plan
 
@@ -219,6 +219,22 @@ def read_run(data: Any) -> Run:
     return _RUN.validate_python(data)
 
 
+def rerun_request(
+    from_step: str | None,
+    steps: Mapping[str, Mapping[str, Any]] | None,
+    input_data: Mapping[str, Any] | None,
+    workflow_id: str | None,
+) -> RerunRequest:
+    """The rerun body with only the fields given: the gateway decides every default."""
+    given: dict[str, Any] = {
+        "from_step": from_step,
+        "steps": {name: dict(fields) for name, fields in (steps or {}).items()} or None,
+        "input_data": dict(input_data) if input_data is not None else None,
+        "workflow_id": workflow_id,
+    }
+    return RerunRequest.model_validate({k: v for k, v in given.items() if v is not None})
+
+
 @dataclass(frozen=True)
 class Call(Generic[T]):
     """One request and how its answer is read."""
@@ -265,6 +281,15 @@ class _Calls:
     @staticmethod
     def cancel(run_id: str) -> Call[Run]:
         return Call("POST", f"{run_path(run_id)}/cancel", read_run)
+
+    @staticmethod
+    def rerun(run_id: str, request: RerunRequest) -> Call[RerunAccepted]:
+        return Call(
+            "POST",
+            f"{run_path(run_id)}/rerun",
+            RerunAccepted.model_validate,
+            json=as_body(request),
+        )
 
     @staticmethod
     def validate(payload: Any, engine: Engine | None) -> Call[Plan]:
@@ -358,6 +383,19 @@ class WorkflowStationClient:
     def cancel(self, run_id: str) -> Run:
         """Cancel a running run (`POST /runs/{id}/cancel`)."""
         return self._call(_Calls.cancel(run_id))
+
+    def rerun(
+        self,
+        run_id: str,
+        from_step: str | None = None,
+        steps: Mapping[str, Mapping[str, Any]] | None = None,
+        input_data: Mapping[str, Any] | None = None,
+        workflow_id: str | None = None,
+    ) -> RerunAccepted:
+        """Start a new run of a finished DAG run, reusing the steps that need not run again
+        (`POST /runs/{id}/rerun`); follow it by the `workflow_id` answered."""
+        request = rerun_request(from_step, steps, input_data, workflow_id)
+        return self._call(_Calls.rerun(run_id, request))
 
     def validate(self, payload: Any, engine: Engine | None = None) -> Plan:
         """Check a payload without running it (`POST /validate`); `InvalidPayload` lists every
@@ -460,6 +498,19 @@ class AsyncWorkflowStationClient:
     async def cancel(self, run_id: str) -> Run:
         """Cancel a running run (`POST /runs/{id}/cancel`)."""
         return await self._call(_Calls.cancel(run_id))
+
+    async def rerun(
+        self,
+        run_id: str,
+        from_step: str | None = None,
+        steps: Mapping[str, Mapping[str, Any]] | None = None,
+        input_data: Mapping[str, Any] | None = None,
+        workflow_id: str | None = None,
+    ) -> RerunAccepted:
+        """Start a new run of a finished DAG run, reusing the steps that need not run again
+        (`POST /runs/{id}/rerun`)."""
+        request = rerun_request(from_step, steps, input_data, workflow_id)
+        return await self._call(_Calls.rerun(run_id, request))
 
     async def validate(self, payload: Any, engine: Engine | None = None) -> Plan:
         """Check a payload without running it (`POST /validate`)."""

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from gateway.tenancy import Tenant
-from kernel.search import ENGINE, NAMESPACE, SEED_ID, TENANT
+from kernel.search import ENGINE, NAMESPACE, RERUN_OF, SEED_ID, TENANT
 from settings import Settings
 from workflows.dag.models import EngineOptions, PipelineRequest
 from workflows.instructions.models import (
@@ -92,18 +92,19 @@ def execution_timeout(run_timeout: float | None, settings: Settings) -> timedelt
 
 
 def search_attributes(
-    engine: str, namespace: str, seed_id: str, tenant: Tenant
+    engine: str, namespace: str, seed_id: str, tenant: Tenant, rerun_of: str | None = None
 ) -> TypedSearchAttributes:
     """How runs are found in the Web UI and with `temporal workflow list --query`
-    (`kernel.search`)."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(ENGINE, engine),
-            SearchAttributePair(NAMESPACE, namespace),
-            SearchAttributePair(SEED_ID, seed_id),
-            SearchAttributePair(TENANT, tenant.name),
-        ]
-    )
+    (`kernel.search`); a rerun also by its source (`rerun_of`)."""
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(ENGINE, engine),
+        SearchAttributePair(NAMESPACE, namespace),
+        SearchAttributePair(SEED_ID, seed_id),
+        SearchAttributePair(TENANT, tenant.name),
+    ]
+    if rerun_of is not None:
+        pairs.append(SearchAttributePair(RERUN_OF, rerun_of))
+    return TypedSearchAttributes(pairs)
 
 
 def endpoint_problems(

@@ -21,9 +21,11 @@ NAMESPACE = SearchAttributeKey.for_keyword("WorkflowStationNamespace")
 SEED_ID = SearchAttributeKey.for_keyword("WorkflowStationId")
 #: The tenant whose run it is.
 TENANT = SearchAttributeKey.for_keyword("WorkflowStationTenant")
+#: A rerun's source: the id (as the client knows it) of the run it reran.
+RERUN_OF = SearchAttributeKey.for_keyword("WorkflowStationRerunOf")
 
 #: Every attribute by name, with its type as `temporal operator search-attribute create
 #: --type` names it.
 SEARCH_ATTRIBUTES: Mapping[str, str] = {
-    key.name: "Keyword" for key in (ENGINE, NAMESPACE, SEED_ID, TENANT)
+    key.name: "Keyword" for key in (ENGINE, NAMESPACE, SEED_ID, TENANT, RERUN_OF)
 }

@@ -6,6 +6,7 @@ are written: Redis holds no more of a run's data in the clear than Temporal does
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # redis loads these on its first command; loading them with the worker keeps that import out
@@ -18,13 +19,15 @@ from temporalio import activity
 
 from activities.store.models import (
     READ_SELECTION,
+    READ_VALUES,
     WRITE_OUTPUTS,
     OutputWrite,
     SelectionRead,
+    ValuesRead,
     output_json,
     parse_selection,
 )
-from kernel.codec import EncryptionCodec
+from kernel.codec import EncryptionCodec, unseal
 
 
 async def write_values(
@@ -56,6 +59,18 @@ class StoreActivities:
         if raw is None:
             return None
         return parse_selection(raw.decode() if isinstance(raw, bytes) else raw)
+
+    @activity.defn(name=READ_VALUES)
+    async def read_values(self, read: ValuesRead) -> dict[str, Any]:
+        """Each stored value, parsed, by its name; a key that has expired is left out."""
+        names = sorted(read.keys)
+        raw = await self._redis.mget([read.keys[name] for name in names]) if names else []
+        values = {}
+        for name, data in zip(names, raw, strict=True):
+            if data is not None:
+                sealed = data.encode() if isinstance(data, str) else data
+                values[name] = json.loads(unseal(sealed, self._codec))
+        return values
 
     @activity.defn(name=WRITE_OUTPUTS)
     async def write_outputs(self, write: OutputWrite) -> None:

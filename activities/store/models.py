@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 #: Activity names, as workflows schedule them and `StoreActivities` registers them.
 READ_SELECTION: Final = "read_selection"
 WRITE_OUTPUTS: Final = "write_outputs"
+READ_VALUES: Final = "read_values"
 
 
 def redis_key(tenant: str | None, namespace: str, workflow_id: str, name: str) -> str:
@@ -80,6 +81,13 @@ class RunSnapshot(BaseModel):
 
 class SelectionRead(BaseModel):
     key: str
+
+
+class ValuesRead(BaseModel):
+    """Values another run stored, by the name they go by here: a rerun's reused values that
+    its source kept by reference (`workflows.dag.rerun.stored_references`)."""
+
+    keys: dict[str, str]
 
 
 class OutputWrite(BaseModel):

@@ -17,6 +17,7 @@ from workflows.dag.models import (
     RunError,
     StepState,
 )
+from workflows.dag.rerun import reuse_steps
 from workflows.dag.workflow import DagWorkflow, step_activity_id
 from workflows.shared.runs import DagRunState
 
@@ -44,13 +45,17 @@ class DagRuns(RunEngine[DagRunResult, DagRunInput, DagRunState]):
             step.step_name: StepState(step_name=step.step_name, usid=step.usid)
             for step in (run.STEPS_CONFIG if run is not None else [])
         }
-        return DagRunResult(
+        queued = DagRunResult(
             workflow_id=workflow_id,
             run_id=run_id,
             namespace=run.namespace if run is not None else "default",
             steps=steps,
             progress=Progress(total=len(steps)),
         )
+        if run is not None and run.rerun is not None:
+            reuse_steps(queued, run.rerun)
+            queued.progress.completed = len(run.rerun.steps)
+        return queued
 
     def failed(
         self, workflow_id: str, run_id: str | None, error_type: str, message: str, cancelled: bool

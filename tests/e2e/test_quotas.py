@@ -137,3 +137,25 @@ async def test_an_endpoint_call_ends_within_its_bound(
         )
 
     await wait_until(timed_out, timeout=20, interval=0.2)
+
+
+async def test_a_rerun_takes_a_slot_like_any_start(
+    stack: Engine, http: httpx.AsyncClient, targets: Targets
+) -> None:
+    source = slow_pipeline(targets, ms=0)
+    assert (await http.post("/execute", json=source)).status_code == 200
+    held = [slow_pipeline(targets) for _ in range(LIMIT)]
+    for body in held:
+        assert (await http.post("/execute?wait=false", json=body)).status_code == 202
+
+    refused = await http.post(f"/runs/{source['workflow_id']}/rerun", json={"from_step": "a"})
+
+    assert refused.status_code == 429, refused.text
+    tenant = stack.settings.gateway_api_keys[0].partition(":")[0]
+    await terminate_all(stack, tenant, [body["workflow_id"] for body in held])
+
+    async def accepted() -> httpx.Response | None:
+        response = await http.post(f"/runs/{source['workflow_id']}/rerun", json={"from_step": "a"})
+        return response if response.status_code == 202 else None
+
+    await wait_until(accepted, timeout=20, interval=0.3)

@@ -63,6 +63,7 @@ async def test_every_route_but_health_needs_a_valid_key(http: httpx.AsyncClient)
         ("POST", "/execute"),
         ("POST", "/validate"),
         ("GET", "/runs/anything"),
+        ("POST", "/runs/anything/rerun"),
         ("POST", "/"),
         ("POST", "/batch"),
         ("GET", "/?instanceId=instr-x"),
@@ -245,3 +246,28 @@ def test_bad_api_key_entries_stop_the_gateway_naming_the_entry(entry: str, reaso
     with pytest.raises(ValidationError, match=reason) as caught:
         Settings(_env_file=None, gateway_api_keys=[entry])  # type: ignore[call-arg]
     assert "short" not in str(caught.value).replace("shorter", "")
+
+
+async def test_a_rerun_is_the_tenants_own_and_found_by_its_source(
+    dev_engine: Engine, http: httpx.AsyncClient, targets: Targets
+) -> None:
+    workflow_id = unique("rerun-tenant")
+    body = pipeline(targets, workflow_id, unique("k"))
+    assert (await http.post("/execute", json=body, headers=auth(ACME))).status_code == 200
+
+    other = await http.post(f"/runs/{workflow_id}/rerun", json={}, headers=auth(BETA))
+    assert other.status_code == 404
+    own = await http.post(f"/runs/{workflow_id}/rerun", json={"from_step": "a"}, headers=auth(ACME))
+    assert own.status_code == 202, own.text
+    rerun_id = own.json()["workflow_id"]
+    assert (await http.get(f"/runs/{rerun_id}", headers=auth(BETA))).status_code == 404
+
+    async def found() -> list[str]:
+        return [
+            execution.id
+            async for execution in dev_engine.client.list_workflows(
+                f"WorkflowStationTenant = 'acme' AND WorkflowStationRerunOf = '{workflow_id}'"
+            )
+        ]
+
+    assert await wait_until(found) == [f"acme/{rerun_id}"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.converter import DataConverter
@@ -16,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from cli.stack import BIN, dev_server_args
 from tests.conftest import Engine, Targets, _run_workers, make_settings, unique
+from tests.fakes.targets import serve
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.models import InstructionRunInput
@@ -153,3 +155,59 @@ async def test_a_long_instruction_run_continues_as_new_and_keeps_its_queue(
     assert [e["index"] for e in page.events if e["event"] == "step.completed"] == (
         status.execution_order
     )
+
+
+async def test_a_chain_that_continued_as_new_is_rerun_from_its_failed_step(
+    short_history_engine: Engine, targets: Targets
+) -> None:
+    from gateway.app import create_app
+
+    engine = short_history_engine
+    key = unique("rerun-chain")
+    steps = chain(targets, key, 30)
+    steps[25]["service_url"] = f"{targets.url}/status/{key}-broken/404"
+    body = {"workflow_id": unique("long-rerun"), "namespace": "tests", "STEPS_CONFIG": steps}
+    async with (
+        serve(create_app(engine.settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60) as http,
+    ):
+        failed = (await http.post("/execute", json=body)).json()
+        assert failed["status"] == "failed" and failed["error"]["step_name"] == "s25"
+        runs = [
+            execution.status
+            async for execution in engine.client.list_workflows(
+                f"WorkflowId = '{body['workflow_id']}'"
+            )
+        ]
+        assert runs.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 2
+        assert targets.state.calls[key] == 25
+
+        fixed = {"s25": {"service_url": f"{targets.url}/echo/{key}"}}
+        response = await http.post(f"/runs/{body['workflow_id']}/rerun", json={"steps": fixed})
+        assert response.status_code == 202, response.text
+        assert response.json()["rerun"] == [f"s{i}" for i in range(25, 30)]
+        rerun = engine.client.get_workflow_handle_for(
+            DagWorkflow.run, response.json()["workflow_id"]
+        )
+        result = await rerun.result()
+        # A rerun of the rerun, long enough to continue as new itself.
+        again = await http.post(f"/runs/{rerun.id}/rerun", json={"from_step": "s5"})
+        assert again.status_code == 202, again.text
+        second = engine.client.get_workflow_handle_for(DagWorkflow.run, again.json()["workflow_id"])
+        last = await second.result()
+
+    assert result.status == "completed"
+    assert result.reuse is not None and result.reuse.steps_reused == 25
+    assert targets.state.calls[key] == 30 + 25  # the first 25 steps were not called again
+    sent = [request["json"] for request in targets.state.requests[key]]
+    # The rerun's first step read the reused step before it: its number, 24.
+    assert sent[25] == {"n": 25, "previous": 24}
+    assert sent[30] == {"n": 5, "previous": 4}
+    assert last.status == "completed" and last.progress.completed == 30
+    assert last.reuse is not None and last.reuse.steps_reused == 5
+    assert last.rerun_of == rerun.id
+    chained = [
+        execution.status
+        async for execution in engine.client.list_workflows(f"WorkflowId = '{second.id}'")
+    ]
+    assert chained.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 1

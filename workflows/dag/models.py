@@ -473,6 +473,8 @@ class DagRunInput(PipelineRequest):
 
     engine: EngineOptions = Field(default_factory=EngineOptions)
     resume: DagResume | None = None
+    #: A rerun (`POST /runs/{id}/rerun`): the source run's steps this run takes as they were.
+    rerun: DagRerun | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -524,6 +526,8 @@ class StepState(BaseModel):
     usage: Usage | None = None
     #: An `instructions` step's child run (its workflow id), once started.
     child_workflow_id: str | None = None
+    #: A rerun's step taken as it was: the run (its id) whose call produced it.
+    reused_from: str | None = None
 
 
 class Progress(BaseModel):
@@ -560,6 +564,26 @@ class DagRunResult(BaseModel):
     webhooks: WebhookDeliveries = Field(default_factory=WebhookDeliveries)
     #: Tokens billed by every `llm` and `instructions` step of the run.
     usage: Usage = Field(default_factory=Usage)
+    #: A rerun: the run it reran, and what reusing that run's steps saved.
+    rerun_of: str | None = None
+    reuse: ReuseSummary | None = None
+
+
+class ReuseSummary(BaseModel):
+    """What a rerun did not pay for again: the steps it reused, the calls (attempts) they
+    had made and the tokens their LLM calls had billed."""
+
+    steps_reused: int = 0
+    calls_saved: int = 0
+    tokens_saved: int = 0
+
+
+class DagRerun(BaseModel):
+    """What a rerun takes from its source run: the id it reruns and the reused steps' final
+    states (results and outputs as the source recorded them, large values by `$ref`)."""
+
+    source: str
+    steps: dict[str, StepState] = Field(default_factory=dict)
 
 
 class DagResume(BaseModel):
@@ -574,3 +598,40 @@ class DagResume(BaseModel):
     #: (`workflows.shared.events`).
     events: list[dict[str, Any]] = Field(default_factory=list)
     webhook_degraded: bool = False
+
+
+class RerunRequest(StrictPayload):
+    """`POST /runs/{workflow_id}/rerun`: what to run again, and with what edits. Every field
+    is optional; an empty body reruns the steps that did not complete."""
+
+    document_root: ClassVar[bool] = True
+
+    from_step: str | None = Field(
+        default=None,
+        description="Run this step and every step downstream of it again, even if they completed.",
+    )
+    steps: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Fields to lay over steps of the source pipeline, by step name (e.g."
+        ' `{"charge": {"service_url": "https://..."}}`); an edited step and its downstream'
+        " run again. The edited pipeline is validated as `POST /execute` would.",
+    )
+    input_data: Annotated[dict[str, Any], AfterValidator(shallow_json)] | None = Field(
+        default=None,
+        description="Replaces the source run's `input_data` (it does not by itself make a"
+        " step run again: name one with `from_step`).",
+    )
+    workflow_id: str | None = Field(
+        default=None,
+        description="The new run's id; default `<source id>.rerun-<n>`, the first free n.",
+    )
+
+
+class RerunAccepted(BaseModel):
+    """A rerun that has started (202), and which steps it takes from its source."""
+
+    workflow_id: str
+    run_id: str | None = None
+    rerun_of: str
+    reused: list[str] = Field(default_factory=list)
+    rerun: list[str] = Field(default_factory=list)

@@ -45,10 +45,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm.models import CALL_LLM, LlmText
     from activities.store.models import (
         READ_SELECTION,
+        READ_VALUES,
         WRITE_OUTPUTS,
         OutputTarget,
         OutputWrite,
         SelectionRead,
+        ValuesRead,
         parse_selection,
         redis_key,
     )
@@ -59,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from kernel.search import ENGINE, SEED_ID
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
+        DagRerun,
         DagResume,
         DagRunInput,
         DagRunResult,
@@ -70,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.dag.references import result_variable, step_view
+    from workflows.dag.rerun import reuse_steps, stored_references
     from workflows.dag.segment import (
         CHECKPOINT_SECONDS,
         MAX_SEGMENT_STEPS,
@@ -218,6 +222,9 @@ class DagWorkflow:
         self._events = EventLog()
         self._webhook_degraded = False
         self._result.progress = Progress(total=len(run.STEPS_CONFIG))
+        if run.rerun is not None:
+            self._variables.update(reuse_steps(self._result, run.rerun))
+            self._count_progress()
 
     @workflow.query
     def get_status(self) -> DagRunResult:
@@ -248,6 +255,8 @@ class DagWorkflow:
 
         if run.resume is None:
             self._emit("workflow.started", data={"total_steps": len(run.STEPS_CONFIG)})
+            if run.rerun is not None:
+                await self._read_reused_values(run.rerun)
         scheduler = self._scheduler()
         failure: RunError | None = None
         cancelled = False
@@ -348,11 +357,12 @@ class DagWorkflow:
     # -- long runs ---------------------------------------------------------------------
 
     def _scheduler(self) -> Scheduler:
-        """The scheduler, with what the runs before this one in the chain finished."""
+        """The scheduler, with what the runs before this one in the chain finished, or the
+        steps a rerun reused."""
         cap = self._run.engine.max_steps_in_flight
         wanted = self._run.PIPELINE_SETTINGS.concurrency.max_parallel
         scheduler = Scheduler(self._graph, min(wanted or cap, cap))
-        if self._run.resume is not None:
+        if self._run.resume is not None or self._run.rerun is not None:
             for name in self._graph.order:
                 status = self._result.steps[name].status
                 if status == "completed":
@@ -376,7 +386,9 @@ class DagWorkflow:
                         sequence=self._events.sequence,
                         events=self._events.carry(),
                         webhook_degraded=self._webhook_degraded,
-                    )
+                    ),
+                    # A rerun's reused steps are in the result now: not carried twice.
+                    "rerun": None,
                 }
             )
         )
@@ -831,6 +843,28 @@ class DagWorkflow:
     def _add_usage(self, state: StepState, usage: Usage) -> None:
         state.usage = (state.usage or Usage()) + usage
         self._result.usage = self._result.usage + usage
+
+    async def _read_reused_values(self, rerun: DagRerun) -> None:
+        """Read the whole values a rerun's source kept by reference, for templates; one
+        that has expired stays its reference."""
+        keys = stored_references(rerun, self._run.engine.tenant, self._run.namespace)
+        if not keys:
+            return
+        try:
+            values = await workflow.execute_local_activity(
+                READ_VALUES,
+                ValuesRead(keys=keys),
+                result_type=dict[str, Any],
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=self._store_retry,
+            )
+        except FailureError as exc:
+            raise errors.run_failed(
+                ErrorType.PIPELINE_FAILED,
+                f"could not read the reused values of {rerun.source!r}: {exc}",
+                self._result.model_dump(mode="json"),
+            ) from exc
+        self._variables.update(values)
 
     async def _store_outputs(self, outputs: dict[str, Any]) -> None:
         try:
