@@ -49,6 +49,8 @@ def _duration(step: dict[str, Any]) -> str:
 STATUS_STYLE = {
     "completed": "green",
     "running": "yellow",
+    "waiting": "cyan",
+    "paused": "cyan",
     "failed": "red",
     "aborted": "magenta",
     "cancelled": "red",

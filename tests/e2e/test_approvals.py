@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
+from gateway.client import AsyncWorkflowStationClient, Conflict
 from tests.conftest import Gateway, Targets, unique, wait_until
+from tests.e2e.test_cli import invoke
 from workflows.dag.workflow import DagWorkflow
 from workflows.shared.events import EventsQuery
 
@@ -204,3 +208,56 @@ async def test_cancel_and_approvals_land_while_paused(gateway: Gateway, targets:
     final = await run_in(gateway, workflow_id, "cancelled")
     assert final["steps"]["publish"]["status"] == "cancelled"
     assert targets.state.calls[key] == 1
+
+
+async def test_the_cli_and_the_client_pause_approve_and_resume(
+    gateway: Gateway, targets: Targets
+) -> None:
+    key = unique("cli-approval")
+    schema = {"type": "object", "properties": {"channel": {"type": "string"}}}
+    body = pipeline(review_then_publish(targets, key, schema=schema))
+    workflow_id = body["workflow_id"]
+    async with AsyncWorkflowStationClient(gateway.url) as client:
+        await client.start(body)
+        await step_in(gateway, workflow_id, "review", "waiting")
+
+        paused = await invoke(gateway, "pause", workflow_id)
+        assert paused.exit_code == 0, paused.output
+        assert "paused" in paused.output
+        broken = await invoke(gateway, "approve", workflow_id, "review", "--data", '{"channel": 1}')
+        assert broken.exit_code == 2
+        assert "data/channel" in broken.output
+        approved = await invoke(
+            gateway, "approve", workflow_id, "review", "--data", '{"channel": "cli"}',
+            "--comment", "fine",
+        )  # fmt: skip
+        assert approved.exit_code == 0, approved.output
+        assert "approve by default" in approved.output
+        with pytest.raises(Conflict):
+            await client.approve(workflow_id, "review", data={"channel": "again"})
+
+        status = await step_in(gateway, workflow_id, "review", "completed")
+        assert status["status"] == "paused"
+        assert status["steps"]["publish"]["status"] == "pending"
+        resumed = await client.resume(workflow_id)
+        assert resumed.status == "running"
+        final = await run_in(gateway, workflow_id, "completed")
+        assert final["steps"]["publish"]["result"]["json"] == {"channel": "cli"}
+        with pytest.raises(Conflict):
+            await client.pause(workflow_id)
+
+
+async def test_the_cli_rejects(gateway: Gateway, targets: Targets) -> None:
+    key = unique("cli-reject")
+    body = pipeline(review_then_publish(targets, key))
+    workflow_id = body["workflow_id"]
+    async with AsyncWorkflowStationClient(gateway.url) as client:
+        await client.start(body)
+        await step_in(gateway, workflow_id, "review", "waiting")
+        not_json = await invoke(gateway, "approve", workflow_id, "review", "--data", "{")
+        assert not_json.exit_code == 2
+        rejected = await invoke(gateway, "approve", workflow_id, "review", "--reject")
+        assert rejected.exit_code == 0, rejected.output
+        final = await run_in(gateway, workflow_id, "failed")
+        assert final["steps"]["review"]["error"]["type"] == "Rejected"
+        assert (await client.get(workflow_id)).status == "failed"
