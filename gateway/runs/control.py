@@ -78,7 +78,8 @@ def _refused(exc: WorkflowUpdateFailedError, workflow_id: str) -> Exception:
 
 
 def _ended(exc: RPCError, workflow_id: str) -> Exception:
-    """The run ended between its description and the update."""
+    """The run ended between its description and the update (Temporal aborts an update
+    still waiting for the run's workflow task when the run closes)."""
     if exc.status == RPCStatusCode.NOT_FOUND:
         return RunConflict(f"run {workflow_id!r} has already ended")
     return exc

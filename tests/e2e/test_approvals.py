@@ -165,6 +165,8 @@ async def test_a_paused_run_starts_no_step_until_it_is_resumed(
     gateway: Gateway, targets: Targets
 ) -> None:
     key = unique("pause")
+    # Durable: in `fast` mode a chain of local steps holds its workflow task open, and the
+    # pause would wait for it (issue 20, item 5).
     body = pipeline(chain(targets, key, 1500), execution={"mode": "durable"})
     workflow_id = body["workflow_id"]
     await gateway.http.post("/execute?wait=false", json=body)
