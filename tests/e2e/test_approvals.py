@@ -82,9 +82,11 @@ async def test_an_approval_waits_is_approved_once_and_its_data_reaches_the_next_
         "required": ["channel"],
     }
     # A run_timeout shorter than the wait: the deadline must not count the time waited.
+    hook = unique("hook")
     body = pipeline(
         review_then_publish(targets, key, timeout=600, schema=schema),
         timeouts={"run_timeout": 3},
+        notifications={"webhook_url": f"{targets.url}/hooks/{hook}"},
     )
     workflow_id = body["workflow_id"]
     assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
@@ -95,6 +97,12 @@ async def test_an_approval_waits_is_approved_once_and_its_data_reaches_the_next_
     assert event["step_name"] == "review"
     assert event["data"]["message"] == "Publish Spring sale?"
     assert event["data"]["schema"] == schema
+
+    async def hooked() -> dict[str, Any] | None:
+        sent = [e for e in targets.state.hooks[hook] if e["event"] == "step.waiting"]
+        return sent[0] if sent else None
+
+    assert (await wait_until(hooked))["data"] == event["data"]
 
     await asyncio.sleep(4)  # past the run's 3 s run_timeout, all of it spent waiting
     url = f"/runs/{workflow_id}/steps/review/approve"
@@ -164,10 +172,14 @@ def chain(targets: Targets, key: str, ms: int) -> list[dict[str, Any]]:
 async def test_a_paused_run_starts_no_step_until_it_is_resumed(
     gateway: Gateway, targets: Targets
 ) -> None:
-    key = unique("pause")
+    key, hook = unique("pause"), unique("hook")
     # Durable: in `fast` mode a chain of local steps holds its workflow task open, and the
     # pause would wait for it (issue 20, item 5).
-    body = pipeline(chain(targets, key, 1500), execution={"mode": "durable"})
+    body = pipeline(
+        chain(targets, key, 1500),
+        execution={"mode": "durable"},
+        notifications={"webhook_url": f"{targets.url}/hooks/{hook}"},
+    )
     workflow_id = body["workflow_id"]
     await gateway.http.post("/execute?wait=false", json=body)
     await step_in(gateway, workflow_id, "a", "running")
@@ -188,6 +200,12 @@ async def test_a_paused_run_starts_no_step_until_it_is_resumed(
     names = [e["event"] for e in await events_of(gateway, workflow_id)]
     assert names.index("workflow.paused") < names.index("workflow.resumed")
     assert names.index("workflow.resumed") < names.index("workflow.completed")
+
+    async def hooked() -> list[str] | None:
+        sent = [event["event"] for event in targets.state.hooks[hook]]
+        return sent if "workflow.completed" in sent else None
+
+    assert await wait_until(hooked) == names
     assert (await gateway.http.post(f"/runs/{workflow_id}/pause")).status_code == 409
 
 
