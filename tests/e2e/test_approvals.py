@@ -207,6 +207,9 @@ async def test_a_paused_run_starts_no_step_until_it_is_resumed(
 
     assert await wait_until(hooked) == names
     assert (await gateway.http.post(f"/runs/{workflow_id}/pause")).status_code == 409
+    assert (await gateway.http.post("/runs/no-such-run/pause")).status_code == 404
+    missing = await gateway.http.post("/runs/no-such-run/steps/review/approve", json={})
+    assert missing.status_code == 404
 
 
 async def test_cancel_and_approvals_land_while_paused(gateway: Gateway, targets: Targets) -> None:
