@@ -355,6 +355,61 @@ def rerun(
     raise typer.Exit(code)
 
 
+@app.command()
+def approve(
+    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
+    step: Annotated[str, typer.Argument(help="the waiting approval step")],
+    reject: Annotated[bool, typer.Option("--reject", help="reject instead of approve")] = False,
+    data: Annotated[
+        str | None, typer.Option("--data", help="JSON for later steps, per the step's schema")
+    ] = None,
+    comment: Annotated[str | None, typer.Option("--comment", help="why, for readers")] = None,
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Approve (or --reject) a waiting approval step (POST /runs/{id}/steps/{step}/approve).
+
+    Exits 2 when the step is not waiting or the data breaks its schema."""
+    try:
+        value = json.loads(data) if data is not None else None
+    except json.JSONDecodeError as exc:
+        fail_usage(f"--data is not JSON: {exc.msg} (column {exc.colno})")
+    with gateway_errors():
+        decided = client_for(gateway, api_key).approve(
+            workflow_id,
+            step,
+            decision="reject" if reject else "approve",
+            comment=comment,
+            data=value,
+        )
+    console.print(f"{step} of {workflow_id}: {decided['decision']} by {decided['by']}")
+
+
+@app.command()
+def pause(
+    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Pause a pipeline run (POST /runs/{id}/pause): it starts no new step; running ones
+    finish, approvals and cancels still land."""
+    with gateway_errors():
+        run = client_for(gateway, api_key).pause(workflow_id)
+    console.print(f"{workflow_id}: {run.status}")
+
+
+@app.command()
+def resume(
+    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Resume a paused pipeline run (POST /runs/{id}/resume)."""
+    with gateway_errors():
+        run = client_for(gateway, api_key).resume(workflow_id)
+    console.print(f"{workflow_id}: {run.status}")
+
+
 @app.command("dev")
 def dev_command() -> None:
     """The embedded stack in the foreground (what `make dev` runs), then the examples."""

@@ -49,6 +49,8 @@ def _duration(step: dict[str, Any]) -> str:
 STATUS_STYLE = {
     "completed": "green",
     "running": "yellow",
+    "waiting": "cyan",
+    "paused": "cyan",
     "failed": "red",
     "aborted": "magenta",
     "cancelled": "red",
@@ -88,21 +90,28 @@ def progress_view(run: dict[str, Any]) -> Group:
 #: A step event's new status for the step it names (`--follow` draws it at once).
 STEP_EVENT_STATUS = {
     "step.started": "running",
+    "step.waiting": "waiting",
     "step.completed": "completed",
     "step.failed": "failed",
     "step.aborted": "aborted",
 }
 
+#: Events that move the run itself, and the status they move it to.
+RUN_EVENT_STATUS = {"workflow.paused": "paused", "workflow.resumed": "running"}
+
 
 def apply_event(run: dict[str, Any], data: Any) -> None:
-    """Update `run` (a status) with what a step event says: the step's status, the run's
-    progress counts."""
+    """Update `run` (a status) with what an event says: the step's status, the run's
+    progress counts, whether it is paused."""
     if not isinstance(data, dict):
         return
     step = (run.get("steps") or {}).get(data.get("step_name"))
     status = STEP_EVENT_STATUS.get(str(data.get("event")))
     if step is not None and status is not None:
         step["status"] = status
+    run_status = RUN_EVENT_STATUS.get(str(data.get("event")))
+    if run_status is not None:
+        run["status"] = run_status
     if isinstance(data.get("progress"), dict):
         run["progress"] = {**(run.get("progress") or {}), **data["progress"]}
 

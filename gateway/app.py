@@ -27,6 +27,7 @@ from gateway.events import SharedPolls
 from gateway.quotas import RunSlots
 from gateway.routes import (
     codec,
+    control,
     dag,
     endpoints,
     health,
@@ -351,6 +352,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(validate.router, dependencies=authenticated)
     app.include_router(runs.router, dependencies=authenticated)
     app.include_router(rerun.router, dependencies=authenticated)
+    app.include_router(control.router, dependencies=authenticated)
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)

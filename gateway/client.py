@@ -48,6 +48,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from gateway.runs.instructions import InstructionRunView
 from gateway.runs.listing import RunSummary
+from workflows.dag.approvals import ApprovalDecision, Decision
 from workflows.dag.models import DagRunResult, PipelineRequest, RerunAccepted, RerunRequest
 from workflows.instructions.models import InstructionRunRequest
 from workflows.shared.plans import Engine, Plan
@@ -292,6 +293,23 @@ class _Calls:
         )
 
     @staticmethod
+    def approve(
+        run_id: str, step: str, decision: Decision, comment: str | None, data: Any
+    ) -> Call[dict[str, Any]]:
+        body = ApprovalDecision(decision=decision, comment=comment, data=data)
+        return Call(
+            "POST",
+            f"{run_path(run_id)}/steps/{quote(step, safe='')}/approve",
+            dict,
+            json=body.model_dump(exclude_none=True),
+        )
+
+    @staticmethod
+    def pause(run_id: str, paused: bool) -> Call[DagRunResult]:
+        verb = "pause" if paused else "resume"
+        return Call("POST", f"{run_path(run_id)}/{verb}", DagRunResult.model_validate)
+
+    @staticmethod
     def validate(payload: Any, engine: Engine | None) -> Call[Plan]:
         params = {"engine": engine} if engine else None
         return Call("POST", "/validate", Plan.model_validate, params=params, json=as_body(payload))
@@ -396,6 +414,28 @@ class WorkflowStationClient:
         (`POST /runs/{id}/rerun`); follow it by the `workflow_id` answered."""
         request = rerun_request(from_step, steps, input_data, workflow_id)
         return self._call(_Calls.rerun(run_id, request))
+
+    def approve(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        decision: Decision = "approve",
+        comment: str | None = None,
+        data: Any = None,
+    ) -> dict[str, Any]:
+        """Decide a waiting approval step (`POST /runs/{id}/steps/{step}/approve`); answers
+        `{decision, comment, data, by, at}`. `Conflict` when the step is not waiting,
+        `InvalidPayload` when `data` breaks its schema."""
+        return self._call(_Calls.approve(run_id, step, decision, comment, data))
+
+    def pause(self, run_id: str) -> DagRunResult:
+        """Pause a pipeline run: it starts no new step (`POST /runs/{id}/pause`)."""
+        return self._call(_Calls.pause(run_id, paused=True))
+
+    def resume(self, run_id: str) -> DagRunResult:
+        """Resume a paused pipeline run (`POST /runs/{id}/resume`)."""
+        return self._call(_Calls.pause(run_id, paused=False))
 
     def validate(self, payload: Any, engine: Engine | None = None) -> Plan:
         """Check a payload without running it (`POST /validate`); `InvalidPayload` lists every
@@ -511,6 +551,26 @@ class AsyncWorkflowStationClient:
         (`POST /runs/{id}/rerun`)."""
         request = rerun_request(from_step, steps, input_data, workflow_id)
         return await self._call(_Calls.rerun(run_id, request))
+
+    async def approve(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        decision: Decision = "approve",
+        comment: str | None = None,
+        data: Any = None,
+    ) -> dict[str, Any]:
+        """Decide a waiting approval step (`POST /runs/{id}/steps/{step}/approve`)."""
+        return await self._call(_Calls.approve(run_id, step, decision, comment, data))
+
+    async def pause(self, run_id: str) -> DagRunResult:
+        """Pause a pipeline run: it starts no new step (`POST /runs/{id}/pause`)."""
+        return await self._call(_Calls.pause(run_id, paused=True))
+
+    async def resume(self, run_id: str) -> DagRunResult:
+        """Resume a paused pipeline run (`POST /runs/{id}/resume`)."""
+        return await self._call(_Calls.pause(run_id, paused=False))
 
     async def validate(self, payload: Any, engine: Engine | None = None) -> Plan:
         """Check a payload without running it (`POST /validate`)."""

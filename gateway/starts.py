@@ -17,6 +17,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from gateway.tenancy import Tenant
 from kernel.search import ENGINE, NAMESPACE, RERUN_OF, SEED_ID, TENANT
 from settings import Settings
+from workflows.dag.approvals import wait_seconds
 from workflows.dag.models import EngineOptions, PipelineRequest
 from workflows.instructions.models import (
     EndpointInstruction,
@@ -89,6 +90,20 @@ def execution_timeout(run_timeout: float | None, settings: Settings) -> timedelt
     if run_timeout is None:
         return None
     return timedelta(seconds=run_timeout + settings.run_timeout_grace_seconds)
+
+
+def dag_execution_timeout(run: PipelineRequest, settings: Settings) -> timedelta | None:
+    """`execution_timeout` for a pipeline: its run timeout, plus the longest its approval
+    steps may wait (their waits do not count towards the run's own deadline)."""
+    timeouts = run.PIPELINE_SETTINGS.timeouts
+    if timeouts.run_timeout is None:
+        return None
+    waits = sum(
+        wait_seconds(step.approval, timeouts.wait_timeout)
+        for step in run.STEPS_CONFIG
+        if step.type == "approval" and step.approval is not None
+    )
+    return execution_timeout(timeouts.run_timeout + waits, settings)
 
 
 def search_attributes(

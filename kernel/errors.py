@@ -39,7 +39,12 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── StepBudgetExceeded     more executions than INSTRUCTION_STEP_BUDGET
     ├── TokenBudgetExceeded    the run's LLM calls spent more than LLM_TOKEN_BUDGET_PER_RUN
     ├── Timeout                an activity attempt ran past its timeout (retries used up)
-    └── Cancelled              the step was running when the run was cancelled
+    ├── Cancelled              the step was running when the run was cancelled
+    ├── Rejected               a person rejected an approval step (or its wait ran out
+    │                          with `on_timeout: reject`)                              (benign)
+    ├── ApprovalTimedOut       an approval step's wait ran out with `on_timeout: fail`
+    ├── NotWaiting             an approval for a step that is not waiting for one     (benign)
+    └── InvalidApprovalData    an approval's `data` that breaks the step's schema     (benign)
 
     raised while reading a payload (by any process; a domain exception, not an
     ApplicationError: a worker replaying a run would turn that into a nondeterminism error)
@@ -112,6 +117,10 @@ class ErrorType(StrEnum):
     TOKEN_BUDGET_EXCEEDED = "TokenBudgetExceeded"
     TIMEOUT = "Timeout"
     CANCELLED = "Cancelled"
+    REJECTED = "Rejected"
+    APPROVAL_TIMED_OUT = "ApprovalTimedOut"
+    NOT_WAITING = "NotWaiting"
+    INVALID_APPROVAL_DATA = "InvalidApprovalData"
 
     INVALID_PIPELINE = "InvalidPipeline"
     PIPELINE_FAILED = "PipelineFailed"
@@ -148,6 +157,9 @@ BENIGN_TYPES = frozenset(
         ErrorType.UNKNOWN_ENDPOINT,
         ErrorType.INVALID_INSTRUCTION,
         ErrorType.INVALID_PIPELINE,
+        ErrorType.REJECTED,
+        ErrorType.NOT_WAITING,
+        ErrorType.INVALID_APPROVAL_DATA,
     }
 )
 

@@ -14,7 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from gateway.deps import RunSlotsDep, RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.pipelines import pipeline_problems
 from gateway.runs.dag import DAG_RUNS
-from gateway.starts import dag_engine_options, execution_timeout, search_attributes
+from gateway.starts import dag_engine_options, dag_execution_timeout, search_attributes
 from gateway.tenancy import TenantDep
 from workflows.dag.models import DagRunInput, DagRunResult, PipelineRequest
 from workflows.dag.workflow import DagWorkflow
@@ -60,9 +60,7 @@ async def execute(
                 # start then says for sure whether this request began the run.
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                execution_timeout=execution_timeout(
-                    run.PIPELINE_SETTINGS.timeouts.run_timeout, settings
-                ),
+                execution_timeout=dag_execution_timeout(run, settings),
                 search_attributes=search_attributes("dag", run.namespace, run.workflow_id, tenant),
                 static_summary=(
                     f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps"

@@ -40,3 +40,13 @@ def test_events_that_name_no_known_step_change_no_step() -> None:
     apply_event(run, "not an event")
     assert {step["status"] for step in run["steps"].values()} == {"pending"}
     assert run["progress"]["completed"] == 1
+
+
+def test_a_waiting_step_and_a_paused_run_are_drawn_so() -> None:
+    run = status()
+    apply_event(run, event("step.waiting", "fetch", 0))
+    assert run["steps"]["fetch"]["status"] == "waiting"
+    apply_event(run, event("workflow.paused", None, 0))
+    assert run["status"] == "paused"
+    apply_event(run, event("workflow.resumed", None, 0))
+    assert run["status"] == "running"

@@ -24,8 +24,15 @@ BASE_VARIABLES = ("original_input", "input_data")
 #: Placeholders of an `instructions` step that its child run fills in, not the DAG.
 CHILD_ROOTS = ("result", "context")
 #: The field each step type needs, and no other type may set.
-OWN_FIELD = {"http": "service_url", "llm": "llm", "instructions": "instructions"}
+OWN_FIELD = {
+    "http": "service_url",
+    "llm": "llm",
+    "instructions": "instructions",
+    "approval": "approval",
+}
 #: Fields of an HTTP call, which `llm` and `instructions` steps do not make.
+#: Where a secret named in a step that is no HTTP call would go.
+SECRET_LEAKS = {"llm": "sent to a model", "approval": "shown to a person"}
 HTTP_ONLY = ("service_url", "headers", "input_prep_config", "endpoint")
 
 
@@ -171,6 +178,8 @@ def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], object
         return [(("llm", key), call[key]) for key in ("model", "system", "prompt", "messages")]
     if step.type == "instructions":
         return [(("instructions",), step.instructions)]
+    if step.type == "approval":
+        return [(("approval", "message"), step.approval.message if step.approval else None)]
     parts: list[tuple[tuple[str | int, ...], object]] = [
         (("service_url",), step.service_url),
         (("headers",), step.headers),
@@ -215,15 +224,20 @@ def _type_problems(i: int, step: StepConfig) -> list[Problem]:
                 f" {step.type} step",
             )
         )
-    if step.llm is not None and step.llm.output_schema is not None:
-        schema = step.llm.output_schema
+    schemas = [
+        (("llm", "output_schema"), step.llm.output_schema if step.llm else None),
+        (("approval", "schema"), step.approval.schema_ if step.approval else None),
+    ]
+    for loc, schema in schemas:
+        if schema is None:
+            continue
         try:
             validators.validator_for(schema).check_schema(schema)
         except SchemaError as exc:
             problems.append(
                 Problem(
-                    ("STEPS_CONFIG", i, "llm", "output_schema"),
-                    f"step {step.step_name!r}: output_schema is no JSON Schema: {exc.message}",
+                    ("STEPS_CONFIG", i, *loc),
+                    f"step {step.step_name!r}: {loc[-1]} is no JSON Schema: {exc.message}",
                 )
             )
     return problems
@@ -354,12 +368,12 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                 field_loc = ("STEPS_CONFIG", i, *loc, *([where] if where else []))
                 if step.type == "instructions" and ref.root in (*CHILD_ROOTS, SECRETS_ROOT):
                     continue  # the child run's own placeholders
-                if step.type == "llm" and ref.root == SECRETS_ROOT:
+                if step.type in ("llm", "approval") and ref.root == SECRETS_ROOT:
                     problems.append(
                         Problem(
                             field_loc,
                             f"step {step.step_name!r}: secrets are filled in HTTP calls only,"
-                            " never sent to a model",
+                            f" never {SECRET_LEAKS[step.type]}",
                         )
                     )
                     continue

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator, model_va
 from activities.llm.models import LlmMessage, LlmProvider
 from activities.store.models import is_internal_key_root
 from kernel.limits import shallow_json
+from workflows.dag.approvals import MAX_WAIT_SECONDS, ApprovalStep
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.payloads import StrictPayload, known_fields_only
 from workflows.shared.runs import DagRunState, StepStatus
@@ -69,8 +70,9 @@ class InputPrepConfig(StrictPayload):
         return "body" in self.model_fields_set
 
 
-#: What a step does: an HTTP call (the seed's steps), one LLM call, or a child instruction run.
-StepType = Literal["http", "llm", "instructions"]
+#: What a step does: an HTTP call (the seed's steps), one LLM call, a child instruction run, or
+#: a wait for a person's approval.
+StepType = Literal["http", "llm", "instructions", "approval"]
 
 
 class LlmStepMessage(LlmMessage, StrictPayload):
@@ -155,7 +157,8 @@ class StepConfig(StrictPayload):
         default="http",
         description=(
             "`http`: call `service_url`; `llm`: ask a model (`llm`); `instructions`: run"
-            " `instructions` as a child instruction run."
+            " `instructions` as a child instruction run; `approval`: wait for a person"
+            " (`approval`)."
         ),
     )
     service_url: str | None = Field(
@@ -180,6 +183,13 @@ class StepConfig(StrictPayload):
             " the child run's final status."
         ),
         examples=[{"context": "{{items}}", "instructions": ["Summarise the text."]}],
+    )
+    approval: ApprovalStep | None = Field(
+        default=None,
+        description=(
+            "An `approval` step's wait. Approved, its result is `{decision, comment, data, by,"
+            " at}`; rejected, it fails (`Rejected`) and its dependents are aborted."
+        ),
     )
     method: str = Field(
         default="POST",
@@ -292,6 +302,15 @@ class Timeouts(StrictPayload):
             " step's result."
         ),
     )
+    wait_timeout: float = Field(
+        default=MAX_WAIT_SECONDS,
+        gt=0,
+        le=MAX_WAIT_SECONDS,
+        description=(
+            "The longest an approval step waits (7 days by default); time spent waiting does"
+            " not count towards `run_timeout`."
+        ),
+    )
 
 
 class Notifications(StrictPayload):
@@ -301,8 +320,9 @@ class Notifications(StrictPayload):
         default=None,
         description=(
             "Receives the run's events in order (`workflow.started`, `step.started`,"
-            " `step.completed`, `step.failed`, `step.aborted`, `workflow.completed`,"
-            " `workflow.failed`, `workflow.cancelled`) from a durable outbox that outlives the"
+            " `step.waiting`, `step.completed`, `step.failed`, `step.aborted`,"
+            " `workflow.paused`, `workflow.resumed`, `workflow.completed`, `workflow.failed`,"
+            " `workflow.cancelled`) from a durable outbox that outlives the"
             " run; signed when `WEBHOOK_SIGNING_SECRET` is set."
         ),
         examples=["https://backend.example.com/webhook"],
@@ -536,6 +556,8 @@ class Progress(BaseModel):
     aborted: int = 0
     cancelled: int = 0
     running: int = 0
+    #: Approval steps waiting for a person.
+    waiting: int = 0
     total: int = 0
 
 
@@ -598,6 +620,8 @@ class DagResume(BaseModel):
     #: (`workflows.shared.events`).
     events: list[dict[str, Any]] = Field(default_factory=list)
     webhook_degraded: bool = False
+    #: Time spent waiting for approvals, which the run's deadline does not count.
+    held_seconds: float = 0.0
 
 
 class RerunRequest(StrictPayload):

@@ -1,9 +1,12 @@
-"""What `llm` and `instructions` steps send and what they give back: pure, no Temporal.
+"""What `llm`, `instructions` and `approval` steps send and what they give back: pure, no
+Temporal.
 
 An `llm` step is one `CALL_LLM` activity, the instruction runner's own (same retry classes,
 redaction and token metrics). An `instructions` step is a child `InstructionWorkflow`, started
 by name with its input as JSON (the engines do not import each other); the gateway validated
-the body against the instruction model at submission.
+the body against the instruction model at submission. An `approval` step asks a person
+(`workflows.dag.approvals`); its message is rendered here, and a decision that is no approval
+fails it here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from activities.llm.models import LlmCall, LlmMessage, LlmText
 from kernel.errors import ErrorType
+from workflows.dag.approvals import ApprovalStep
 from workflows.dag.graph import CHILD_ROOTS
 from workflows.dag.models import StepConfig, Usage
 from workflows.shared.execution import ExecutionMode
@@ -130,3 +134,51 @@ def child_usage(status: Any) -> Usage:
         input_tokens=int(usage.get("inputTokens") or 0),
         output_tokens=int(usage.get("outputTokens") or 0),
     )
+
+
+def approval_of(step: StepConfig) -> ApprovalStep:
+    """An `approval` step's wait.
+
+    Raises:
+        StepFailed: the step has none (only a run started around the gateway's validation).
+    """
+    if step.approval is None:
+        raise StepFailed.of(
+            ErrorType.INVALID_PIPELINE, f"{step_label(step)}: an approval step needs `approval`"
+        )
+    return step.approval
+
+
+def approval_message(
+    approval: ApprovalStep, step: StepConfig, variables: Mapping[str, Any], *, max_chars: int | None
+) -> str:
+    """The question an approval step puts, rendered against `variables`.
+
+    Raises:
+        StepFailed: the template cannot be rendered.
+    """
+    try:
+        return _text(Renderer(variables, max_chars=max_chars).render(approval.message))
+    except TemplateError as exc:
+        raise StepFailed.of(exc.error_type, f"{step_label(step)}: {exc}") from exc
+
+
+def timed_out_decision(approval: ApprovalStep, at: str) -> dict[str, Any]:
+    """What an approval step's timeout decides (`on_timeout`), as a person's decision."""
+    decision = "reject" if approval.on_timeout == "reject" else "approve"
+    return {"decision": decision, "comment": "timed out", "data": None, "by": "timeout", "at": at}
+
+
+def approved_result(step: StepConfig, decision: dict[str, Any], *, timed_out: bool) -> Any:
+    """An approval step's result once decided: the decision, if it approves.
+
+    Raises:
+        StepFailed: rejected (`Rejected`), or timed out with `on_timeout: fail`.
+    """
+    label = step_label(step)
+    if timed_out and approval_of(step).on_timeout == "fail":
+        raise StepFailed.of(ErrorType.APPROVAL_TIMED_OUT, f"{label}: nobody decided in time")
+    if decision["decision"] == "reject":
+        why = f": {decision['comment']}" if decision.get("comment") else ""
+        raise StepFailed.of(ErrorType.REJECTED, f"{label}: rejected by {decision['by']}{why}")
+    return decision

@@ -7,7 +7,10 @@ whose retry policy comes from PIPELINE_SETTINGS, regular or local by the run's e
 activities. Local steps that become ready together run, with the local steps below them, in
 one local activity (a segment, `workflows.dag.segment`). An `llm` step is one `CALL_LLM`
 activity, always regular; an `instructions` step is a child `InstructionWorkflow`
-(`workflows.dag.steps`). Webhook events are handed, in order, to the run's
+(`workflows.dag.steps`); an `approval` step waits for the `approve` update
+(`workflows.dag.approvals`), and the run's deadline does not count that wait
+(`workflows.shared.deadline`). The `pause` and `resume` updates stop and restart the start of
+new steps. Webhook events are handed, in order, to the run's
 `WebhookOutboxWorkflow` by a background task; the outbox delivers them and outlives the run,
 so a slow or dead receiver never holds up a step or the run's end.
 
@@ -59,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from kernel.metrics import count_step
     from kernel.responses import main_value
     from kernel.search import ENGINE, SEED_ID
+    from workflows.dag.approvals import Approval, approval_result, refusal, wait_seconds
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
         DagRerun,
@@ -87,12 +91,17 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.dag.steps import (
         INSTRUCTION_WORKFLOW,
+        approval_message,
+        approval_of,
+        approved_result,
         build_child_run,
         build_llm_call,
         child_usage,
         llm_result,
         step_label,
+        timed_out_decision,
     )
+    from workflows.shared.deadline import HeldDeadline
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.events import EventLog, EventPage, EventsQuery
     from workflows.shared.execution import (
@@ -174,7 +183,7 @@ SEGMENT_KEY = "\x00segment:"
 
 #: The statuses `Progress` counts.
 COUNTED: frozenset[StepStatus] = frozenset(
-    ("completed", "failed", "aborted", "cancelled", "running")
+    ("completed", "failed", "aborted", "cancelled", "running", "waiting")
 )
 
 
@@ -192,6 +201,10 @@ class DagWorkflow:
         self._closing = False
         #: Whether this run runs segments: decided (and recorded) at its first local step.
         self._segments: bool | None = None
+        #: Approval steps' decisions (`approval_result`), by step, once taken.
+        self._decisions: dict[str, dict[str, Any]] = {}
+        #: The run's deadline, when it has approval steps (their waits do not count).
+        self._deadline: HeldDeadline | None = None
         if run.resume is not None:
             # Continued as new: the chain is one run to its users.
             self._result = run.resume.result
@@ -200,9 +213,11 @@ class DagWorkflow:
             self._events = EventLog(run.resume.events, run.resume.sequence)
             self._webhook_degraded = run.resume.webhook_degraded
             self._started = self._result.started_at or workflow.now()
+            self._held_seconds = run.resume.held_seconds
             self._count_progress()
             return
         self._started = workflow.now()
+        self._held_seconds = 0.0
         # Every step is listed (pending) from the start, so the query answers at once.
         self._result = DagRunResult(
             workflow_id=run.workflow_id,
@@ -237,6 +252,44 @@ class DagWorkflow:
         stream, `GET /runs/{id}/events`, polls this)."""
         return self._events.page(query)
 
+    @workflow.update
+    def approve(self, approval: Approval) -> dict[str, Any]:
+        """A person's decision for a waiting approval step; answers the step's result."""
+        decided = approval_result(approval, workflow.now())
+        self._decisions[approval.step_name] = decided
+        return decided
+
+    @approve.validator
+    def _approvable(self, approval: Approval) -> None:
+        """Refuse (409 `NotWaiting`, 422 `InvalidApprovalData`) before anything is recorded."""
+        step = self._graph.steps.get(approval.step_name)
+        state = self._result.steps.get(approval.step_name)
+        refused = refusal(
+            step.approval if step is not None else None,
+            state.status if state is not None else None,
+            approval.step_name in self._decisions,
+            approval.data,
+        )
+        if refused is not None:
+            raise errors.non_retryable(*refused)
+
+    @workflow.update
+    def pause(self) -> None:
+        """Start no new step until `resume`; running steps finish, approvals still land."""
+        if self._result.status == "running":
+            self._result.status = "paused"
+            self._emit("workflow.paused")
+
+    @workflow.update
+    def resume(self) -> None:
+        if self._result.status == "paused":
+            self._result.status = "running"
+            self._emit("workflow.resumed")
+
+    @property
+    def _paused(self) -> bool:
+        return self._result.status == "paused"
+
     @workflow.run
     async def run(self, run: DagRunInput) -> DagRunResult:
         # The gateway validates at submission and says so in the input; re-validating here
@@ -263,20 +316,33 @@ class DagWorkflow:
         #: The server suggested continuing as new: start nothing more, let running steps end.
         continuing = False
         tasks: dict[str, asyncio.Task[Settled]] = {}
-        deadline = run_deadline(run.PIPELINE_SETTINGS.timeouts.run_timeout, self._started)
+        deadline = self._start_deadline()
         try:
             while True:
                 if failure is None:
                     for name in scheduler.cascade_abort():
                         self._abort(name, "an upstream step was aborted")
-                if failure is None and not continuing:
+                if failure is None and not continuing and not self._paused:
                     self._start_ready(scheduler, tasks)
-                if not tasks:
+                held = self._paused and failure is None and not continuing
+                if not tasks and not (held and scheduler.pending):
                     break
                 waiting: list[asyncio.Task[Any]] = list(tasks.values())
                 if deadline is not None and failure is None:
                     waiting.append(deadline)
-                await workflow.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                # Paused: wake on `resume` too, not only when a running step ends.
+                resumed = (
+                    asyncio.create_task(workflow.wait_condition(lambda: not self._paused))
+                    if held
+                    else None
+                )
+                if resumed is not None:
+                    waiting.append(resumed)
+                try:
+                    await workflow.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if resumed is not None and not resumed.done():
+                        resumed.cancel()
                 if deadline is not None and deadline.done() and failure is None:
                     failure = RunError(
                         type=ErrorType.TIMED_OUT,
@@ -386,6 +452,11 @@ class DagWorkflow:
                         sequence=self._events.sequence,
                         events=self._events.carry(),
                         webhook_degraded=self._webhook_degraded,
+                        held_seconds=(
+                            self._deadline.held_seconds
+                            if self._deadline is not None
+                            else self._held_seconds
+                        ),
                     ),
                     # A rerun's reused steps are in the result now: not carried twice.
                     "rerun": None,
@@ -440,6 +511,9 @@ class DagWorkflow:
                 await self._complete(step, state, body, attempt=attempt)
             elif step.type == "instructions":
                 body = await self._run_child(step, state)
+                await self._complete(step, state, body, attempt=1)
+            elif step.type == "approval":
+                body = await self._await_approval(step, state)
                 await self._complete(step, state, body, attempt=1)
             else:
                 result = await self._call(step)
@@ -839,6 +913,58 @@ class DagWorkflow:
         elif isinstance(cause, FailureError):
             kind, message = errors.error_type_of(cause), cause.message
         return StepFailed(StepFailure(type=kind, message=f"{step_label(step)}: {message}"))
+
+    async def _await_approval(self, step: StepConfig, state: StepState) -> Any:
+        """An `approval` step: wait (status `waiting`, event `step.waiting`) for the `approve`
+        update or the step's timeout; the run's deadline is held meanwhile. Returns the
+        decision when it approves.
+
+        Raises:
+            StepFailed: rejected, timed out with `on_timeout: fail`, or a bad message template.
+            asyncio.CancelledError: the run was cancelled (or a sibling failed) meanwhile.
+        """
+        name = step.step_name
+        approval = approval_of(step)
+        message = approval_message(
+            approval, step, self._variables, max_chars=self._run.engine.max_request_chars
+        )
+        seconds = wait_seconds(approval, self._run.PIPELINE_SETTINGS.timeouts.wait_timeout)
+        self._set_status(state, "waiting")
+        self._emit(
+            "step.waiting",
+            step,
+            {
+                "message": message,
+                "timeout_seconds": seconds,
+                "on_timeout": approval.on_timeout,
+                "schema": approval.schema_,
+            },
+        )
+        if self._deadline is not None:
+            self._deadline.hold()
+        timed_out = False
+        try:
+            await workflow.wait_condition(
+                lambda: name in self._decisions,
+                timeout=timedelta(seconds=seconds),
+                timeout_summary=f"approval {name}",
+            )
+        except TimeoutError:
+            timed_out = True
+            self._decisions[name] = timed_out_decision(approval, workflow.now().isoformat())
+        finally:
+            if self._deadline is not None:
+                self._deadline.release()
+        return approved_result(step, self._decisions[name], timed_out=timed_out)
+
+    def _start_deadline(self) -> asyncio.Task[None] | None:
+        """The run's deadline: one timer, or for a pipeline with approval steps one that
+        stops while they wait (`HeldDeadline`; no run recorded before it has such steps)."""
+        run_timeout = self._run.PIPELINE_SETTINGS.timeouts.run_timeout
+        if run_timeout is None or not any(s.type == "approval" for s in self._run.STEPS_CONFIG):
+            return run_deadline(run_timeout, self._started)
+        self._deadline = HeldDeadline(run_timeout, self._started, self._held_seconds)
+        return self._deadline.start()
 
     def _add_usage(self, state: StepState, usage: Usage) -> None:
         state.usage = (state.usage or Usage()) + usage

@@ -6,6 +6,7 @@ apply to it:
     word        DAG pipelines                     instruction runs
     pending     not started yet                   not started yet
     running     its call is under way             its call is under way
+    waiting     an approval step awaits a person  -
     completed   answered                          answered
     failed      gave up (or timed out)            gave up (or the run was cancelled meanwhile)
     skipped     -                                 never queued: a branch not taken
@@ -20,6 +21,7 @@ clients it might be, so each engine has its own, side by side here:
     state                                DagRunState    InstructionRunState
     started, no worker has picked it up  running        queued
     going on                             running        running
+    paused: starts no new step           paused         -
     ended well                           completed      complete
     ended with a failure or timed out    failed         errored
     cancelled or terminated              cancelled      terminated
@@ -35,7 +37,7 @@ from __future__ import annotations
 from typing import Literal, TypeAlias
 
 StepStatus: TypeAlias = Literal[
-    "pending", "running", "completed", "failed", "skipped", "aborted", "cancelled"
+    "pending", "running", "waiting", "completed", "failed", "skipped", "aborted", "cancelled"
 ]
-DagRunState: TypeAlias = Literal["running", "completed", "failed", "cancelled"]
+DagRunState: TypeAlias = Literal["running", "paused", "completed", "failed", "cancelled"]
 InstructionRunState: TypeAlias = Literal["queued", "running", "complete", "errored", "terminated"]
