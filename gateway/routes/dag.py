@@ -18,6 +18,7 @@ from gateway.starts import dag_engine_options, execution_timeout, search_attribu
 from gateway.tenancy import TenantDep
 from workflows.dag.models import DagRunInput, DagRunResult, PipelineRequest
 from workflows.dag.workflow import DagWorkflow
+from workflows.shared.control import workflow_task_timeout
 
 router = APIRouter(tags=["dag"])
 
@@ -56,6 +57,7 @@ async def execute(
                 run,
                 id=temporal_id,
                 task_queue=settings.task_queue,
+                task_timeout=workflow_task_timeout(run.engine.execution_mode),
                 # A running run of this id fails the start, and is attached to below: the
                 # start then says for sure whether this request began the run.
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -89,6 +89,7 @@ with workflow.unsafe.imports_passed_through():
         llm_result,
         step_label,
     )
+    from workflows.shared.control import deadline_before_local_work, workflow_task_timeout
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.events import EventLog, EventPage, EventsQuery
     from workflows.shared.execution import (
@@ -256,6 +257,9 @@ class DagWorkflow:
         tasks: dict[str, asyncio.Task[Settled]] = {}
         deadline = run_deadline(run.PIPELINE_SETTINGS.timeouts.run_timeout, self._started)
         try:
+            await deadline_before_local_work(
+                deadline, run.PIPELINE_SETTINGS.timeouts.run_timeout, run.engine.execution_mode
+            )
             while True:
                 if failure is None:
                     for name in scheduler.cascade_abort():
@@ -798,6 +802,7 @@ class DagWorkflow:
                 child,
                 id=child_id,
                 task_queue=engine.task_queue,
+                task_timeout=workflow_task_timeout(child["engine"]["execution_mode"]),
                 result_type=dict,
                 search_attributes=attributes if len(attributes) else None,
                 static_summary=f"instructions step {step.step_name} of {self._run.workflow_id}",
