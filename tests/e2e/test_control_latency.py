@@ -83,3 +83,45 @@ async def test_a_3s_run_timeout_ends_a_run_whose_local_step_is_running_on_time(
     assert status["error"]["type"] == "TimedOut"
     assert status["steps"]["slow"]["status"] == "cancelled"
     assert took < 8  # measured about 4 s; 16 s before
+
+
+async def test_an_instruction_run_is_cancelled_within_a_second_while_its_local_call_runs(
+    gateway: Gateway, targets: Targets
+) -> None:
+    slow = unique("s")
+    response = await gateway.http.post(
+        "/",
+        json={
+            "context": "c",
+            "executionMode": "fast",
+            "instructions": [
+                {"type": "endpoint", "apiUrl": f"{targets.url}/slow/{slow}?ms={STEP_MS}"}
+            ],
+        },
+    )
+    assert response.status_code == 200, response.text
+    handle = gateway.engine.client.get_workflow_handle(response.json()["instanceId"])
+    await wait_until(lambda: _called(targets, slow))
+    asked = time.monotonic()
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+
+    assert time.monotonic() - asked < 5  # 8 s and more before
+
+
+@pytest.mark.parametrize(("mode", "timeout"), [("fast", 1), ("auto", 1), ("durable", 10)])
+async def test_runs_that_may_run_local_work_start_with_a_1s_workflow_task_timeout(
+    gateway: Gateway, targets: Targets, mode: str, timeout: int
+) -> None:
+    body = slow_pipeline(targets, mode)
+    body["STEPS_CONFIG"][0]["service_url"] = f"{targets.url}/echo/{unique('e')}"
+    assert (await gateway.http.post("/execute", json=body)).status_code == 200
+    described = await gateway.engine.client.get_workflow_handle(body["workflow_id"]).describe()
+    config = described.raw_description.execution_config
+
+    assert config.default_workflow_task_timeout.ToSeconds() == timeout
+
+
+async def _called(targets: Targets, key: str) -> bool:
+    return targets.state.calls[key] >= 1
