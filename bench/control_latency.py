@@ -8,8 +8,9 @@ In `auto` and `fast` the step is a local activity, which holds the workflow task
 For each mode it prints the cancel latency (from `POST /runs/{id}/cancel` until the run has
 ended cancelled, read from Temporal) and the deadline overshoot (a 3 s `run_timeout`: how long
 after 3 s the run ended timed out), the median and the worst of `--repeat` runs; then what the
-prompt control costs: the workflow tasks and wall time of a short 3-step run with and without
-a deadline, and the workflow tasks of the 20 s step.
+prompt control costs: the workflow tasks and wall time of a short 3-step run with the default
+(6 h) deadline and with a short one (sent before local work), and the workflow tasks of the
+20 s step (a heartbeat every 0.8 s).
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ async def measure(args: argparse.Namespace, gateway_url: str, target: str, addre
             rows.append((mode, cancels, overshoots))
         for mode in MODES:
             for label, body in (
-                ("3 x 10 ms steps", pipeline(target, mode, 10, steps=3)),
-                ("3 x 10 ms, deadline", pipeline(target, mode, 10, steps=3, run_timeout=60)),
+                ("3 x 10 ms, 6 h deadline", pipeline(target, mode, 10, steps=3)),
+                ("3 x 10 ms, 30 s deadline", pipeline(target, mode, 10, steps=3, run_timeout=30)),
                 (f"1 x {args.step_ms} ms step", pipeline(target, mode, args.step_ms)),
             ):
                 medians = [
@@ -166,11 +167,11 @@ async def measure(args: argparse.Namespace, gateway_url: str, target: str, addre
     for mode, cancels, overshoots in rows:
         print(f"{mode:<9}{cell(cancels):>18}{cell(overshoots):>28}")
     print("\nWhat it costs: workflow tasks and wall time (median) per run\n")
-    header = f"{'mode':<9}{'run':<24}{'workflow tasks':>15}{'wall s':>9}"
+    header = f"{'mode':<9}{'run':<27}{'workflow tasks':>15}{'wall s':>9}"
     print(header)
     print("-" * len(header))
     for mode, label, tasks, took in costs:
-        print(f"{mode:<9}{label:<24}{tasks:>15}{took:>9.3f}")
+        print(f"{mode:<9}{label:<27}{tasks:>15}{took:>9.3f}")
 
 
 def main() -> None:

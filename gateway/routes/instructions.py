@@ -168,7 +168,7 @@ async def start_run(
         run,
         id=tenant.workflow_id(instance_id),
         task_queue=settings.task_queue,
-        task_timeout=workflow_task_timeout(run.engine.execution_mode),
+        task_timeout=workflow_task_timeout(run.engine.execution_mode != "durable"),
         execution_timeout=execution_timeout(run.engine.run_timeout_seconds, settings),
         search_attributes=search_attributes("instructions", "default", instance_id, tenant),
         static_summary=(

@@ -110,12 +110,17 @@ async def test_an_instruction_run_is_cancelled_within_a_second_while_its_local_c
     assert time.monotonic() - asked < 5  # 8 s and more before
 
 
-@pytest.mark.parametrize(("mode", "timeout"), [("fast", 1), ("auto", 1), ("durable", 10)])
+@pytest.mark.parametrize(
+    ("mode", "local_step", "timeout"),
+    [("fast", True, 1), ("auto", True, 1), ("auto", False, 10), ("durable", True, 10)],
+)
 async def test_runs_that_may_run_local_work_start_with_a_1s_workflow_task_timeout(
-    gateway: Gateway, targets: Targets, mode: str, timeout: int
+    gateway: Gateway, targets: Targets, mode: str, local_step: bool, timeout: int
 ) -> None:
     body = slow_pipeline(targets, mode)
     body["STEPS_CONFIG"][0]["service_url"] = f"{targets.url}/echo/{unique('e')}"
+    if not local_step:  # the default timeouts: in auto, every call is durable
+        body["PIPELINE_SETTINGS"] = {"execution": {"mode": mode}}
     assert (await gateway.http.post("/execute", json=body)).status_code == 200
     described = await gateway.engine.client.get_workflow_handle(body["workflow_id"]).describe()
     config = described.raw_description.execution_config

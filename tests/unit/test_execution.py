@@ -9,6 +9,7 @@ from gateway.starts import dag_engine_options, instruction_engine_options
 from gateway.tenancy import OPEN_TENANT, Tenant
 from settings import Settings
 from workflows.dag.models import DagRunInput, EngineOptions, PipelineRequest
+from workflows.dag.placement import may_run_local
 from workflows.instructions.models import InstructionEngineOptions, InstructionRunRequest
 from workflows.shared.execution import ExecutionMode, retry_waits, runs_local
 
@@ -113,3 +114,44 @@ def test_an_instruction_run_takes_execution_mode_in_camel_case() -> None:
 def test_an_unknown_operator_default_stops_the_settings() -> None:
     with pytest.raises(ValidationError):
         settings(execution_mode="turbo")
+
+
+def run_of(steps: list[dict[str, object]], mode: ExecutionMode, **timeouts: object) -> DagRunInput:
+    run = DagRunInput.model_validate(
+        {"workflow_id": "wf", "STEPS_CONFIG": steps, "PIPELINE_SETTINGS": {"timeouts": timeouts}}
+    )
+    run.engine.execution_mode = mode
+    run.engine.endpoint_workers = ["gpu"]
+    return run
+
+
+HTTP_STEP: dict[str, object] = {"step_name": "a", "usid": "u", "service_url": "http://x.test/"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "timeouts", "step", "local"),
+    [
+        ("fast", {}, HTTP_STEP, True),
+        ("durable", {"step_timeout": 5}, HTTP_STEP, False),
+        # auto with the default 45 s timeout and two retries: every call is durable.
+        ("auto", {}, HTTP_STEP, False),
+        ("auto", {"step_timeout": 5}, HTTP_STEP, True),
+        ("fast", {}, {**HTTP_STEP, "endpoint": "gpu"}, False),
+        (
+            "fast",
+            {},
+            {
+                "step_name": "a",
+                "usid": "u",
+                "type": "llm",
+                "llm": {"provider": "openai", "model": "m", "prompt": "hi"},
+            },
+            False,
+        ),
+    ],
+)
+def test_a_run_may_run_local_work_when_a_call_of_its_is_placed_local(
+    mode: ExecutionMode, timeouts: dict[str, object], step: dict[str, object], local: bool
+) -> None:
+    """What decides its workflow task timeout (`workflows.shared.control`)."""
+    assert may_run_local(run_of([step], mode, **timeouts)) is local

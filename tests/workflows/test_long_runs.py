@@ -172,7 +172,7 @@ async def test_every_run_of_a_chain_keeps_the_workflow_task_timeout_it_started_w
         run,
         id=run.workflow_id,
         task_queue=engine.settings.task_queue,
-        task_timeout=workflow_task_timeout("fast"),  # as the gateway starts a fast run
+        task_timeout=workflow_task_timeout(may_run_local=True),  # as the gateway would
     )
     assert (await handle.result()).status == "completed"
 
