@@ -9,8 +9,8 @@ For each mode it prints the cancel latency (from `POST /runs/{id}/cancel` until 
 ended cancelled, read from Temporal) and the deadline overshoot (a 3 s `run_timeout`: how long
 after 3 s the run ended timed out), the median and the worst of `--repeat` runs; then what the
 prompt control costs: the workflow tasks and wall time of a short 3-step run with the default
-(6 h) deadline and with a short one (sent before local work), and the workflow tasks of the
-20 s step (a heartbeat every 0.8 s).
+(6 h) deadline and with a short one, and the workflow tasks of the 20 s step (a heartbeat
+every 0.8 s in `auto` and `fast`).
 """
 
 from __future__ import annotations

@@ -69,12 +69,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         Usage,
     )
-    from workflows.dag.placement import (
-        call_runs_local,
-        may_run_local,
-        step_retries,
-        step_timeout,
-    )
+    from workflows.dag.placement import call_runs_local, step_retries, step_timeout
     from workflows.dag.references import result_variable, step_view
     from workflows.dag.segment import (
         CHECKPOINT_SECONDS,
@@ -95,7 +90,7 @@ with workflow.unsafe.imports_passed_through():
         llm_result,
         step_label,
     )
-    from workflows.shared.control import deadline_before_local_work, workflow_task_timeout
+    from workflows.shared.control import workflow_task_timeout
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.events import EventLog, EventPage, EventsQuery
     from workflows.shared.execution import (
@@ -262,9 +257,6 @@ class DagWorkflow:
         tasks: dict[str, asyncio.Task[Settled]] = {}
         deadline = run_deadline(run.PIPELINE_SETTINGS.timeouts.run_timeout, self._started)
         try:
-            await deadline_before_local_work(
-                deadline, run.PIPELINE_SETTINGS.timeouts.run_timeout, may_run_local(run)
-            )
             while True:
                 if failure is None:
                     for name in scheduler.cascade_abort():
