@@ -17,7 +17,9 @@ from gateway.runs.dag import DAG_RUNS
 from gateway.starts import dag_engine_options, dag_execution_timeout, search_attributes
 from gateway.tenancy import TenantDep
 from workflows.dag.models import DagRunInput, DagRunResult, PipelineRequest
+from workflows.dag.placement import may_run_local
 from workflows.dag.workflow import DagWorkflow
+from workflows.shared.control import workflow_task_timeout
 
 router = APIRouter(tags=["dag"])
 
@@ -56,6 +58,7 @@ async def execute(
                 run,
                 id=temporal_id,
                 task_queue=settings.task_queue,
+                task_timeout=workflow_task_timeout(may_run_local(run), len(run.STEPS_CONFIG)),
                 # A running run of this id fails the start, and is attached to below: the
                 # start then says for sure whether this request began the run.
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

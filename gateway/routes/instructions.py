@@ -40,6 +40,7 @@ from workflows.instructions.models import (
     error_details,
 )
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.control import workflow_task_timeout
 
 #: The seed's limit on one batch.
 MAX_BATCH = 20
@@ -167,6 +168,9 @@ async def start_run(
         run,
         id=tenant.workflow_id(instance_id),
         task_queue=settings.task_queue,
+        task_timeout=workflow_task_timeout(
+            run.engine.execution_mode != "durable", len(run.instructions)
+        ),
         execution_timeout=execution_timeout(run.engine.run_timeout_seconds, settings),
         search_attributes=search_attributes("instructions", "default", instance_id, tenant),
         static_summary=(

@@ -15,12 +15,19 @@ from gateway.errors import InvalidRequest, RunConflict
 from gateway.pipelines import pipeline_problems
 from gateway.reruns import RerunInvalid, edited_pipeline, free_rerun_id, read_source
 from gateway.runs.dag import DAG_RUNS
-from gateway.starts import dag_engine_options, execution_timeout, search_attributes, unprocessable
+from gateway.starts import (
+    dag_engine_options,
+    dag_execution_timeout,
+    search_attributes,
+    unprocessable,
+)
 from gateway.tenancy import TenantDep
 from workflows.dag.graph import DagGraph
 from workflows.dag.models import DagRunInput, RerunAccepted, RerunRequest
+from workflows.dag.placement import may_run_local
 from workflows.dag.rerun import UnknownStep, edited_steps, plan_rerun, reused_states
 from workflows.dag.workflow import DagWorkflow
+from workflows.shared.control import workflow_task_timeout
 
 router = APIRouter(tags=["runs"])
 
@@ -75,11 +82,10 @@ async def rerun_run(
                 run,
                 id=temporal_id,
                 task_queue=settings.task_queue,
+                task_timeout=workflow_task_timeout(may_run_local(run), len(run.STEPS_CONFIG)),
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                execution_timeout=execution_timeout(
-                    run.PIPELINE_SETTINGS.timeouts.run_timeout, settings
-                ),
+                execution_timeout=dag_execution_timeout(run, settings),
                 search_attributes=search_attributes(
                     "dag", run.namespace, new_id, tenant, rerun_of=workflow_id
                 ),

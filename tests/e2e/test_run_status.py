@@ -19,6 +19,7 @@ from gateway.tenancy import OPEN_TENANT, Tenant
 from tests.conftest import Gateway, Targets, make_settings, unique, wait_until
 from tests.fakes.targets import serve
 from workflows.dag.models import DagRunInput
+from workflows.dag.workflow import DagWorkflow
 
 
 def two_steps(targets: Targets, key: str, ms: int) -> dict[str, Any]:
@@ -241,8 +242,16 @@ async def test_a_fast_run_whose_first_task_is_still_open_is_read_from_its_publis
     body["STEPS_CONFIG"][0].pop("dependencies")
     body["STEPS_CONFIG"][1]["dependencies"] = ["second"]
     body["PIPELINE_SETTINGS"] = {"execution": {"mode": "fast"}}
-    assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
+    # Started as the `temporal` CLI (or a gateway before `workflows.shared.control`) starts
+    # it, with Temporal's default task timeout: the gateway's 1 s one would let the first task
+    # complete as a heartbeat within 0.8 s.
+    run = DagRunInput.model_validate(body)
+    run.engine.execution_mode = "fast"
+    run.engine.task_queue = gateway.engine.settings.task_queue
     workflow_id = body["workflow_id"]
+    await gateway.engine.client.start_workflow(
+        DagWorkflow.run, run, id=workflow_id, task_queue=run.engine.task_queue
+    )
     await wait_until(lambda: published(redis, workflow_id, "second", "running"))
     described = await gateway.engine.client.get_workflow_handle(workflow_id).describe()
     assert described.history_length < 4  # its first workflow task has not completed

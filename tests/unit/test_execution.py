@@ -9,7 +9,9 @@ from gateway.starts import dag_engine_options, instruction_engine_options
 from gateway.tenancy import OPEN_TENANT, Tenant
 from settings import Settings
 from workflows.dag.models import DagRunInput, EngineOptions, PipelineRequest
+from workflows.dag.placement import may_run_local
 from workflows.instructions.models import InstructionEngineOptions, InstructionRunRequest
+from workflows.shared.control import CONTROL_MAX_STEPS, workflow_task_timeout
 from workflows.shared.execution import ExecutionMode, retry_waits, runs_local
 
 OPEN = Tenant(OPEN_TENANT, scoped=False)
@@ -113,3 +115,62 @@ def test_an_instruction_run_takes_execution_mode_in_camel_case() -> None:
 def test_an_unknown_operator_default_stops_the_settings() -> None:
     with pytest.raises(ValidationError):
         settings(execution_mode="turbo")
+
+
+def run_of(steps: list[dict[str, object]], mode: ExecutionMode, **timeouts: object) -> DagRunInput:
+    run = DagRunInput.model_validate(
+        {"workflow_id": "wf", "STEPS_CONFIG": steps, "PIPELINE_SETTINGS": {"timeouts": timeouts}}
+    )
+    run.engine.execution_mode = mode
+    run.engine.endpoint_workers = ["gpu"]
+    return run
+
+
+HTTP_STEP: dict[str, object] = {"step_name": "a", "usid": "u", "service_url": "http://x.test/"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "timeouts", "step", "local"),
+    [
+        ("fast", {}, HTTP_STEP, True),
+        ("durable", {"step_timeout": 5}, HTTP_STEP, False),
+        # auto with the default 45 s timeout and two retries: every call is durable.
+        ("auto", {}, HTTP_STEP, False),
+        ("auto", {"step_timeout": 5}, HTTP_STEP, True),
+        ("fast", {}, {**HTTP_STEP, "endpoint": "gpu"}, False),
+        (
+            "fast",
+            {},
+            {
+                "step_name": "a",
+                "usid": "u",
+                "type": "llm",
+                "llm": {"provider": "openai", "model": "m", "prompt": "hi"},
+            },
+            False,
+        ),
+    ],
+)
+def test_a_run_may_run_local_work_when_a_call_of_its_is_placed_local(
+    mode: ExecutionMode, timeouts: dict[str, object], step: dict[str, object], local: bool
+) -> None:
+    """What decides its workflow task timeout (`workflows.shared.control`)."""
+    assert may_run_local(run_of([step], mode, **timeouts)) is local
+
+
+@pytest.mark.parametrize(
+    ("may_run_local", "steps", "seconds"),
+    [
+        (True, 1, 1),
+        (True, CONTROL_MAX_STEPS, 1),
+        (True, CONTROL_MAX_STEPS + 1, None),
+        (False, 1, None),
+    ],
+)
+def test_only_runs_small_enough_for_a_one_second_task_get_one(
+    may_run_local: bool, steps: int, seconds: int | None
+) -> None:
+    # A task that always outlasts its timeout is retried for ever: a run with thousands of
+    # steps keeps Temporal's default, and is controlled within about 8 s instead of 1.
+    timeout = workflow_task_timeout(may_run_local, steps)
+    assert (timeout.total_seconds() if timeout else None) == seconds

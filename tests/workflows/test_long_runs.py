@@ -22,6 +22,7 @@ from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.models import InstructionRunInput
 from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.control import workflow_task_timeout
 from workflows.shared.events import EventsQuery
 
 SUGGEST_AFTER_EVENTS = 40
@@ -211,3 +212,33 @@ async def test_a_chain_that_continued_as_new_is_rerun_from_its_failed_step(
         async for execution in engine.client.list_workflows(f"WorkflowId = '{second.id}'")
     ]
     assert chained.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 1
+
+
+async def test_every_run_of_a_chain_keeps_the_workflow_task_timeout_it_started_with(
+    short_history_engine: Engine, targets: Targets
+) -> None:
+    """The server hands a run's workflow task timeout on when it continues as new, so a long
+    `fast` run keeps `workflows.shared.control`'s 1 s one (its steps here are durable: they
+    make the history long enough to continue)."""
+    engine = short_history_engine
+    run = DagRunInput.model_validate(
+        {"workflow_id": unique("long-1s"), "STEPS_CONFIG": chain(targets, unique("chain"), 20)}
+    )
+    run.engine.task_queue = engine.settings.task_queue
+    handle = await engine.client.start_workflow(
+        DagWorkflow.run,
+        run,
+        id=run.workflow_id,
+        task_queue=engine.settings.task_queue,
+        task_timeout=workflow_task_timeout(may_run_local=True),  # as the gateway would
+    )
+    assert (await handle.result()).status == "completed"
+
+    timeouts = []
+    async for execution in engine.client.list_workflows(f"WorkflowId = '{run.workflow_id}'"):
+        described = await engine.client.get_workflow_handle(
+            run.workflow_id, run_id=execution.run_id
+        ).describe()
+        timeouts.append(described.raw_description.execution_config.default_workflow_task_timeout)
+    assert len(timeouts) >= 2  # it continued as new
+    assert {timeout.ToSeconds() for timeout in timeouts} == {1}

@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         Usage,
     )
+    from workflows.dag.placement import call_runs_local, step_retries, step_timeout
     from workflows.dag.references import result_variable, step_view
     from workflows.dag.rerun import reuse_steps, stored_references
     from workflows.dag.segment import (
@@ -101,13 +102,13 @@ with workflow.unsafe.imports_passed_through():
         step_label,
         timed_out_decision,
     )
+    from workflows.shared.control import workflow_task_timeout
     from workflows.shared.deadline import HeldDeadline
     from workflows.shared.endpoints import resolve_endpoint
     from workflows.shared.events import EventLog, EventPage, EventsQuery
     from workflows.shared.execution import (
         Placement,
         execute_call,
-        runs_local,
         worst_case_seconds,
     )
     from workflows.shared.failures import (
@@ -759,26 +760,13 @@ class DagWorkflow:
         return resolve_endpoint(step.endpoint, self._run.engine.endpoint_workers).task_queue
 
     def _timeout(self, step: StepConfig) -> float:
-        return step.timeout or self._run.PIPELINE_SETTINGS.timeouts.step_timeout
+        return step_timeout(self._run, step)
 
     def _retries(self, step: StepConfig) -> tuple[int, float]:
-        """The step's `max_retries` and `retry_delay`: its own, else the pipeline's."""
-        handling = self._run.PIPELINE_SETTINGS.error_handling
-        max_retries = step.max_retries if step.max_retries is not None else handling.max_retries
-        return max_retries, step.retry_delay or handling.retry_delay
+        return step_retries(self._run, step)
 
     def _placement(self, step: StepConfig, routed: bool) -> Placement:
-        engine = self._run.engine
-        max_retries, retry_delay = self._retries(step)
-        local = runs_local(
-            engine.execution_mode,
-            timeout_seconds=self._timeout(step),
-            max_retries=max_retries,
-            retry_delay=retry_delay,
-            routed=routed,
-            local_max_seconds=engine.local_max_seconds,
-        )
-        return "local" if local else "activity"
+        return "local" if call_runs_local(self._run, step, routed=routed) else "activity"
 
     def _output_target(self, step: StepConfig) -> OutputTarget:
         """Where the call writes the step's outputs (`OutputTarget`, the rule of `step_view`)."""
@@ -884,6 +872,9 @@ class DagWorkflow:
                 child,
                 id=child_id,
                 task_queue=engine.task_queue,
+                task_timeout=workflow_task_timeout(
+                    child["engine"]["execution_mode"] != "durable", len(child["instructions"])
+                ),
                 result_type=dict,
                 search_attributes=attributes if len(attributes) else None,
                 static_summary=f"instructions step {step.step_name} of {self._run.workflow_id}",
