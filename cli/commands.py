@@ -210,6 +210,16 @@ def run(
     raise typer.Exit(code)
 
 
+def problem_line(item: dict[str, Any]) -> str:
+    """One 422 item as a line: its message, after the field it names unless the message
+    already starts with it (`STEPS_CONFIG[1].timout: unknown field; …`)."""
+    message = str(item.get("msg"))
+    where = ".".join(str(part) for part in item.get("loc", [])[1:])
+    if not where or message.startswith(where.split(".")[0]):
+        return message
+    return f"{where}: {message}"
+
+
 @app.command()
 def validate(
     file: Annotated[
@@ -226,7 +236,7 @@ def validate(
             plan = client_for(gateway, api_key).validate(payload, engine)
         except InvalidPayload as invalid:
             for item in invalid.problems:
-                console.print(f"[red]✗[/red] {item.get('msg')}", soft_wrap=True)
+                console.print(f"[red]✗[/red] {problem_line(item)}", soft_wrap=True)
             console.print(f"{file}: {len(invalid.problems)} problem(s)")
             raise typer.Exit(EXIT_FAILED) from invalid
     console.print(plan_view(plan.model_dump(mode="json")))
@@ -340,9 +350,7 @@ def rerun(
             started = client.rerun(workflow_id, from_step, parse_edits(edits or []))
         except InvalidPayload as invalid:
             for item in invalid.problems:
-                where = ".".join(str(part) for part in item.get("loc", [])[1:])
-                named = f"{where}: " if where else ""
-                console.print(f"[red]✗[/red] {named}{item.get('msg')}", soft_wrap=True)
+                console.print(f"[red]✗[/red] {problem_line(item)}", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from invalid
         console.print(
             f"started {started.workflow_id}: reusing {len(started.reused)} step(s),"
