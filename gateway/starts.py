@@ -12,13 +12,21 @@ from typing import Any
 
 from fastapi import status
 from fastapi.responses import JSONResponse
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 
 from gateway.tenancy import Tenant
 from kernel.search import ENGINE, NAMESPACE, RERUN_OF, SEED_ID, TENANT
 from settings import Settings
 from workflows.dag.approvals import wait_seconds
-from workflows.dag.models import EngineOptions, PipelineRequest
+from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions, PipelineRequest
+from workflows.dag.placement import may_run_local
+from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.models import (
     EndpointInstruction,
     EndpointSpec,
@@ -26,6 +34,7 @@ from workflows.instructions.models import (
     InstructionRunRequest,
     RouterInstruction,
 )
+from workflows.shared.control import workflow_task_timeout
 from workflows.shared.endpoints import MAX_MS, UnknownEndpoint, resolve_endpoint
 
 
@@ -168,4 +177,32 @@ def endpoint_problems(
 def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+    )
+
+
+async def start_dag_run(
+    client: Client,
+    run: DagRunInput,
+    settings: Settings,
+    tenant: Tenant,
+    *,
+    summary: str,
+    rerun_of: str | None = None,
+) -> WorkflowHandle[DagWorkflow, DagRunResult]:
+    """Start a validated pipeline run as the tenant's, however it came (`/execute`, a rerun):
+    one set of start options for both. A running run of the id fails the start
+    (`WorkflowAlreadyStartedError`), so the caller knows for sure whether it began the run."""
+    return await client.start_workflow(
+        DagWorkflow.run,
+        run,
+        id=tenant.workflow_id(run.workflow_id),
+        task_queue=settings.task_queue,
+        task_timeout=workflow_task_timeout(may_run_local(run), len(run.STEPS_CONFIG)),
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        execution_timeout=dag_execution_timeout(run, settings),
+        search_attributes=search_attributes(
+            "dag", run.namespace, run.workflow_id, tenant, rerun_of=rerun_of
+        ),
+        static_summary=f"DAG {run.namespace}/{run.workflow_id}: {summary}",
     )

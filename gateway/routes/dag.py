@@ -8,18 +8,15 @@ import contextlib
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from gateway.deps import RunSlotsDep, RunStatusDep, SettingsDep, TemporalClientDep
 from gateway.pipelines import pipeline_problems
 from gateway.runs.dag import DAG_RUNS
-from gateway.starts import dag_engine_options, dag_execution_timeout, search_attributes
+from gateway.starts import dag_engine_options, start_dag_run
 from gateway.tenancy import TenantDep
 from workflows.dag.models import DagRunInput, DagRunResult, PipelineRequest
-from workflows.dag.placement import may_run_local
 from workflows.dag.workflow import DagWorkflow
-from workflows.shared.control import workflow_task_timeout
 
 router = APIRouter(tags=["dag"])
 
@@ -53,21 +50,8 @@ async def execute(
     temporal_id = tenant.workflow_id(run.workflow_id)
     async with slots.starting(tenant, [temporal_id]):
         try:
-            handle = await client.start_workflow(
-                DagWorkflow.run,
-                run,
-                id=temporal_id,
-                task_queue=settings.task_queue,
-                task_timeout=workflow_task_timeout(may_run_local(run), len(run.STEPS_CONFIG)),
-                # A running run of this id fails the start, and is attached to below: the
-                # start then says for sure whether this request began the run.
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                execution_timeout=dag_execution_timeout(run, settings),
-                search_attributes=search_attributes("dag", run.namespace, run.workflow_id, tenant),
-                static_summary=(
-                    f"DAG {run.namespace}/{run.workflow_id}: {len(run.STEPS_CONFIG)} steps"
-                ),
+            handle = await start_dag_run(
+                client, run, settings, tenant, summary=f"{len(run.STEPS_CONFIG)} steps"
             )
         except WorkflowAlreadyStartedError as running:
             # Attached to, not restarted; what it has done stands (no queued status over it).

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from gateway.deps import RunSlotsDep, RunStatusDep, SettingsDep, TemporalClientDep
@@ -15,19 +14,11 @@ from gateway.errors import InvalidRequest, RunConflict
 from gateway.pipelines import pipeline_problems
 from gateway.reruns import RerunInvalid, edited_pipeline, free_rerun_id, read_source
 from gateway.runs.dag import DAG_RUNS
-from gateway.starts import (
-    dag_engine_options,
-    dag_execution_timeout,
-    search_attributes,
-    unprocessable,
-)
+from gateway.starts import dag_engine_options, start_dag_run, unprocessable
 from gateway.tenancy import TenantDep
 from workflows.dag.graph import DagGraph
 from workflows.dag.models import DagRunInput, RerunAccepted, RerunRequest
-from workflows.dag.placement import may_run_local
 from workflows.dag.rerun import UnknownStep, edited_steps, plan_rerun, reused_states
-from workflows.dag.workflow import DagWorkflow
-from workflows.shared.control import workflow_task_timeout
 
 router = APIRouter(tags=["runs"])
 
@@ -77,22 +68,13 @@ async def rerun_run(
     temporal_id = tenant.workflow_id(new_id)
     async with slots.starting(tenant, [temporal_id]):
         try:
-            handle = await client.start_workflow(
-                DagWorkflow.run,
+            handle = await start_dag_run(
+                client,
                 run,
-                id=temporal_id,
-                task_queue=settings.task_queue,
-                task_timeout=workflow_task_timeout(may_run_local(run), len(run.STEPS_CONFIG)),
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                execution_timeout=dag_execution_timeout(run, settings),
-                search_attributes=search_attributes(
-                    "dag", run.namespace, new_id, tenant, rerun_of=workflow_id
-                ),
-                static_summary=(
-                    f"DAG {run.namespace}/{new_id}: rerun of {workflow_id},"
-                    f" {len(rerun)} of {len(graph.order)} steps"
-                ),
+                settings,
+                tenant,
+                summary=f"rerun of {workflow_id}, {len(rerun)} of {len(graph.order)} steps",
+                rerun_of=workflow_id,
             )
         except WorkflowAlreadyStartedError as running:
             raise RunConflict(f"run {new_id!r} is running; name another workflow_id") from running
