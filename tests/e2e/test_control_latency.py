@@ -130,3 +130,35 @@ async def test_runs_that_may_run_local_work_start_with_a_1s_workflow_task_timeou
 
 async def _called(targets: Targets, key: str) -> bool:
     return targets.state.calls[key] >= 1
+
+
+@pytest.mark.parametrize("mode", ["auto", "fast"])
+async def test_a_pause_lands_while_a_local_step_is_running(
+    gateway: Gateway, targets: Targets, mode: str
+) -> None:
+    # A pause is an Update: it comes in with the task's next heartbeat, not when the 20 s
+    # step ends. Then a resume, and a cancel to end the run without waiting for the step.
+    body = slow_pipeline(targets, mode)
+    body["STEPS_CONFIG"].append(
+        {
+            "step_name": "after",
+            "usid": "u-after",
+            "dependencies": ["slow"],
+            "service_url": f"{targets.url}/echo/{unique('after')}",
+        }
+    )
+    workflow_id = body["workflow_id"]
+    assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
+    await step_running(gateway, workflow_id)
+
+    asked = time.monotonic()
+    paused = await gateway.http.post(f"/runs/{workflow_id}/pause")
+    took = time.monotonic() - asked
+    resumed = await gateway.http.post(f"/runs/{workflow_id}/resume")
+    assert (await gateway.http.post(f"/runs/{workflow_id}/cancel")).status_code == 200
+
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["status"] == "paused"
+    assert paused.json()["steps"]["slow"]["status"] == "running"
+    assert resumed.json()["status"] == "running"
+    assert took < 5  # a heartbeat is 0.8 s; without it, the update waited for the step
