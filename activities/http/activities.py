@@ -27,6 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.context import heartbeating, retry_delay_ceiling
+from activities.http.cache import cached_result, remember
 from activities.http.models import (
     CALL_HTTP,
     DEFAULT_TENANT,
@@ -330,8 +331,13 @@ class HttpActivities:
     async def attempt(self, call: HttpCall, attempt: int) -> HttpResult:
         """One attempt of `call`, as `call_http` makes it: also for the DAG runner's
         segments (`workflows.dag.segment_activity`), which retry their steps themselves."""
-        shown = _Shown(redact_url(call.url), self._secrets.for_tenant(call.tenant))
-        result = await self._call(call, shown, attempt)
+        cache = self._redis if call.cache is not None else None
+        result = await cached_result(cache, call) if cache is not None else None
+        if result is None:
+            shown = _Shown(redact_url(call.url), self._secrets.for_tenant(call.tenant))
+            result = await self._call(call, shown, attempt)
+            if cache is not None:
+                await remember(cache, call, result)
         if call.outputs is not None and self._redis is not None:
             result.stored = await store_outputs(
                 self._redis, call.outputs, result.body, call.label, self._codec

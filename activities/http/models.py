@@ -74,6 +74,13 @@ def headers_as_text(cls: type, value: Any) -> Any:
     return value
 
 
+class ResultCaching(BaseModel):
+    """How a call's result is memoized (`activities.http.cache`): for `ttl_seconds`, under a
+    key of its tenant and its request as scheduled."""
+
+    ttl_seconds: int
+
+
 class HttpCall(BaseModel):
     """One HTTP request, as a DAG step, an endpoint instruction or the proxy API makes it."""
 
@@ -99,6 +106,9 @@ class HttpCall(BaseModel):
     #: None: the open gateway's runs, and runs recorded before secrets had tenants; both use
     #: the default tenant's (`activities.http.secrets`).
     tenant: str | None = None
+    #: Answer from the tenant's result cache when the same request was made within its TTL.
+    #: None (calls recorded before caching too): every attempt sends the request.
+    cache: ResultCaching | None = None
 
     _headers_as_text = field_validator("headers", mode="before")(headers_as_text)
 
@@ -114,6 +124,9 @@ class HttpResult(BaseModel):
     duration_ms: int = 0
     #: The Redis keys of `HttpCall.outputs` the activity wrote (none: the caller writes them).
     stored: list[str] = Field(default_factory=list)
+    #: Taken from the result cache (`HttpCall.cache`), made that long ago: no request was sent.
+    cached: bool = False
+    cache_age_seconds: float | None = None
 
 
 class WebhookDelivery(BaseModel):

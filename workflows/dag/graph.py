@@ -243,6 +243,31 @@ def _type_problems(i: int, step: StepConfig) -> list[Problem]:
     return problems
 
 
+#: Step types whose calls the result cache can answer (`PIPELINE_SETTINGS.cache.steps`).
+CACHEABLE_TYPES = ("http", "llm")
+
+
+def _cache_problems(run: DagRunInput) -> list[Problem]:
+    """Each name in `PIPELINE_SETTINGS.cache.steps` must be a step whose call can be cached."""
+    cache = run.PIPELINE_SETTINGS.cache
+    if cache is None:
+        return []
+    types = {step.step_name: step.type for step in run.STEPS_CONFIG}
+    problems: list[Problem] = []
+    for k, name in enumerate(cache.steps):
+        loc = ("PIPELINE_SETTINGS", "cache", "steps", k)
+        if name not in types:
+            problems.append(Problem(loc, f"cache.steps names {name!r}, which is no step_name"))
+        elif types[name] not in CACHEABLE_TYPES:
+            problems.append(
+                Problem(
+                    loc,
+                    f"step {name!r} is an {types[name]!r} step: only http and llm steps are cached",
+                )
+            )
+    return problems
+
+
 def validate_pipeline(run: DagRunInput) -> list[Problem]:
     """Every problem in a payload that pydantic's type checks cannot see, none if it is valid."""
     problems: list[Problem] = []
@@ -334,6 +359,7 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                         " STEPS_CONFIG",
                     )
                 )
+    problems += _cache_problems(run)
     # Duplicate names or usids make the graph ambiguous, so checks that walk it would report
     # noise; every other problem above leaves the graph well defined and is listed with the rest.
     if len(first_by_name) < len(steps) or len(first_by_usid) < len(steps):

@@ -359,6 +359,30 @@ class Execution(StrictPayload):
     )
 
 
+class ResultCache(StrictPayload):
+    """Which steps answer from the tenant's result cache (`activities.http.cache`)."""
+
+    ttl_seconds: int = Field(
+        gt=0,
+        le=30 * 24 * 3600,
+        description="How long an answer is reused after the call that made it.",
+        examples=[3600],
+    )
+    steps: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The steps (by `step_name`) whose results are cached: a step with the same"
+            " rendered request within the TTL makes no call."
+        ),
+        examples=[["fetch_prices"]],
+    )
+    llm: bool = Field(
+        default=False,
+        description="Cache every `llm` step's answer too, by provider, model, prompt and"
+        " parameters.",
+    )
+
+
 class PipelineSettings(StrictPayload):
     """`PIPELINE_SETTINGS`: what applies to every step of the pipeline."""
 
@@ -377,6 +401,11 @@ class PipelineSettings(StrictPayload):
     )
     execution: Execution = Field(
         default_factory=Execution, description="How the steps' calls run (the execution mode)."
+    )
+    cache: ResultCache | None = Field(
+        default=None,
+        description="Steps whose results are reused from earlier runs of the same tenant;"
+        " unset: every step calls.",
     )
 
 
@@ -548,6 +577,9 @@ class StepState(BaseModel):
     child_workflow_id: str | None = None
     #: A rerun's step taken as it was: the run (its id) whose call produced it.
     reused_from: str | None = None
+    #: Its result came from the result cache (`PIPELINE_SETTINGS.cache`), made that long ago.
+    cached: bool = False
+    cache_age_seconds: float | None = None
 
 
 class Progress(BaseModel):

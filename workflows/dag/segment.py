@@ -32,7 +32,7 @@ from typing import Any, Final
 from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
 
-from activities.http.models import HttpCall, HttpResult, with_idempotency_key
+from activities.http.models import HttpCall, HttpResult, ResultCaching, with_idempotency_key
 from activities.store.models import OutputTarget, output_json
 from kernel import errors
 from kernel.errors import ErrorType
@@ -66,6 +66,7 @@ class SegmentStep(BaseModel):
     retry_delay: float = 1.0
     outputs: OutputTarget | None = None
     idempotency_key: str | None = None
+    cache: ResultCaching | None = None
 
 
 class Segment(BaseModel):
@@ -114,6 +115,7 @@ def build_call(
     timeout_seconds: float,
     idempotency_key: str | None,
     tenant: str | None = None,
+    cache: ResultCaching | None = None,
 ) -> HttpCall:
     """A step's request, its templates rendered against `variables`.
 
@@ -165,6 +167,7 @@ def build_call(
         label=label,
         secret_names=secrets,
         tenant=tenant,
+        cache=cache,
     )
 
 
@@ -260,6 +263,7 @@ async def _run_step(
                 timeout_seconds=step.timeout_seconds,
                 idempotency_key=step.idempotency_key,
                 tenant=segment.tenant,
+                cache=step.cache,
             )
         except StepFailed as exc:
             report = StepReport(name=name, error=_error(exc.failure))

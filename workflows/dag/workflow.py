@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from kernel.responses import main_value
     from kernel.search import ENGINE, SEED_ID
     from workflows.dag.approvals import Approval, approval_result, refusal, wait_seconds
+    from workflows.dag.caching import show_cached, step_caching
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
         DagRerun,
@@ -518,6 +519,7 @@ class DagWorkflow:
                 await self._complete(step, state, body, attempt=1)
             else:
                 result = await self._call(step)
+                show_cached(state, result)
                 await self._complete(
                     step,
                     state,
@@ -625,6 +627,7 @@ class DagWorkflow:
             retry_delay=retry_delay,
             outputs=self._output_target(step),
             idempotency_key=self._idempotency_key(step),
+            cache=step_caching(self._run, step),
         )
 
     async def _run_segment(self, roots: list[str], below: list[str], max_parallel: int) -> Settled:
@@ -690,6 +693,7 @@ class DagWorkflow:
             self._start(step, state, workflow.now() - timedelta(milliseconds=item.duration_ms))
         try:
             if item.result is not None:
+                show_cached(state, item.result)
                 await self._complete(
                     step,
                     state,
@@ -748,6 +752,7 @@ class DagWorkflow:
             timeout_seconds=self._timeout(step),
             idempotency_key=self._idempotency_key(step),
             tenant=engine.tenant,
+            cache=step_caching(self._run, step),
         )
 
     def _idempotency_key(self, step: StepConfig) -> str | None:
