@@ -185,6 +185,7 @@ async def open_activities(
                 anthropic=anthropic_client,
                 openai_api=settings.openai_api,
                 default_max_tokens=settings.llm_max_tokens,
+                redis=redis,
             ),
         )
 

@@ -1,30 +1,16 @@
-"""The result cache of HTTP calls (`HttpCall.cache`): a call's answer, kept in Redis for its
-TTL, under a key of what decides the answer.
+"""The result cache of HTTP calls (`HttpCall.cache`, entries in `activities.store.cache`).
 
 The key is the call as scheduled, its `{{secrets.…}}` placeholders not yet filled in, so no
-secret value is hashed or stored and a rotated secret still hits; headers that never change
-the answer (the idempotency key, trace context) are left out of it, and the tenant is part of
-it, so two tenants never share an entry. Entries live under the internal key root, which no
-tenant or namespace may be named, and a failing Redis only means a miss or an unsaved entry.
+secret value is hashed and a rotated secret still hits; headers that never change the answer
+(the idempotency key, trace context) are left out of it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import time
-
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from activities.http.models import DEFAULT_TENANT, IDEMPOTENCY_KEY_HEADER, HttpCall, HttpResult
-from activities.store.models import INTERNAL_KEY_ROOT
-
-log = logging.getLogger(__name__)
-
-#: Where entries live: `<root>:<sha256 of tenant and request>`.
-CACHE_KEY_PREFIX = f"{INTERNAL_KEY_ROOT}:result-cache:"
+from activities.http.models import IDEMPOTENCY_KEY_HEADER, HttpCall, HttpResult
+from activities.store.cache import cache_key, keep_answer, read_answer
 
 #: Headers (lower-cased) that differ between identical requests without changing the answer.
 UNKEYED_HEADERS = frozenset(
@@ -32,10 +18,8 @@ UNKEYED_HEADERS = frozenset(
 )
 
 
-def cache_key(call: HttpCall) -> str:
-    """The entry of `call`'s answer: its tenant, method, URL, query, body and headers."""
+def _key(call: HttpCall) -> str:
     content = {
-        "tenant": call.tenant or DEFAULT_TENANT,
         "method": call.method.upper(),
         "url": call.url,
         "query": call.query,
@@ -46,32 +30,21 @@ def cache_key(call: HttpCall) -> str:
             if name.lower() not in UNKEYED_HEADERS
         },
     }
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=repr)
-    return CACHE_KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()
+    return cache_key(call.tenant, "http", content)
 
 
 async def cached_result(redis: Redis, call: HttpCall) -> HttpResult | None:
     """`call`'s cached answer, marked `cached` with its age; None on a miss."""
-    try:
-        raw = await redis.get(cache_key(call))
-    except (RedisError, OSError) as exc:
-        log.warning("%s: result cache not read, calling: %r", call.label, exc)
+    answer = await read_answer(redis, _key(call), call.label)
+    if answer is None:
         return None
-    if raw is None:
-        return None
-    entry = json.loads(raw)
-    result = HttpResult.model_validate(entry["result"])
-    result.cached = True
-    result.cache_age_seconds = round(max(0.0, time.time() - entry["at"]), 3)
-    result.duration_ms = 0
+    result = HttpResult.model_validate(answer.value)
+    result.cached, result.cache_age_seconds, result.duration_ms = True, answer.age_seconds, 0
     return result
 
 
 async def remember(redis: Redis, call: HttpCall, result: HttpResult) -> None:
     """Keep `result` as `call`'s answer for the call's TTL."""
     assert call.cache is not None
-    entry = {"at": time.time(), "result": result.model_dump(mode="json", exclude={"stored"})}
-    try:
-        await redis.set(cache_key(call), json.dumps(entry), ex=call.cache.ttl_seconds)
-    except (RedisError, OSError) as exc:
-        log.warning("%s: result not cached: %r", call.label, exc)
+    value = result.model_dump(mode="json", exclude={"stored"})
+    await keep_answer(redis, _key(call), value, call.cache.ttl_seconds, call.label)

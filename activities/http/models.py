@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
-from activities.store.models import OutputTarget
+from activities.store.models import OutputTarget, ResultCaching
 
 #: Activity names, as workflows schedule them and `HttpActivities` registers them.
 CALL_HTTP: Final = "call_http"
@@ -72,13 +72,6 @@ def headers_as_text(cls: type, value: Any) -> Any:
             for name, item in value.items()
         }
     return value
-
-
-class ResultCaching(BaseModel):
-    """How a call's result is memoized (`activities.http.cache`): for `ttl_seconds`, under a
-    key of its tenant and its request as scheduled."""
-
-    ttl_seconds: int
 
 
 class HttpCall(BaseModel):

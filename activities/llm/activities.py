@@ -19,6 +19,7 @@ import anthropic
 import openai
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
+from redis.asyncio import Redis
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -38,6 +39,7 @@ from activities.llm.models import (
     TokenUsage,
 )
 from activities.llm.structured import structured_answer
+from activities.store.cache import cache_key, keep_answer, read_answer
 from kernel import errors
 from kernel.answers import json_object, match_option, yes_no
 from kernel.errors import ErrorType
@@ -165,6 +167,24 @@ def _refused(provider: str, model: str, label: str, reason: str) -> ApplicationE
     )
 
 
+def _cache_key(call: LlmCall) -> str:
+    """What decides a model's answer: provider, model, prompt, parameters, output schema."""
+    content = call.model_dump(
+        mode="json",
+        include={
+            "provider",
+            "model",
+            "system",
+            "prompt",
+            "messages",
+            "max_tokens",
+            "temperature",
+            "output_schema",
+        },
+    )
+    return cache_key(call.tenant, "llm", content)
+
+
 def _usage(input_tokens: int, output_tokens: int) -> TokenUsage:
     return TokenUsage(
         input_tokens=input_tokens,
@@ -251,7 +271,9 @@ class LlmActivities:
         anthropic: AsyncAnthropic | None,
         openai_api: Literal["chat", "responses"] = "chat",
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        redis: Redis | None = None,
     ) -> None:
+        self._redis = redis
         self._openai = openai
         self._anthropic = anthropic
         self._openai_api = openai_api
@@ -260,7 +282,31 @@ class LlmActivities:
     @activity.defn(name=CALL_LLM)
     async def call_llm(self, call: LlmCall) -> LlmText:
         """Send one prompt and return the model's text and token usage; with an
-        `output_schema`, ask for structured output and return the validated value too."""
+        `output_schema`, ask for structured output and return the validated value too.
+        With `call.cache`, an answer to the same prompt within its TTL is returned instead."""
+        redis = self._redis if call.cache is not None else None
+        if redis is None:
+            return await self._answer(call)
+        assert call.cache is not None
+        key = _cache_key(call)
+        cached = await read_answer(redis, key, call.label)
+        if cached is not None:
+            return LlmText.model_validate(
+                {
+                    **cached.value,
+                    "usage": TokenUsage(),
+                    "attempt": activity.info().attempt,
+                    "cached": True,
+                    "cache_age_seconds": cached.age_seconds,
+                }
+            )
+        answer = await self._answer(call)
+        await keep_answer(
+            redis, key, answer.model_dump(mode="json"), call.cache.ttl_seconds, call.label
+        )
+        return answer
+
+    async def _answer(self, call: LlmCall) -> LlmText:
         schema = call.output_schema
         completion = await self._complete(
             _Prompt(

@@ -12,6 +12,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 
+from activities.store.models import ResultCaching
 from kernel.models import CamelModel
 
 #: Activity names, as workflows schedule them and `LlmActivities` registers them.
@@ -68,6 +69,11 @@ class LlmCall(BaseModel):
     temperature: float | None = None
     #: A JSON Schema the answer must validate against.
     output_schema: dict[str, Any] | None = None
+    #: Whose run asks, for the result cache's keys (None: the open gateway's runs).
+    tenant: str | None = None
+    #: Answer from the tenant's result cache when the same prompt was asked within its TTL.
+    #: None (calls recorded before caching too): every attempt asks the model.
+    cache: ResultCaching | None = None
 
 
 class LlmText(BaseModel):
@@ -80,6 +86,10 @@ class LlmText(BaseModel):
     finish_reason: str | None = None
     #: The validated answer, when the call named an `output_schema`.
     json_value: Any = None
+    #: Taken from the result cache (`LlmCall.cache`), made that long ago: no model was asked
+    #: and no token billed (`usage` is zero).
+    cached: bool = False
+    cache_age_seconds: float | None = None
 
 
 class ConditionVerdictRequest(BaseModel):

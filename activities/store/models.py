@@ -68,6 +68,13 @@ def fresh_key(workflow_id: str) -> str:
     return FRESH_KEY_PREFIX + workflow_id
 
 
+class ResultCaching(BaseModel):
+    """How a call's result is memoized (`activities.store.cache`): for `ttl_seconds`, under a
+    key of its tenant and what decides its answer."""
+
+    ttl_seconds: int
+
+
 class RunSnapshot(BaseModel):
     """A run's status as its worker last published it (or, for a run no worker has picked up
     yet, the gateway that started it): the `get_status` answer's JSON."""

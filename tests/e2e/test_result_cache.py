@@ -12,6 +12,7 @@ import pytest
 from gateway.app import create_app
 from tests.conftest import Engine, Gateway, Targets, unique
 from tests.e2e.test_tenancy import ACME, BETA, auth, keyed
+from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import serve
 
 
@@ -110,3 +111,43 @@ async def test_cache_steps_must_name_cacheable_steps(gateway: Gateway, targets: 
     problems = {tuple(p["loc"]): p["msg"] for p in response.json()["detail"]}
     assert "'fecth'" in problems[("body", "PIPELINE_SETTINGS", "cache", "steps", 1)]
     assert len(problems) == 1
+
+
+def llm_pipeline(city: str) -> dict[str, Any]:
+    return {
+        "workflow_id": unique("cache-llm"),
+        "original_input": {"city": city},
+        "STEPS_CONFIG": [
+            {
+                "step_name": "describe",
+                "usid": "u-describe",
+                "type": "llm",
+                "llm": {
+                    "provider": "openai",
+                    "model": "gpt-test",
+                    "prompt": "Describe {{original_input.city}} in one word.",
+                    "max_tokens": 20,
+                },
+            }
+        ],
+        "PIPELINE_SETTINGS": {"cache": {"ttl_seconds": 600, "llm": True}},
+    }
+
+
+async def test_an_llm_step_hit_asks_no_model(llm_gateway: Gateway, fake_llm: FakeLLMServer):
+    # Unique per test run: entries of earlier sessions may still be in Redis.
+    city = unique("city")
+    fake_llm.when(f"Describe {city}", provider="openai").reply("Lovely.", usage=(6, 2), times=5)
+    first = await execute(llm_gateway.http, llm_pipeline(city))
+    assert first["steps"]["describe"]["cached"] is False
+    assert first["usage"]["input_tokens"] == 6
+    assert len(fake_llm.requests) == 1
+
+    second = await execute(llm_gateway.http, llm_pipeline(city))
+    describe = second["steps"]["describe"]
+    assert describe["cached"] is True and describe["cache_age_seconds"] >= 0
+    assert describe["result"]["text"] == "Lovely."
+    # Nothing was billed for it.
+    assert describe["result"]["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    assert second["usage"]["input_tokens"] == 0
+    assert len(fake_llm.requests) == 1

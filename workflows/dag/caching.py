@@ -5,7 +5,9 @@ cached answer shows in the step's state. The cache itself is the activities' bus
 
 from __future__ import annotations
 
-from activities.http.models import HttpResult, ResultCaching
+from activities.http.models import HttpResult
+from activities.llm.models import LlmText
+from activities.store.models import ResultCaching
 from workflows.dag.models import DagRunInput, StepConfig, StepState
 
 
@@ -20,7 +22,7 @@ def step_caching(run: DagRunInput, step: StepConfig) -> ResultCaching | None:
     return None
 
 
-def show_cached(state: StepState, result: HttpResult) -> None:
+def show_cached(state: StepState, result: HttpResult | LlmText) -> None:
     """Say in the state that `result` came from the cache, and how old it was."""
     state.cached = result.cached
     state.cache_age_seconds = result.cache_age_seconds

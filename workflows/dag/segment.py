@@ -32,8 +32,8 @@ from typing import Any, Final
 from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
 
-from activities.http.models import HttpCall, HttpResult, ResultCaching, with_idempotency_key
-from activities.store.models import OutputTarget, output_json
+from activities.http.models import HttpCall, HttpResult, with_idempotency_key
+from activities.store.models import OutputTarget, ResultCaching, output_json
 from kernel import errors
 from kernel.errors import ErrorType
 from kernel.responses import main_value

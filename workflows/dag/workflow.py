@@ -819,6 +819,7 @@ class DagWorkflow:
         call = build_llm_call(
             step, self._variables, max_request_chars=self._run.engine.max_request_chars
         )
+        call.tenant, call.cache = self._run.engine.tenant, step_caching(self._run, step)
         state.provider, state.model = call.provider, call.model
         max_retries, retry_delay = self._retries(step)
         timeout = timedelta(seconds=self._timeout(step))
@@ -836,6 +837,7 @@ class DagWorkflow:
         except FailureError as exc:
             raise step_failed(exc, max_retries + 1, call.label) from exc
         state.model = answer.model
+        show_cached(state, answer)
         self._add_usage(
             state,
             Usage(input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens),
