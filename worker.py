@@ -82,10 +82,13 @@ WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
 #: opentelemetry's context module is loaded lazily by the SDK and the Redis client alike;
 #: passed through, it is one module for all. The engine's own `workflows` package is passed
 #: through as well, so a test's new run does not rebuild its pydantic models; the strict
-#: sandbox of the replay test still imports them afresh.
+#: sandbox of the replay test still imports them afresh. `redis` is passed through for the
+#: same reason as opentelemetry: the Redis client loads submodules lazily on first use, and
+#: when that first use (by the large-payload converter, or a passed-through activities
+#: module) falls while a workflow runs, the sandbox warned for each one.
 SANDBOXED_RUNNER: WorkflowRunner = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "pydantic", "kernel", "activities", "opentelemetry", "workflows"
+        "pydantic", "kernel", "activities", "opentelemetry", "workflows", "redis"
     )
 )
 
