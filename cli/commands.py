@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from cli.dev import dev
-from cli.devkey import local_dev_api_key
+from cli.devkey import api_key_for
 from cli.examples import submit_examples
 from cli.render import STATUS_STYLE, apply_event, plan_view, progress_view, short, step_line
 from gateway.client import ClientError, InvalidPayload, WorkflowStationClient
@@ -119,8 +118,7 @@ FOLLOW_READ_SECONDS = 0.5
 def client_for(gateway: str, api_key: str | None) -> WorkflowStationClient:
     """The gateway at `gateway`, with `api_key`, else `WORKFLOW_STATION_API_KEY`, else
     `make dev`'s key for a gateway on this machine (`cli.devkey`)."""
-    key = api_key or os.environ.get("WORKFLOW_STATION_API_KEY")
-    return WorkflowStationClient(gateway, key or local_dev_api_key(get_settings(), gateway))
+    return WorkflowStationClient(gateway, api_key_for(get_settings(), gateway, api_key))
 
 
 def read_run(client: WorkflowStationClient, workflow_id: str) -> dict[str, Any]:

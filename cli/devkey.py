@@ -48,3 +48,13 @@ def local_dev_api_key(settings: Settings, gateway_url: str) -> str | None:
         return None
     path = key_file(settings)
     return path.read_text().strip() if path.exists() else None
+
+
+def api_key_for(settings: Settings, gateway_url: str, given: str | None = None) -> str | None:
+    """The key to send to `gateway_url`: the one given, else `WORKFLOW_STATION_API_KEY`, else
+    `make dev`'s for a gateway on this machine."""
+    return (
+        given
+        or os.environ.get("WORKFLOW_STATION_API_KEY")
+        or local_dev_api_key(settings, gateway_url)
+    )

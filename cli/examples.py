@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from activities.llm.models import DEFAULT_MODELS
-from cli.devkey import DEV_TENANT, local_dev_api_key
+from cli.devkey import DEV_TENANT, api_key_for, local_dev_api_key
 from cli.render import short, step_line
 from cli.stack import ROOT
 from gateway.client import ClientError, RateLimited, WorkflowStationClient
@@ -34,13 +34,6 @@ def load_example(name: str) -> dict[str, Any]:
 
 def gateway_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.gateway_port}"
-
-
-def api_key(settings: Settings) -> str | None:
-    """The key the examples send: WORKFLOW_STATION_API_KEY, else `make dev`'s."""
-    return os.environ.get("WORKFLOW_STATION_API_KEY") or local_dev_api_key(
-        settings, gateway_url(settings)
-    )
 
 
 def web_ui(settings: Settings, workflow_id: str) -> str:
@@ -228,7 +221,9 @@ def submit_examples(settings: Settings) -> bool:
     """Run the bundled examples through the gateway and print what a user should see; True
     when every one went as it should. A failing example is reported, never raised."""
     ok = True
-    with WorkflowStationClient(gateway_url(settings), api_key(settings), timeout=120) as client:
+    with WorkflowStationClient(
+        gateway_url(settings), api_key_for(settings, gateway_url(settings)), timeout=120
+    ) as client:
         for example in EXAMPLE_RUNS:
             try:
                 ok = example(settings, client) and ok
