@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jsonschema import validators
-from jsonschema.exceptions import best_match
 from temporalio.exceptions import ApplicationError
 
 from kernel import errors
 from kernel.errors import ErrorType
+from kernel.schemas import schema_error
 
 
 def structured_answer(
@@ -39,8 +38,7 @@ def structured_answer(
             value = json.loads(text)
         except ValueError:
             raise _invalid(label, f"the answer is not JSON: {text[:200]!r}") from None
-    validator = validators.validator_for(schema)(schema)
-    error = best_match(validator.iter_errors(value))
+    error = schema_error(schema, value)
     if error is not None:
         raise _invalid(label, f"{error.message} (at {error.json_path})")
     return value

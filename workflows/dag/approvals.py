@@ -12,12 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from jsonschema import validators
-from jsonschema.exceptions import best_match
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kernel.errors import ErrorType
 from kernel.limits import shallow_json
+from kernel.schemas import schema_error
 from workflows.shared.payloads import StrictPayload
 
 Decision = Literal["approve", "reject"]
@@ -102,7 +101,7 @@ def refusal(
         return ErrorType.NOT_WAITING, f"the step is {status}, not waiting for an approval"
     schema = approval.schema_
     if schema is not None:
-        error = best_match(validators.validator_for(schema)(schema).iter_errors(data))
+        error = schema_error(schema, data)
         if error is not None:
             where = "/".join(["data", *(str(part) for part in error.absolute_path)])
             return ErrorType.INVALID_APPROVAL_DATA, f"{where} breaks the schema: {error.message}"
