@@ -189,6 +189,8 @@ async def open_activities(
                 openai_api=settings.openai_api,
                 default_max_tokens=settings.llm_max_tokens,
                 redis=redis,
+                fallback_chain=settings.llm_fallback_chain,
+                fallback_max_wait=timedelta(seconds=settings.llm_fallback_max_wait_seconds),
             ),
         )
 

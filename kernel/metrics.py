@@ -16,6 +16,9 @@ This module imports nothing but temporalio, so workflow code may use it (inside
     workflow_station_activity_retries_total{activity_type}   attempts after the first
     workflow_station_outbound_refusals_total{activity_type}  OutboundBlocked failures
     workflow_station_llm_tokens_total{provider, model, kind} kind: input or output
+    workflow_station_llm_ladder_rungs_total{rung, outcome}   structured-output ladder rungs
+                                                             taken; outcome: valid or invalid
+    workflow_station_llm_fallbacks_total{provider, model, reason}   models a call moved off
     workflow_station_webhook_events_queued_total             handed to an outbox
     workflow_station_webhook_deliveries_total{outcome}       delivered or failed for good
 """
@@ -44,6 +47,8 @@ ACTIVITY_DURATION = "workflow_station_activity_duration_seconds"
 ACTIVITY_RETRIES = "workflow_station_activity_retries"
 OUTBOUND_REFUSALS = "workflow_station_outbound_refusals"
 LLM_TOKENS = "workflow_station_llm_tokens"
+LLM_LADDER_RUNGS = "workflow_station_llm_ladder_rungs"
+LLM_FALLBACKS = "workflow_station_llm_fallbacks"
 WEBHOOK_EVENTS_QUEUED = "workflow_station_webhook_events_queued"
 WEBHOOK_DELIVERIES = "workflow_station_webhook_deliveries"
 
@@ -85,6 +90,21 @@ def count_llm_tokens(provider: str, model: str, input_tokens: int, output_tokens
     )
     counter.add(input_tokens, {"provider": provider, "model": model, "kind": "input"})
     counter.add(output_tokens, {"provider": provider, "model": model, "kind": "output"})
+
+
+def count_ladder_rung(rung: str, *, valid: bool) -> None:
+    """A rung of the structured-output ladder was taken (`native`, `repaired`, `reprompt`),
+    and gave a valid answer or not. Activity code."""
+    activity.metric_meter().create_counter(
+        LLM_LADDER_RUNGS, "Structured-output ladder rungs taken, by rung and outcome."
+    ).add(1, {"rung": rung, "outcome": "valid" if valid else "invalid"})
+
+
+def count_llm_fallback(provider: str, model: str, reason: str) -> None:
+    """A call moved off this model to the next of its fallback chain. Activity code."""
+    activity.metric_meter().create_counter(
+        LLM_FALLBACKS, "LLM calls moved to a fallback model, by the model left and why."
+    ).add(1, {"provider": provider, "model": model, "reason": reason})
 
 
 class EngineTelemetry(client.Interceptor, Interceptor):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from jsonschema import validators
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError, best_match, relevance
 
 
 def schema_error(schema: dict[str, Any], value: Any) -> ValidationError | None:
@@ -17,3 +17,11 @@ def schema_error(schema: dict[str, Any], value: Any) -> ValidationError | None:
         validators.validator_for(schema)(schema).iter_errors(value)
     )
     return error
+
+
+def schema_errors(schema: dict[str, Any], value: Any, limit: int = 5) -> list[ValidationError]:
+    """Up to `limit` ways `value` breaks `schema`, the most relevant first; empty when it is
+    valid. For a message that must name every fault at once (a model asked to correct its
+    answer fixes what it is told about)."""
+    found = validators.validator_for(schema)(schema).iter_errors(value)
+    return sorted(found, key=relevance, reverse=True)[:limit]

@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 from activities.http.outbound.policy import parse_allow_list
 from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
 from activities.http.signing import parse_secret
+from activities.llm.models import ModelRef
 from activities.store.models import is_internal_key_root
 from settings.base import CsvList, SettingsArea, split_csv
 from workflows.shared.execution import ExecutionMode
@@ -330,6 +331,23 @@ class LlmSettings(SettingsArea):
         description=(
             "Tokens (input and output) one instruction run may spend in all; past it the run"
             " fails with `TokenBudgetExceeded`."
+        ),
+    )
+    llm_fallback_chain: list[ModelRef] = Field(
+        default_factory=list,
+        description=(
+            "The models an LLM call moves to, in order, when its own is unavailable (429 past"
+            " `LLM_FALLBACK_MAX_WAIT_SECONDS`, 5xx, 529, timeouts, connection errors), unless"
+            " the step names its own `llm.fallback` or `false`. A JSON list."
+        ),
+        examples=[[{"provider": "anthropic", "model": "claude-haiku-4-5"}]],
+    )
+    llm_fallback_max_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "A 429 whose Retry-After is no longer than this is waited out once on the same"
+            " model; a longer one, or a second 429, moves the call to its fallback."
         ),
     )
     example_model: str | None = Field(

@@ -7,12 +7,18 @@ classified by `kernel.errors` (the one taxonomy): `LlmProviderError` and
 `LlmUnparseableAnswer` are retried, `LlmRequestRejected` and `ProviderNotConfigured` are not.
 A call in flight heartbeats, so a cancelled run stops it and a lost worker's call is retried
 after the heartbeat timeout rather than the whole step timeout.
+
+Around the one request, within the attempt: an unavailable model hands the call to the next of
+its fallback chain (`activities.llm.fallback`), and an answer that breaks its `output_schema`
+climbs the repair ladder (`activities.llm.ladder`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Literal, cast
 
 import anthropic
@@ -24,6 +30,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.context import heartbeating, retry_delay_ceiling
+from activities.llm.fallback import Answered, chain_for, first_available
+from activities.llm.ladder import Reply, climb
 from activities.llm.models import (
     CALL_LLM,
     CHOOSE_ROUTE,
@@ -34,11 +42,11 @@ from activities.llm.models import (
     LlmProvider,
     LlmText,
     LlmVerdict,
+    ModelRef,
     RouteChoice,
     RouteRequest,
     TokenUsage,
 )
-from activities.llm.structured import structured_answer
 from activities.store.cache import cache_key, keep_answer, read_answer
 from kernel import errors
 from kernel.answers import json_object, match_option, yes_no
@@ -55,6 +63,9 @@ DEFAULT_MAX_TOKENS = 4096
 JUDGE_MAX_TOKENS = 512
 #: Connecting is quick or the host is unreachable; fail fast so Temporal retries soon.
 CONNECT_TIMEOUT_SECONDS = 10.0
+#: The longest Retry-After of a 429 waited out on the same model before its fallback is asked
+#: (LLM_FALLBACK_MAX_WAIT_SECONDS).
+DEFAULT_FALLBACK_MAX_WAIT = timedelta(seconds=2)
 
 _PROVIDER_NAMES: dict[str, str] = {"openai": "OpenAI", "anthropic": "Anthropic"}
 _PROVIDER_ENV: dict[str, tuple[str, str]] = {
@@ -272,8 +283,12 @@ class LlmActivities:
         openai_api: Literal["chat", "responses"] = "chat",
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
         redis: Redis | None = None,
+        fallback_chain: Sequence[ModelRef] = (),
+        fallback_max_wait: timedelta = DEFAULT_FALLBACK_MAX_WAIT,
     ) -> None:
         self._redis = redis
+        self._fallback_chain = tuple(fallback_chain)
+        self._fallback_max_wait = fallback_max_wait
         self._openai = openai
         self._anthropic = anthropic
         self._openai_api = openai_api
@@ -308,32 +323,70 @@ class LlmActivities:
 
     async def _answer(self, call: LlmCall) -> LlmText:
         schema = call.output_schema
-        completion = await self._complete(
-            _Prompt(
-                call.provider,
-                call.model,
-                call.system,
-                call.prompt,
-                call.label,
-                max_tokens=call.max_tokens,
-                schema=_JsonSchema("output", schema, strict=False) if schema is not None else None,
-                messages=tuple(call.messages) if call.messages is not None else None,
-                temperature=call.temperature,
-            )
+        prompt = _Prompt(
+            call.provider,
+            call.model,
+            call.system,
+            call.prompt,
+            call.label,
+            max_tokens=call.max_tokens,
+            schema=_JsonSchema("output", schema, strict=False) if schema is not None else None,
+            messages=tuple(call.messages) if call.messages is not None else None,
+            temperature=call.temperature,
         )
-        text = completion.text
-        json_value = None
+        answered = await self._first_available(prompt, call.fallback)
+        completion, usage = answered.value, answered.value.usage
+        text, json_value, ladder = completion.text, None, []
         if schema is not None:
-            json_value = structured_answer(text, completion.data, schema, call.label)
-            if completion.data is not None and not text:
-                text = json.dumps(json_value)
+            conversation = prompt.messages or (LlmMessage(role="user", content=prompt.text),)
+
+            async def ask_again(correction: list[LlmMessage]) -> Reply:
+                nonlocal completion, usage
+                completion = await self._complete(
+                    replace(
+                        prompt,
+                        provider=answered.model.provider,
+                        model=answered.model.model,
+                        messages=(*conversation, *correction),
+                    )
+                )
+                usage += completion.usage
+                return Reply(completion.text, completion.data)
+
+            climbed = await climb(
+                Reply(completion.text, completion.data),
+                schema,
+                repair_attempts=call.repair_attempts,
+                label=call.label,
+                ask_again=ask_again,
+            )
+            json_value, ladder = climbed.value, climbed.ladder
+            text = climbed.reply.text or json.dumps(json_value)
         return LlmText(
             text=text,
-            usage=completion.usage,
+            usage=usage,
             model=completion.model,
             attempt=activity.info().attempt,
             finish_reason=completion.finish_reason,
             json_value=json_value,
+            provider=answered.model.provider,
+            requested_model=call.model,
+            fallback=answered.hops,
+            ladder=ladder,
+        )
+
+    async def _first_available(
+        self, prompt: _Prompt, fallback: list[ModelRef] | Literal[False] | None = None
+    ) -> Answered[_Completion]:
+        """`prompt` answered by its model or, while that is unavailable, by the next of its
+        fallback chain (`activities.llm.fallback`)."""
+        return await first_available(
+            ModelRef(provider=prompt.provider, model=prompt.model),
+            chain_for(fallback, self._fallback_chain),
+            lambda model: self._complete(
+                replace(prompt, provider=model.provider, model=model.model)
+            ),
+            max_wait=self._fallback_max_wait,
         )
 
     @activity.defn(name=JUDGE_CONDITION)
@@ -342,7 +395,7 @@ class LlmActivities:
 
         Asks for structured output; a reply that ignores it is read for true/false/yes/no.
         """
-        completion = await self._complete(
+        completion = await self._complete_with_fallback(
             _Prompt(
                 request.provider,
                 request.model,
@@ -388,7 +441,7 @@ class LlmActivities:
         ids = [option.id for option in request.options]
         if not ids:
             return RouteChoice(valid=False, reason="no options to choose from", attempt=attempt)
-        completion = await self._complete(
+        completion = await self._complete_with_fallback(
             _Prompt(
                 request.provider,
                 request.model,
@@ -420,6 +473,10 @@ class LlmActivities:
             parsed_with=parsed_with,
             attempt=attempt,
         )
+
+    async def _complete_with_fallback(self, prompt: _Prompt) -> _Completion:
+        """A verdict's or a route's prompt, moved along the operator's fallback chain."""
+        return (await self._first_available(prompt)).value
 
     async def _complete(self, prompt: _Prompt) -> _Completion:
         """Send `prompt` to its provider, heartbeating while the model answers, and count the

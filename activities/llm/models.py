@@ -48,6 +48,22 @@ class LlmMessage(BaseModel):
     content: str = Field(description="What they say; a template in a DAG `llm` step.")
 
 
+class ModelRef(BaseModel):
+    """A model to ask, by provider and name: one link of a fallback chain."""
+
+    provider: LlmProvider = Field(description="`openai` or `anthropic`.")
+    model: str = Field(min_length=1, description="The model, as the provider names it.")
+
+
+class FallbackHop(BaseModel):
+    """A model a call moved away from (`activities.llm.fallback`), and why."""
+
+    provider: LlmProvider
+    model: str
+    #: What it answered: `529 overloaded`, `429 rate limited`, `timed out`...
+    reason: str
+
+
 class LlmCall(BaseModel):
     """One prompt for one model: an LLM step or instruction.
 
@@ -74,6 +90,11 @@ class LlmCall(BaseModel):
     #: Answer from the tenant's result cache when the same prompt was asked within its TTL.
     #: None (calls recorded before caching too): every attempt asks the model.
     cache: ResultCaching | None = None
+    #: The models to move to, in order, when this one is unavailable; False: none; None: the
+    #: worker's LLM_FALLBACK_CHAIN (`activities.llm.fallback.chain_for`).
+    fallback: list[ModelRef] | Literal[False] | None = None
+    #: Corrective re-prompts after an answer that breaks `output_schema` (`activities.llm.ladder`).
+    repair_attempts: int = 2
 
 
 class LlmText(BaseModel):
@@ -90,6 +111,15 @@ class LlmText(BaseModel):
     #: and no token billed (`usage` is zero).
     cached: bool = False
     cache_age_seconds: float | None = None
+    #: Who answered (None in answers recorded before fallback): the call's provider, or a
+    #: fallback's.
+    provider: LlmProvider | None = None
+    #: The model the call asked for, when a fallback answered instead (`fallback` says why).
+    requested_model: str | None = None
+    fallback: list[FallbackHop] = Field(default_factory=list)
+    #: The rungs of the structured-output ladder taken, in order (`activities.llm.ladder`):
+    #: `native`, `repaired`, `reprompt:1`... Empty without an `output_schema`.
+    ladder: list[str] = Field(default_factory=list)
 
 
 class ConditionVerdictRequest(BaseModel):

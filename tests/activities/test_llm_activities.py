@@ -665,7 +665,7 @@ async def test_an_answer_off_the_schema_is_invalid_model_output_not_retried(
     fake: FakeLLMServer, flavour: Flavour
 ) -> None:
     acts = activities_for(fake, flavour)
-    fake.reply_json({"label": "mineral"})
+    fake.when().reply_json({"label": "mineral"})
     call = LlmCall(
         provider=provider_of(flavour),
         model="m-1",

@@ -206,8 +206,8 @@ async def test_an_answer_off_the_schema_fails_the_step_with_invalid_model_output
     assert error["type"] == "InvalidModelOutput"
     assert "'mineral' is not one of ['fruit', 'vegetable']" in error["message"]
     assert "$.label" in error["message"]
-    # Not retried: the model was already asked for the schema.
-    assert len(fake_llm.requests) == 1
+    # Not retried: the model was asked for the schema, then asked twice to correct itself.
+    assert len(fake_llm.requests) == 3
     assert run["error"]["type"] == "InvalidModelOutput"
 
 

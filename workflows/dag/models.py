@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
-from activities.llm.models import LlmMessage, LlmProvider
+from activities.llm.models import FallbackHop, LlmMessage, LlmProvider, ModelRef
 from activities.store.models import is_internal_key_root
 from kernel.limits import shallow_json
 from workflows.dag.approvals import MAX_WAIT_SECONDS, ApprovalStep
@@ -80,6 +80,11 @@ class LlmStepMessage(LlmMessage, StrictPayload):
     part of a pipeline is."""
 
 
+class LlmStepModelRef(ModelRef, StrictPayload):
+    """A model an `llm` step may fall back to: the LLM activity's, strict as every part of a
+    pipeline is."""
+
+
 class LlmStep(StrictPayload):
     """An `llm` step's call: one prompt (or conversation) to one model. Every string but
     `output_schema` is a template."""
@@ -116,6 +121,24 @@ class LlmStep(StrictPayload):
             " step (`InvalidModelOutput`)."
         ),
         examples=[{"type": "object", "properties": {"label": {"type": "string"}}}],
+    )
+    fallback: list[LlmStepModelRef] | Literal[False] | None = Field(
+        default=None,
+        description=(
+            "The models to move to, in order, when this one is unavailable (429 past its wait,"
+            " 5xx, 529, timeouts, connection errors; never on a bad answer); `false`: none;"
+            " unset: the worker's `LLM_FALLBACK_CHAIN`."
+        ),
+        examples=[[{"provider": "anthropic", "model": "claude-haiku-4-5"}]],
+    )
+    repair_attempts: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description=(
+            "With `output_schema`: how many times the model is asked to correct an answer"
+            " that does not validate (even once repaired), quoting the errors."
+        ),
     )
 
     @model_validator(mode="after")
@@ -171,7 +194,7 @@ class StepConfig(StrictPayload):
         default=None,
         description=(
             "An `llm` step's call. Its result is `{text, json, provider, model, usage:"
-            " {input_tokens, output_tokens}, finish_reason}`."
+            " {input_tokens, output_tokens}, finish_reason, requested_model, fallback, ladder}`."
         ),
     )
     instructions: Annotated[dict[str, Any], AfterValidator(shallow_json)] | None = Field(
@@ -580,6 +603,11 @@ class StepState(BaseModel):
     #: Its result came from the result cache (`PIPELINE_SETTINGS.cache`), made that long ago.
     cached: bool = False
     cache_age_seconds: float | None = None
+    #: `llm` steps: the model asked for, the ones it moved off and why, and the rungs of the
+    #: structured-output ladder taken (`activities.llm.fallback`, `activities.llm.ladder`).
+    requested_model: str | None = None
+    fallback: list[FallbackHop] = Field(default_factory=list)
+    ladder: list[str] = Field(default_factory=list)
 
 
 class Progress(BaseModel):

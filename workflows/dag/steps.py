@@ -15,11 +15,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from activities.llm.models import LlmCall, LlmMessage, LlmText
+from activities.llm.models import LlmCall, LlmMessage, LlmText, ModelRef
 from kernel.errors import ErrorType
 from workflows.dag.approvals import ApprovalStep
 from workflows.dag.graph import CHILD_ROOTS
-from workflows.dag.models import StepConfig, Usage
+from workflows.dag.models import StepConfig, StepState, Usage
 from workflows.shared.execution import ExecutionMode
 from workflows.shared.failures import StepFailed
 from workflows.shared.templating import Renderer, TemplateError
@@ -69,6 +69,12 @@ def build_llm_call(
         temperature=llm.temperature,
         output_schema=llm.output_schema,
         label=label,
+        fallback=(
+            llm.fallback
+            if llm.fallback is None or llm.fallback is False
+            else [ModelRef(provider=m.provider, model=m.model) for m in llm.fallback]
+        ),
+        repair_attempts=llm.repair_attempts,
     )
 
 
@@ -83,14 +89,27 @@ def llm_result(call: LlmCall, answer: LlmText) -> dict[str, Any]:
     return {
         "text": answer.text,
         "json": answer.json_value,
-        "provider": call.provider,
+        "provider": answer.provider or call.provider,
         "model": answer.model,
         "usage": {
             "input_tokens": answer.usage.input_tokens,
             "output_tokens": answer.usage.output_tokens,
         },
         "finish_reason": answer.finish_reason,
+        "requested_model": answer.requested_model,
+        "fallback": [hop.model_dump() for hop in answer.fallback],
+        "ladder": answer.ladder,
     }
+
+
+def show_answer(state: StepState, answer: LlmText) -> None:
+    """Who answered an `llm` step, shown on its status: the model (a fallback's, maybe), what
+    it moved off and why, and the ladder's rungs."""
+    state.model = answer.model
+    state.provider = answer.provider or state.provider
+    state.requested_model = answer.requested_model
+    state.fallback = answer.fallback
+    state.ladder = answer.ladder
 
 
 def build_child_run(

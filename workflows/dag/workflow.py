@@ -100,6 +100,7 @@ with workflow.unsafe.imports_passed_through():
         build_llm_call,
         child_usage,
         llm_result,
+        show_answer,
         step_label,
         timed_out_decision,
     )
@@ -836,7 +837,7 @@ class DagWorkflow:
             )
         except FailureError as exc:
             raise step_failed(exc, max_retries + 1, call.label) from exc
-        state.model = answer.model
+        show_answer(state, answer)
         show_cached(state, answer)
         self._add_usage(
             state,
