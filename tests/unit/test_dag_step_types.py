@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from temporalio.exceptions import ApplicationError
 
 from activities.llm.models import LlmText, TokenUsage
-from activities.llm.structured import structured_answer
+from activities.llm.structured import Reading, read_structured
 from gateway.pipelines import pipeline_problems
 from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput, StepConfig
@@ -184,6 +183,9 @@ def test_the_llm_call_and_the_result_later_steps_read():
         "model": "gpt-test-2",
         "usage": {"input_tokens": 3, "output_tokens": 2},
         "finish_reason": "stop",
+        "requested_model": None,
+        "fallback": [],
+        "ladder": [],
     }
     with pytest.raises(StepFailed, match="no variable named 'fetch_result'"):
         build_llm_call(step, {"input_data": {"kind": "x"}}, max_request_chars=1000)
@@ -220,16 +222,33 @@ def test_the_child_run_keeps_its_own_placeholders_and_gets_the_operator_options(
     }
 
 
-def test_the_answer_must_validate_against_the_schema():
-    assert structured_answer('{"label": "x"}', None, SCHEMA, "") == {"label": "x"}
-    assert structured_answer("", {"label": "y"}, SCHEMA, "") == {"label": "y"}
-    with pytest.raises(ApplicationError) as raised:
-        structured_answer('{"name": "x"}', None, SCHEMA, "step 'c'")
-    assert raised.value.type == "InvalidModelOutput"
-    assert raised.value.non_retryable
-    assert raised.value.message == (
-        "step 'c': the model's answer does not match output_schema: 'label' is a required"
-        " property (at $)"
+def test_the_answer_is_read_validated_and_repaired_when_it_is_not_json():
+    assert read_structured('{"label": "x"}', None, SCHEMA) == Reading({"label": "x"}, [])
+    assert read_structured("", {"label": "y"}, SCHEMA) == Reading({"label": "y"}, [])
+    assert read_structured('{"name": "x"}', None, SCHEMA) == Reading(
+        {"name": "x"}, ["'label' is a required property (at $)"]
     )
-    with pytest.raises(ApplicationError, match="the answer is not JSON: 'sure!'"):
-        structured_answer("sure!", None, SCHEMA, "")
+    fenced = read_structured('```json\n{"label": "x",}\n```', None, SCHEMA)
+    assert fenced == Reading({"label": "x"}, [], repaired=True)
+    assert read_structured("sure!", None, SCHEMA) == Reading(
+        None, ["the answer is not JSON: 'sure!'"], repaired=True
+    )
+
+
+def test_an_llm_step_carries_its_fallback_chain_and_repair_attempts():
+    def call_of(**llm: Any) -> Any:
+        step = StepConfig.model_validate(llm_step(**llm))
+        return build_llm_call(step, {"fetch_result": []}, max_request_chars=1000)
+
+    chained = call_of(fallback=[{"provider": "anthropic", "model": "c"}], repair_attempts=0)
+    assert [ref.model_dump() for ref in chained.fallback] == [
+        {"provider": "anthropic", "model": "c"}
+    ]
+    assert chained.repair_attempts == 0
+    assert call_of(fallback=False).fallback is False
+    defaults = call_of()
+    assert (defaults.fallback, defaults.repair_attempts) == (None, 2)
+    with pytest.raises(ValidationError, match="modle"):
+        call_of(fallback=[{"provider": "openai", "model": "m", "modle": "x"}])
+    with pytest.raises(ValidationError, match="repair_attempts"):
+        call_of(repair_attempts=-1)
