@@ -172,7 +172,11 @@ def setting_default(value: Any) -> str:
 
 
 def setting_type(name: str, field: FieldInfo) -> str:
-    if typing.get_origin(_unwrap(field.annotation)) is list:
+    annotation = _unwrap(field.annotation)
+    if typing.get_origin(annotation) is list:
+        # A list of objects can only be written as JSON; a list of words, comma-separated.
+        if any(_is_model(item) for item in typing.get_args(annotation)):
+            return "JSON list of objects"
         return "list, comma-separated"
     # Optional settings say "unset" in the default column; `null` is no value to write.
     return type_name(field.annotation, lambda model: model.__name__).removesuffix(" or null")

@@ -338,9 +338,9 @@ class LlmSettings(SettingsArea):
         description=(
             "The models an LLM call moves to, in order, when its own is unavailable (429 past"
             " `LLM_FALLBACK_MAX_WAIT_SECONDS`, 5xx, 529, timeouts, connection errors), unless"
-            " the step names its own `llm.fallback` or `false`. A JSON list."
+            " the step names its own `llm.fallback` or `false`; e.g."
+            ' `[{"provider": "anthropic", "model": "claude-haiku-4-5"}]`.'
         ),
-        examples=[[{"provider": "anthropic", "model": "claude-haiku-4-5"}]],
     )
     llm_fallback_max_wait_seconds: float = Field(
         default=2.0,
