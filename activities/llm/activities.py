@@ -30,7 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.context import heartbeating, retry_delay_ceiling
-from activities.llm.fallback import Answered, chain_for, first_available
+from activities.llm.fallback import Answered, first_available
 from activities.llm.ladder import Reply, climb
 from activities.llm.models import (
     CALL_LLM,
@@ -46,6 +46,7 @@ from activities.llm.models import (
     RouteChoice,
     RouteRequest,
     TokenUsage,
+    fallback_chain,
 )
 from activities.store.cache import cache_key, keep_answer, read_answer
 from kernel import errors
@@ -382,7 +383,7 @@ class LlmActivities:
         fallback chain (`activities.llm.fallback`)."""
         return await first_available(
             ModelRef(provider=prompt.provider, model=prompt.model),
-            chain_for(fallback, self._fallback_chain),
+            fallback_chain(fallback, self._fallback_chain),
             lambda model: self._complete(
                 replace(prompt, provider=model.provider, model=model.model)
             ),

@@ -28,7 +28,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
@@ -41,16 +41,6 @@ T = TypeVar("T")
 
 _STATUS_REASONS = {408: "timed out", 429: "rate limited", 529: "overloaded"}
 RATE_LIMITED = "429 rate limited"
-
-
-def chain_for(
-    fallback: list[ModelRef] | Literal[False] | None, operator_chain: Sequence[ModelRef]
-) -> list[ModelRef]:
-    """The models a call may move to, in order: its own `fallback`, none when it says
-    `false`, else the operator's LLM_FALLBACK_CHAIN."""
-    if fallback is False:
-        return []
-    return list(operator_chain if fallback is None else fallback)
 
 
 @dataclass(frozen=True)
@@ -73,7 +63,7 @@ async def first_available(
 
     Args:
         requested: The call's own model.
-        chain: The models to move to (`chain_for`).
+        chain: The models to move to (`activities.llm.models.fallback_chain`).
         ask: Sends the call to one model.
         max_wait: The longest Retry-After a 429 is waited out (once) on the same model.
 

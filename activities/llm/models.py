@@ -8,6 +8,7 @@ added later needs a default.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
@@ -64,6 +65,16 @@ class FallbackHop(BaseModel):
     reason: str
 
 
+def fallback_chain(
+    fallback: list[ModelRef] | Literal[False] | None, operator_chain: Sequence[ModelRef]
+) -> list[ModelRef]:
+    """The models a call may move to, in order: its own `fallback`, none when it says
+    `false`, else the operator's LLM_FALLBACK_CHAIN. I/O-free, so a workflow may ask it too."""
+    if fallback is False:
+        return []
+    return list(operator_chain if fallback is None else fallback)
+
+
 class LlmCall(BaseModel):
     """One prompt for one model: an LLM step or instruction.
 
@@ -91,7 +102,7 @@ class LlmCall(BaseModel):
     #: None (calls recorded before caching too): every attempt asks the model.
     cache: ResultCaching | None = None
     #: The models to move to, in order, when this one is unavailable; False: none; None: the
-    #: worker's LLM_FALLBACK_CHAIN (`activities.llm.fallback.chain_for`).
+    #: worker's LLM_FALLBACK_CHAIN (`fallback_chain`).
     fallback: list[ModelRef] | Literal[False] | None = None
     #: Corrective re-prompts after an answer that breaks `output_schema` (`activities.llm.ladder`).
     repair_attempts: int = 2

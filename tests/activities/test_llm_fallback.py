@@ -19,6 +19,7 @@ from activities.llm.models import (
     LlmCall,
     ModelRef,
     TokenUsage,
+    fallback_chain,
 )
 from settings.config import Settings
 from tests.conftest import activity_env
@@ -353,3 +354,13 @@ async def test_a_condition_verdict_follows_the_operator_chain(fake: FakeLLMServe
 
     assert (verdict.verdict, verdict.reason) == (True, "it holds")
     assert models_asked(fake) == [("openai", "primary"), ("anthropic", "backup")]
+
+
+def test_the_chain_is_the_call_s_own_else_none_when_false_else_the_operator_s() -> None:
+    operator = backup("anthropic")
+    own = [ModelRef(provider="openai", model="own")]
+
+    assert fallback_chain(own, operator) == own
+    assert fallback_chain([], operator) == []
+    assert fallback_chain(False, operator) == []
+    assert fallback_chain(None, operator) == operator
