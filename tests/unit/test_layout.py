@@ -211,3 +211,13 @@ def test_run_services_know_no_http() -> None:
             assert module.split(".")[0] not in ("fastapi", "starlette", "sse_starlette"), (
                 f"{path.name} imports {module}"
             )
+
+
+def test_reading_a_model_s_answer_is_pure() -> None:
+    # The ladder's cheap rungs (parse, repair, validate) are plain functions, tested
+    # synchronously; only the ladder's climb asks a model again.
+    path = ROOT / "activities" / "llm" / "structured.py"
+    for module in imported_modules(path):
+        assert module.split(".")[0] not in ("temporalio", *CLIENT_LIBRARIES), (
+            f"{path.name} imports {module}"
+        )
