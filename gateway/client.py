@@ -48,9 +48,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from gateway.runs.instructions import InstructionRunView
 from gateway.runs.listing import RunSummary
-from workflows.dag.approvals import ApprovalDecision, Decision
 from workflows.dag.models import DagRunResult, PipelineRequest, RerunAccepted, RerunRequest
 from workflows.instructions.models import InstructionRunRequest
+from workflows.shared.approvals import ApprovalDecision, Decision
 from workflows.shared.plans import Engine, Plan
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"

@@ -9,8 +9,8 @@ from fastapi import APIRouter
 
 from gateway.deps import RunStatusDep
 from gateway.runs.control import approve_step, set_paused
-from workflows.dag.approvals import ApprovalDecision
 from workflows.dag.models import DagRunResult
+from workflows.shared.approvals import ApprovalDecision
 
 router = APIRouter(tags=["runs"])
 

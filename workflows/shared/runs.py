@@ -36,8 +36,19 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
+from pydantic import BaseModel
+
 StepStatus: TypeAlias = Literal[
     "pending", "running", "waiting", "completed", "failed", "skipped", "aborted", "cancelled"
 ]
 DagRunState: TypeAlias = Literal["running", "paused", "completed", "failed", "cancelled"]
 InstructionRunState: TypeAlias = Literal["queued", "running", "complete", "errored", "terminated"]
+
+
+class ReuseSummary(BaseModel):
+    """What a rerun did not pay for again: the steps it reused, the calls (attempts) they
+    had made and the tokens their LLM calls had billed. Both engines' runs report it."""
+
+    steps_reused: int = 0
+    calls_saved: int = 0
+    tokens_saved: int = 0
