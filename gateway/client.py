@@ -225,13 +225,22 @@ def rerun_request(
     steps: Mapping[str, Mapping[str, Any]] | None,
     input_data: Mapping[str, Any] | None,
     workflow_id: str | None,
+    *,
+    from_instruction: int | None = None,
+    instructions: Mapping[int, Mapping[str, Any]] | None = None,
+    context: str | None = None,
 ) -> RerunRequest:
-    """The rerun body with only the fields given: the gateway decides every default."""
+    """The rerun body with only the fields given: the gateway decides every default. An
+    instruction run takes `from_instruction`, `instructions` (by index) and `context`."""
+    edits = {str(index): dict(fields) for index, fields in (instructions or {}).items()}
     given: dict[str, Any] = {
         "from_step": from_step,
         "steps": {name: dict(fields) for name, fields in (steps or {}).items()} or None,
         "input_data": dict(input_data) if input_data is not None else None,
         "workflow_id": workflow_id,
+        "from_instruction": from_instruction,
+        "instructions": edits or None,
+        "context": context,
     }
     return RerunRequest.model_validate({k: v for k, v in given.items() if v is not None})
 
@@ -409,10 +418,24 @@ class WorkflowStationClient:
         steps: Mapping[str, Mapping[str, Any]] | None = None,
         input_data: Mapping[str, Any] | None = None,
         workflow_id: str | None = None,
+        *,
+        from_instruction: int | None = None,
+        instructions: Mapping[int, Mapping[str, Any]] | None = None,
+        context: str | None = None,
     ) -> RerunAccepted:
-        """Start a new run of a finished DAG run, reusing the steps that need not run again
-        (`POST /runs/{id}/rerun`); follow it by the `workflow_id` answered."""
-        request = rerun_request(from_step, steps, input_data, workflow_id)
+        """Start a new run of a finished run, reusing the steps that need not run again
+        (`POST /runs/{id}/rerun`); follow it by the `workflow_id` answered. A DAG run takes
+        `from_step`, `steps`, `input_data`; an instruction run `from_instruction`,
+        `instructions` (fields by index) and `context`."""
+        request = rerun_request(
+            from_step,
+            steps,
+            input_data,
+            workflow_id,
+            from_instruction=from_instruction,
+            instructions=instructions,
+            context=context,
+        )
         return self._call(_Calls.rerun(run_id, request))
 
     def approve(
@@ -546,10 +569,22 @@ class AsyncWorkflowStationClient:
         steps: Mapping[str, Mapping[str, Any]] | None = None,
         input_data: Mapping[str, Any] | None = None,
         workflow_id: str | None = None,
+        *,
+        from_instruction: int | None = None,
+        instructions: Mapping[int, Mapping[str, Any]] | None = None,
+        context: str | None = None,
     ) -> RerunAccepted:
-        """Start a new run of a finished DAG run, reusing the steps that need not run again
-        (`POST /runs/{id}/rerun`)."""
-        request = rerun_request(from_step, steps, input_data, workflow_id)
+        """Start a new run of a finished run, reusing the steps that need not run again
+        (`POST /runs/{id}/rerun`); the fields as `WorkflowStationClient.rerun`'s."""
+        request = rerun_request(
+            from_step,
+            steps,
+            input_data,
+            workflow_id,
+            from_instruction=from_instruction,
+            instructions=instructions,
+            context=context,
+        )
         return await self._call(_Calls.rerun(run_id, request))
 
     async def approve(
