@@ -419,11 +419,11 @@ def approve(
 
 @app.command()
 def pause(
-    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
+    workflow_id: Annotated[str, typer.Argument(help="the run's workflow_id (or instanceId)")],
     gateway: GatewayOption = DEFAULT_GATEWAY,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Pause a pipeline run (POST /runs/{id}/pause): it starts no new step; running ones
+    """Pause a run (POST /runs/{id}/pause): it starts no new step; running ones
     finish, approvals and cancels still land."""
     with gateway_errors():
         run = client_for(gateway, api_key).pause(workflow_id)
@@ -432,11 +432,11 @@ def pause(
 
 @app.command()
 def resume(
-    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
+    workflow_id: Annotated[str, typer.Argument(help="the run's workflow_id (or instanceId)")],
     gateway: GatewayOption = DEFAULT_GATEWAY,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Resume a paused pipeline run (POST /runs/{id}/resume)."""
+    """Resume a paused run (POST /runs/{id}/resume)."""
     with gateway_errors():
         run = client_for(gateway, api_key).resume(workflow_id)
     console.print(f"{workflow_id}: {run.status}")

@@ -314,9 +314,9 @@ class _Calls:
         )
 
     @staticmethod
-    def pause(run_id: str, paused: bool) -> Call[DagRunResult]:
+    def pause(run_id: str, paused: bool) -> Call[Run]:
         verb = "pause" if paused else "resume"
-        return Call("POST", f"{run_path(run_id)}/{verb}", DagRunResult.model_validate)
+        return Call("POST", f"{run_path(run_id)}/{verb}", read_run)
 
     @staticmethod
     def validate(payload: Any, engine: Engine | None) -> Call[Plan]:
@@ -452,12 +452,12 @@ class WorkflowStationClient:
         `InvalidPayload` when `data` breaks its schema."""
         return self._call(_Calls.approve(run_id, step, decision, comment, data))
 
-    def pause(self, run_id: str) -> DagRunResult:
-        """Pause a pipeline run: it starts no new step (`POST /runs/{id}/pause`)."""
+    def pause(self, run_id: str) -> Run:
+        """Pause a run: it starts no new step (`POST /runs/{id}/pause`)."""
         return self._call(_Calls.pause(run_id, paused=True))
 
-    def resume(self, run_id: str) -> DagRunResult:
-        """Resume a paused pipeline run (`POST /runs/{id}/resume`)."""
+    def resume(self, run_id: str) -> Run:
+        """Resume a paused run (`POST /runs/{id}/resume`)."""
         return self._call(_Calls.pause(run_id, paused=False))
 
     def validate(self, payload: Any, engine: Engine | None = None) -> Plan:
@@ -599,12 +599,12 @@ class AsyncWorkflowStationClient:
         """Decide a waiting approval step (`POST /runs/{id}/steps/{step}/approve`)."""
         return await self._call(_Calls.approve(run_id, step, decision, comment, data))
 
-    async def pause(self, run_id: str) -> DagRunResult:
-        """Pause a pipeline run: it starts no new step (`POST /runs/{id}/pause`)."""
+    async def pause(self, run_id: str) -> Run:
+        """Pause a run: it starts no new step (`POST /runs/{id}/pause`)."""
         return await self._call(_Calls.pause(run_id, paused=True))
 
-    async def resume(self, run_id: str) -> DagRunResult:
-        """Resume a paused pipeline run (`POST /runs/{id}/resume`)."""
+    async def resume(self, run_id: str) -> Run:
+        """Resume a paused run (`POST /runs/{id}/resume`)."""
         return await self._call(_Calls.pause(run_id, paused=False))
 
     async def validate(self, payload: Any, engine: Engine | None = None) -> Plan:

@@ -1,5 +1,5 @@
-"""A person's word to a running run: approve or reject a waiting approval step (of a DAG run,
-or an instruction run's, named by its index), pause and resume (DAG runs). Each is a Temporal
+"""A person's word to a running run of either engine: approve or reject a waiting approval
+step (an instruction run's named by its index), pause, resume. Each is a Temporal
 Update (`DagWorkflow.approve`, `InstructionWorkflow.approve`, `pause`, `resume`), so the caller
 learns at once whether the run took it; the approval's validator refuses a step that is not
 waiting (409) and data that breaks the step's schema (422) before anything is recorded.
@@ -15,11 +15,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.errors import InvalidRequest, RunConflict, RunNotFound
 from gateway.runs.dag import DAG_RUNS
-from gateway.runs.instructions import INSTRUCTION_RUNS
+from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
 from gateway.runs.service import RunStatusService
 from kernel.errors import ErrorType
 from workflows.dag.models import DagRunResult
 from workflows.dag.workflow import DagWorkflow
+from workflows.instructions.workflow import InstructionWorkflow
 from workflows.shared.approvals import Approval, ApprovalDecision
 
 
@@ -48,20 +49,29 @@ async def approve_step(
     return answer
 
 
-async def set_paused(runs: RunStatusService, workflow_id: str, paused: bool) -> DagRunResult:
+async def set_paused(
+    runs: RunStatusService, workflow_id: str, paused: bool
+) -> DagRunResult | InstructionRunView:
     """Pause the run (it starts no new step) or resume it, idempotently; answers its status
     as the run has it just after (no published copy, which may lag by a moment)."""
-    await _running(runs, workflow_id, (DAG_RUNS.workflow_type,))
-    update = DagWorkflow.pause if paused else DagWorkflow.resume
+    kind = await _running(
+        runs, workflow_id, (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type)
+    )
+    # Both engines name the updates `pause` and `resume`.
+    update = "pause" if paused else "resume"
     handle = runs.handle(workflow_id)
     try:
         await handle.execute_update(update)
+        if kind == INSTRUCTION_RUNS.workflow_type:
+            status = await handle.query(InstructionWorkflow.get_status)
+            return INSTRUCTION_RUNS.answer(workflow_id, status)
         return await handle.query(DagWorkflow.get_status)
     except RPCError as exc:
         raise _ended(exc, workflow_id) from exc
 
 
-async def _running(runs: RunStatusService, workflow_id: str, types: tuple[str, ...]) -> None:
+async def _running(runs: RunStatusService, workflow_id: str, types: tuple[str, ...]) -> str:
+    """The running run's workflow type, one of `types`; 404 for another, 409 once ended."""
     description = await runs.describe(workflow_id, "workflow_id")
     if description.workflow_type not in types:
         what = "pipeline or instruction" if len(types) > 1 else "pipeline"
@@ -69,6 +79,7 @@ async def _running(runs: RunStatusService, workflow_id: str, types: tuple[str, .
     if description.status != WorkflowExecutionStatus.RUNNING:
         state = description.status.name.lower() if description.status else "unknown"
         raise RunConflict(f"run {workflow_id!r} has already ended ({state})")
+    return description.workflow_type
 
 
 def _refused(exc: WorkflowUpdateFailedError, workflow_id: str) -> Exception:

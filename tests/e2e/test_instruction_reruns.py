@@ -245,3 +245,47 @@ async def test_a_rejected_approval_instruction_ends_the_run_failed(
     assert final["error"]["type"] == "Rejected" and final["error"]["step"] == 1
     assert final["steps"][2]["status"] == "skipped"
     assert targets.state.calls[key] == 0
+
+
+async def test_a_paused_instruction_run_starts_no_step_until_resumed_and_cancels_paused(
+    gateway: Gateway, targets: Targets
+):
+    key = unique("ipause")
+    slow = {"type": "endpoint", "apiUrl": f"{targets.url}/work/{key}-slow?ms=1500"}
+    instructions = [slow, record(targets, f"{key}-1"), record(targets, f"{key}-2")]
+    workflow_id = await start(gateway, instructions)
+
+    async def running(index: int) -> bool:
+        status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+        return bool(status["steps"][index]["status"] == "running")
+
+    await wait_until(lambda: running(0))
+    async with AsyncWorkflowStationClient(gateway.url) as client:
+        paused = await client.pause(workflow_id)
+        assert paused.status == "paused"
+
+        async def finished_first() -> dict[str, Any] | None:
+            status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+            return status if status["steps"][0]["status"] == "completed" else None
+
+        status = await wait_until(finished_first)
+        assert status["status"] == "paused" and status["steps"][1]["status"] == "pending"
+        assert targets.state.calls[f"{key}-1"] == 0
+        resumed = await invoke(gateway, "resume", workflow_id)
+        # Its answer is the status just after: running, or complete already (fast steps).
+        assert resumed.exit_code == 0 and "paused" not in resumed.output
+        final = await ended(gateway, workflow_id)
+        assert final["status"] == "complete" and final["executionOrder"] == [0, 1, 2]
+
+        second = await start(gateway, instructions)
+        await wait_until(lambda: running_in(gateway, second))
+        await client.pause(second)
+        await client.cancel(second)
+        assert (await ended(gateway, second))["status"] == "terminated"
+        with pytest.raises(Conflict):
+            await client.resume(second)
+
+
+async def running_in(gateway: Gateway, workflow_id: str) -> bool:
+    status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+    return bool(status["steps"][0]["status"] == "running")

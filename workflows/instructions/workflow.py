@@ -224,6 +224,19 @@ class InstructionWorkflow:
         if refused is not None:
             raise errors.non_retryable(*refused)
 
+    @workflow.update
+    def pause(self) -> None:
+        """Start no new step until `resume`; the running step finishes, approvals land."""
+        if self._status.status == "running":
+            self._status.status = "paused"
+            self._emit("workflow.paused")
+
+    @workflow.update
+    def resume(self) -> None:
+        if self._status.status == "paused":
+            self._status.status = "running"
+            self._emit("workflow.resumed")
+
     @workflow.run
     async def run(self, run: InstructionRunInput) -> InstructionRunStatus:
         status = self._status
@@ -307,6 +320,9 @@ class InstructionWorkflow:
         """Run steps until the plan has none left, one fails (the failure is returned), or
         the server suggests continuing as new (`_continuing`)."""
         while not self._continuing:
+            if self._status.status == "paused":
+                # No command: runs never paused replay as they were recorded.
+                await workflow.wait_condition(lambda: self._status.status != "paused")
             try:
                 index = plan.next_step()
             except StepBudgetExceeded as exc:
