@@ -83,6 +83,10 @@ def test_an_override_that_repeats_a_value_changes_nothing() -> None:
     run = instructions([{"type": "endpoint", "apiUrl": URL}, "b"])
     _, edited = edited_instructions(run.instructions, {"0": {"apiUrl": URL}})
     assert edited == set()
+    # Either spelling edits the one field.
+    configs, edited = edited_instructions(run.instructions, {"0": {"api_url": f"{URL}/v2"}})
+    assert edited == {0}
+    assert instructions(configs).instructions[0].model_dump()["apiUrl"] == f"{URL}/v2"
     with pytest.raises(UnknownInstruction, match="no instruction '2'"):
         edited_instructions(run.instructions, {"2": {"apiUrl": URL}})
 

@@ -61,10 +61,11 @@ async def test_an_approval_waits_and_its_decision_is_the_next_steps_input(
         )
     assert isinstance(broken.value.cause, ApplicationError)
     assert broken.value.cause.type == "InvalidApprovalData"
-    with pytest.raises(WorkflowUpdateFailedError) as not_approval:
-        await handle.execute_update(InstructionWorkflow.approve, Approval(step_name="0"))
-    assert isinstance(not_approval.value.cause, ApplicationError)
-    assert not_approval.value.cause.type == "NotWaiting"
+    for name in ("0", "last", "-1", "9"):
+        with pytest.raises(WorkflowUpdateFailedError) as not_approval:
+            await handle.execute_update(InstructionWorkflow.approve, Approval(step_name=name))
+        assert isinstance(not_approval.value.cause, ApplicationError)
+        assert not_approval.value.cause.type == "NotWaiting"
 
     decided = await handle.execute_update(
         InstructionWorkflow.approve,

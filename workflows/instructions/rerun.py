@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic.alias_generators import to_snake
+
 from workflows.instructions.models import (
     EndpointInstruction,
     Instruction,
@@ -70,9 +72,14 @@ def edited_instructions(
             )
         index = int(key)
         config = configs[index]
-        if any(config.get(field) != value for field, value in fields.items()):
-            changed.add(index)
-        configs[index] = {**config, **fields}
+        for field, value in fields.items():
+            # `api_url` edits what the instruction wrote as `apiUrl`, and the other way round.
+            spellings = [name for name in config if to_snake(name) == to_snake(field)]
+            if not spellings or config[spellings[0]] != value:
+                changed.add(index)
+            for name in spellings:
+                del config[name]
+            config[field] = value
     return configs, changed
 
 

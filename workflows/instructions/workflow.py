@@ -214,7 +214,8 @@ class InstructionWorkflow:
         """Refuse (409 `NotWaiting`, 422 `InvalidApprovalData`) before anything is recorded."""
         name = approval.step_name
         index = int(name) if name.isdecimal() else -1
-        instruction = self._run.instructions[index] if index < len(self._run.instructions) else None
+        known = 0 <= index < len(self._run.instructions)
+        instruction = self._run.instructions[index] if known else None
         refused = refusal(
             instruction if isinstance(instruction, ApprovalInstruction) else None,
             self._status.steps[index].status if instruction is not None else None,
