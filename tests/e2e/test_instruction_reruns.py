@@ -4,6 +4,7 @@ local targets (which count every call) and the fake LLM server."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -289,3 +290,37 @@ async def test_a_paused_instruction_run_starts_no_step_until_resumed_and_cancels
 async def running_in(gateway: Gateway, workflow_id: str) -> bool:
     status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
     return bool(status["steps"][0]["status"] == "running")
+
+
+async def test_a_pause_lands_while_an_instruction_runs_a_20s_local_call(
+    gateway: Gateway, targets: Targets
+):
+    # An instruction run in `fast` mode holds its workflow task open while the call runs; the
+    # pause comes in with the task's next heartbeat (`workflows.shared.control`), not after it.
+    slow = unique("slow")
+    response = await gateway.http.post(
+        "/",
+        json={
+            "context": "c",
+            "executionMode": "fast",
+            "instructions": [
+                {"type": "endpoint", "apiUrl": f"{targets.url}/slow/{slow}?ms=20000"},
+                record(targets, unique("after")),
+            ],
+        },
+    )
+    workflow_id = response.json()["instanceId"]
+
+    async def called() -> bool:
+        return targets.state.calls[slow] >= 1
+
+    await wait_until(called)
+    asked = time.monotonic()
+    paused = await gateway.http.post(f"/runs/{workflow_id}/pause")
+    took = time.monotonic() - asked
+    assert (await gateway.http.post(f"/runs/{workflow_id}/cancel")).status_code == 200
+
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["status"] == "paused"
+    assert paused.json()["steps"][0]["status"] == "running"
+    assert took < 10  # the 20 s call had not ended; as the DAG's test, about 2.4 s
