@@ -389,8 +389,10 @@ def instruction_index(given: str) -> int:
 
 @app.command()
 def approve(
-    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
-    step: Annotated[str, typer.Argument(help="the waiting approval step")],
+    workflow_id: Annotated[str, typer.Argument(help="the run's workflow_id (or instanceId)")],
+    step: Annotated[
+        str, typer.Argument(help="the waiting approval step (an instruction run's: its index)")
+    ],
     reject: Annotated[bool, typer.Option("--reject", help="reject instead of approve")] = False,
     data: Annotated[
         str | None, typer.Option("--data", help="JSON for later steps, per the step's schema")

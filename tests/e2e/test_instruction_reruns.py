@@ -237,8 +237,9 @@ async def test_a_rejected_approval_instruction_ends_the_run_failed(
     key = unique("ireject")
     workflow_id = await start(gateway, review(targets, key))
     await waiting(gateway, workflow_id, 1)
+    rejected = await invoke(gateway, "approve", workflow_id, "1", "--reject", "--comment", "no")
+    assert rejected.exit_code == 0, rejected.output
     async with AsyncWorkflowStationClient(gateway.url) as client:
-        await client.approve(workflow_id, "1", decision="reject", comment="no")
         final = await ended(gateway, workflow_id)
         with pytest.raises(Conflict):
             await client.approve(workflow_id, "1")
