@@ -93,17 +93,22 @@ async def test_rerun_from_an_instruction_after_a_jump_starts_with_the_sources_st
             "body": {"seen": "{{result}}"},
         },
         record(targets, f"{key}-d"),
+        {"type": "thread", "collectFromSteps": [0, 2], "outputFormat": "json"},
     ]
     source = await start(gateway, instructions)
     first = await ended(gateway, source)
-    assert first["executionOrder"] == [0, 2, 1]
+    assert first["executionOrder"] == [0, 2, 1, 4]
 
     response = await gateway.http.post(f"/runs/{source}/rerun", json={"from_instruction": 2})
     assert response.status_code == 202, response.text
-    assert (response.json()["reused"], response.json()["rerun"]) == (["0"], ["2", "1"])
+    assert (response.json()["reused"], response.json()["rerun"]) == (["0"], ["2", "1", "4"])
     result = await ended(gateway, response.json()["workflow_id"])
     assert result["status"] == "complete"
-    assert result["executionOrder"] == [0, 2, 1]
+    assert result["executionOrder"] == [0, 2, 1, 4]
+    # The thread collected the reused result beside the one made again.
+    collected = json.loads(result["output"])
+    assert [item["step"] for item in collected] == [0, 2]
+    assert json.loads(collected[0]["result"]) == {"ok": True, "calls": 1}
     assert result["steps"][0]["condition"]["verdict"] is True
     assert result["steps"][3]["status"] == "skipped"
     calls = {name: targets.state.calls[f"{key}-{name}"] for name in "abcd"}
