@@ -320,17 +320,21 @@ def parse_edits(assignments: list[str]) -> dict[str, dict[str, Any]]:
 
 @app.command()
 def rerun(
-    workflow_id: Annotated[str, typer.Argument(help="the DAG run to run again")],
+    workflow_id: Annotated[str, typer.Argument(help="the DAG or instruction run to run again")],
     from_step: Annotated[
         str | None,
-        typer.Option("--from", help="run this step and everything downstream of it again"),
+        typer.Option(
+            "--from",
+            help="run this step and everything downstream of it again; for an instruction"
+            " run, the index of the instruction to start at",
+        ),
     ] = None,
     edits: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
-            help="STEP.FIELD=VALUE: override a field of a step (repeatable); VALUE is JSON or"
-            " a string",
+            help="STEP.FIELD=VALUE (an instruction run: INDEX.FIELD=VALUE): override a field"
+            " of a step (repeatable); VALUE is JSON or a string",
         ),
     ] = None,
     follow_run: Annotated[
@@ -339,13 +343,27 @@ def rerun(
     gateway: GatewayOption = DEFAULT_GATEWAY,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Run a finished DAG run again, reusing what need not run again
-    (POST /runs/{id}/rerun): only --from, the edited steps, the steps that did not complete
-    and their downstream make calls. Exit codes as `run`."""
+    """Run a finished run again, reusing what need not run again (POST /runs/{id}/rerun).
+    A DAG run: only --from, the edited steps, the steps that did not complete and their
+    downstream make calls. An instruction run: it starts at --from (or the first edited or
+    unfinished instruction) as the source stood there; the steps before are reused. Exit
+    codes as `run`."""
     client = client_for(gateway, api_key)
     with gateway_errors():
+        # An instruction run lists its steps; a DAG run maps them by name.
+        instruction_run = isinstance(client.get(workflow_id).steps, list)
         try:
-            started = client.rerun(workflow_id, from_step, parse_edits(edits or []))
+            if instruction_run:
+                started = client.rerun(
+                    workflow_id,
+                    from_instruction=instruction_index(from_step) if from_step else None,
+                    instructions={
+                        instruction_index(index): fields
+                        for index, fields in parse_edits(edits or []).items()
+                    },
+                )
+            else:
+                started = client.rerun(workflow_id, from_step, parse_edits(edits or []))
         except InvalidPayload as invalid:
             for item in invalid.problems:
                 console.print(f"[red]✗[/red] {problem_line(item)}", soft_wrap=True)
@@ -357,14 +375,24 @@ def rerun(
         if not follow_run:
             console.print(f"follow it: workflow-station status {started.workflow_id}")
             return
-        code = follow(client, started.workflow_id)
+        watch = follow_instructions if instruction_run else follow
+        code = watch(client, started.workflow_id)
     raise typer.Exit(code)
+
+
+def instruction_index(given: str) -> int:
+    """An instruction run's step, as `--from` and `--set` name it: its 0-based index."""
+    if given.isdecimal():
+        return int(given)
+    fail_usage(f"an instruction run names its steps by index (0, 1, ...), not {given!r}")
 
 
 @app.command()
 def approve(
-    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
-    step: Annotated[str, typer.Argument(help="the waiting approval step")],
+    workflow_id: Annotated[str, typer.Argument(help="the run's workflow_id (or instanceId)")],
+    step: Annotated[
+        str, typer.Argument(help="the waiting approval step (an instruction run's: its index)")
+    ],
     reject: Annotated[bool, typer.Option("--reject", help="reject instead of approve")] = False,
     data: Annotated[
         str | None, typer.Option("--data", help="JSON for later steps, per the step's schema")
@@ -393,11 +421,11 @@ def approve(
 
 @app.command()
 def pause(
-    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
+    workflow_id: Annotated[str, typer.Argument(help="the run's workflow_id (or instanceId)")],
     gateway: GatewayOption = DEFAULT_GATEWAY,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Pause a pipeline run (POST /runs/{id}/pause): it starts no new step; running ones
+    """Pause a run (POST /runs/{id}/pause): it starts no new step; running ones
     finish, approvals and cancels still land."""
     with gateway_errors():
         run = client_for(gateway, api_key).pause(workflow_id)
@@ -406,11 +434,11 @@ def pause(
 
 @app.command()
 def resume(
-    workflow_id: Annotated[str, typer.Argument(help="the pipeline run's workflow_id")],
+    workflow_id: Annotated[str, typer.Argument(help="the run's workflow_id (or instanceId)")],
     gateway: GatewayOption = DEFAULT_GATEWAY,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Resume a paused pipeline run (POST /runs/{id}/resume)."""
+    """Resume a paused run (POST /runs/{id}/resume)."""
     with gateway_errors():
         run = client_for(gateway, api_key).resume(workflow_id)
     console.print(f"{workflow_id}: {run.status}")

@@ -48,9 +48,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from gateway.runs.instructions import InstructionRunView
 from gateway.runs.listing import RunSummary
-from workflows.dag.approvals import ApprovalDecision, Decision
 from workflows.dag.models import DagRunResult, PipelineRequest, RerunAccepted, RerunRequest
 from workflows.instructions.models import InstructionRunRequest
+from workflows.shared.approvals import ApprovalDecision, Decision
 from workflows.shared.plans import Engine, Plan
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -225,13 +225,22 @@ def rerun_request(
     steps: Mapping[str, Mapping[str, Any]] | None,
     input_data: Mapping[str, Any] | None,
     workflow_id: str | None,
+    *,
+    from_instruction: int | None = None,
+    instructions: Mapping[int, Mapping[str, Any]] | None = None,
+    context: str | None = None,
 ) -> RerunRequest:
-    """The rerun body with only the fields given: the gateway decides every default."""
+    """The rerun body with only the fields given: the gateway decides every default. An
+    instruction run takes `from_instruction`, `instructions` (by index) and `context`."""
+    edits = {str(index): dict(fields) for index, fields in (instructions or {}).items()}
     given: dict[str, Any] = {
         "from_step": from_step,
         "steps": {name: dict(fields) for name, fields in (steps or {}).items()} or None,
         "input_data": dict(input_data) if input_data is not None else None,
         "workflow_id": workflow_id,
+        "from_instruction": from_instruction,
+        "instructions": edits or None,
+        "context": context,
     }
     return RerunRequest.model_validate({k: v for k, v in given.items() if v is not None})
 
@@ -305,9 +314,9 @@ class _Calls:
         )
 
     @staticmethod
-    def pause(run_id: str, paused: bool) -> Call[DagRunResult]:
+    def pause(run_id: str, paused: bool) -> Call[Run]:
         verb = "pause" if paused else "resume"
-        return Call("POST", f"{run_path(run_id)}/{verb}", DagRunResult.model_validate)
+        return Call("POST", f"{run_path(run_id)}/{verb}", read_run)
 
     @staticmethod
     def validate(payload: Any, engine: Engine | None) -> Call[Plan]:
@@ -409,10 +418,24 @@ class WorkflowStationClient:
         steps: Mapping[str, Mapping[str, Any]] | None = None,
         input_data: Mapping[str, Any] | None = None,
         workflow_id: str | None = None,
+        *,
+        from_instruction: int | None = None,
+        instructions: Mapping[int, Mapping[str, Any]] | None = None,
+        context: str | None = None,
     ) -> RerunAccepted:
-        """Start a new run of a finished DAG run, reusing the steps that need not run again
-        (`POST /runs/{id}/rerun`); follow it by the `workflow_id` answered."""
-        request = rerun_request(from_step, steps, input_data, workflow_id)
+        """Start a new run of a finished run, reusing the steps that need not run again
+        (`POST /runs/{id}/rerun`); follow it by the `workflow_id` answered. A DAG run takes
+        `from_step`, `steps`, `input_data`; an instruction run `from_instruction`,
+        `instructions` (fields by index) and `context`."""
+        request = rerun_request(
+            from_step,
+            steps,
+            input_data,
+            workflow_id,
+            from_instruction=from_instruction,
+            instructions=instructions,
+            context=context,
+        )
         return self._call(_Calls.rerun(run_id, request))
 
     def approve(
@@ -429,12 +452,12 @@ class WorkflowStationClient:
         `InvalidPayload` when `data` breaks its schema."""
         return self._call(_Calls.approve(run_id, step, decision, comment, data))
 
-    def pause(self, run_id: str) -> DagRunResult:
-        """Pause a pipeline run: it starts no new step (`POST /runs/{id}/pause`)."""
+    def pause(self, run_id: str) -> Run:
+        """Pause a run: it starts no new step (`POST /runs/{id}/pause`)."""
         return self._call(_Calls.pause(run_id, paused=True))
 
-    def resume(self, run_id: str) -> DagRunResult:
-        """Resume a paused pipeline run (`POST /runs/{id}/resume`)."""
+    def resume(self, run_id: str) -> Run:
+        """Resume a paused run (`POST /runs/{id}/resume`)."""
         return self._call(_Calls.pause(run_id, paused=False))
 
     def validate(self, payload: Any, engine: Engine | None = None) -> Plan:
@@ -546,10 +569,22 @@ class AsyncWorkflowStationClient:
         steps: Mapping[str, Mapping[str, Any]] | None = None,
         input_data: Mapping[str, Any] | None = None,
         workflow_id: str | None = None,
+        *,
+        from_instruction: int | None = None,
+        instructions: Mapping[int, Mapping[str, Any]] | None = None,
+        context: str | None = None,
     ) -> RerunAccepted:
-        """Start a new run of a finished DAG run, reusing the steps that need not run again
-        (`POST /runs/{id}/rerun`)."""
-        request = rerun_request(from_step, steps, input_data, workflow_id)
+        """Start a new run of a finished run, reusing the steps that need not run again
+        (`POST /runs/{id}/rerun`); the fields as `WorkflowStationClient.rerun`'s."""
+        request = rerun_request(
+            from_step,
+            steps,
+            input_data,
+            workflow_id,
+            from_instruction=from_instruction,
+            instructions=instructions,
+            context=context,
+        )
         return await self._call(_Calls.rerun(run_id, request))
 
     async def approve(
@@ -564,12 +599,12 @@ class AsyncWorkflowStationClient:
         """Decide a waiting approval step (`POST /runs/{id}/steps/{step}/approve`)."""
         return await self._call(_Calls.approve(run_id, step, decision, comment, data))
 
-    async def pause(self, run_id: str) -> DagRunResult:
-        """Pause a pipeline run: it starts no new step (`POST /runs/{id}/pause`)."""
+    async def pause(self, run_id: str) -> Run:
+        """Pause a run: it starts no new step (`POST /runs/{id}/pause`)."""
         return await self._call(_Calls.pause(run_id, paused=True))
 
-    async def resume(self, run_id: str) -> DagRunResult:
-        """Resume a paused pipeline run (`POST /runs/{id}/resume`)."""
+    async def resume(self, run_id: str) -> Run:
+        """Resume a paused run (`POST /runs/{id}/resume`)."""
         return await self._call(_Calls.pause(run_id, paused=False))
 
     async def validate(self, payload: Any, engine: Engine | None = None) -> Plan:

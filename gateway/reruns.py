@@ -10,9 +10,9 @@ was started with: a run that continued as new carries the same steps.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from gateway.errors import RunConflict, RunNotFound, validation_detail
@@ -23,6 +23,8 @@ from workflows.dag.workflow import DagWorkflow
 
 #: How many `<id>.rerun-<n>` ids are tried for a free one.
 MAX_RERUNS = 1000
+
+InputT = TypeVar("InputT", bound=BaseModel)
 
 
 class RerunInvalid(Exception):
@@ -46,14 +48,17 @@ async def read_source(runs: RunStatusService, workflow_id: str) -> tuple[DagRunI
     if not result.steps:
         # Cancelled or terminated: its last state is the one its query answers.
         result = DAG_RUNS.answer(workflow_id, await handle.query(DagWorkflow.get_status))
-    return await started_input(runs, handle), result
+    return await started_input(runs, handle, DagRunInput), result
 
 
-async def started_input(runs: RunStatusService, handle: WorkflowHandle[Any, Any]) -> DagRunInput:
+async def started_input(
+    runs: RunStatusService, handle: WorkflowHandle[Any, Any], model: type[InputT]
+) -> InputT:
+    """The input the run's latest execution was started with (a chain's last run's)."""
     async for event in handle.fetch_history_events(page_size=1):
         payloads = event.workflow_execution_started_event_attributes.input.payloads
         [started] = await runs.client.data_converter.decode(payloads[:1])
-        return DagRunInput.model_validate(started)
+        return model.model_validate(started)
     raise RunNotFound(f"run {handle.id!r} has no history")
 
 

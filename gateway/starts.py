@@ -23,17 +23,21 @@ from temporalio.common import (
 from gateway.tenancy import Tenant
 from kernel.search import ENGINE, NAMESPACE, RERUN_OF, SEED_ID, TENANT
 from settings import Settings
-from workflows.dag.approvals import wait_seconds
 from workflows.dag.models import DagRunInput, DagRunResult, EngineOptions, PipelineRequest
 from workflows.dag.placement import may_run_local
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.models import (
+    ApprovalInstruction,
     EndpointInstruction,
     EndpointSpec,
     InstructionEngineOptions,
+    InstructionRunInput,
     InstructionRunRequest,
+    InstructionRunStatus,
     RouterInstruction,
 )
+from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.approvals import wait_seconds
 from workflows.shared.control import workflow_task_timeout
 from workflows.shared.endpoints import MAX_MS, UnknownEndpoint, resolve_endpoint
 
@@ -205,4 +209,43 @@ async def start_dag_run(
             "dag", run.namespace, run.workflow_id, tenant, rerun_of=rerun_of
         ),
         static_summary=f"DAG {run.namespace}/{run.workflow_id}: {summary}",
+    )
+
+
+async def start_instruction_run(
+    client: Client,
+    run: InstructionRunInput,
+    settings: Settings,
+    tenant: Tenant,
+    instance_id: str,
+    *,
+    rerun_of: str | None = None,
+) -> WorkflowHandle[InstructionWorkflow, InstructionRunStatus]:
+    """Start an instruction run as the tenant's, however it came (`POST /`, a rerun). Temporal's
+    deadline adds the longest its approval steps may wait (their waits do not count towards
+    the run's own deadline)."""
+    run_timeout = run.engine.run_timeout_seconds
+    waits = sum(
+        wait_seconds(instruction, run.engine.wait_timeout_seconds)
+        for instruction in run.instructions
+        if isinstance(instruction, ApprovalInstruction)
+    )
+    return await client.start_workflow(
+        InstructionWorkflow.run,
+        run,
+        id=tenant.workflow_id(instance_id),
+        task_queue=settings.task_queue,
+        task_timeout=workflow_task_timeout(
+            run.engine.execution_mode != "durable", len(run.instructions)
+        ),
+        execution_timeout=execution_timeout(
+            run_timeout + waits if run_timeout is not None else None, settings
+        ),
+        search_attributes=search_attributes(
+            "instructions", "default", instance_id, tenant, rerun_of=rerun_of
+        ),
+        static_summary=(
+            f"Instructions: {len(run.instructions)} steps on {run.provider}/{run.effective_model}"
+            + (f", rerun of {rerun_of}" if rerun_of is not None else "")
+        ),
     )

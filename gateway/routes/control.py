@@ -9,8 +9,9 @@ from fastapi import APIRouter
 
 from gateway.deps import RunStatusDep
 from gateway.runs.control import approve_step, set_paused
-from workflows.dag.approvals import ApprovalDecision
+from gateway.runs.instructions import InstructionRunView
 from workflows.dag.models import DagRunResult
+from workflows.shared.approvals import ApprovalDecision
 
 router = APIRouter(tags=["runs"])
 
@@ -38,14 +39,23 @@ async def approve(
     return await approve_step(runs, workflow_id, step_name, decision)
 
 
-@router.post("/runs/{workflow_id:path}/pause", response_model=DagRunResult, responses=ENDED)
-async def pause(workflow_id: str, runs: RunStatusDep) -> DagRunResult:
-    """Pause a pipeline run: it starts no new step (running ones finish), its status is
-    `paused`, its events and webhook say `workflow.paused`. Approvals and cancels still land."""
+@router.post(
+    "/runs/{workflow_id:path}/pause",
+    response_model=DagRunResult | InstructionRunView,
+    responses=ENDED,
+)
+async def pause(workflow_id: str, runs: RunStatusDep) -> DagRunResult | InstructionRunView:
+    """Pause a run of either engine: it starts no new step (running ones finish), its status
+    is `paused`, its events (and a pipeline's webhook) say `workflow.paused`. Approvals and
+    cancels still land."""
     return await set_paused(runs, workflow_id, paused=True)
 
 
-@router.post("/runs/{workflow_id:path}/resume", response_model=DagRunResult, responses=ENDED)
-async def resume(workflow_id: str, runs: RunStatusDep) -> DagRunResult:
-    """Resume a paused pipeline run where it stood (`workflow.resumed`)."""
+@router.post(
+    "/runs/{workflow_id:path}/resume",
+    response_model=DagRunResult | InstructionRunView,
+    responses=ENDED,
+)
+async def resume(workflow_id: str, runs: RunStatusDep) -> DagRunResult | InstructionRunView:
+    """Resume a paused run where it stood (`workflow.resumed`)."""
     return await set_paused(runs, workflow_id, paused=False)

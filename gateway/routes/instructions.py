@@ -27,9 +27,8 @@ from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
 from gateway.runs.service import RunStatusService
 from gateway.starts import (
     endpoint_problems,
-    execution_timeout,
     instruction_engine_options,
-    search_attributes,
+    start_instruction_run,
     unprocessable,
 )
 from settings import Settings
@@ -39,8 +38,6 @@ from workflows.instructions.models import (
     InstructionRunStatus,
     error_details,
 )
-from workflows.instructions.workflow import InstructionWorkflow
-from workflows.shared.control import workflow_task_timeout
 
 #: The seed's limit on one batch.
 MAX_BATCH = 20
@@ -163,20 +160,7 @@ async def start_run(
     tenant = runs.tenant
     engine = instruction_engine_options(settings, request, tenant)
     run = InstructionRunInput(**dict(request), engine=engine)
-    handle = await runs.client.start_workflow(
-        InstructionWorkflow.run,
-        run,
-        id=tenant.workflow_id(instance_id),
-        task_queue=settings.task_queue,
-        task_timeout=workflow_task_timeout(
-            run.engine.execution_mode != "durable", len(run.instructions)
-        ),
-        execution_timeout=execution_timeout(run.engine.run_timeout_seconds, settings),
-        search_attributes=search_attributes("instructions", "default", instance_id, tenant),
-        static_summary=(
-            f"Instructions: {len(run.instructions)} steps on {run.provider}/{run.effective_model}"
-        ),
-    )
+    handle = await start_instruction_run(runs.client, run, settings, tenant, instance_id)
     await runs.publish_queued(INSTRUCTION_RUNS, instance_id, handle.result_run_id or "", run)
     return RunCreated(instance_id=instance_id, status=InstructionRunStatus.for_input(run))
 

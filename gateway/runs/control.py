@@ -1,5 +1,6 @@
-"""A person's word to a running DAG run: approve or reject a waiting approval step, pause,
-resume. Each is a Temporal Update (`DagWorkflow.approve`, `pause`, `resume`), so the caller
+"""A person's word to a running run of either engine: approve or reject a waiting approval
+step (an instruction run's named by its index), pause, resume. Each is a Temporal
+Update (`DagWorkflow.approve`, `InstructionWorkflow.approve`, `pause`, `resume`), so the caller
 learns at once whether the run took it; the approval's validator refuses a step that is not
 waiting (409) and data that breaks the step's schema (422) before anything is recorded.
 """
@@ -14,11 +15,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.errors import InvalidRequest, RunConflict, RunNotFound
 from gateway.runs.dag import DAG_RUNS
+from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
 from gateway.runs.service import RunStatusService
 from kernel.errors import ErrorType
-from workflows.dag.approvals import Approval, ApprovalDecision
 from workflows.dag.models import DagRunResult
 from workflows.dag.workflow import DagWorkflow
+from workflows.instructions.workflow import InstructionWorkflow
+from workflows.shared.approvals import Approval, ApprovalDecision
 
 
 async def approve_step(
@@ -26,7 +29,7 @@ async def approve_step(
 ) -> dict[str, Any]:
     """Decide a waiting approval step for the caller's tenant; answers the step's decision
     (`{decision, comment, data, by, at}`)."""
-    await _running_dag(runs, workflow_id)
+    await _running(runs, workflow_id, (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type))
     approval = Approval(
         step_name=step_name,
         decision=decision.decision,
@@ -35,8 +38,9 @@ async def approve_step(
         by=runs.tenant.name,
     )
     try:
+        # Both engines name the update `approve` and take the same `Approval`.
         answer: dict[str, Any] = await runs.handle(workflow_id).execute_update(
-            DagWorkflow.approve, approval
+            "approve", approval, result_type=dict
         )
     except WorkflowUpdateFailedError as exc:
         raise _refused(exc, workflow_id) from exc
@@ -45,26 +49,37 @@ async def approve_step(
     return answer
 
 
-async def set_paused(runs: RunStatusService, workflow_id: str, paused: bool) -> DagRunResult:
+async def set_paused(
+    runs: RunStatusService, workflow_id: str, paused: bool
+) -> DagRunResult | InstructionRunView:
     """Pause the run (it starts no new step) or resume it, idempotently; answers its status
     as the run has it just after (no published copy, which may lag by a moment)."""
-    await _running_dag(runs, workflow_id)
-    update = DagWorkflow.pause if paused else DagWorkflow.resume
+    kind = await _running(
+        runs, workflow_id, (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type)
+    )
+    # Both engines name the updates `pause` and `resume`.
+    update = "pause" if paused else "resume"
     handle = runs.handle(workflow_id)
     try:
         await handle.execute_update(update)
+        if kind == INSTRUCTION_RUNS.workflow_type:
+            status = await handle.query(InstructionWorkflow.get_status)
+            return INSTRUCTION_RUNS.answer(workflow_id, status)
         return await handle.query(DagWorkflow.get_status)
     except RPCError as exc:
         raise _ended(exc, workflow_id) from exc
 
 
-async def _running_dag(runs: RunStatusService, workflow_id: str) -> None:
+async def _running(runs: RunStatusService, workflow_id: str, types: tuple[str, ...]) -> str:
+    """The running run's workflow type, one of `types`; 404 for another, 409 once ended."""
     description = await runs.describe(workflow_id, "workflow_id")
-    if description.workflow_type != DAG_RUNS.workflow_type:
-        raise RunNotFound(f"{workflow_id!r} is not a pipeline run")
+    if description.workflow_type not in types:
+        what = "pipeline or instruction" if len(types) > 1 else "pipeline"
+        raise RunNotFound(f"{workflow_id!r} is not a {what} run")
     if description.status != WorkflowExecutionStatus.RUNNING:
         state = description.status.name.lower() if description.status else "unknown"
         raise RunConflict(f"run {workflow_id!r} has already ended ({state})")
+    return description.workflow_type
 
 
 def _refused(exc: WorkflowUpdateFailedError, workflow_id: str) -> Exception:

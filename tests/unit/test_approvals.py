@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from kernel.errors import ErrorType
-from workflows.dag.approvals import ApprovalStep, refusal, wait_seconds
 from workflows.dag.graph import validate_pipeline
 from workflows.dag.models import DagRunInput
+from workflows.shared.approvals import ApprovalStep, refusal, wait_seconds
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 

@@ -246,7 +246,7 @@ class TestErrors:
     def test_unknown_type_names_index(self) -> None:
         assert errors_of("a", {"type": "webhook"}) == [
             "instructions[1]: unknown instruction type 'webhook' "
-            "(expected llm, condition, endpoint, thread or router)"
+            "(expected llm, condition, endpoint, thread, router or approval)"
         ]
 
     def test_object_without_type_or_hint(self) -> None:

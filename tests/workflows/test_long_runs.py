@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
@@ -242,3 +242,48 @@ async def test_every_run_of_a_chain_keeps_the_workflow_task_timeout_it_started_w
         timeouts.append(described.raw_description.execution_config.default_workflow_task_timeout)
     assert len(timeouts) >= 2  # it continued as new
     assert {timeout.ToSeconds() for timeout in timeouts} == {1}
+
+
+async def test_an_instruction_run_that_continued_as_new_is_rerun_from_its_failed_step(
+    short_history_engine: Engine, targets: Targets
+) -> None:
+    from gateway.app import create_app
+
+    engine = short_history_engine
+    key = unique("instr-rerun")
+    instructions: list[dict[str, Any]] = [
+        {"type": "endpoint", "apiUrl": f"{targets.url}/record/{key}?n={i}", "retries": 0}
+        for i in range(20)
+    ]
+    instructions[16]["apiUrl"] = f"{targets.url}/status/{key}-broken/404"
+    async with (
+        serve(create_app(engine.settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60) as http,
+    ):
+        body = {"context": "ctx", "instructions": instructions, "executionMode": "durable"}
+        created = await http.post("/", json=body)
+        source = created.json()["instanceId"]
+        handle = engine.client.get_workflow_handle(source)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        runs = [
+            execution.status
+            async for execution in engine.client.list_workflows(f"WorkflowId = '{source}'")
+        ]
+        assert runs.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 1
+        assert targets.state.calls[key] == 16
+
+        fixed = {"16": {"apiUrl": f"{targets.url}/record/{key}?n=16"}}
+        response = await http.post(f"/runs/{source}/rerun", json={"instructions": fixed})
+        assert response.status_code == 202, response.text
+        assert response.json()["reused"] == [str(i) for i in range(16)]
+        rerun = engine.client.get_workflow_handle_for(
+            InstructionWorkflow.run, response.json()["workflow_id"]
+        )
+        status = await rerun.result()
+
+    assert status.status == "complete"
+    assert status.reuse is not None and status.reuse.steps_reused == 16
+    assert status.execution_order == list(range(20))
+    # The first 16 instructions were not called again.
+    assert targets.state.calls[key] == 16 + 4

@@ -18,6 +18,9 @@ schema retried after a 503, an `instructions` step's child run, HTTP steps aroun
 `instructions_all_types.json`: the all-types example (LLM, condition, endpoint with a retried
 503, router fallback, thread, report). `instructions_failed.json`: a branch, a thread and an
 endpoint answering 405, which ends the run with `InstructionFailed`.
+`instructions_rerun_approval.json`: a rerun (one instruction reused, an edited one run again)
+whose approval instruction is paused at, approved and resumed past
+(`record_instruction_control.py`).
 
 A run whose large payloads went to the blob store replays too, reading them back from Redis.
 

@@ -15,10 +15,10 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator, model_va
 from activities.llm.models import FallbackHop, LlmMessage, LlmProvider, ModelRef
 from activities.store.models import is_internal_key_root
 from kernel.limits import shallow_json
-from workflows.dag.approvals import MAX_WAIT_SECONDS, ApprovalStep
+from workflows.shared.approvals import MAX_WAIT_SECONDS, ApprovalStep
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.payloads import StrictPayload, known_fields_only
-from workflows.shared.runs import DagRunState, StepStatus
+from workflows.shared.runs import DagRunState, ReuseSummary, StepStatus
 from workflows.shared.webhooks import WebhookDeliveries
 
 #: Steps one pipeline may hold; long runs continue as new, so history stays bounded.
@@ -651,15 +651,6 @@ class DagRunResult(BaseModel):
     reuse: ReuseSummary | None = None
 
 
-class ReuseSummary(BaseModel):
-    """What a rerun did not pay for again: the steps it reused, the calls (attempts) they
-    had made and the tokens their LLM calls had billed."""
-
-    steps_reused: int = 0
-    calls_saved: int = 0
-    tokens_saved: int = 0
-
-
 class DagRerun(BaseModel):
     """What a rerun takes from its source run: the id it reruns and the reused steps' final
     states (results and outputs as the source recorded them, large values by `$ref`)."""
@@ -686,7 +677,9 @@ class DagResume(BaseModel):
 
 class RerunRequest(StrictPayload):
     """`POST /runs/{workflow_id}/rerun`: what to run again, and with what edits. Every field
-    is optional; an empty body reruns the steps that did not complete."""
+    is optional; an empty body reruns the steps that did not complete. A DAG run takes
+    `from_step`, `steps` and `input_data`, an instruction run `from_instruction`,
+    `instructions` and `context`; the other engine's fields are refused (422)."""
 
     document_root: ClassVar[bool] = True
 
@@ -708,6 +701,24 @@ class RerunRequest(StrictPayload):
     workflow_id: str | None = Field(
         default=None,
         description="The new run's id; default `<source id>.rerun-<n>`, the first free n.",
+    )
+    from_instruction: int | None = Field(
+        default=None,
+        ge=0,
+        description="For an instruction run (instead of `from_step`): run this instruction"
+        " (0-based) again and the steps after it, starting from the state the source had when"
+        " it reached it; the steps executed before it are reused.",
+    )
+    instructions: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="For an instruction run (instead of `steps`): fields to lay over"
+        ' instructions, by index (e.g. `{"2": {"apiUrl": "https://..."}}`); the rerun starts'
+        " at the first edited one. The edited run is validated as `POST /` would.",
+    )
+    context: str | None = Field(
+        default=None,
+        description="For an instruction run (instead of `input_data`): replaces the source's"
+        " `context` (it does not by itself make a step run again).",
     )
 
 

@@ -20,8 +20,9 @@ from urllib.parse import unquote
 
 from activities.store.models import redis_key
 from workflows.dag.graph import DagGraph
-from workflows.dag.models import DagRerun, DagRunResult, ReuseSummary, StepConfig
+from workflows.dag.models import DagRerun, DagRunResult, StepConfig
 from workflows.dag.references import REF, result_variable
+from workflows.shared.runs import ReuseSummary
 
 
 class UnknownStep(ValueError):

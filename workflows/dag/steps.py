@@ -5,7 +5,7 @@ An `llm` step is one `CALL_LLM` activity, the instruction runner's own (same ret
 redaction and token metrics). An `instructions` step is a child `InstructionWorkflow`, started
 by name with its input as JSON (the engines do not import each other); the gateway validated
 the body against the instruction model at submission. An `approval` step asks a person
-(`workflows.dag.approvals`); its message is rendered here, and a decision that is no approval
+(`workflows.shared.approvals`); its message is rendered here, and a decision that is no approval
 fails it here.
 """
 
@@ -17,9 +17,10 @@ from typing import Any
 
 from activities.llm.models import LlmCall, LlmMessage, LlmText, ModelRef
 from kernel.errors import ErrorType
-from workflows.dag.approvals import ApprovalStep
 from workflows.dag.graph import CHILD_ROOTS
 from workflows.dag.models import StepConfig, StepState, Usage
+from workflows.shared.approval_wait import decision_outcome
+from workflows.shared.approvals import ApprovalStep
 from workflows.shared.execution import ExecutionMode
 from workflows.shared.failures import StepFailed
 from workflows.shared.templating import Renderer, TemplateError
@@ -182,22 +183,12 @@ def approval_message(
         raise StepFailed.of(exc.error_type, f"{step_label(step)}: {exc}") from exc
 
 
-def timed_out_decision(approval: ApprovalStep, at: str) -> dict[str, Any]:
-    """What an approval step's timeout decides (`on_timeout`), as a person's decision."""
-    decision = "reject" if approval.on_timeout == "reject" else "approve"
-    return {"decision": decision, "comment": "timed out", "data": None, "by": "timeout", "at": at}
-
-
 def approved_result(step: StepConfig, decision: dict[str, Any], *, timed_out: bool) -> Any:
     """An approval step's result once decided: the decision, if it approves.
 
     Raises:
         StepFailed: rejected (`Rejected`), or timed out with `on_timeout: fail`.
     """
-    label = step_label(step)
-    if timed_out and approval_of(step).on_timeout == "fail":
-        raise StepFailed.of(ErrorType.APPROVAL_TIMED_OUT, f"{label}: nobody decided in time")
-    if decision["decision"] == "reject":
-        why = f": {decision['comment']}" if decision.get("comment") else ""
-        raise StepFailed.of(ErrorType.REJECTED, f"{label}: rejected by {decision['by']}{why}")
-    return decision
+    return decision_outcome(
+        approval_of(step), decision, timed_out=timed_out, label=step_label(step)
+    )

@@ -8,7 +8,7 @@ activities. Local steps that become ready together run, with the local steps bel
 one local activity (a segment, `workflows.dag.segment`). An `llm` step is one `CALL_LLM`
 activity, always regular; an `instructions` step is a child `InstructionWorkflow`
 (`workflows.dag.steps`); an `approval` step waits for the `approve` update
-(`workflows.dag.approvals`), and the run's deadline does not count that wait
+(`workflows.shared.approvals`), and the run's deadline does not count that wait
 (`workflows.shared.deadline`). The `pause` and `resume` updates stop and restart the start of
 new steps. Webhook events are handed, in order, to the run's
 `WebhookOutboxWorkflow` by a background task; the outbox delivers them and outlives the run,
@@ -62,7 +62,6 @@ with workflow.unsafe.imports_passed_through():
     from kernel.metrics import count_step
     from kernel.responses import main_value
     from kernel.search import ENGINE, SEED_ID
-    from workflows.dag.approvals import Approval, approval_result, refusal, wait_seconds
     from workflows.dag.caching import show_cached, step_caching
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
@@ -102,8 +101,9 @@ with workflow.unsafe.imports_passed_through():
         llm_result,
         show_answer,
         step_label,
-        timed_out_decision,
     )
+    from workflows.shared.approval_wait import await_decision, waiting_data
+    from workflows.shared.approvals import Approval, approval_result, refusal, wait_seconds
     from workflows.shared.control import workflow_task_timeout
     from workflows.shared.deadline import HeldDeadline
     from workflows.shared.endpoints import resolve_endpoint
@@ -929,32 +929,11 @@ class DagWorkflow:
         )
         seconds = wait_seconds(approval, self._run.PIPELINE_SETTINGS.timeouts.wait_timeout)
         self._set_status(state, "waiting")
-        self._emit(
-            "step.waiting",
-            step,
-            {
-                "message": message,
-                "timeout_seconds": seconds,
-                "on_timeout": approval.on_timeout,
-                "schema": approval.schema_,
-            },
+        self._emit("step.waiting", step, waiting_data(message, seconds, approval))
+        decision, timed_out = await await_decision(
+            self._decisions, name, approval, seconds, self._deadline
         )
-        if self._deadline is not None:
-            self._deadline.hold()
-        timed_out = False
-        try:
-            await workflow.wait_condition(
-                lambda: name in self._decisions,
-                timeout=timedelta(seconds=seconds),
-                timeout_summary=f"approval {name}",
-            )
-        except TimeoutError:
-            timed_out = True
-            self._decisions[name] = timed_out_decision(approval, workflow.now().isoformat())
-        finally:
-            if self._deadline is not None:
-                self._deadline.release()
-        return approved_result(step, self._decisions[name], timed_out=timed_out)
+        return approved_result(step, decision, timed_out=timed_out)
 
     def _start_deadline(self) -> asyncio.Task[None] | None:
         """The run's deadline: one timer, or for a pipeline with approval steps one that

@@ -14,6 +14,8 @@ An instruction is one of (0-based step indices throughout):
 - Endpoint: `{"type": "endpoint", "apiUrl": ..., "method": "GET", ...}`.
 - Thread: `{"type": "thread", "collectFromSteps": [..], "outputFormat": "markdown"}`.
 - Router: `{"type": "router", "evaluationPrompt": ..., "options": [..], "defaultOption": ..}`.
+- Approval: `{"type": "approval", "message": ..., "timeout": .., "on_timeout": .., "schema": ..}`
+  (the DAG approval step's fields, `workflows.shared.approvals`).
 
 Errors locate the fault: per-instruction problems carry a `loc` such as
 `("instructions", 2, "endpoint", "method")`, and cross-step problems (step indices out of
@@ -50,19 +52,27 @@ from activities.llm.models import DEFAULT_MODELS, LlmProvider, TokenUsage
 from kernel.limits import shallow_json
 from kernel.models import CamelModel
 from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
+from workflows.shared.approvals import MAX_WAIT_SECONDS, ApprovalStep
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
-from workflows.shared.runs import InstructionRunState, StepStatus
+from workflows.shared.runs import InstructionRunState, ReuseSummary, StepStatus
 
 ConditionMode: TypeAlias = Literal["deterministic", "llm"]
 HttpMethod: TypeAlias = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ThreadFormat: TypeAlias = Literal["json", "markdown", "numbered"]
-InstructionType: TypeAlias = Literal["llm", "condition", "endpoint", "thread", "router"]
+InstructionType: TypeAlias = Literal["llm", "condition", "endpoint", "thread", "router", "approval"]
 
 #: Instructions one run may hold (a run executes each at most once).
 MAX_INSTRUCTIONS = 1000
 #: A condition is a line of the condition language or a question for an LLM, not a document.
 MAX_EXPRESSION_CHARS = 4000
-INSTRUCTION_TYPES: tuple[str, ...] = ("llm", "condition", "endpoint", "thread", "router")
+INSTRUCTION_TYPES: tuple[str, ...] = (
+    "llm",
+    "condition",
+    "endpoint",
+    "thread",
+    "router",
+    "approval",
+)
 
 
 class _SeedModel(CamelModel):
@@ -439,6 +449,17 @@ class RouterInstruction(_SeedModel):
         return self.options[0]
 
 
+class ApprovalInstruction(ApprovalStep):
+    """Wait for a person (`POST /runs/{id}/steps/{index}/approve`); approved, the decision
+    `{decision, comment, data, by, at}` (as JSON) is the next step's input.
+
+    The message may hold `{{result}}` (the previous result) and `{{context}}`. Its fields
+    are the DAG approval step's, with its names (`on_timeout`).
+    """
+
+    type: Literal["approval"] = Field(description="`approval`.")
+
+
 def _instruction_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "llm"
@@ -471,13 +492,13 @@ def _known_kind(value: Any) -> Any:
         raise PydanticCustomError(
             "instruction_type",
             "unknown instruction type '{type}' (expected llm, condition, endpoint, "
-            "thread or router)",
+            "thread, router or approval)",
             {"type": value["type"]},
         )
     raise PydanticCustomError(
         "instruction_type",
         "instruction type missing, and no instruction or expression to infer it from "
-        "(expected llm, condition, endpoint, thread or router)",
+        "(expected llm, condition, endpoint, thread, router or approval)",
     )
 
 
@@ -486,13 +507,14 @@ Instruction: TypeAlias = Annotated[
     | Annotated[ConditionInstruction, Tag("condition")]
     | Annotated[EndpointInstruction, Tag("endpoint")]
     | Annotated[ThreadInstruction, Tag("thread")]
-    | Annotated[RouterInstruction, Tag("router")],
+    | Annotated[RouterInstruction, Tag("router")]
+    | Annotated[ApprovalInstruction, Tag("approval")],
     Discriminator(
         _instruction_kind,
         custom_error_type="instruction_type",
         custom_error_message=(
             "an instruction is a string or an object whose type is llm, condition, "
-            "endpoint, thread or router"
+            "endpoint, thread, router or approval"
         ),
     ),
     BeforeValidator(_known_kind),
@@ -568,6 +590,9 @@ class InstructionEngineOptions(BaseModel):
     #: The tenant whose run this is: its endpoint calls fill in that tenant's secrets (None:
     #: the open gateway, and runs recorded before this field; the default tenant's).
     tenant: str | None = None
+    #: The longest an approval instruction waits (its own `timeout` may be shorter); its wait
+    #: does not count towards `run_timeout_seconds`.
+    wait_timeout_seconds: float = Field(default=MAX_WAIT_SECONDS, gt=0)
 
 
 def _plain_strings_in_schema(schema: JsonDict) -> None:
@@ -695,6 +720,8 @@ class InstructionRunInput(InstructionRunRequest):
 
     engine: InstructionEngineOptions = Field(default_factory=InstructionEngineOptions)
     resume: InstructionResume | None = None
+    #: A rerun's start: the steps it takes from its source (`workflows.instructions.rerun`).
+    rerun: InstructionRerun | None = None
 
 
 def _path(loc: Sequence[str | int]) -> str:
@@ -788,6 +815,8 @@ class StepState(CamelModel):
     condition: ConditionOutcome | None = None
     router: RouterDecision | None = None
     thread: ThreadOutcome | None = None
+    #: The run whose call made this result, for a step a rerun reused.
+    reused_from: str | None = None
 
 
 class RunError(CamelModel):
@@ -807,6 +836,9 @@ class InstructionRunStatus(CamelModel):
     output: str | None = None
     error: RunError | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    #: The run this one reruns, and what it took from it.
+    rerun_of: str | None = None
+    reuse: ReuseSummary | None = None
 
     @classmethod
     def for_input(cls, run: InstructionRunInput) -> InstructionRunStatus:
@@ -837,3 +869,15 @@ class InstructionResume(CamelModel):
     #: The last event's sequence and the newest events (`workflows.shared.events`).
     sequence: int = 0
     events: list[dict[str, Any]] = Field(default_factory=list)
+    #: Time spent waiting for approvals, which the run's deadline does not count.
+    held_seconds: float = 0.0
+
+
+class InstructionRerun(CamelModel):
+    """What a rerun takes from its source run: the reused steps' final states (results,
+    condition verdicts, usage) and the queue as the source had it when it reached the first
+    step that runs again."""
+
+    source: str
+    steps: list[StepState] = Field(default_factory=list)
+    plan: PlanState = Field(default_factory=PlanState)

@@ -6,6 +6,11 @@ HTTP activity, `HttpActivities.call_http`, with the instruction's retries, backo
 its Temporal retry policy. Deterministic conditions and thread formatting run in the workflow
 itself (pure, replay-safe code). The status query shows every step as it goes.
 
+An `approval` step waits for the `approve` update (`workflows.shared.approval_wait`, as a DAG
+approval step does); the run's deadline does not count that wait. A rerun
+(`workflows.instructions.rerun`) starts with the reused steps' states and the queue its source
+had when it reached the first step that runs again, so it makes no call for them.
+
 A step that fails for good ends the run: the workflow fails with `InstructionFailed`, whose
 details hold the status at that moment (partial results included), as `DagWorkflow` does.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import Counter
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -50,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from kernel.redact import redact_url
     from workflows.instructions.conditions import ConditionSyntaxError, evaluate, parse
     from workflows.instructions.models import (
+        ApprovalInstruction,
         Condition,
         ConditionInstruction,
         ConditionOutcome,
@@ -61,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         InstructionRunInput,
         InstructionRunStatus,
         LlmInstruction,
+        PlanState,
         RouterDecision,
         RouterInstruction,
         RunError,
@@ -79,7 +87,11 @@ with workflow.unsafe.imports_passed_through():
         llm_prompt,
         source_text,
     )
+    from workflows.instructions.rerun import reuse_steps
     from workflows.instructions.threads import collect, deterministic_complete, format_thread
+    from workflows.shared.approval_wait import await_decision, decision_outcome, waiting_data
+    from workflows.shared.approvals import Approval, approval_result, refusal, wait_seconds
+    from workflows.shared.deadline import HeldDeadline
     from workflows.shared.endpoints import (
         EndpointRequest,
         EndpointResponse,
@@ -155,18 +167,26 @@ class InstructionWorkflow:
         self._run = run
         #: The server suggested continuing as new: the queue stops after the current step.
         self._continuing = False
+        #: Approval steps' decisions (`approval_result`), by index as text, once taken.
+        self._decisions: dict[str, dict[str, Any]] = {}
+        #: The run's deadline, when it has approval steps (their waits do not count).
+        self._deadline: HeldDeadline | None = None
         if run.resume is not None:
             # Continued as new: the chain is one run to its users.
             self._status = run.resume.status
             self._results = dict(run.resume.results)
             self._started = run.resume.started_at or workflow.now()
             self._events = EventLog(run.resume.events, run.resume.sequence)
+            self._held_seconds = run.resume.held_seconds
         else:
             self._status = InstructionRunStatus.for_input(run)
             #: index -> result of every step that completed.
             self._results = {}
             self._started = workflow.now()
             self._events = EventLog()
+            self._held_seconds = 0.0
+            if run.rerun is not None:
+                self._results = reuse_steps(self._status, run.rerun, run.instructions)
         #: Steps by status, kept as they change (`_set_status`): an event's progress is read
         #: from it, never by a scan of every step.
         self._counts = Counter(state.status for state in self._status.steps)
@@ -181,6 +201,43 @@ class InstructionWorkflow:
         """The run's events after `query.after` (the live stream, `GET /runs/{id}/events`)."""
         return self._events.page(query)
 
+    @workflow.update
+    def approve(self, approval: Approval) -> dict[str, Any]:
+        """A person's decision for a waiting approval step (`step_name`: its index); answers
+        the step's result."""
+        decided = approval_result(approval, workflow.now())
+        self._decisions[approval.step_name] = decided
+        return decided
+
+    @approve.validator
+    def _approvable(self, approval: Approval) -> None:
+        """Refuse (409 `NotWaiting`, 422 `InvalidApprovalData`) before anything is recorded."""
+        name = approval.step_name
+        index = int(name) if name.isdecimal() else -1
+        known = 0 <= index < len(self._run.instructions)
+        instruction = self._run.instructions[index] if known else None
+        refused = refusal(
+            instruction if isinstance(instruction, ApprovalInstruction) else None,
+            self._status.steps[index].status if instruction is not None else None,
+            name in self._decisions,
+            approval.data,
+        )
+        if refused is not None:
+            raise errors.non_retryable(*refused)
+
+    @workflow.update
+    def pause(self) -> None:
+        """Start no new step until `resume`; the running step finishes, approvals land."""
+        if self._status.status == "running":
+            self._status.status = "paused"
+            self._emit("workflow.paused")
+
+    @workflow.update
+    def resume(self) -> None:
+        if self._status.status == "paused":
+            self._status.status = "running"
+            self._emit("workflow.resumed")
+
     @workflow.run
     async def run(self, run: InstructionRunInput) -> InstructionRunStatus:
         status = self._status
@@ -190,10 +247,10 @@ class InstructionWorkflow:
         plan = InstructionPlan(
             run.instructions,
             max_steps=run.engine.step_budget,
-            state=run.resume.plan if run.resume is not None else None,
+            state=self._plan_state(run),
         )
         queue = asyncio.create_task(self._run_queue(plan))
-        deadline = run_deadline(run.engine.run_timeout_seconds, self._started)
+        deadline = self._start_deadline()
         try:
             if deadline is None:
                 failure = await queue
@@ -229,17 +286,44 @@ class InstructionWorkflow:
                             started_at=self._started,
                             sequence=self._events.sequence,
                             events=self._events.carry(),
-                        )
+                            held_seconds=(
+                                self._deadline.held_seconds if self._deadline is not None else 0.0
+                            ),
+                        ),
+                        # A rerun's reused steps are in the status now: not carried twice.
+                        "rerun": None,
                     }
                 )
             )
         self._finish("complete")
         return status
 
+    @staticmethod
+    def _plan_state(run: InstructionRunInput) -> PlanState | None:
+        """Where the queue stands at the start: as the run before this one of the chain left
+        it, as a rerun's source had it, or (None) at the first step."""
+        if run.resume is not None:
+            return run.resume.plan
+        return run.rerun.plan if run.rerun is not None else None
+
+    def _start_deadline(self) -> asyncio.Task[None] | None:
+        """The run's deadline: one timer, or for a run with approval steps one that stops
+        while they wait (`HeldDeadline`; no run recorded before it has such steps)."""
+        run_timeout = self._run.engine.run_timeout_seconds
+        if run_timeout is None or not any(
+            isinstance(instruction, ApprovalInstruction) for instruction in self._run.instructions
+        ):
+            return run_deadline(run_timeout, self._started)
+        self._deadline = HeldDeadline(run_timeout, self._started, self._held_seconds)
+        return self._deadline.start()
+
     async def _run_queue(self, plan: InstructionPlan) -> RunError | None:
         """Run steps until the plan has none left, one fails (the failure is returned), or
         the server suggests continuing as new (`_continuing`)."""
         while not self._continuing:
+            if self._status.status == "paused":
+                # No command: runs never paused replay as they were recorded.
+                await workflow.wait_condition(lambda: self._status.status != "paused")
             try:
                 index = plan.next_step()
             except StepBudgetExceeded as exc:
@@ -319,7 +403,31 @@ class InstructionWorkflow:
             return await self._thread(instruction, label, state)
         if isinstance(instruction, RouterInstruction):
             return await self._route(instruction, previous, label, state)
+        if isinstance(instruction, ApprovalInstruction):
+            return await self._await_approval(instruction, previous, label, state)
         raise StepFailed.of(ErrorType.INVALID_INSTRUCTION, f"{label}: unknown instruction type")
+
+    async def _await_approval(
+        self, approval: ApprovalInstruction, previous: str, label: str, state: StepState
+    ) -> str:
+        """Wait (status `waiting`, event `step.waiting`) for the `approve` update or the
+        step's timeout; approved, the decision as JSON is the step's result."""
+        renderer = endpoint_renderer(
+            previous, self._run.context, self._run.engine.max_request_chars
+        )
+        try:
+            message = str(renderer.render(approval.message))
+        except TemplateError as exc:
+            raise StepFailed.of(exc.error_type, f"{label}: {exc}") from exc
+        seconds = wait_seconds(approval, self._run.engine.wait_timeout_seconds)
+        self._set_status(state, "waiting")
+        self._emit("step.waiting", state, waiting_data(message, seconds, approval))
+        decision, timed_out = await await_decision(
+            self._decisions, str(state.index), approval, seconds, self._deadline
+        )
+        decided = decision_outcome(approval, decision, timed_out=timed_out, label=label)
+        self._set_status(state, "running")
+        return json.dumps(decided, ensure_ascii=False)
 
     async def _ask_llm(
         self,
@@ -619,7 +727,7 @@ class InstructionWorkflow:
         status.status = outcome
         now = workflow.now()
         for state in status.steps:
-            if state.status == "running":
+            if state.status in ("running", "waiting"):
                 self._set_status(state, "failed")
                 state.error = StepError(type=ErrorType.CANCELLED, message="the run was cancelled")
                 state.finished_at = now

@@ -21,7 +21,7 @@ clients it might be, so each engine has its own, side by side here:
     state                                DagRunState    InstructionRunState
     started, no worker has picked it up  running        queued
     going on                             running        running
-    paused: starts no new step           paused         -
+    paused: starts no new step           paused         paused
     ended well                           completed      complete
     ended with a failure or timed out    failed         errored
     cancelled or terminated              cancelled      terminated
@@ -36,8 +36,21 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
+from pydantic import BaseModel
+
 StepStatus: TypeAlias = Literal[
     "pending", "running", "waiting", "completed", "failed", "skipped", "aborted", "cancelled"
 ]
 DagRunState: TypeAlias = Literal["running", "paused", "completed", "failed", "cancelled"]
-InstructionRunState: TypeAlias = Literal["queued", "running", "complete", "errored", "terminated"]
+InstructionRunState: TypeAlias = Literal[
+    "queued", "running", "paused", "complete", "errored", "terminated"
+]
+
+
+class ReuseSummary(BaseModel):
+    """What a rerun did not pay for again: the steps it reused, the calls (attempts) they
+    had made and the tokens their LLM calls had billed. Both engines' runs report it."""
+
+    steps_reused: int = 0
+    calls_saved: int = 0
+    tokens_saved: int = 0
