@@ -102,10 +102,10 @@ def step_request(step: StepConfig) -> str:
 
 
 def instruction_request(instruction: Instruction) -> str:
-    """An instruction's request in a line: its type, and its prompt or URL when it has one."""
+    """An instruction's request in a line: its prompt or URL (its type when it has neither)."""
     text = getattr(instruction, "instruction", None) or getattr(instruction, "api_url", None)
     if not isinstance(text, str):
         return instruction.type
     if text.startswith(("http://", "https://")):
         text = redact_url(text)
-    return f"{instruction.type}: {text[:PROMPT_CHARS]}"
+    return text[:PROMPT_CHARS]

@@ -298,3 +298,49 @@ async def test_a_waiting_approval_is_approved_from_the_page(
     assert run["steps"]["review"]["result"]["data"] == {"channel": "email"}
     assert targets.state.requests[key][-1]["json"] == {"channel": "email"}
     await page.screenshot(tmp_path / "approval-approved.png")
+
+
+async def test_an_instruction_run_shows_its_queue_and_the_jump_it_took(
+    page: RunPage, keyed_gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    echo = f"{targets.url}/echo/{unique('k')}"
+    condition = {"expression": "result contains 'GET'", "ifTrue": [2], "ifFalse": [1]}
+    started = await keyed_gateway.http.post(
+        "/",
+        json={
+            "context": "ctx",
+            "instructions": [
+                {"type": "endpoint", "apiUrl": echo, "condition": condition},
+                {"type": "endpoint", "apiUrl": echo},
+                {"type": "endpoint", "apiUrl": echo},
+            ],
+        },
+    )
+    assert started.status_code == 200, started.text
+    instance_id = started.json()["instanceId"]
+
+    async def finished() -> dict[str, Any] | None:
+        run: dict[str, Any] = (await keyed_gateway.http.get(f"/runs/{instance_id}")).json()
+        return run if run["status"] in ("complete", "errored") else None
+
+    run = await wait_until(finished, timeout=60)
+    assert run["status"] == "complete"
+    assert run["executionOrder"] == [0, 2]
+
+    await page.open(f"/ui/runs/{instance_id}")
+    await page.enter_key(API_KEY)
+    queue = """return [...document.querySelectorAll('#queue li')].map((item) => [item.dataset.step,
+        item.dataset.status, [...item.querySelectorAll('.jump')].map((jump) =>
+        jump.dataset.to + (jump.classList.contains('taken') ? ' taken' : ''))]);"""
+    expected = [
+        ["0", "completed", ["2 taken", "1"]],
+        ["1", run["steps"][1]["status"], []],
+        ["2", "completed", []],
+    ]
+    await page.until(lambda d: d.execute_script(queue) == expected, f"the queue {expected}")
+    assert "#2 run" in await page.text('#queue li[data-step="2"] .state')
+    await page.click('#queue li[data-step="0"]')
+    panel = await page.until(lambda d: d.find_element("id", "panel").text or None, "the panel")
+    assert "may jump to\n2, 1" in panel
+    assert "condition\ntrue → 2" in panel
+    await page.screenshot(tmp_path / "instruction-queue.png")

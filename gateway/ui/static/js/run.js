@@ -181,11 +181,11 @@ async function load() {
   page.graph = graph;
   page.run = run;
   if (graph.engine === "dag") {
-    canvas.hidden = false;
+    canvas.removeAttribute("hidden");
     queue.hidden = true;
     drawGraph(canvas, graph, showStep);
   } else {
-    canvas.hidden = true;
+    canvas.setAttribute("hidden", "");
     queue.hidden = false;
     drawQueue(queue, graph, showStep);
   }
