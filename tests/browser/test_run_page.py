@@ -167,7 +167,7 @@ async def test_a_failed_steps_error_shows_in_its_panel(
             {
                 "step_name": "charge",
                 "usid": "u2",
-                "service_url": f"{targets.url}/status/{key}/404",
+                "service_url": f"{targets.url}/status/{key}-notify/404",
                 "dependencies": ["lookup"],
             },
             {
@@ -344,3 +344,73 @@ async def test_an_instruction_run_shows_its_queue_and_the_jump_it_took(
     assert "may jump to\n2, 1" in panel
     assert "condition\ntrue → 2" in panel
     await page.screenshot(tmp_path / "instruction-queue.png")
+
+
+async def test_a_run_is_paused_resumed_and_cancelled_from_its_page(
+    page: RunPage, keyed_gateway: Gateway, gate: tuple[Gate, str], tmp_path: Path
+) -> None:
+    _, url = gate
+    pipeline = {
+        "workflow_id": unique("controlled"),
+        "STEPS_CONFIG": [
+            {"step_name": "first", "usid": "u1", "service_url": f"{url}/gate/first"},
+            {
+                "step_name": "second",
+                "usid": "u2",
+                "service_url": f"{url}/gate/second",
+                "dependencies": ["first"],
+            },
+        ],
+    }
+    workflow_id = await start(keyed_gateway, pipeline)
+    await page.open(f"/ui/runs/{workflow_id}")
+    await page.enter_key(API_KEY)
+    await page.statuses_become({"first": "running", "second": "pending"})
+    await page.click("#pause")
+    # Paused: the step that has not started says so, and the page offers to resume.
+    await page.statuses_become({"first": "running", "second": "paused"})
+    assert await page.text("#run-status") == "paused"
+    await page.screenshot(tmp_path / "paused.png")
+    await page.click("#resume")
+    await page.statuses_become({"first": "running", "second": "pending"})
+    await page.click("#cancel")
+    await page.until(
+        lambda d: d.find_element("id", "run-status").text == "cancelled", "the run cancelled"
+    )
+    run = await ended(keyed_gateway, workflow_id)
+    assert run["status"] == "cancelled"
+    await page.screenshot(tmp_path / "cancelled.png")
+
+
+async def test_a_failed_run_is_rerun_from_a_step_and_the_page_follows_the_new_run(
+    page: RunPage, keyed_gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    key = unique("k")
+    pipeline = {
+        "workflow_id": unique("rerun"),
+        "STEPS_CONFIG": [
+            {"step_name": "fetch", "usid": "u1", "service_url": f"{targets.url}/echo/{key}"},
+            {
+                "step_name": "notify",
+                "usid": "u2",
+                "service_url": f"{targets.url}/status/{key}-notify/404",
+                "dependencies": ["fetch"],
+            },
+        ],
+    }
+    await start(keyed_gateway, pipeline)
+    assert (await ended(keyed_gateway, pipeline["workflow_id"]))["status"] == "failed"
+    await page.open(f"/ui/runs/{pipeline['workflow_id']}")
+    await page.enter_key(API_KEY)
+    await page.statuses_become({"fetch": "completed", "notify": "failed"})
+    await page.click('g.node[data-step="notify"]')
+    await page.click("#panel button.rerun")
+    # The new run's page: `fetch` taken from the failed run, `notify` called again.
+    rerun_id = f"{pipeline['workflow_id']}.rerun-1"
+    await page.until(lambda d: d.find_element("id", "run-id").text == rerun_id, "the rerun")
+    await page.statuses_become({"fetch": "reused", "notify": "failed"})
+    assert (targets.state.calls[key], targets.state.calls[f"{key}-notify"]) == (1, 2)
+    await page.click('g.node[data-step="fetch"]')
+    panel = await page.until(lambda d: d.find_element("id", "panel").text or None, "the panel")
+    assert f"reused from\n{pipeline['workflow_id']}" in panel
+    await page.screenshot(tmp_path / "rerun.png")
