@@ -183,7 +183,7 @@ export function duration(start, end) {
 /** A cost in US dollars, when the gateway reports one (`cost_usd`, or `usage.cost_usd`). */
 export function cost(thing) {
   const value = thing?.cost_usd ?? thing?.usage?.cost_usd;
-  return typeof value === "number" ? `$${value.toFixed(value < 0.01 ? 4 : 2)}` : "";
+  return typeof value === "number" ? `$${value.toFixed(value < 1 ? 4 : 2)}` : "";
 }
 
 export function element(tag, attributes = {}, ...children) {
