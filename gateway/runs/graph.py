@@ -44,6 +44,9 @@ class RunGraph(Plan):
 async def run_graph(runs: RunStatusService, workflow_id: str) -> RunGraph:
     """The graph of the tenant's run `workflow_id`; `RunNotFound` when it has none."""
     description = await runs.describe(workflow_id, "workflow_id")
+    engines = (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type)
+    if description.workflow_type not in engines:
+        raise RunNotFound(f"{workflow_id!r} is not a pipeline or instruction run")
     started = None
     async for event in runs.handle(workflow_id).fetch_history_events(page_size=1):
         payloads = event.workflow_execution_started_event_attributes.input.payloads
@@ -52,13 +55,11 @@ async def run_graph(runs: RunStatusService, workflow_id: str) -> RunGraph:
         break
     if started is None:
         raise RunNotFound(f"run {workflow_id!r} has no input to draw")
-    if description.workflow_type == DAG_RUNS.workflow_type:
-        run = DagRunInput.model_validate(started)
-        requests = {step.step_name: step_request(step) for step in run.STEPS_CONFIG}
-        return RunGraph(**dict(plan_pipeline(run)), requests=requests)
     if description.workflow_type == INSTRUCTION_RUNS.workflow_type:
         return instruction_graph(InstructionRunInput.model_validate(started))
-    raise RunNotFound(f"{workflow_id!r} is not a pipeline or instruction run")
+    run = DagRunInput.model_validate(started)
+    requests = {step.step_name: step_request(step) for step in run.STEPS_CONFIG}
+    return RunGraph(**dict(plan_pipeline(run)), requests=requests)
 
 
 def instruction_graph(run: InstructionRunInput) -> RunGraph:
