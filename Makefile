@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-unit lint docs bench bench-compare profile soak example lock clean
+.PHONY: dev test test-unit lint docs bench bench-compare profile soak example lock clean screenshot
 
 # requirements-dev.lock: the runtime lock plus the dev stack's binaries and the test and lint
 # tools. The image (Dockerfile) installs requirements.lock alone.
@@ -43,6 +43,11 @@ lint: $(STAMP)
 # tests/unit/test_reference_docs.py fails when they are stale.
 docs: $(STAMP)
 	$(BIN)/python docs/generate.py
+
+# The run page of the example pipeline, in a headless Chromium, to docs/run-page.png (the
+# README shows it); needs Debian's chromium and chromium-driver.
+screenshot: $(STAMP)
+	$(BIN)/python docs/screenshot.py
 
 # Every contender side by side (engine modes, bare SDK worker, asyncio); results in
 # bench/results/latest.json. `bench-compare` adds Prefect from its own venv, never the project's.

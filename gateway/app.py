@@ -30,11 +30,13 @@ from gateway.routes import (
     control,
     dag,
     endpoints,
+    graph,
     health,
     instructions,
     rerun,
     runs,
     schemas,
+    ui,
     validate,
     webhooks,
 )
@@ -350,6 +352,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticated = [Depends(get_tenant)]
     app.include_router(dag.router, dependencies=authenticated)
     app.include_router(validate.router, dependencies=authenticated)
+    app.include_router(graph.router, dependencies=authenticated)  # before runs' `{id:path}`
     app.include_router(runs.router, dependencies=authenticated)
     app.include_router(rerun.router, dependencies=authenticated)
     app.include_router(control.router, dependencies=authenticated)
@@ -360,4 +363,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(codec.router)
     # Public documents, like /openapi.json: the payload formats, nothing of a tenant's.
     app.include_router(schemas.router)
+    # The run page: static files holding no data; the calls they make send the tenant's key.
+    app.include_router(ui.router)
     return app

@@ -36,6 +36,9 @@ from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.targets import TargetState, create_target_app, free_port, serve
 from worker import SANDBOXED_RUNNER, Activities, build_workers, open_activities
 
+#: The `browser` mark, and the browser tests left out where Chromium is not installed.
+pytest_plugins = ["tests.browser.plugin"]
+
 LOOPBACK = ["127.0.0.0/8", "::1", "localhost"]
 #: Every test worker signs its webhooks with this (Standard Webhooks), so receivers can check.
 WEBHOOK_SECRET = "whsec_d29ya2Zsb3ctc3RhdGlvbi13ZWJob29rLXRlc3RzISE="
