@@ -16,6 +16,7 @@ This module imports nothing but temporalio, so workflow code may use it (inside
     workflow_station_activity_retries_total{activity_type}   attempts after the first
     workflow_station_outbound_refusals_total{activity_type}  OutboundBlocked failures
     workflow_station_llm_tokens_total{provider, model, kind} kind: input or output
+    workflow_station_llm_cost_nanodollars_total{tenant, provider, model}   priced calls' cost
     workflow_station_webhook_events_queued_total             handed to an outbox
     workflow_station_webhook_deliveries_total{outcome}       delivered or failed for good
 """
@@ -44,6 +45,7 @@ ACTIVITY_DURATION = "workflow_station_activity_duration_seconds"
 ACTIVITY_RETRIES = "workflow_station_activity_retries"
 OUTBOUND_REFUSALS = "workflow_station_outbound_refusals"
 LLM_TOKENS = "workflow_station_llm_tokens"
+LLM_COST = "workflow_station_llm_cost_nanodollars"
 WEBHOOK_EVENTS_QUEUED = "workflow_station_webhook_events_queued"
 WEBHOOK_DELIVERIES = "workflow_station_webhook_deliveries"
 
@@ -85,6 +87,14 @@ def count_llm_tokens(provider: str, model: str, input_tokens: int, output_tokens
     )
     counter.add(input_tokens, {"provider": provider, "model": model, "kind": "input"})
     counter.add(output_tokens, {"provider": provider, "model": model, "kind": "output"})
+
+
+def count_llm_cost(tenant: str, provider: str, model: str, cost_usd: float) -> None:
+    """What one priced LLM call cost. Activity code. Counted in billionths of a dollar:
+    Temporal's counters add integers, and a call to a small model costs well under a cent."""
+    activity.metric_meter().create_counter(
+        LLM_COST, "LLM spend in USD / 1e9, by tenant, provider and model."
+    ).add(round(cost_usd * 1e9), {"tenant": tenant, "provider": provider, "model": model})
 
 
 class EngineTelemetry(client.Interceptor, Interceptor):

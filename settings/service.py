@@ -332,6 +332,25 @@ class LlmSettings(SettingsArea):
             " fails with `TokenBudgetExceeded`."
         ),
     )
+    llm_prices_file: Path | None = Field(
+        default=None,
+        description=(
+            "A JSON price table laid over the shipped one (`activities/pricing/prices.json`),"
+            ' model by model: `{"models": {"<model>": {"input": 2.5, "output": 10,'
+            ' "cached_input": 1.25}}}`, USD per million tokens. A model in neither has'
+            " `cost_usd: null`."
+        ),
+        examples=["/etc/workflow-station/prices.json"],
+    )
+    tenant_budgets: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            'Each tenant\'s daily LLM budget in USD (JSON, e.g. `{"acme": 50}`; the open'
+            " gateway's tenant is `default`), counted per UTC day in Redis: past it, the"
+            " tenant's LLM calls fail with `TenantBudgetExceeded`."
+        ),
+        examples=[{"acme": 50.0}],
+    )
     example_model: str | None = Field(
         default=None,
         description=(

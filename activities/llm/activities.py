@@ -12,7 +12,7 @@ after the heartbeat timeout rather than the whole step timeout.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 import anthropic
@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.context import heartbeating, retry_delay_ceiling
+from activities.llm.billing import Billing
 from activities.llm.models import (
     CALL_LLM,
     CHOOSE_ROUTE,
@@ -39,6 +40,7 @@ from activities.llm.models import (
     TokenUsage,
 )
 from activities.llm.structured import structured_answer
+from activities.pricing.table import load_prices
 from activities.store.cache import cache_key, keep_answer, read_answer
 from kernel import errors
 from kernel.answers import json_object, match_option, yes_no
@@ -140,6 +142,8 @@ class _Prompt:
     #: The whole conversation, instead of `text` as the one user message.
     messages: tuple[LlmMessage, ...] | None = None
     temperature: float | None = None
+    #: Whose run asks, for its daily budget and the cost metric (None: the open gateway's).
+    tenant: str | None = None
 
     def turns(self) -> list[dict[str, str]]:
         """The conversation after the system prompt, as both APIs take it."""
@@ -272,8 +276,10 @@ class LlmActivities:
         openai_api: Literal["chat", "responses"] = "chat",
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
         redis: Redis | None = None,
+        billing: Billing | None = None,
     ) -> None:
         self._redis = redis
+        self._billing = billing or Billing(load_prices())
         self._openai = openai
         self._anthropic = anthropic
         self._openai_api = openai_api
@@ -319,6 +325,7 @@ class LlmActivities:
                 schema=_JsonSchema("output", schema, strict=False) if schema is not None else None,
                 messages=tuple(call.messages) if call.messages is not None else None,
                 temperature=call.temperature,
+                tenant=call.tenant,
             )
         )
         text = completion.text
@@ -351,6 +358,7 @@ class LlmActivities:
                 request.label,
                 max_tokens=JUDGE_MAX_TOKENS,
                 schema=_JsonSchema("condition_verdict", _VERDICT_SCHEMA),
+                tenant=request.tenant,
             )
         )
         attempt = activity.info().attempt
@@ -397,6 +405,7 @@ class LlmActivities:
                 request.label,
                 max_tokens=JUDGE_MAX_TOKENS,
                 schema=_JsonSchema("route_choice", _route_schema(ids)),
+                tenant=request.tenant,
             )
         )
         data = completion.data if completion.data is not None else json_object(completion.text)
@@ -423,11 +432,13 @@ class LlmActivities:
 
     async def _complete(self, prompt: _Prompt) -> _Completion:
         """Send `prompt` to its provider, heartbeating while the model answers, and count the
-        tokens it spent."""
+        tokens it spent and what they cost; a tenant past its daily budget asks nothing."""
+        await self._billing.admit(prompt.tenant, prompt.label)
         completion = await self._request(prompt)
         usage = completion.usage
         count_llm_tokens(prompt.provider, completion.model, usage.input_tokens, usage.output_tokens)
-        return completion
+        priced = await self._billing.charge(prompt.tenant, prompt.provider, completion.model, usage)
+        return replace(completion, usage=priced)
 
     async def _request(self, prompt: _Prompt) -> _Completion:
         provider, label = prompt.provider, prompt.label

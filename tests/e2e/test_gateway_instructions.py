@@ -62,7 +62,12 @@ async def test_post_then_poll_shows_progress_and_the_final_output(
     assert final["output"] == "UNE TRADUCTION"
     assert final["error"] is None
     assert final["executionOrder"] == [0, 1]
-    assert final["usage"] == {"inputTokens": 9, "outputTokens": 5, "totalTokens": 14}
+    # gpt-5-nano, the default model: 0.05 USD per million input tokens, 0.40 output.
+    usage = final["usage"]
+    assert usage["costUsd"] == pytest.approx((9 * 0.05 + 5 * 0.40) / 1e6, abs=1e-12)
+    assert usage["byModel"]["gpt-5-nano"]["cost_usd"] == usage["costUsd"]
+    assert (usage["inputTokens"], usage["outputTokens"], usage["totalTokens"]) == (9, 5, 14)
+    assert usage["unpricedModels"] == []
     assert final["steps"][1]["usage"]["totalTokens"] == 7
     assert final["steps"][0]["type"] == "llm"
     assert final["steps"][0]["startedAt"] is not None

@@ -300,7 +300,8 @@ class InstructionWorkflow:
             return RunError(type=state.error.type, message=state.error.message, step=index)
         self._set_status(state, "completed")
         state.finished_at = workflow.now()
-        self._emit("step.completed", state, {"result": state.result})
+        spent = {"usage": state.usage.model_dump(mode="json")} if state.usage.total_tokens else {}
+        self._emit("step.completed", state, {"result": state.result, **spent})
         count_step("instructions", "completed")
         return None
 
@@ -371,6 +372,7 @@ class InstructionWorkflow:
                 model=run.effective_model,
                 prompt=llm_prompt(instruction, previous),
                 label=label,
+                tenant=run.engine.tenant,
             ),
             LlmText,
             timeout_seconds=run.engine.llm_step_timeout_seconds,
@@ -392,6 +394,7 @@ class InstructionWorkflow:
                 expression=expression,
                 result_text=subject,
                 label=label,
+                tenant=run.engine.tenant,
             ),
             LlmVerdict,
             timeout_seconds=run.engine.llm_condition_timeout_seconds,
@@ -558,6 +561,7 @@ class InstructionWorkflow:
                         for option in router.options
                     ],
                     label=label,
+                    tenant=run.engine.tenant,
                 ),
                 RouteChoice,
                 timeout_seconds=run.engine.llm_condition_timeout_seconds,
