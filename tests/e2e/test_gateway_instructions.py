@@ -78,6 +78,13 @@ async def test_post_then_poll_shows_progress_and_the_final_output(
     assert run["status"] == "complete"
     assert run["output"] == "UNE TRADUCTION"
 
+    async def listed() -> dict[str, Any] | None:
+        runs = (await llm_gateway.http.get("/runs", params={"limit": 200})).json()
+        return next((r for r in runs if r["workflow_id"] == instance_id and r["usage"]), None)
+
+    summary = await wait_until(listed)
+    assert summary["usage"]["cost_usd"] == usage["costUsd"]
+
 
 async def test_legacy_payload_and_search_attributes(llm_gateway: Gateway, fake_llm: FakeLLMServer):
     fake_llm.when("Extract").reply("FACTS")

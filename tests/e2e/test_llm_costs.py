@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from activities.pricing.table import load_prices
-from tests.conftest import Gateway, unique
+from tests.conftest import Gateway, unique, wait_until
 from tests.e2e.test_approvals import events_of, run_in, status_of, step_in
 from tests.fakes.llm_server import FakeLLMServer
 
@@ -87,6 +87,19 @@ async def test_cost_on_steps_and_run_follows_the_price_table_across_two_models(
     assert completed["data"]["usage"]["cost_usd"] == steps["first"]["usage"]["cost_usd"]
     [finished] = [e for e in events if e["event"] == "workflow.completed"]
     assert finished["data"]["usage"]["cost_usd"] == usage["cost_usd"]
+
+    # The run list says what each ended run cost, from the run's memo.
+    async def listed() -> dict[str, Any] | None:
+        runs = (await llm_gateway.http.get("/runs", params={"limit": 200})).json()
+        return next((r for r in runs if r["workflow_id"] == body["workflow_id"]), None)
+
+    summary = await wait_until(listed)
+    assert summary["usage"] == {
+        "input_tokens": 60_100,
+        "output_tokens": 6_510,
+        "cost_usd": usage["cost_usd"],
+        "unpriced_models": ["gpt-test"],
+    }
 
 
 def spend_then_ask(on_exceed: str, **second: Any) -> dict[str, Any]:
@@ -185,3 +198,35 @@ async def test_a_budget_that_downgrades_finishes_on_the_cheaper_model(
     assert (ask["provider"], ask["model"]) == ("openai", "gpt-4.1-nano")
     assert [r.model for r in fake_llm.requests] == ["gpt-4o", "gpt-4.1-nano", "gpt-4o-mini"]
     assert sorted(run["usage"]["by_model"]) == ["gpt-4.1-nano", "gpt-4o", "gpt-4o-mini"]
+
+
+async def test_an_instructions_step_gets_what_the_budget_leaves(
+    llm_gateway: Gateway, fake_llm: FakeLLMServer
+):
+    spending(fake_llm)
+    # 0.025 USD on gpt-4o, past the 0.005 USD the run's 0.265 USD budget leaves after `spend`.
+    fake_llm.when("Summarise").reply("costly", usage=(10_000, 0))
+    body = pipeline(
+        [
+            llm_step("spend", "openai", "gpt-4o", max_tokens=1000),
+            {
+                "step_name": "child",
+                "usid": "u-child",
+                "type": "instructions",
+                "dependencies": ["spend"],
+                "instructions": {
+                    "context": "text",
+                    "instructions": ["Summarise it", "Shorten it"],
+                    "model": "gpt-4o",
+                },
+            },
+        ],
+        budget={"max_cost_usd": 0.265},
+    )
+    run = (await llm_gateway.http.post("/execute", json=body)).json()
+    assert run["status"] == "failed"
+    child = run["steps"]["child"]
+    # The child run failed on the budget its parent left it, and the step with it.
+    assert child["error"]["type"] == "InstructionFailed"
+    assert "0.005 USD its parent run's budget left it" in child["error"]["message"]
+    assert [r.last_user_message for r in fake_llm.requests][-1].startswith("Summarise")

@@ -76,10 +76,14 @@ def test_an_approval_raises_the_budget_with_limits_only():
         assert refused is not None and refused[0] == "InvalidApprovalData"
 
 
-def test_a_child_run_gets_what_the_token_budget_leaves():
+def test_a_child_run_gets_what_the_budget_leaves():
     options = {"token_budget": 200_000, "step_budget": 5}
     budget = Budget(max_tokens=1000)
-    spent = Usage(input_tokens=300, output_tokens=100)
-    assert child_engine(options, budget, spent, 100) == {"token_budget": 500, "step_budget": 5}
-    assert child_engine(options, Budget(max_cost_usd=1), spent, 0) == options
-    assert child_engine(options, budget, Usage(input_tokens=5000), 0)["token_budget"] == 0
+    spent = Usage(input_tokens=300, output_tokens=100, cost_usd=0.25)
+    held = Estimate(100, 0.05)
+    assert child_engine(options, budget, spent, held) == {"token_budget": 500, "step_budget": 5}
+    assert child_engine(options, Budget(max_cost_usd=1), spent, held) == {
+        **options,
+        "cost_budget_usd": pytest.approx(0.7),
+    }
+    assert child_engine(options, budget, Usage(input_tokens=5000), NOTHING)["token_budget"] == 0

@@ -14,8 +14,10 @@ chain that would cost least, if that one fits.
 Overshoot: since calls in flight are counted at their estimate, a run overshoots its budget
 only by what its calls bill beyond their estimates: prompt tokens beyond characters / 4 (the
 output cannot pass `max_tokens`). Calls to a model without a price count their tokens, not a
-cost; `instructions` steps count when their child run ends (its token budget is the run's
-remaining `max_tokens`), so a child run in flight is not held by `max_cost_usd`.
+cost; an `instructions` step's child run gets what the budget leaves when it starts (its
+token budget and `cost_budget_usd`) and checks it before and after each of its calls, so a
+child overshoots by at most its last call, and children running side by side each get the
+same remainder.
 """
 
 from __future__ import annotations
@@ -154,15 +156,20 @@ def cheapest(
 
 
 def child_engine(
-    options: dict[str, Any], budget: Budget, spent: Usage, held_tokens: int
+    options: dict[str, Any], budget: Budget, spent: Usage, held: Estimate
 ) -> dict[str, Any]:
-    """An `instructions` step's child run options, its token budget no more than what the
-    run's `max_tokens` leaves (a child past it fails `TokenBudgetExceeded`)."""
-    if budget.max_tokens is None:
-        return options
-    left = max(0, budget.max_tokens - spent.input_tokens - spent.output_tokens - held_tokens)
-    own = options.get("token_budget")
-    return {**options, "token_budget": left if own is None else min(own, left)}
+    """An `instructions` step's child run options, limited to what the run's budget leaves:
+    its token budget (`TokenBudgetExceeded` past it) and its cost (`BudgetExceeded`)."""
+    limited = dict(options)
+    if budget.max_tokens is not None:
+        used = spent.input_tokens + spent.output_tokens + held.tokens
+        left = max(0, budget.max_tokens - used)
+        own = options.get("token_budget")
+        limited["token_budget"] = left if own is None else min(own, left)
+    if budget.max_cost_usd is not None:
+        used_usd = (spent.cost_usd or 0.0) + (held.cost_usd or 0.0)
+        limited["cost_budget_usd"] = max(0.0, budget.max_cost_usd - used_usd)
+    return limited
 
 
 def raised(budget: Budget, data: Any) -> Budget:

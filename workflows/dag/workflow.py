@@ -138,6 +138,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.shared.outbox import forward_to_outbox
     from workflows.shared.runs import StepStatus
+    from workflows.shared.usage_memo import record_usage
     from workflows.shared.webhooks import DeliveryPolicy, OutboxInput, outbox_workflow_id
 
 StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]
@@ -422,6 +423,8 @@ class DagWorkflow:
         result.execution_time_ms = int((workflow.now() - self._started).total_seconds() * 1000)
         result.status = "cancelled" if cancelled else "failed" if failure else "completed"
         result.error = failure
+        usage = result.usage
+        record_usage(usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.unpriced_models)
         if cancelled:
             self._emit(
                 "workflow.cancelled", data={"outputs": result.outputs, **spent(result.usage)}
@@ -985,10 +988,11 @@ class DagWorkflow:
             execution_mode=engine.execution_mode,
         )
         if self._result.budget is not None:
-            held = sum(self._holds.values(), NOTHING).tokens
+            held = sum(self._holds.values(), NOTHING)
             child["engine"] = child_engine(
                 child["engine"], self._result.budget, self._result.usage, held
             )
+
         info = workflow.info()
         child_id = f"{info.workflow_id}:{step.step_name}"
         state.child_workflow_id = child_id

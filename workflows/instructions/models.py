@@ -568,6 +568,9 @@ class InstructionEngineOptions(BaseModel):
     #: The tenant whose run this is: its endpoint calls fill in that tenant's secrets (None:
     #: the open gateway, and runs recorded before this field; the default tenant's).
     tenant: str | None = None
+    #: USD the run's LLM calls may cost: what its parent DAG run's `budget` left when an
+    #: `instructions` step started it (`workflows.dag.budget`); None: no limit.
+    cost_budget_usd: float | None = None
 
 
 def _plain_strings_in_schema(schema: JsonDict) -> None:

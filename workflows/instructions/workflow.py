@@ -100,6 +100,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.shared.runs import InstructionRunState, StepStatus
     from workflows.shared.templating import TemplateError, secret_names
+    from workflows.shared.usage_memo import record_usage
 
 AnswerT = TypeVar("AnswerT", LlmText, LlmVerdict, RouteChoice)
 
@@ -361,6 +362,13 @@ class InstructionWorkflow:
                 ErrorType.TOKEN_BUDGET_EXCEEDED,
                 f"{label}: the run has spent {spent} tokens, more than its budget of {budget}"
                 " (LLM_TOKEN_BUDGET_PER_RUN)",
+            )
+        cost_budget, cost = self._run.engine.cost_budget_usd, self._status.usage.cost_usd
+        if cost_budget is not None and cost is not None and cost > cost_budget:
+            raise StepFailed.of(
+                ErrorType.BUDGET_EXCEEDED,
+                f"{label}: the run has spent {cost:.6f} USD, more than the {cost_budget:g} USD"
+                " its parent run's budget left it",
             )
 
     async def _call_llm(self, instruction: str, previous: str, label: str, state: StepState) -> str:
@@ -629,6 +637,8 @@ class InstructionWorkflow:
                 state.finished_at = now
             elif state.status == "pending":
                 self._set_status(state, "skipped")
+        usage = status.usage
+        record_usage(usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.unpriced_models)
         if outcome == "complete":
             self._emit("workflow.completed", data={"output": status.output})
         elif outcome == "errored":
