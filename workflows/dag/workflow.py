@@ -288,14 +288,14 @@ class DagWorkflow:
         """Refuse (409 `NotWaiting`, 422 `InvalidApprovalData`) before anything is recorded."""
         step = self._graph.steps.get(approval.step_name)
         state = self._result.steps.get(approval.step_name)
-        waits_for_budget = approval.step_name in self._budget_waits
         refused = refusal(
             step.approval if step is not None else None,
             state.status if state is not None else None,
             approval.step_name in self._decisions,
             approval.data,
         )
-        if waits_for_budget and approval.step_name not in self._decisions:
+        if approval.step_name in self._budget_waits and approval.step_name not in self._decisions:
+            # An `llm` step paused by the run's budget: the approval must raise it.
             refused = raise_refusal(approval.data) if approval.decision == "approve" else None
         if refused is not None:
             raise errors.non_retryable(*refused)
@@ -897,11 +897,11 @@ class DagWorkflow:
         while (budget := self._result.budget) is not None:
             guess = estimate(call, self._prices, engine.llm_max_tokens)
             held = sum(self._holds.values(), NOTHING)
-            spent = Estimate(
+            used = Estimate(
                 self._result.usage.input_tokens + self._result.usage.output_tokens,
                 self._result.usage.cost_usd,
             )
-            reason = overrun(budget, spent + held, guess)
+            reason = overrun(budget, used + held, guess)
             if reason is None:
                 return call, guess
             chain = step.llm.fallback if step.llm is not None and step.llm.fallback else []
