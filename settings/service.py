@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 from activities.http.outbound.policy import parse_allow_list
 from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
 from activities.http.signing import parse_secret
+from activities.pricing.table import load_prices
 from activities.store.models import is_internal_key_root
 from settings.base import CsvList, SettingsArea, split_csv
 from workflows.shared.execution import ExecutionMode
@@ -359,6 +360,15 @@ class LlmSettings(SettingsArea):
         ),
         examples=["llama3.2"],
     )
+
+    @field_validator("llm_prices_file")
+    @classmethod
+    def _readable_prices(cls, value: Path | None) -> Path | None:
+        """A price file that cannot be read stops the process at start, naming the file,
+        rather than failing the first budgeted run."""
+        if value is not None:
+            load_prices(value)
+        return value
 
 
 class WebhookSettings(SettingsArea):
