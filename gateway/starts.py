@@ -67,7 +67,10 @@ def dag_engine_options(
         max_steps_in_flight=settings.max_steps_in_flight,
         tenant=tenant.redis_scope,
         store_retry_window_seconds=settings.store_retry_window_seconds,
-        instruction_engine=instruction_engine_options(settings).model_dump(mode="json"),
+        # The tenant too: its child runs' LLM calls count against its daily budget.
+        instruction_engine=instruction_engine_options(settings, tenant=tenant).model_dump(
+            mode="json"
+        ),
         prices=price_table(settings.llm_prices_file).models if budgeted else {},
         llm_max_tokens=settings.llm_max_tokens,
     )

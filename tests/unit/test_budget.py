@@ -7,6 +7,9 @@ from pydantic import ValidationError
 
 from activities.llm.models import LlmCall, LlmMessage
 from activities.pricing.table import load_prices
+from gateway.starts import dag_engine_options
+from gateway.tenancy import Tenant
+from settings import Settings
 from workflows.dag.budget import (
     NOTHING,
     Budget,
@@ -19,7 +22,7 @@ from workflows.dag.budget import (
     raise_refusal,
     raised,
 )
-from workflows.dag.models import Usage
+from workflows.dag.models import PipelineRequest, Usage
 
 PRICES = load_prices()
 
@@ -87,3 +90,22 @@ def test_a_child_run_gets_what_the_budget_leaves():
         "cost_budget_usd": pytest.approx(0.7),
     }
     assert child_engine(options, budget, Usage(input_tokens=5000), NOTHING)["token_budget"] == 0
+
+
+def test_the_gateway_stamps_prices_on_budgeted_runs_and_the_tenant_on_their_children():
+    settings = Settings(_env_file=None, llm_max_tokens=1234)  # type: ignore[call-arg]
+    steps = [{"step_name": "a", "usid": "a", "service_url": "https://example.com"}]
+    plain = PipelineRequest.model_validate({"workflow_id": "w", "STEPS_CONFIG": steps})
+    budgeted = PipelineRequest.model_validate(
+        {
+            "workflow_id": "w",
+            "STEPS_CONFIG": steps,
+            "PIPELINE_SETTINGS": {"budget": {"max_cost_usd": 1}},
+        }
+    )
+    acme = Tenant("acme")
+    assert dag_engine_options(settings, acme, plain).prices == {}
+    stamped = dag_engine_options(settings, acme, budgeted)
+    assert stamped.prices == PRICES.models
+    assert stamped.llm_max_tokens == 1234
+    assert stamped.instruction_engine["tenant"] == "acme"
