@@ -69,7 +69,7 @@ async def test_cost_on_steps_and_run_follows_the_price_table_across_two_models(
     assert steps["fourth"]["usage"]["unpriced_models"] == ["gpt-test"]
 
     usage = run["usage"]
-    # To the cent, and closer: 0.0054 + 0.1575 + 0.0018 USD, gpt-test not priced.
+    # To the cent, and closer: 0.0036 + 0.1575 + 0.0018 USD, gpt-test not priced.
     assert round(usage["cost_usd"], 2) == round(first + second + third, 2) == 0.16
     assert usage["cost_usd"] == pytest.approx(first + second + third, abs=1e-9)
     assert usage["unpriced_models"] == ["gpt-test"]
