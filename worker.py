@@ -38,6 +38,8 @@ from activities.http.outbound import build_outbound_client
 from activities.http.secrets import Secrets
 from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
+from activities.llm.billing import Billing
+from activities.pricing.table import load_prices
 from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
 from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
@@ -191,6 +193,11 @@ async def open_activities(
                 redis=redis,
                 fallback_chain=settings.llm_fallback_chain,
                 fallback_max_wait=timedelta(seconds=settings.llm_fallback_max_wait_seconds),
+                billing=Billing(
+                    load_prices(settings.llm_prices_file),
+                    tenant_budgets=settings.tenant_budgets,
+                    redis=redis,
+                ),
             ),
         )
 

@@ -6,8 +6,10 @@ operator's configuration can make.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi import status
@@ -20,6 +22,8 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
+from activities.pricing.models import PriceTable
+from activities.pricing.table import load_prices
 from gateway.tenancy import Tenant
 from kernel.search import ENGINE, NAMESPACE, RERUN_OF, SEED_ID, TENANT
 from settings import Settings
@@ -52,6 +56,7 @@ def dag_engine_options(
     pipeline's own, else the operator's EXECUTION_MODE, decided here once.
     """
     asked = request.PIPELINE_SETTINGS.execution.mode if request is not None else None
+    budgeted = request is not None and request.PIPELINE_SETTINGS.budget is not None
     return EngineOptions(
         execution_mode=asked or settings.execution_mode,
         validated=True,
@@ -66,8 +71,19 @@ def dag_engine_options(
         max_steps_in_flight=settings.max_steps_in_flight,
         tenant=tenant.redis_scope,
         store_retry_window_seconds=settings.store_retry_window_seconds,
-        instruction_engine=instruction_engine_options(settings).model_dump(mode="json"),
+        # The tenant too: its child runs' LLM calls count against its daily budget.
+        instruction_engine=instruction_engine_options(settings, tenant=tenant).model_dump(
+            mode="json"
+        ),
+        prices=price_table(settings.llm_prices_file).models if budgeted else {},
+        llm_max_tokens=settings.llm_max_tokens,
     )
+
+
+@functools.cache
+def price_table(path: Path | None) -> PriceTable:
+    """The prices a budgeted run estimates its calls with, read once per file."""
+    return load_prices(path)
 
 
 def instruction_engine_options(

@@ -27,6 +27,7 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     ├── ProviderNotConfigured  no key and no base URL for the requested provider
     ├── InvalidModelOutput     an LLM step's answer that does not validate against its
     │                          `output_schema` (structured output was asked for already)
+    ├── TenantBudgetExceeded   the tenant's LLM calls today cost more than its TENANT_BUDGETS
     └── UnknownSecret          a `{{secrets.NAME}}` the worker has no value for
 
     failures decided in workflow code (never retried: the same input fails the same way)
@@ -44,7 +45,9 @@ runs through it, and Temporal's retry policy does the retrying. The taxonomy, by
     │                          with `on_timeout: reject`)                              (benign)
     ├── ApprovalTimedOut       an approval step's wait ran out with `on_timeout: fail`
     ├── NotWaiting             an approval for a step that is not waiting for one     (benign)
-    └── InvalidApprovalData    an approval's `data` that breaks the step's schema     (benign)
+    ├── InvalidApprovalData    an approval's `data` that breaks the step's schema     (benign)
+    └── BudgetExceeded         an LLM call would take the run past its `budget`, or
+                               a person refused to raise it
 
     raised while reading a payload (by any process; a domain exception, not an
     ApplicationError: a worker replaying a run would turn that into a nondeterminism error)
@@ -103,6 +106,7 @@ class ErrorType(StrEnum):
     LLM_REQUEST_REJECTED = "LlmRequestRejected"
     PROVIDER_NOT_CONFIGURED = "ProviderNotConfigured"
     INVALID_MODEL_OUTPUT = "InvalidModelOutput"
+    TENANT_BUDGET_EXCEEDED = "TenantBudgetExceeded"
     PAYLOAD_EXPIRED = "PayloadExpired"
     PAYLOAD_UNDECODABLE = "PayloadUndecodable"
     UNKNOWN_SECRET = "UnknownSecret"
@@ -121,6 +125,7 @@ class ErrorType(StrEnum):
     APPROVAL_TIMED_OUT = "ApprovalTimedOut"
     NOT_WAITING = "NotWaiting"
     INVALID_APPROVAL_DATA = "InvalidApprovalData"
+    BUDGET_EXCEEDED = "BudgetExceeded"
 
     INVALID_PIPELINE = "InvalidPipeline"
     PIPELINE_FAILED = "PipelineFailed"

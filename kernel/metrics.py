@@ -19,6 +19,7 @@ This module imports nothing but temporalio, so workflow code may use it (inside
     workflow_station_llm_ladder_rungs_total{rung, outcome}   structured-output ladder rungs
                                                              taken; outcome: valid or invalid
     workflow_station_llm_fallbacks_total{provider, model, reason}   models a call moved off
+    workflow_station_llm_cost_nanodollars_total{tenant, provider, model}   priced calls' cost
     workflow_station_webhook_events_queued_total             handed to an outbox
     workflow_station_webhook_deliveries_total{outcome}       delivered or failed for good
 """
@@ -49,6 +50,7 @@ OUTBOUND_REFUSALS = "workflow_station_outbound_refusals"
 LLM_TOKENS = "workflow_station_llm_tokens"
 LLM_LADDER_RUNGS = "workflow_station_llm_ladder_rungs"
 LLM_FALLBACKS = "workflow_station_llm_fallbacks"
+LLM_COST = "workflow_station_llm_cost_nanodollars"
 WEBHOOK_EVENTS_QUEUED = "workflow_station_webhook_events_queued"
 WEBHOOK_DELIVERIES = "workflow_station_webhook_deliveries"
 
@@ -105,6 +107,14 @@ def count_llm_fallback(provider: str, model: str, reason: str) -> None:
     activity.metric_meter().create_counter(
         LLM_FALLBACKS, "LLM calls moved to a fallback model, by the model left and why."
     ).add(1, {"provider": provider, "model": model, "reason": reason})
+
+
+def count_llm_cost(tenant: str, provider: str, model: str, cost_usd: float) -> None:
+    """What one priced LLM call cost. Activity code. Counted in billionths of a dollar:
+    Temporal's counters add integers, and a call to a small model costs well under a cent."""
+    activity.metric_meter().create_counter(
+        LLM_COST, "LLM spend in USD / 1e9, by tenant, provider and model."
+    ).add(round(cost_usd * 1e9), {"tenant": tenant, "provider": provider, "model": model})
 
 
 class EngineTelemetry(client.Interceptor, Interceptor):

@@ -19,6 +19,7 @@ from activities.http.outbound.policy import parse_allow_list
 from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
 from activities.http.signing import parse_secret
 from activities.llm.models import ModelRef
+from activities.pricing.table import load_prices
 from activities.store.models import is_internal_key_root
 from settings.base import CsvList, SettingsArea, split_csv
 from workflows.shared.execution import ExecutionMode
@@ -350,6 +351,25 @@ class LlmSettings(SettingsArea):
             " model; a longer one, or a second 429, moves the call to its fallback."
         ),
     )
+    llm_prices_file: Path | None = Field(
+        default=None,
+        description=(
+            "A JSON price table laid over the shipped one (`activities/pricing/prices.json`),"
+            ' model by model: `{"models": {"<model>": {"input": 2.5, "output": 10,'
+            ' "cached_input": 1.25}}}`, USD per million tokens. A model in neither has'
+            " `cost_usd: null`."
+        ),
+        examples=["/etc/workflow-station/prices.json"],
+    )
+    tenant_budgets: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            'Each tenant\'s daily LLM budget in USD (JSON, e.g. `{"acme": 50}`; the open'
+            " gateway's tenant is `default`), counted per UTC day in Redis: past it, the"
+            " tenant's LLM calls fail with `TenantBudgetExceeded`."
+        ),
+        examples=[{"acme": 50.0}],
+    )
     example_model: str | None = Field(
         default=None,
         description=(
@@ -358,6 +378,15 @@ class LlmSettings(SettingsArea):
         ),
         examples=["llama3.2"],
     )
+
+    @field_validator("llm_prices_file")
+    @classmethod
+    def _readable_prices(cls, value: Path | None) -> Path | None:
+        """A price file that cannot be read stops the process at start, naming the file,
+        rather than failing the first budgeted run."""
+        if value is not None:
+            load_prices(value)
+        return value
 
 
 class WebhookSettings(SettingsArea):

@@ -30,6 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.context import heartbeating, retry_delay_ceiling
+from activities.llm.billing import Billing
 from activities.llm.fallback import Answered, first_available
 from activities.llm.ladder import Reply, climb
 from activities.llm.models import (
@@ -48,6 +49,7 @@ from activities.llm.models import (
     TokenUsage,
     fallback_chain,
 )
+from activities.pricing.table import load_prices
 from activities.store.cache import cache_key, keep_answer, read_answer
 from kernel import errors
 from kernel.answers import json_object, match_option, yes_no
@@ -152,6 +154,8 @@ class _Prompt:
     #: The whole conversation, instead of `text` as the one user message.
     messages: tuple[LlmMessage, ...] | None = None
     temperature: float | None = None
+    #: Whose run asks, for its daily budget and the cost metric (None: the open gateway's).
+    tenant: str | None = None
 
     def turns(self) -> list[dict[str, str]]:
         """The conversation after the system prompt, as both APIs take it."""
@@ -286,10 +290,12 @@ class LlmActivities:
         redis: Redis | None = None,
         fallback_chain: Sequence[ModelRef] = (),
         fallback_max_wait: timedelta = DEFAULT_FALLBACK_MAX_WAIT,
+        billing: Billing | None = None,
     ) -> None:
         self._redis = redis
         self._fallback_chain = tuple(fallback_chain)
         self._fallback_max_wait = fallback_max_wait
+        self._billing = billing or Billing(load_prices())
         self._openai = openai
         self._anthropic = anthropic
         self._openai_api = openai_api
@@ -334,6 +340,7 @@ class LlmActivities:
             schema=_JsonSchema("output", schema, strict=False) if schema is not None else None,
             messages=tuple(call.messages) if call.messages is not None else None,
             temperature=call.temperature,
+            tenant=call.tenant,
         )
         answered = await self._first_available(prompt, call.fallback)
         completion, usage = answered.value, answered.value.usage
@@ -405,6 +412,7 @@ class LlmActivities:
                 request.label,
                 max_tokens=JUDGE_MAX_TOKENS,
                 schema=_JsonSchema("condition_verdict", _VERDICT_SCHEMA),
+                tenant=request.tenant,
             )
         )
         attempt = activity.info().attempt
@@ -451,6 +459,7 @@ class LlmActivities:
                 request.label,
                 max_tokens=JUDGE_MAX_TOKENS,
                 schema=_JsonSchema("route_choice", _route_schema(ids)),
+                tenant=request.tenant,
             )
         )
         data = completion.data if completion.data is not None else json_object(completion.text)
@@ -481,11 +490,13 @@ class LlmActivities:
 
     async def _complete(self, prompt: _Prompt) -> _Completion:
         """Send `prompt` to its provider, heartbeating while the model answers, and count the
-        tokens it spent."""
+        tokens it spent and what they cost; a tenant past its daily budget asks nothing."""
+        await self._billing.admit(prompt.tenant, prompt.label)
         completion = await self._request(prompt)
         usage = completion.usage
         count_llm_tokens(prompt.provider, completion.model, usage.input_tokens, usage.output_tokens)
-        return completion
+        priced = await self._billing.charge(prompt.tenant, prompt.provider, completion.model, usage)
+        return replace(completion, usage=priced)
 
     async def _request(self, prompt: _Prompt) -> _Completion:
         provider, label = prompt.provider, prompt.label

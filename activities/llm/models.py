@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 
+from activities.pricing.models import ModelSpend, add_by_model, add_costs, add_unpriced
 from activities.store.models import ResultCaching
 from kernel.models import CamelModel
 
@@ -31,12 +32,21 @@ class TokenUsage(CamelModel):
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    #: USD, priced in the activity (`activities.pricing.models`): of the priced part of a total;
+    #: None when no call was priced.
+    cost_usd: float | None = None
+    by_model: dict[str, ModelSpend] = Field(default_factory=dict)
+    #: Models the price table does not know, whose calls `cost_usd` leaves out.
+    unpriced_models: list[str] = Field(default_factory=list)
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
+            cost_usd=add_costs(self.cost_usd, other.cost_usd),
+            by_model=add_by_model(self.by_model, other.by_model),
+            unpriced_models=add_unpriced(self.unpriced_models, other.unpriced_models),
         )
 
 
@@ -141,6 +151,8 @@ class ConditionVerdictRequest(BaseModel):
     expression: str
     result_text: str
     label: str = ""
+    #: Whose run asks, for its daily LLM budget (None: the open gateway's).
+    tenant: str | None = None
 
 
 class LlmVerdict(BaseModel):
@@ -170,6 +182,8 @@ class RouteRequest(BaseModel):
     previous_result: str = ""
     options: list[RouteOptionBrief] = Field(default_factory=list)
     label: str = ""
+    #: Whose run asks, for its daily LLM budget (None: the open gateway's).
+    tenant: str | None = None
 
 
 class RouteChoice(BaseModel):

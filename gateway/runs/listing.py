@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from gateway.tenancy import Tenant
 from kernel.search import ENGINE, TENANT
+from workflows.shared.usage_memo import USAGE_MEMO
 
 #: `GET /runs?status=`: the run states a list can be narrowed to, as Temporal's visibility
 #: store names them.
@@ -25,6 +26,16 @@ LISTED_STATES: Mapping[str, str] = {
 MAX_LISTED = 1000
 
 
+class ListedUsage(BaseModel):
+    """What an ended run's LLM calls spent (`workflows.shared.usage_memo`)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: USD, of the calls whose model has a price; None when none had one.
+    cost_usd: float | None = None
+    unpriced_models: list[str] = Field(default_factory=list)
+
+
 class RunSummary(BaseModel):
     """One run as `GET /runs` lists it; `GET /runs/{workflow_id}` has the rest."""
 
@@ -34,6 +45,8 @@ class RunSummary(BaseModel):
     status: str
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: An ended run that called a model: its tokens and cost (running runs: see their status).
+    usage: ListedUsage | None = None
 
 
 def listed_state(status: WorkflowExecutionStatus | None) -> str:
@@ -55,6 +68,7 @@ async def list_runs(
     runs: list[RunSummary] = []
     async for execution in client.list_workflows(query, limit=limit):
         engine = execution.typed_search_attributes.get(ENGINE) or "unknown"
+        usage = (await execution.memo()).get(USAGE_MEMO)
         runs.append(
             RunSummary(
                 workflow_id=tenant.client_id(execution.id),
@@ -63,6 +77,7 @@ async def list_runs(
                 status=listed_state(execution.status),
                 started_at=execution.start_time,
                 finished_at=execution.close_time,
+                usage=ListedUsage.model_validate(usage) if isinstance(usage, dict) else None,
             )
         )
     return runs

@@ -101,7 +101,7 @@ async def test_a_repaired_answer_and_a_fallback_model_show_on_the_steps(
     assert describe["result"]["provider"] == "openai"
     assert describe["result"]["fallback"] == moved
     # The correction's tokens count with the first answer's.
-    assert describe["usage"] == {"input_tokens": 5 + 9, "output_tokens": 2 + 4}
+    assert (describe["usage"]["input_tokens"], describe["usage"]["output_tokens"]) == (5 + 9, 2 + 4)
     correction = fake_llm.requests_for(contains="Describe")[-1]
     assert correction.model == "gpt-backup"
     assert "'sentence' is a required property" in correction.last_user_message

@@ -62,7 +62,12 @@ async def test_post_then_poll_shows_progress_and_the_final_output(
     assert final["output"] == "UNE TRADUCTION"
     assert final["error"] is None
     assert final["executionOrder"] == [0, 1]
-    assert final["usage"] == {"inputTokens": 9, "outputTokens": 5, "totalTokens": 14}
+    # gpt-5-nano, the default model: 0.05 USD per million input tokens, 0.40 output.
+    usage = final["usage"]
+    assert usage["costUsd"] == pytest.approx((9 * 0.05 + 5 * 0.40) / 1e6, abs=1e-12)
+    assert usage["byModel"]["gpt-5-nano"]["cost_usd"] == usage["costUsd"]
+    assert (usage["inputTokens"], usage["outputTokens"], usage["totalTokens"]) == (9, 5, 14)
+    assert usage["unpricedModels"] == []
     assert final["steps"][1]["usage"]["totalTokens"] == 7
     assert final["steps"][0]["type"] == "llm"
     assert final["steps"][0]["startedAt"] is not None
@@ -72,6 +77,13 @@ async def test_post_then_poll_shows_progress_and_the_final_output(
     assert run["instanceId"] == instance_id
     assert run["status"] == "complete"
     assert run["output"] == "UNE TRADUCTION"
+
+    async def listed() -> dict[str, Any] | None:
+        runs = (await llm_gateway.http.get("/runs", params={"limit": 200})).json()
+        return next((r for r in runs if r["workflow_id"] == instance_id and r["usage"]), None)
+
+    summary = await wait_until(listed)
+    assert summary["usage"]["cost_usd"] == usage["costUsd"]
 
 
 async def test_legacy_payload_and_search_attributes(llm_gateway: Gateway, fake_llm: FakeLLMServer):

@@ -75,7 +75,8 @@ async def test_the_llm_example_runs_offline_against_the_stand_in(
         "dish": advice,
     }
     billed = [run["steps"][name]["usage"] for name in ("classify", "advise")]
-    assert run["usage"] == {
+    tokens = {key: run["usage"][key] for key in ("input_tokens", "output_tokens")}
+    assert tokens == {
         "input_tokens": sum(usage["input_tokens"] for usage in billed),
         "output_tokens": sum(usage["output_tokens"] for usage in billed),
     }

@@ -202,7 +202,13 @@ async def test_rerun_saves_an_upstream_llm_steps_tokens(
     result = await ended(llm_gateway, response.json()["workflow_id"])
     assert result["status"] == "completed", result["error"]
     assert result["reuse"] == {"steps_reused": 2, "calls_saved": 2, "tokens_saved": 10}
-    assert result["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    assert result["usage"] == {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost_usd": None,
+        "by_model": {},
+        "unpriced_models": [],
+    }
     assert len(fake_llm.requests) == 1  # the model was not asked again
     assert targets.state.calls[key] == 1
     assert targets.state.requests[f"{key}-file"][-1]["json"] == {"label": "fruit"}

@@ -174,7 +174,7 @@ def test_the_llm_call_and_the_result_later_steps_read():
         json_value={"label": "a"},
         model="gpt-test-2",
         finish_reason="stop",
-        usage=TokenUsage(input_tokens=3, output_tokens=2, total_tokens=5),
+        usage=TokenUsage(input_tokens=3, output_tokens=2, total_tokens=5, cost_usd=0.25),
     )
     assert llm_result(call, answer) == {
         "text": '{"label": "a"}',
@@ -186,6 +186,7 @@ def test_the_llm_call_and_the_result_later_steps_read():
         "requested_model": None,
         "fallback": [],
         "ladder": [],
+        "cost_usd": 0.25,
     }
     with pytest.raises(StepFailed, match="no variable named 'fetch_result'"):
         build_llm_call(step, {"input_data": {"kind": "x"}}, max_request_chars=1000)
@@ -219,6 +220,9 @@ def test_the_child_run_keeps_its_own_placeholders_and_gets_the_operator_options(
     assert child_usage({"usage": {"inputTokens": 4, "outputTokens": 1}}).model_dump() == {
         "input_tokens": 4,
         "output_tokens": 1,
+        "cost_usd": None,
+        "by_model": {},
+        "unpriced_models": [],
     }
 
 

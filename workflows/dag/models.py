@@ -13,8 +13,10 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from activities.llm.models import FallbackHop, LlmMessage, LlmProvider, ModelRef
+from activities.pricing.models import ModelPrice, ModelSpend, add_by_model, add_costs, add_unpriced
 from activities.store.models import is_internal_key_root
 from kernel.limits import shallow_json
+from workflows.dag.budget import Budget
 from workflows.shared.approvals import MAX_WAIT_SECONDS, ApprovalStep
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.payloads import StrictPayload, known_fields_only
@@ -127,7 +129,8 @@ class LlmStep(StrictPayload):
         description=(
             "The models to move to, in order, when this one is unavailable (429 past its wait,"
             " 5xx, 529, timeouts, connection errors; never on a bad answer); `false`: none;"
-            " unset: the worker's `LLM_FALLBACK_CHAIN`."
+            " unset: the worker's `LLM_FALLBACK_CHAIN`. A budget's `downgrade` picks the"
+            " cheapest of the step's model and these."
         ),
         examples=[[{"provider": "anthropic", "model": "claude-haiku-4-5"}]],
     )
@@ -430,6 +433,11 @@ class PipelineSettings(StrictPayload):
         description="Steps whose results are reused from earlier runs of the same tenant;"
         " unset: every step calls.",
     )
+    budget: Budget | None = Field(
+        default=None,
+        description="What the run's LLM calls may spend, checked before each `llm` step's"
+        " call; unset: no limit but the operator's.",
+    )
 
 
 class EngineOptions(BaseModel):
@@ -470,6 +478,11 @@ class EngineOptions(BaseModel):
     #: stamps them on instruction runs (an `InstructionEngineOptions`, kept as JSON: engines
     #: do not import each other).
     instruction_engine: dict[str, Any] = Field(default_factory=dict)
+    #: The price table (`LLM_PRICES_FILE` over the shipped one), stamped on runs with a
+    #: `budget` only, so estimates replay as they were made.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    #: What a call without `max_tokens` may generate (LLM_MAX_TOKENS), for budget estimates.
+    llm_max_tokens: int = 4096
 
 
 class PipelineRequest(StrictPayload):
@@ -564,15 +577,24 @@ class StepError(BaseModel):
 
 
 class Usage(BaseModel):
-    """Tokens billed by a step's LLM calls, or by all of a run's; add with `+`."""
+    """Tokens billed by a step's LLM calls, or by all of a run's, and what they cost; add
+    with `+` (`activities.pricing.models`)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
+    #: USD, of the calls whose model has a price; None when none had one.
+    cost_usd: float | None = None
+    by_model: dict[str, ModelSpend] = Field(default_factory=dict)
+    #: Models without a price, whose calls `cost_usd` leaves out.
+    unpriced_models: list[str] = Field(default_factory=list)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=add_costs(self.cost_usd, other.cost_usd),
+            by_model=add_by_model(self.by_model, other.by_model),
+            unpriced_models=add_unpriced(self.unpriced_models, other.unpriced_models),
         )
 
 
@@ -649,6 +671,8 @@ class DagRunResult(BaseModel):
     #: A rerun: the run it reran, and what reusing that run's steps saved.
     rerun_of: str | None = None
     reuse: ReuseSummary | None = None
+    #: The run's budget in effect (`PIPELINE_SETTINGS.budget`, as approvals raised it).
+    budget: Budget | None = None
 
 
 class DagRerun(BaseModel):

@@ -100,6 +100,7 @@ def llm_result(call: LlmCall, answer: LlmText) -> dict[str, Any]:
         "requested_model": answer.requested_model,
         "fallback": [hop.model_dump() for hop in answer.fallback],
         "ladder": answer.ladder,
+        "cost_usd": answer.usage.cost_usd,
     }
 
 
@@ -146,13 +147,36 @@ def build_child_run(
 
 
 def child_usage(status: Any) -> Usage:
-    """The tokens a child instruction run's final status says it billed."""
+    """The tokens a child instruction run's final status says it billed, and their cost."""
     usage = status.get("usage") if isinstance(status, dict) else None
     if not isinstance(usage, dict):
         return Usage()
     return Usage(
         input_tokens=int(usage.get("inputTokens") or 0),
         output_tokens=int(usage.get("outputTokens") or 0),
+        cost_usd=usage.get("costUsd"),
+        by_model=usage.get("byModel") or {},
+        unpriced_models=usage.get("unpricedModels") or [],
+    )
+
+
+def spent(usage: Usage | None) -> dict[str, Any]:
+    """An event's `usage` (tokens and cost), for a step or run that called a model; nothing
+    for one that did not, so HTTP-only pipelines' events stay as they were."""
+    if usage is None or usage == Usage():
+        return {}
+    return {"usage": usage.model_dump(mode="json")}
+
+
+def answer_usage(answer: LlmText) -> Usage:
+    """What an `llm` step's answer billed, as the step and the run count it."""
+    usage = answer.usage
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+        by_model=usage.by_model,
+        unpriced_models=usage.unpriced_models,
     )
 
 

@@ -45,7 +45,8 @@ with workflow.unsafe.imports_passed_through():
         WebhookDelivery,
         idempotency_key,
     )
-    from activities.llm.models import CALL_LLM, LlmText
+    from activities.llm.models import CALL_LLM, LlmCall, LlmText
+    from activities.pricing.models import PriceTable
     from activities.store.models import (
         READ_SELECTION,
         READ_VALUES,
@@ -62,6 +63,18 @@ with workflow.unsafe.imports_passed_through():
     from kernel.metrics import count_step
     from kernel.responses import main_value
     from kernel.search import ENGINE, SEED_ID
+    from workflows.dag.budget import (
+        NOTHING,
+        RAISE_SCHEMA,
+        Budget,
+        Estimate,
+        cheapest,
+        child_engine,
+        estimate,
+        overrun,
+        raise_refusal,
+        raised,
+    )
     from workflows.dag.caching import show_cached, step_caching
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
     from workflows.dag.models import (
@@ -92,6 +105,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.dag.steps import (
         INSTRUCTION_WORKFLOW,
+        answer_usage,
         approval_message,
         approval_of,
         approved_result,
@@ -100,6 +114,7 @@ with workflow.unsafe.imports_passed_through():
         child_usage,
         llm_result,
         show_answer,
+        spent,
         step_label,
     )
     from workflows.shared.approval_wait import await_decision, waiting_data
@@ -124,6 +139,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.shared.outbox import forward_to_outbox
     from workflows.shared.runs import StepStatus
+    from workflows.shared.usage_memo import record_usage
     from workflows.shared.webhooks import DeliveryPolicy, OutboxInput, outbox_workflow_id
 
 StepOutcome = Literal["completed", "failed", "aborted", "cancelled"]
@@ -208,6 +224,11 @@ class DagWorkflow:
         self._decisions: dict[str, dict[str, Any]] = {}
         #: The run's deadline, when it has approval steps (their waits do not count).
         self._deadline: HeldDeadline | None = None
+        #: `llm` steps waiting for a person to raise the run's budget (`on_exceed: pause`),
+        #: and the estimates of the budgeted calls in flight, by step (`workflows.dag.budget`).
+        self._budget_waits: set[str] = set()
+        self._holds: dict[str, Estimate] = {}
+        self._prices = PriceTable(models=run.engine.prices)
         if run.resume is not None:
             # Continued as new: the chain is one run to its users.
             self._result = run.resume.result
@@ -240,6 +261,7 @@ class DagWorkflow:
         self._events = EventLog()
         self._webhook_degraded = False
         self._result.progress = Progress(total=len(run.STEPS_CONFIG))
+        self._result.budget = run.PIPELINE_SETTINGS.budget
         if run.rerun is not None:
             self._variables.update(reuse_steps(self._result, run.rerun))
             self._count_progress()
@@ -273,6 +295,9 @@ class DagWorkflow:
             approval.step_name in self._decisions,
             approval.data,
         )
+        if approval.step_name in self._budget_waits and approval.step_name not in self._decisions:
+            # An `llm` step paused by the run's budget: the approval must raise it.
+            refused = raise_refusal(approval.data) if approval.decision == "approve" else None
         if refused is not None:
             raise errors.non_retryable(*refused)
 
@@ -399,12 +424,21 @@ class DagWorkflow:
         result.execution_time_ms = int((workflow.now() - self._started).total_seconds() * 1000)
         result.status = "cancelled" if cancelled else "failed" if failure else "completed"
         result.error = failure
+        usage = result.usage
+        record_usage(usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.unpriced_models)
         if cancelled:
-            self._emit("workflow.cancelled", data={"outputs": result.outputs})
+            self._emit(
+                "workflow.cancelled", data={"outputs": result.outputs, **spent(result.usage)}
+            )
         elif failure:
-            self._emit("workflow.failed", data={"error": failure.model_dump(mode="json")})
+            self._emit(
+                "workflow.failed",
+                data={"error": failure.model_dump(mode="json"), **spent(result.usage)},
+            )
         else:
-            self._emit("workflow.completed", data={"outputs": result.outputs})
+            self._emit(
+                "workflow.completed", data={"outputs": result.outputs, **spent(result.usage)}
+            )
         if drainer is not None:
             self._closing = True
             await drainer
@@ -583,7 +617,11 @@ class DagWorkflow:
         self._variables.update(outputs)
         self._set_status(state, "completed")
         state.finished_at = workflow.now()
-        self._emit("step.completed", step, {"result": state.result, "outputs": state.outputs})
+        self._emit(
+            "step.completed",
+            step,
+            {"result": state.result, "outputs": state.outputs, **spent(state.usage)},
+        )
 
     def _fail(self, step: StepConfig, state: StepState, error: StepError) -> StepOutcome:
         self._set_status(state, "failed")
@@ -821,6 +859,8 @@ class DagWorkflow:
             step, self._variables, max_request_chars=self._run.engine.max_request_chars
         )
         call.tenant, call.cache = self._run.engine.tenant, step_caching(self._run, step)
+        if self._result.budget is not None:
+            call, self._holds[step.step_name] = await self._within_budget(step, state, call)
         state.provider, state.model = call.provider, call.model
         max_retries, retry_delay = self._retries(step)
         timeout = timedelta(seconds=self._timeout(step))
@@ -837,13 +877,98 @@ class DagWorkflow:
             )
         except FailureError as exc:
             raise step_failed(exc, max_retries + 1, call.label) from exc
+        finally:
+            self._holds.pop(step.step_name, None)
         show_answer(state, answer)
         show_cached(state, answer)
-        self._add_usage(
-            state,
-            Usage(input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens),
-        )
+        self._add_usage(state, answer_usage(answer))
         return llm_result(call, answer), answer.attempt
+
+    async def _within_budget(
+        self, step: StepConfig, state: StepState, call: LlmCall
+    ) -> tuple[LlmCall, Estimate]:
+        """The call to make within the run's budget, and its estimate: `call` itself, or as
+        `on_exceed` makes it (`workflows.dag.budget`).
+
+        Raises:
+            StepFailed: `BudgetExceeded` (`fail`, a downgrade that does not fit, a rejection).
+            asyncio.CancelledError: the run was cancelled while the step waited.
+        """
+        engine = self._run.engine
+        while (budget := self._result.budget) is not None:
+            guess = estimate(call, self._prices, engine.llm_max_tokens)
+            held = sum(self._holds.values(), NOTHING)
+            used = Estimate(
+                self._result.usage.input_tokens + self._result.usage.output_tokens,
+                self._result.usage.cost_usd,
+            )
+            reason = overrun(budget, used + held, guess)
+            if reason is None:
+                return call, guess
+            chain = step.llm.fallback if step.llm is not None and step.llm.fallback else []
+            cheaper = cheapest(call, chain, self._prices, engine.llm_max_tokens)
+            if (
+                budget.on_exceed == "downgrade"
+                and cheaper is not None
+                and cheaper.model != call.model
+            ):
+                call = call.model_copy(
+                    update={"provider": cheaper.provider, "model": cheaper.model}
+                )
+            elif budget.on_exceed == "pause":
+                await self._await_budget(step, state, budget, reason)
+            else:
+                raise StepFailed.of(ErrorType.BUDGET_EXCEEDED, f"{step_label(step)}: {reason}")
+        return call, NOTHING
+
+    async def _await_budget(
+        self, step: StepConfig, state: StepState, budget: Budget, reason: str
+    ) -> None:
+        """Wait (status `waiting`, event `step.waiting`) for an approval that raises the
+        run's budget; the run's deadline is held meanwhile.
+
+        Raises:
+            StepFailed: `BudgetExceeded`, rejected or not decided within `wait_timeout`.
+        """
+        name, label = step.step_name, step_label(step)
+        seconds = self._run.PIPELINE_SETTINGS.timeouts.wait_timeout
+        self._budget_waits.add(name)
+        self._set_status(state, "waiting")
+        self._emit(
+            "step.waiting",
+            step,
+            {
+                "message": f"{label}: {reason}. Approve with data"
+                ' {"max_cost_usd": <USD>} to raise the budget, or reject to fail the step.',
+                "timeout_seconds": seconds,
+                "on_timeout": "fail",
+                "schema": RAISE_SCHEMA,
+                "budget": budget.model_dump(mode="json"),
+            },
+        )
+        if self._deadline is not None:
+            self._deadline.hold()
+        try:
+            await workflow.wait_condition(
+                lambda: name in self._decisions,
+                timeout=timedelta(seconds=seconds),
+                timeout_summary=f"budget {name}",
+            )
+        except TimeoutError:
+            raise StepFailed.of(
+                ErrorType.BUDGET_EXCEEDED, f"{label}: {reason}; nobody raised it in time"
+            ) from None
+        finally:
+            self._budget_waits.discard(name)
+            if self._deadline is not None:
+                self._deadline.release()
+        decision = self._decisions.pop(name)
+        if decision["decision"] == "reject":
+            raise StepFailed.of(
+                ErrorType.BUDGET_EXCEEDED, f"{label}: {reason}; rejected by {decision['by']}"
+            )
+        self._result.budget = raised(budget, decision["data"])
+        self._set_status(state, "running")
 
     async def _run_child(self, step: StepConfig, state: StepState) -> Any:
         """An `instructions` step: a child instruction run, whose final status is the step's
@@ -863,6 +988,12 @@ class DagWorkflow:
             engine=engine.instruction_engine,
             execution_mode=engine.execution_mode,
         )
+        if self._result.budget is not None:
+            held = sum(self._holds.values(), NOTHING)
+            child["engine"] = child_engine(
+                child["engine"], self._result.budget, self._result.usage, held
+            )
+
         info = workflow.info()
         child_id = f"{info.workflow_id}:{step.step_name}"
         state.child_workflow_id = child_id
@@ -938,8 +1069,12 @@ class DagWorkflow:
     def _start_deadline(self) -> asyncio.Task[None] | None:
         """The run's deadline: one timer, or for a pipeline with approval steps one that
         stops while they wait (`HeldDeadline`; no run recorded before it has such steps)."""
-        run_timeout = self._run.PIPELINE_SETTINGS.timeouts.run_timeout
-        if run_timeout is None or not any(s.type == "approval" for s in self._run.STEPS_CONFIG):
+        settings = self._run.PIPELINE_SETTINGS
+        run_timeout = settings.timeouts.run_timeout
+        pauses = settings.budget is not None and settings.budget.on_exceed == "pause"
+        if run_timeout is None or not (
+            pauses or any(s.type == "approval" for s in self._run.STEPS_CONFIG)
+        ):
             return run_deadline(run_timeout, self._started)
         self._deadline = HeldDeadline(run_timeout, self._started, self._held_seconds)
         return self._deadline.start()

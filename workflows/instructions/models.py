@@ -593,6 +593,9 @@ class InstructionEngineOptions(BaseModel):
     #: The longest an approval instruction waits (its own `timeout` may be shorter); its wait
     #: does not count towards `run_timeout_seconds`.
     wait_timeout_seconds: float = Field(default=MAX_WAIT_SECONDS, gt=0)
+    #: USD the run's LLM calls may cost: what its parent DAG run's `budget` left when an
+    #: `instructions` step started it (`workflows.dag.budget`); None: no limit.
+    cost_budget_usd: float | None = None
 
 
 def _plain_strings_in_schema(schema: JsonDict) -> None:

@@ -112,6 +112,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.shared.runs import InstructionRunState, StepStatus
     from workflows.shared.templating import TemplateError, secret_names
+    from workflows.shared.usage_memo import record_usage
 
 AnswerT = TypeVar("AnswerT", LlmText, LlmVerdict, RouteChoice)
 
@@ -384,7 +385,8 @@ class InstructionWorkflow:
             return RunError(type=state.error.type, message=state.error.message, step=index)
         self._set_status(state, "completed")
         state.finished_at = workflow.now()
-        self._emit("step.completed", state, {"result": state.result})
+        spent = {"usage": state.usage.model_dump(mode="json")} if state.usage.total_tokens else {}
+        self._emit("step.completed", state, {"result": state.result, **spent})
         count_step("instructions", "completed")
         return None
 
@@ -469,6 +471,13 @@ class InstructionWorkflow:
                 f"{label}: the run has spent {spent} tokens, more than its budget of {budget}"
                 " (LLM_TOKEN_BUDGET_PER_RUN)",
             )
+        cost_budget, cost = self._run.engine.cost_budget_usd, self._status.usage.cost_usd
+        if cost_budget is not None and cost is not None and cost > cost_budget:
+            raise StepFailed.of(
+                ErrorType.BUDGET_EXCEEDED,
+                f"{label}: the run has spent {cost:.6f} USD, more than the {cost_budget:g} USD"
+                " its parent run's budget left it",
+            )
 
     async def _call_llm(self, instruction: str, previous: str, label: str, state: StepState) -> str:
         run = self._run
@@ -479,6 +488,7 @@ class InstructionWorkflow:
                 model=run.effective_model,
                 prompt=llm_prompt(instruction, previous),
                 label=label,
+                tenant=run.engine.tenant,
             ),
             LlmText,
             timeout_seconds=run.engine.llm_step_timeout_seconds,
@@ -500,6 +510,7 @@ class InstructionWorkflow:
                 expression=expression,
                 result_text=subject,
                 label=label,
+                tenant=run.engine.tenant,
             ),
             LlmVerdict,
             timeout_seconds=run.engine.llm_condition_timeout_seconds,
@@ -666,6 +677,7 @@ class InstructionWorkflow:
                         for option in router.options
                     ],
                     label=label,
+                    tenant=run.engine.tenant,
                 ),
                 RouteChoice,
                 timeout_seconds=run.engine.llm_condition_timeout_seconds,
@@ -733,6 +745,8 @@ class InstructionWorkflow:
                 state.finished_at = now
             elif state.status == "pending":
                 self._set_status(state, "skipped")
+        usage = status.usage
+        record_usage(usage.input_tokens, usage.output_tokens, usage.cost_usd, usage.unpriced_models)
         if outcome == "complete":
             self._emit("workflow.completed", data={"output": status.output})
         elif outcome == "errored":
