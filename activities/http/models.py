@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
-from activities.store.models import OutputTarget, ResultCaching
+from activities.store.models import OutputTarget, ResultCaching, cache_key
 
 #: Activity names, as workflows schedule them and `HttpActivities` registers them.
 CALL_HTTP: Final = "call_http"
@@ -138,3 +138,26 @@ class WebhookReceipt(BaseModel):
 
     status: int
     attempt: int = 1
+
+
+#: Headers (lower-cased) that differ between identical requests without changing the answer.
+UNKEYED_HEADERS = frozenset(
+    {IDEMPOTENCY_KEY_HEADER.lower(), "traceparent", "tracestate", "baggage", "x-request-id"}
+)
+
+
+def http_cache_key(call: HttpCall) -> str:
+    """The result-cache key of `call` as scheduled (`activities.http.cache`): its method, URL,
+    query, body and headers, less those that never change the answer."""
+    content = {
+        "method": call.method.upper(),
+        "url": call.url,
+        "query": call.query,
+        "body": call.body if call.send_body else None,
+        "headers": {
+            name.lower(): value
+            for name, value in call.headers.items()
+            if name.lower() not in UNKEYED_HEADERS
+        },
+    }
+    return cache_key(call.tenant, "http", content)

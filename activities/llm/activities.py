@@ -37,9 +37,10 @@ from activities.llm.models import (
     RouteChoice,
     RouteRequest,
     TokenUsage,
+    llm_cache_key,
 )
 from activities.llm.structured import structured_answer
-from activities.store.cache import cache_key, keep_answer, read_answer
+from activities.store.cache import keep_answer, read_answer
 from kernel import errors
 from kernel.answers import json_object, match_option, yes_no
 from kernel.errors import ErrorType
@@ -167,24 +168,6 @@ def _refused(provider: str, model: str, label: str, reason: str) -> ApplicationE
     )
 
 
-def _cache_key(call: LlmCall) -> str:
-    """What decides a model's answer: provider, model, prompt, parameters, output schema."""
-    content = call.model_dump(
-        mode="json",
-        include={
-            "provider",
-            "model",
-            "system",
-            "prompt",
-            "messages",
-            "max_tokens",
-            "temperature",
-            "output_schema",
-        },
-    )
-    return cache_key(call.tenant, "llm", content)
-
-
 def _usage(input_tokens: int, output_tokens: int) -> TokenUsage:
     return TokenUsage(
         input_tokens=input_tokens,
@@ -288,7 +271,7 @@ class LlmActivities:
         if redis is None:
             return await self._answer(call)
         assert call.cache is not None
-        key = _cache_key(call)
+        key = llm_cache_key(call)
         cached = await read_answer(redis, key, call.label)
         if cached is not None:
             return LlmText.model_validate(

@@ -12,7 +12,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 
-from activities.store.models import ResultCaching
+from activities.store.models import ResultCaching, cache_key
 from kernel.models import CamelModel
 
 #: Activity names, as workflows schedule them and `LlmActivities` registers them.
@@ -141,3 +141,22 @@ class RouteChoice(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     parsed_with: Literal["structured", "fallback"] = "structured"
     attempt: int = 1
+
+
+def llm_cache_key(call: LlmCall) -> str:
+    """The result-cache key of `call`: what decides a model's answer (provider, model,
+    prompt, parameters, output schema)."""
+    content = call.model_dump(
+        mode="json",
+        include={
+            "provider",
+            "model",
+            "system",
+            "prompt",
+            "messages",
+            "max_tokens",
+            "temperature",
+            "output_schema",
+        },
+    )
+    return cache_key(call.tenant, "llm", content)

@@ -9,7 +9,6 @@ a miss, or an entry not kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -19,24 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from activities.store.models import INTERNAL_KEY_ROOT
-
 log = logging.getLogger(__name__)
-
-#: Where entries live: `<root>:<sha256 of tenant, kind and content>`.
-CACHE_KEY_PREFIX = f"{INTERNAL_KEY_ROOT}:result-cache:"
-
-
-def cache_key(tenant: str | None, kind: str, content: dict[str, Any]) -> str:
-    """The entry of a `kind` of call (`http`, `llm`) deciding its answer from `content`, for
-    `tenant`'s runs (None: the open gateway's)."""
-    text = json.dumps(
-        {"tenant": tenant, "kind": kind, "content": content},
-        sort_keys=True,
-        separators=(",", ":"),
-        default=repr,
-    )
-    return CACHE_KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from activities.http.activities import HttpActivities
 from activities.http.models import HttpCall, HttpResult
 from activities.http.outbound import build_outbound_client
 from activities.http.secrets import Secrets
-from activities.store.cache import CACHE_KEY_PREFIX
-from activities.store.models import ResultCaching
+from activities.store.models import CACHE_KEY_PREFIX, ResultCaching
 from tests.conftest import LOOPBACK, Targets, activity_env, unique
 
 TOKEN = "tok-cache-9Qx/+7=zz"
