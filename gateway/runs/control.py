@@ -47,13 +47,13 @@ async def approve_step(
 
 async def set_paused(runs: RunStatusService, workflow_id: str, paused: bool) -> DagRunResult:
     """Pause the run (it starts no new step) or resume it, idempotently; answers its status
-    as the run has it just after (no published copy, which may lag by a moment)."""
+    as the update answers it (no published copy, which may lag by a moment, and no query
+    after it, which would wait for the run's next workflow task)."""
     await _running_dag(runs, workflow_id)
     update = DagWorkflow.pause if paused else DagWorkflow.resume
     handle = runs.handle(workflow_id)
     try:
-        await handle.execute_update(update)
-        return await handle.query(DagWorkflow.get_status)
+        return await handle.execute_update(update)
     except RPCError as exc:
         raise _ended(exc, workflow_id) from exc
 

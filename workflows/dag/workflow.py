@@ -276,17 +276,22 @@ class DagWorkflow:
             raise errors.non_retryable(*refused)
 
     @workflow.update
-    def pause(self) -> None:
-        """Start no new step until `resume`; running steps finish, approvals still land."""
+    def pause(self) -> DagRunResult:
+        """Start no new step until `resume`; running steps finish, approvals still land.
+        Answers the run's status: a query after it would wait for another workflow task,
+        0.8 s while a local step holds the task open (`workflows.shared.control`)."""
         if self._result.status == "running":
             self._result.status = "paused"
             self._emit("workflow.paused")
+        return self._result
 
     @workflow.update
-    def resume(self) -> None:
+    def resume(self) -> DagRunResult:
+        """Go on where the run stood; answers its status, as `pause` does."""
         if self._result.status == "paused":
             self._result.status = "running"
             self._emit("workflow.resumed")
+        return self._result
 
     @property
     def _paused(self) -> bool:

@@ -34,7 +34,7 @@ from datetime import timedelta
 
 #: The workflow task timeout of runs that may run local work: the SDK heartbeats a task held
 #: open by local work at 80 % of it.
-CONTROL_TASK_TIMEOUT = timedelta(seconds=1)
+CONTROL_TASK_TIMEOUT = timedelta(milliseconds=750)
 #: Runs with more steps than this keep Temporal's default task timeout whatever they run: a
 #: task that decodes, validates and schedules thousands of steps may need more than a second
 #: of CPU on a loaded worker, and a task that always outlasts its timeout is retried for ever.
