@@ -26,5 +26,5 @@ async def cached_result(redis: Redis, call: HttpCall) -> HttpResult | None:
 async def remember(redis: Redis, call: HttpCall, result: HttpResult) -> None:
     """Keep `result` as `call`'s answer for the call's TTL."""
     assert call.cache is not None
-    value = result.model_dump(mode="json", exclude={"stored"})
+    value = result.model_dump(mode="json", exclude={"stored", "request_key"})
     await keep_answer(redis, http_cache_key(call), value, call.cache.ttl_seconds, call.label)

@@ -120,6 +120,8 @@ class HttpResult(BaseModel):
     #: Taken from the result cache (`HttpCall.cache`), made that long ago: no request was sent.
     cached: bool = False
     cache_age_seconds: float | None = None
+    #: The call's result-cache key (`http_cache_key`), cached or not: a rerun compares it.
+    request_key: str | None = None
 
 
 class WebhookDelivery(BaseModel):

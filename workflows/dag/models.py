@@ -577,6 +577,9 @@ class StepState(BaseModel):
     child_workflow_id: str | None = None
     #: A rerun's step taken as it was: the run (its id) whose call produced it.
     reused_from: str | None = None
+    #: The result-cache key of the request its call made (`http` and `llm` steps): a rerun
+    #: that edits the step takes this state as it is when its request renders to the same key.
+    request_key: str | None = None
     #: Its result came from the result cache (`PIPELINE_SETTINGS.cache`), made that long ago.
     cached: bool = False
     cache_age_seconds: float | None = None
@@ -630,6 +633,9 @@ class ReuseSummary(BaseModel):
     steps_reused: int = 0
     calls_saved: int = 0
     tokens_saved: int = 0
+    #: Edited steps (and steps downstream of them) whose request rendered as in the source,
+    #: so they were reused too (counted above), in the order they were reached.
+    unchanged: list[str] = Field(default_factory=list)
 
 
 class DagRerun(BaseModel):
@@ -638,6 +644,10 @@ class DagRerun(BaseModel):
 
     source: str
     steps: dict[str, StepState] = Field(default_factory=dict)
+    #: Steps that run again only because they or steps upstream of them were edited, with
+    #: their source states: each is reused after all when it is reached with every upstream
+    #: step reused and its request renders to its source's key (`workflows.dag.rerun`).
+    edited: dict[str, StepState] = Field(default_factory=dict)
 
 
 class DagResume(BaseModel):
