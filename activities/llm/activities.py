@@ -278,6 +278,7 @@ class LlmActivities:
                 {
                     **cached.value,
                     "usage": TokenUsage(),
+                    "saved_usage": cached.value.get("usage"),
                     "attempt": activity.info().attempt,
                     "cached": True,
                     "cache_age_seconds": cached.age_seconds,

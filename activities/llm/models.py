@@ -90,6 +90,8 @@ class LlmText(BaseModel):
     #: and no token billed (`usage` is zero).
     cached: bool = False
     cache_age_seconds: float | None = None
+    #: On a hit: the tokens the cached answer had billed when it was made, saved this time.
+    saved_usage: TokenUsage | None = None
 
 
 class ConditionVerdictRequest(BaseModel):

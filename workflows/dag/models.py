@@ -624,6 +624,16 @@ class DagRunResult(BaseModel):
     #: A rerun: the run it reran, and what reusing that run's steps saved.
     rerun_of: str | None = None
     reuse: ReuseSummary | None = None
+    #: What the result cache saved this run (`PIPELINE_SETTINGS.cache`), once it has a hit.
+    cache: CacheSummary | None = None
+
+
+class CacheSummary(BaseModel):
+    """What the result cache saved a run: its hits (each a call not made) and the tokens the
+    cached LLM answers had billed when they were made."""
+
+    hits: int = 0
+    tokens_saved: int = 0
 
 
 class ReuseSummary(BaseModel):

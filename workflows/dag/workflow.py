@@ -589,7 +589,7 @@ class DagWorkflow:
                 await self._complete(step, state, body, attempt=1)
             else:
                 result = await self._call(step)
-                show_cached(state, result)
+                show_cached(self._result, state, result)
                 state.request_key = result.request_key
                 await self._complete(
                     step,
@@ -766,7 +766,7 @@ class DagWorkflow:
             self._start(step, state, workflow.now() - timedelta(milliseconds=item.duration_ms))
         try:
             if item.result is not None:
-                show_cached(state, item.result)
+                show_cached(self._result, state, item.result)
                 state.request_key = item.result.request_key
                 await self._complete(
                     step,
@@ -912,7 +912,7 @@ class DagWorkflow:
         except FailureError as exc:
             raise step_failed(exc, max_retries + 1, call.label) from exc
         state.model = answer.model
-        show_cached(state, answer)
+        show_cached(self._result, state, answer)
         self._add_usage(
             state,
             Usage(input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens),
