@@ -218,11 +218,14 @@ async def test_every_run_of_a_chain_keeps_the_workflow_task_timeout_it_started_w
     short_history_engine: Engine, targets: Targets
 ) -> None:
     """The server hands a run's workflow task timeout on when it continues as new, so a long
-    `fast` run keeps `workflows.shared.control`'s 1 s one (its steps here are durable: they
+    `fast` run keeps `workflows.shared.control`'s 0.75 s one (its steps here are durable: they
     make the history long enough to continue)."""
     engine = short_history_engine
     run = DagRunInput.model_validate(
-        {"workflow_id": unique("long-1s"), "STEPS_CONFIG": chain(targets, unique("chain"), 20)}
+        {
+            "workflow_id": unique("long-short-task"),
+            "STEPS_CONFIG": chain(targets, unique("chain"), 20),
+        }
     )
     run.engine.task_queue = engine.settings.task_queue
     handle = await engine.client.start_workflow(
@@ -241,4 +244,4 @@ async def test_every_run_of_a_chain_keeps_the_workflow_task_timeout_it_started_w
         ).describe()
         timeouts.append(described.raw_description.execution_config.default_workflow_task_timeout)
     assert len(timeouts) >= 2  # it continued as new
-    assert {timeout.ToSeconds() for timeout in timeouts} == {1}
+    assert {timeout.ToMilliseconds() for timeout in timeouts} == {750}

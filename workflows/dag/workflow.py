@@ -287,7 +287,7 @@ class DagWorkflow:
     def pause(self) -> DagRunResult:
         """Start no new step until `resume`; running steps finish, approvals still land.
         Answers the run's status: a query after it would wait for another workflow task,
-        0.8 s while a local step holds the task open (`workflows.shared.control`)."""
+        0.6 s while a local step holds the task open (`workflows.shared.control`)."""
         if self._result.status == "running":
             self._result.status = "paused"
             self._emit("workflow.paused")
