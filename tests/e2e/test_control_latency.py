@@ -13,6 +13,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 from tests.conftest import Gateway, Targets, unique, wait_until
+from workflows.dag.models import DagRunResult
+from workflows.dag.workflow import DagWorkflow
 
 #: How long the local step would take: the run must end well before it could.
 STEP_MS = 20_000
@@ -155,12 +157,17 @@ async def test_a_pause_lands_while_a_local_step_is_running(
     asked = time.monotonic()
     paused = await gateway.http.post(f"/runs/{workflow_id}/pause")
     took = time.monotonic() - asked
+    # The update answers the status itself, so the route asks no query after it (a query
+    # would wait for one more heartbeat).
+    handle = gateway.engine.client.get_workflow_handle(workflow_id)
+    answered = await handle.execute_update(DagWorkflow.pause)
     resumed = await gateway.http.post(f"/runs/{workflow_id}/resume")
     assert (await gateway.http.post(f"/runs/{workflow_id}/cancel")).status_code == 200
 
     assert paused.status_code == 200, paused.text
     assert paused.json()["status"] == "paused"
     assert paused.json()["steps"]["slow"]["status"] == "running"
+    assert isinstance(answered, DagRunResult) and answered.status == "paused"
     assert resumed.json()["status"] == "running"
     # Two heartbeats (0.6 s apart) bring it in and its answer out: measured 1.2 s; 2.4 s with
     # a status query after the update and a 1 s task timeout, 20 s without heartbeats.
