@@ -406,3 +406,36 @@ async def test_an_edit_that_leaves_the_request_as_it_was_reuses_the_step(
 
     assert result["reuse"]["unchanged"] == []
     assert {i: targets.state.calls[f"{key}-{i}"] for i in (1, 2, 3)} == {1: 1, 2: 2, 3: 2}
+
+
+async def test_an_llm_step_edited_without_changing_its_prompt_asks_no_model(
+    llm_gateway: Gateway, fake_llm: FakeLLMServer, targets: Targets
+):
+    fake_llm.when("Summarize", provider="openai").reply("Short.", usage=(9, 1))
+    steps = [
+        {
+            "step_name": "summarize",
+            "usid": "u-summarize",
+            "type": "llm",
+            "llm": {"provider": "openai", "model": "gpt-test", "prompt": "Summarize Lyon"},
+        }
+    ]
+    body = pipeline(steps)
+    done = (await llm_gateway.http.post("/execute", json=body)).json()
+    assert done["status"] == "completed", done["error"]
+    asked = len(fake_llm.requests)
+
+    response = await llm_gateway.http.post(
+        f"/runs/{body['workflow_id']}/rerun", json={"steps": {"summarize": {"timeout": 30}}}
+    )
+    assert response.json()["rerun"] == ["summarize"]
+    result = await ended(llm_gateway, response.json()["workflow_id"])
+
+    assert result["reuse"] == {
+        "steps_reused": 1,
+        "calls_saved": 1,
+        "tokens_saved": 10,
+        "unchanged": ["summarize"],
+    }
+    assert result["steps"]["summarize"]["result"]["text"] == "Short."
+    assert len(fake_llm.requests) == asked
