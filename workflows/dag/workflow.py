@@ -480,7 +480,8 @@ class DagWorkflow:
                         ),
                     ),
                     # A rerun's reused steps are in the result now: not carried twice.
-                    "rerun": None,
+                    # Its steps not reached yet may still turn out unchanged.
+                    "rerun": self._unreached_candidates(),
                 }
             )
         )
@@ -551,6 +552,19 @@ class DagWorkflow:
         except StepFailed:
             return None
         return None
+
+    def _unreached_candidates(self) -> DagRerun | None:
+        """What a rerun hands on when it continues as new: the steps that may still turn out
+        unchanged (`_unchanged`), none of those it reused already."""
+        rerun = self._run.rerun
+        if rerun is None or not rerun.edited:
+            return None
+        pending = {
+            name: state
+            for name, state in rerun.edited.items()
+            if self._state(name).status == "pending"
+        }
+        return DagRerun(source=rerun.source, edited=pending) if pending else None
 
     def _take_unchanged(self, step: StepConfig, rerun: DagRerun) -> None:
         self._variables.update(take_unchanged(self._result, rerun, step.step_name))
