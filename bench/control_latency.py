@@ -1,12 +1,14 @@
-"""How fast a cancel and a run's deadline reach a run whose 20 s step is running, per
-execution mode, through `POST /execute` on a stack of its own (see `stack.py`).
+"""How fast a cancel, an approval, a pause and a run's deadline reach a run whose 20 s step is
+running, per execution mode, through `POST /execute` on a stack of its own (see `stack.py`).
 
     .venv/bin/python bench/control_latency.py          # --repeat N, --step-ms MS
 
 In `auto` and `fast` the step is a local activity, which holds the workflow task open
 (`workflows.shared.control`); `durable` runs it as a regular activity and is the baseline.
 For each mode it prints the cancel latency (from `POST /runs/{id}/cancel` until the run has
-ended cancelled, read from Temporal) and the deadline overshoot (a 3 s `run_timeout`: how long
+ended cancelled, read from Temporal), the approval and pause latencies (from the request
+until its answer: both are Updates, answered once the run has taken them; the approval is for
+a step waiting beside the running one) and the deadline overshoot (a 3 s `run_timeout`: how long
 after 3 s the run ended timed out), the median and the worst of `--repeat` runs; then what the
 prompt control costs: the workflow tasks and wall time of a short 3-step run with the default
 (6 h) deadline and with a short one, and the workflow tasks of the 20 s step (a heartbeat
@@ -63,6 +65,13 @@ def pipeline(
     }
 
 
+def beside_an_approval(body: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline with an approval step waiting from the start, beside its steps."""
+    review = {"step_name": "review", "usid": "u-review", "type": "approval"}
+    body["STEPS_CONFIG"].append(review | {"approval": {"message": "Go on?"}})
+    return body
+
+
 async def start(gateway: httpx.AsyncClient, body: dict[str, Any]) -> None:
     response = await gateway.post("/execute?wait=false", json=body)
     if response.status_code != 202:
@@ -78,16 +87,20 @@ async def ended(client: Client, workflow_id: str) -> str:
     return "completed"
 
 
+async def step_in(gateway: httpx.AsyncClient, workflow_id: str, step: str, state: str) -> None:
+    while True:
+        status = (await gateway.get(f"/runs/{workflow_id}")).json()
+        if (status.get("steps") or {}).get(step, {}).get("status") == state:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def cancel_latency(
     gateway: httpx.AsyncClient, client: Client, target: str, mode: str, step_ms: int
 ) -> float:
     body = pipeline(target, mode, step_ms)
     await start(gateway, body)
-    while True:
-        status = (await gateway.get(f"/runs/{body['workflow_id']}")).json()
-        if (status.get("steps") or {}).get("s0", {}).get("status") == "running":
-            break
-        await asyncio.sleep(0.02)
+    await step_in(gateway, body["workflow_id"], "s0", "running")
     await asyncio.sleep(1.0)  # well inside the step, between two of its heartbeats
     asked = time.perf_counter()
     response = await gateway.post(f"/runs/{body['workflow_id']}/cancel")
@@ -96,6 +109,30 @@ async def cancel_latency(
     if how != "CancelledError":
         raise RuntimeError(f"{mode}: the cancelled run ended {how}")
     return time.perf_counter() - asked
+
+
+async def update_latency(
+    gateway: httpx.AsyncClient, client: Client, target: str, mode: str, step_ms: int, what: str
+) -> float:
+    """From `POST .../approve` (for a step waiting beside the running one) or `POST .../pause`
+    until its answer; then the run is cancelled."""
+    body = beside_an_approval(pipeline(target, mode, step_ms))
+    workflow_id = body["workflow_id"]
+    await start(gateway, body)
+    await step_in(gateway, workflow_id, "s0", "running")
+    await step_in(gateway, workflow_id, "review", "waiting")
+    await asyncio.sleep(1.0)
+    asked = time.perf_counter()
+    if what == "approve":
+        decision = {"decision": "approve"}
+        response = await gateway.post(f"/runs/{workflow_id}/steps/review/approve", json=decision)
+    else:
+        response = await gateway.post(f"/runs/{workflow_id}/pause")
+    took = time.perf_counter() - asked
+    response.raise_for_status()
+    (await gateway.post(f"/runs/{workflow_id}/cancel")).raise_for_status()
+    await ended(client, workflow_id)
+    return took
 
 
 async def deadline_overshoot(
@@ -132,17 +169,21 @@ def cell(values: list[float]) -> str:
 
 async def measure(args: argparse.Namespace, gateway_url: str, target: str, address: str) -> None:
     client = await Client.connect(address)
-    rows: list[tuple[str, list[float], list[float]]] = []
+    rows: list[tuple[str, list[float], list[float], list[float], list[float]]] = []
     costs: list[tuple[str, str, int, float]] = []
     async with httpx.AsyncClient(base_url=gateway_url, timeout=120) as gateway:
         for mode in MODES:
-            cancels, overshoots = [], []
+            cancels, approvals, pauses, overshoots = [], [], [], []
             for _ in range(args.repeat):
                 cancels.append(await cancel_latency(gateway, client, target, mode, args.step_ms))
+                for what, into in (("approve", approvals), ("pause", pauses)):
+                    into.append(
+                        await update_latency(gateway, client, target, mode, args.step_ms, what)
+                    )
                 overshoots.append(
                     await deadline_overshoot(gateway, client, target, mode, args.step_ms)
                 )
-            rows.append((mode, cancels, overshoots))
+            rows.append((mode, cancels, approvals, pauses, overshoots))
         for mode in MODES:
             for label, body in (
                 ("3 x 10 ms, 6 h deadline", pipeline(target, mode, 10, steps=3)),
@@ -161,11 +202,16 @@ async def measure(args: argparse.Namespace, gateway_url: str, target: str, addre
         f"\nControl latency, a {args.step_ms / 1000:g} s step running, {args.repeat} runs each"
         " (median / worst, seconds)\n"
     )
-    header = f"{'mode':<9}{'cancel latency':>18}{'deadline overshoot (3 s)':>28}"
+    header = (
+        f"{'mode':<9}{'cancel':>16}{'approve':>16}{'pause':>16}{'deadline overshoot (3 s)':>28}"
+    )
     print(header)
     print("-" * len(header))
-    for mode, cancels, overshoots in rows:
-        print(f"{mode:<9}{cell(cancels):>18}{cell(overshoots):>28}")
+    for mode, cancels, approvals, pauses, overshoots in rows:
+        print(
+            f"{mode:<9}{cell(cancels):>16}{cell(approvals):>16}{cell(pauses):>16}"
+            f"{cell(overshoots):>28}"
+        )
     print("\nWhat it costs: workflow tasks and wall time (median) per run\n")
     header = f"{'mode':<9}{'run':<27}{'workflow tasks':>15}{'wall s':>9}"
     print(header)

@@ -37,6 +37,7 @@ from activities.http.models import (
     HttpResult,
     WebhookDelivery,
     WebhookReceipt,
+    http_cache_key,
 )
 from activities.http.outbound.body import ResponseTooLarge, read_capped
 from activities.http.outbound.policy import OutboundBlocked
@@ -331,6 +332,7 @@ class HttpActivities:
     async def attempt(self, call: HttpCall, attempt: int) -> HttpResult:
         """One attempt of `call`, as `call_http` makes it: also for the DAG runner's
         segments (`workflows.dag.segment_activity`), which retry their steps themselves."""
+        key = http_cache_key(call)
         cache = self._redis if call.cache is not None else None
         result = await cached_result(cache, call) if cache is not None else None
         if result is None:
@@ -338,6 +340,7 @@ class HttpActivities:
             result = await self._call(call, shown, attempt)
             if cache is not None:
                 await remember(cache, call, result)
+        result.request_key = key
         if call.outputs is not None and self._redis is not None:
             result.stored = await store_outputs(
                 self._redis, call.outputs, result.body, call.label, self._codec

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
-from activities.store.models import OutputTarget, ResultCaching
+from activities.store.models import OutputTarget, ResultCaching, cache_key
 
 #: Activity names, as workflows schedule them and `HttpActivities` registers them.
 CALL_HTTP: Final = "call_http"
@@ -120,6 +120,8 @@ class HttpResult(BaseModel):
     #: Taken from the result cache (`HttpCall.cache`), made that long ago: no request was sent.
     cached: bool = False
     cache_age_seconds: float | None = None
+    #: The call's result-cache key (`http_cache_key`), cached or not: a rerun compares it.
+    request_key: str | None = None
 
 
 class WebhookDelivery(BaseModel):
@@ -138,3 +140,26 @@ class WebhookReceipt(BaseModel):
 
     status: int
     attempt: int = 1
+
+
+#: Headers (lower-cased) that differ between identical requests without changing the answer.
+UNKEYED_HEADERS = frozenset(
+    {IDEMPOTENCY_KEY_HEADER.lower(), "traceparent", "tracestate", "baggage", "x-request-id"}
+)
+
+
+def http_cache_key(call: HttpCall) -> str:
+    """The result-cache key of `call` as scheduled (`activities.http.cache`): its method, URL,
+    query, body and headers, less those that never change the answer."""
+    content = {
+        "method": call.method.upper(),
+        "url": call.url,
+        "query": call.query,
+        "body": call.body if call.send_body else None,
+        "headers": {
+            name.lower(): value
+            for name, value in call.headers.items()
+            if name.lower() not in UNKEYED_HEADERS
+        },
+    }
+    return cache_key(call.tenant, "http", content)

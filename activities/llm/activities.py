@@ -48,9 +48,10 @@ from activities.llm.models import (
     RouteRequest,
     TokenUsage,
     fallback_chain,
+    llm_cache_key,
 )
 from activities.pricing.table import load_prices
-from activities.store.cache import cache_key, keep_answer, read_answer
+from activities.store.cache import keep_answer, read_answer
 from kernel import errors
 from kernel.answers import json_object, match_option, yes_no
 from kernel.errors import ErrorType
@@ -183,24 +184,6 @@ def _refused(provider: str, model: str, label: str, reason: str) -> ApplicationE
     )
 
 
-def _cache_key(call: LlmCall) -> str:
-    """What decides a model's answer: provider, model, prompt, parameters, output schema."""
-    content = call.model_dump(
-        mode="json",
-        include={
-            "provider",
-            "model",
-            "system",
-            "prompt",
-            "messages",
-            "max_tokens",
-            "temperature",
-            "output_schema",
-        },
-    )
-    return cache_key(call.tenant, "llm", content)
-
-
 def _usage(input_tokens: int, output_tokens: int) -> TokenUsage:
     return TokenUsage(
         input_tokens=input_tokens,
@@ -310,13 +293,14 @@ class LlmActivities:
         if redis is None:
             return await self._answer(call)
         assert call.cache is not None
-        key = _cache_key(call)
+        key = llm_cache_key(call)
         cached = await read_answer(redis, key, call.label)
         if cached is not None:
             return LlmText.model_validate(
                 {
                     **cached.value,
                     "usage": TokenUsage(),
+                    "saved_usage": cached.value.get("usage"),
                     "attempt": activity.info().attempt,
                     "cached": True,
                     "cache_age_seconds": cached.age_seconds,

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, Field
 
 from activities.pricing.models import ModelSpend, add_by_model, add_costs, add_unpriced
-from activities.store.models import ResultCaching
+from activities.store.models import ResultCaching, cache_key
 from kernel.models import CamelModel
 
 #: Activity names, as workflows schedule them and `LlmActivities` registers them.
@@ -141,6 +141,8 @@ class LlmText(BaseModel):
     #: The rungs of the structured-output ladder taken, in order (`activities.llm.ladder`):
     #: `native`, `repaired`, `reprompt:1`... Empty without an `output_schema`.
     ladder: list[str] = Field(default_factory=list)
+    #: On a hit: the tokens the cached answer had billed when it was made, saved this time.
+    saved_usage: TokenUsage | None = None
 
 
 class ConditionVerdictRequest(BaseModel):
@@ -196,3 +198,22 @@ class RouteChoice(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     parsed_with: Literal["structured", "fallback"] = "structured"
     attempt: int = 1
+
+
+def llm_cache_key(call: LlmCall) -> str:
+    """The result-cache key of `call`: what decides a model's answer (provider, model,
+    prompt, parameters, output schema)."""
+    content = call.model_dump(
+        mode="json",
+        include={
+            "provider",
+            "model",
+            "system",
+            "prompt",
+            "messages",
+            "max_tokens",
+            "temperature",
+            "output_schema",
+        },
+    )
+    return cache_key(call.tenant, "llm", content)

@@ -5,6 +5,7 @@ I/O-free: workflows import this module, never `activities.store.activities` (red
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, Final
 
@@ -66,6 +67,23 @@ def fresh_key(workflow_id: str) -> str:
     """The run's freshness mark: its run id, for `STATUS_FRESH_SECONDS` after its worker last
     published it running (expired by Redis's clock, so no two machines' clocks are compared)."""
     return FRESH_KEY_PREFIX + workflow_id
+
+
+#: Where result-cache entries live: `<root>:<sha256 of tenant, kind and content>`.
+CACHE_KEY_PREFIX = f"{INTERNAL_KEY_ROOT}:result-cache:"
+
+
+def cache_key(tenant: str | None, kind: str, content: dict[str, Any]) -> str:
+    """The result-cache entry of a `kind` of call (`http`, `llm`) deciding its answer from
+    `content`, for `tenant`'s runs (None: the open gateway's). Pure, so a rerun's workflow
+    can tell by it whether an edited step's request changed (`workflows.dag.rerun`)."""
+    text = json.dumps(
+        {"tenant": tenant, "kind": kind, "content": content},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=repr,
+    )
+    return CACHE_KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()
 
 
 class ResultCaching(BaseModel):

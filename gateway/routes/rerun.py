@@ -31,7 +31,13 @@ from gateway.tenancy import TenantDep
 from settings import Settings
 from workflows.dag.graph import DagGraph
 from workflows.dag.models import DagRunInput, RerunAccepted, RerunRequest
-from workflows.dag.rerun import UnknownStep, edited_steps, plan_rerun, reused_states
+from workflows.dag.rerun import (
+    UnknownStep,
+    edited_steps,
+    plan_rerun,
+    reused_states,
+    unchanged_candidates,
+)
 from workflows.instructions import rerun as instruction_rerun
 from workflows.instructions.models import InstructionRunInput
 
@@ -82,10 +88,10 @@ async def rerun_run(
         raise InvalidRequest(str(exc)) from exc
     except RerunInvalid as exc:
         return unprocessable(exc.detail)
+    taken = reused_states(source, reused)
+    taken.edited = unchanged_candidates(graph, source, request.from_step, rerun)
     run = DagRunInput(
-        **dict(pipeline),
-        engine=dag_engine_options(settings, tenant, pipeline),
-        rerun=reused_states(source, reused),
+        **dict(pipeline), engine=dag_engine_options(settings, tenant, pipeline), rerun=taken
     )
     problems = pipeline_problems(run)
     if problems:

@@ -13,6 +13,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 from tests.conftest import Gateway, Targets, unique, wait_until
+from workflows.dag.models import DagRunResult
+from workflows.dag.workflow import DagWorkflow
 
 #: How long the local step would take: the run must end well before it could.
 STEP_MS = 20_000
@@ -112,9 +114,9 @@ async def test_an_instruction_run_is_cancelled_within_a_second_while_its_local_c
 
 @pytest.mark.parametrize(
     ("mode", "local_step", "timeout"),
-    [("fast", True, 1), ("auto", True, 1), ("auto", False, 10), ("durable", True, 10)],
+    [("fast", True, 750), ("auto", True, 750), ("auto", False, 10_000), ("durable", True, 10_000)],
 )
-async def test_runs_that_may_run_local_work_start_with_a_1s_workflow_task_timeout(
+async def test_runs_that_may_run_local_work_start_with_a_short_workflow_task_timeout(
     gateway: Gateway, targets: Targets, mode: str, local_step: bool, timeout: int
 ) -> None:
     body = slow_pipeline(targets, mode)
@@ -125,7 +127,7 @@ async def test_runs_that_may_run_local_work_start_with_a_1s_workflow_task_timeou
     described = await gateway.engine.client.get_workflow_handle(body["workflow_id"]).describe()
     config = described.raw_description.execution_config
 
-    assert config.default_workflow_task_timeout.ToSeconds() == timeout
+    assert config.default_workflow_task_timeout.ToMilliseconds() == timeout
 
 
 async def _called(targets: Targets, key: str) -> bool:
@@ -137,7 +139,8 @@ async def test_a_pause_lands_while_a_local_step_is_running(
     gateway: Gateway, targets: Targets, mode: str
 ) -> None:
     # A pause is an Update: it comes in with the task's next heartbeat, not when the 20 s
-    # step ends. Then a resume, and a cancel to end the run without waiting for the step.
+    # step ends, and its answer (the run's status) goes out with the one after. Then a
+    # resume, and a cancel to end the run without waiting for the step.
     body = slow_pipeline(targets, mode)
     body["STEPS_CONFIG"].append(
         {
@@ -154,13 +157,53 @@ async def test_a_pause_lands_while_a_local_step_is_running(
     asked = time.monotonic()
     paused = await gateway.http.post(f"/runs/{workflow_id}/pause")
     took = time.monotonic() - asked
+    # The update answers the status itself, so the route asks no query after it (a query
+    # would wait for one more heartbeat).
+    handle = gateway.engine.client.get_workflow_handle(workflow_id)
+    answered = await handle.execute_update(DagWorkflow.pause)
     resumed = await gateway.http.post(f"/runs/{workflow_id}/resume")
     assert (await gateway.http.post(f"/runs/{workflow_id}/cancel")).status_code == 200
 
     assert paused.status_code == 200, paused.text
     assert paused.json()["status"] == "paused"
     assert paused.json()["steps"]["slow"]["status"] == "running"
+    assert isinstance(answered, DagRunResult) and answered.status == "paused"
     assert resumed.json()["status"] == "running"
-    # Two heartbeats (0.8 s each) bring it in and its answer out: measured 2.4 s. Without
-    # them it waited for the 20 s step.
-    assert took < 10
+    # Two heartbeats (0.6 s apart) bring it in and its answer out: measured 1.2 s; 2.4 s with
+    # a status query after the update and a 1 s task timeout, 20 s without heartbeats.
+    assert took < 5
+
+
+@pytest.mark.parametrize("mode", ["auto", "fast"])
+async def test_an_approval_lands_while_a_local_step_is_running(
+    gateway: Gateway, targets: Targets, mode: str
+) -> None:
+    # The approval step waits beside the 20 s local step; its decision is an Update too.
+    body = slow_pipeline(targets, mode)
+    body["STEPS_CONFIG"].append(
+        {
+            "step_name": "review",
+            "usid": "u-review",
+            "type": "approval",
+            "approval": {"message": "Go on?"},
+        }
+    )
+    workflow_id = body["workflow_id"]
+    assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
+    await step_running(gateway, workflow_id)
+
+    async def waiting() -> bool:
+        status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
+        return status["steps"]["review"]["status"] == "waiting"
+
+    await wait_until(waiting)
+    asked = time.monotonic()
+    approved = await gateway.http.post(
+        f"/runs/{workflow_id}/steps/review/approve", json={"decision": "approve"}
+    )
+    took = time.monotonic() - asked
+    assert (await gateway.http.post(f"/runs/{workflow_id}/cancel")).status_code == 200
+
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decision"] == "approve"
+    assert took < 5  # measured 1.2 s; 1.6 s with a 1 s task timeout

@@ -10,6 +10,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.conftest import Gateway, Targets, unique, wait_until
+from tests.e2e.test_rerun import ended
 from tests.fakes.llm_server import FakeLLMServer
 
 LABEL_SCHEMA = {
@@ -188,6 +189,18 @@ async def test_llm_and_instructions_steps_run_between_http_steps(
     again = (await llm_gateway.http.get(f"/runs/{body['workflow_id']}")).json()
     assert again["usage"] == run["usage"]
     assert again["steps"]["classify"]["provider"] == "openai"
+
+    # A rerun of the last step saves every token, the child run's among them.
+    asked = len(fake_llm.requests)
+    response = await llm_gateway.http.post(
+        f"/runs/{body['workflow_id']}/rerun", json={"from_step": "report"}
+    )
+    assert response.status_code == 202, response.text
+    rerun = await ended(llm_gateway, response.json()["workflow_id"])
+    assert rerun["status"] == "completed", rerun["error"]
+    assert rerun["reuse"]["tokens_saved"] == (7 + 3) + (5 + 4) + (11 + 2)
+    assert (rerun["usage"]["input_tokens"], rerun["usage"]["output_tokens"]) == (0, 0)
+    assert len(fake_llm.requests) == asked
 
 
 async def test_an_answer_off_the_schema_fails_the_step_with_invalid_model_output(

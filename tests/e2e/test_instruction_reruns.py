@@ -61,7 +61,12 @@ async def test_a_run_failing_at_its_last_instruction_is_rerun_without_calling_th
     result = await ended(gateway, accepted["workflow_id"])
     assert result["status"] == "complete", result["error"]
     assert result["rerunOf"] == source
-    assert result["reuse"] == {"steps_reused": 3, "calls_saved": 3, "tokens_saved": 0}
+    assert result["reuse"] == {
+        "steps_reused": 3,
+        "calls_saved": 3,
+        "tokens_saved": 0,
+        "unchanged": [],
+    }
     assert [step["reusedFrom"] for step in result["steps"]] == [source, source, source, None]
     assert result["executionOrder"] == [0, 1, 2, 3]
     # Instructions 0-2 made no call again; the edited one read instruction 2's reused result.
@@ -134,7 +139,12 @@ async def test_rerun_saves_the_tokens_of_reused_llm_instructions(
     assert accepted.reused == ["0"]
     result = await ended(llm_gateway, accepted.workflow_id)
     assert result["status"] == "complete", result["error"]
-    assert result["reuse"] == {"steps_reused": 1, "calls_saved": 1, "tokens_saved": 10}
+    assert result["reuse"] == {
+        "steps_reused": 1,
+        "calls_saved": 1,
+        "tokens_saved": 10,
+        "unchanged": [],
+    }
     assert len(fake_llm.requests) == 1  # the model was not asked again
     assert targets.state.requests[f"{key}-fixed"][-1]["json"] == "SUMMARY"
 

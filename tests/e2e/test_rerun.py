@@ -4,6 +4,7 @@ count every call, so a reused step is one the target never saw again."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -80,7 +81,12 @@ async def test_rerun_with_an_edited_step_reuses_the_eight_before_it(
     result = await ended(gateway, accepted["workflow_id"])
     assert result["status"] == "completed"
     assert result["rerun_of"] == body["workflow_id"]
-    assert result["reuse"] == {"steps_reused": 8, "calls_saved": 8, "tokens_saved": 0}
+    assert result["reuse"] == {
+        "steps_reused": 8,
+        "calls_saved": 8,
+        "tokens_saved": 0,
+        "unchanged": [],
+    }
     assert result["steps"]["s3"]["reused_from"] == body["workflow_id"]
     assert result["steps"]["s9"]["reused_from"] is None
     assert result["progress"]["completed"] == 10
@@ -201,7 +207,12 @@ async def test_rerun_saves_an_upstream_llm_steps_tokens(
     assert response.json()["reused"] == ["fetch", "classify"]
     result = await ended(llm_gateway, response.json()["workflow_id"])
     assert result["status"] == "completed", result["error"]
-    assert result["reuse"] == {"steps_reused": 2, "calls_saved": 2, "tokens_saved": 10}
+    assert result["reuse"] == {
+        "steps_reused": 2,
+        "calls_saved": 2,
+        "tokens_saved": 10,
+        "unchanged": [],
+    }
     assert result["usage"] == {
         "input_tokens": 0,
         "output_tokens": 0,
@@ -338,3 +349,99 @@ async def test_a_cancelled_run_is_rerun_from_where_it_stopped(gateway: Gateway, 
 async def _step_running(gateway: Gateway, workflow_id: str, step: str) -> bool:
     status = (await gateway.http.get(f"/runs/{workflow_id}")).json()
     return bool(status["steps"][step]["status"] == "running")
+
+
+@pytest.mark.parametrize("mode", ["durable", "fast"])
+async def test_an_edit_that_leaves_the_request_as_it_was_reuses_the_step(
+    gateway: Gateway, targets: Targets, mode: str
+):
+    key, hook = unique("same"), unique("hook")
+    steps = chain(targets, key, failing=0, length=3)
+    body = pipeline(steps, mode)
+    body["PIPELINE_SETTINGS"]["notifications"] = {"webhook_url": f"{targets.url}/hooks/{hook}"}
+    assert (await gateway.http.post("/execute", json=body)).json()["status"] == "completed"
+
+    # A timeout and a trace header change nothing the target sees (the result cache's key
+    # ignores them): s2 is taken as it was, and so is s3, whose request it decides.
+    same = {"s2": {"timeout": 20, "headers": {"traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}}}
+    response = await gateway.http.post(f"/runs/{body['workflow_id']}/rerun", json={"steps": same})
+    assert response.status_code == 202, response.text
+    assert response.json()["rerun"] == ["s2", "s3"]
+    rerun_id = response.json()["workflow_id"]
+    result = await ended(gateway, rerun_id)
+
+    assert result["status"] == "completed", result["error"]
+    assert result["reuse"] == {
+        "steps_reused": 3,
+        "calls_saved": 3,
+        "tokens_saved": 0,
+        "unchanged": ["s2", "s3"],
+    }
+    assert result["steps"]["s2"]["reused_from"] == body["workflow_id"]
+    assert result["progress"]["completed"] == 3
+    assert {i: targets.state.calls[f"{key}-{i}"] for i in (1, 2, 3)} == {1: 1, 2: 1, 3: 1}
+
+    # Every step says it completed, reused, on the run's events and its webhook.
+    def reused_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            e["step_name"]: (e["data"]["reused_from"], e["data"]["unchanged"])
+            for e in events
+            if e["event"] == "step.completed" and e["workflow_id"] == rerun_id
+        }
+
+    expected = {
+        "s1": (body["workflow_id"], False),
+        "s2": (body["workflow_id"], True),
+        "s3": (body["workflow_id"], True),
+    }
+    streamed = (await gateway.http.get(f"/runs/{rerun_id}/events")).text
+    lines = [line.removeprefix("data:").strip() for line in streamed.splitlines()]
+    events = [json.loads(line) for line in lines if line.startswith('{"event"')]
+    assert reused_events(events) == expected
+
+    async def delivered() -> dict[str, Any] | None:
+        found = reused_events(targets.state.hooks[hook])
+        return found if len(found) == 3 else None
+
+    assert await wait_until(delivered) == expected
+
+    # A body that renders differently is a real change: s2 and s3 call again.
+    changed = {"s2": {"input_prep_config": {"body": {"before": "edited"}}}}
+    again = await gateway.http.post(f"/runs/{body['workflow_id']}/rerun", json={"steps": changed})
+    result = await ended(gateway, again.json()["workflow_id"])
+
+    assert result["reuse"]["unchanged"] == []
+    assert {i: targets.state.calls[f"{key}-{i}"] for i in (1, 2, 3)} == {1: 1, 2: 2, 3: 2}
+
+
+async def test_an_llm_step_edited_without_changing_its_prompt_asks_no_model(
+    llm_gateway: Gateway, fake_llm: FakeLLMServer, targets: Targets
+):
+    fake_llm.when("Summarize", provider="openai").reply("Short.", usage=(9, 1))
+    steps = [
+        {
+            "step_name": "summarize",
+            "usid": "u-summarize",
+            "type": "llm",
+            "llm": {"provider": "openai", "model": "gpt-test", "prompt": "Summarize Lyon"},
+        }
+    ]
+    body = pipeline(steps)
+    done = (await llm_gateway.http.post("/execute", json=body)).json()
+    assert done["status"] == "completed", done["error"]
+    asked = len(fake_llm.requests)
+
+    response = await llm_gateway.http.post(
+        f"/runs/{body['workflow_id']}/rerun", json={"steps": {"summarize": {"timeout": 30}}}
+    )
+    assert response.json()["rerun"] == ["summarize"]
+    result = await ended(llm_gateway, response.json()["workflow_id"])
+
+    assert result["reuse"] == {
+        "steps_reused": 1,
+        "calls_saved": 1,
+        "tokens_saved": 10,
+        "unchanged": ["summarize"],
+    }
+    assert result["steps"]["summarize"]["result"]["text"] == "Short."
+    assert len(fake_llm.requests) == asked

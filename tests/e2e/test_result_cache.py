@@ -67,6 +67,7 @@ async def test_same_request_is_a_hit_and_a_changed_body_a_miss(
     assert fetch["cached"] is True and fetch["cache_age_seconds"] >= 0
     assert fetch["result"] == first["steps"]["fetch"]["result"]
     assert targets.state.calls[key] == 1
+    assert second["cache"] == {"hits": 1, "tokens_saved": 0}
     # Steps not named in `cache.steps` call every time.
     assert second["steps"]["after"]["cached"] is False
     assert targets.state.calls[f"{key}-after"] == 2
@@ -150,4 +151,7 @@ async def test_an_llm_step_hit_asks_no_model(llm_gateway: Gateway, fake_llm: Fak
     # Nothing was billed for it.
     assert describe["result"]["usage"] == {"input_tokens": 0, "output_tokens": 0}
     assert second["usage"]["input_tokens"] == 0
+    # What it saved: the tokens the answer had billed when it was made.
+    assert second["cache"] == {"hits": 1, "tokens_saved": 8}
+    assert first["cache"] is None
     assert len(fake_llm.requests) == 1

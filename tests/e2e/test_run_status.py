@@ -243,8 +243,8 @@ async def test_a_fast_run_whose_first_task_is_still_open_is_read_from_its_publis
     body["STEPS_CONFIG"][1]["dependencies"] = ["second"]
     body["PIPELINE_SETTINGS"] = {"execution": {"mode": "fast"}}
     # Started as the `temporal` CLI (or a gateway before `workflows.shared.control`) starts
-    # it, with Temporal's default task timeout: the gateway's 1 s one would let the first task
-    # complete as a heartbeat within 0.8 s.
+    # it, with Temporal's default task timeout: the gateway's 0.75 s one would let the first task
+    # complete as a heartbeat within 0.6 s.
     run = DagRunInput.model_validate(body)
     run.engine.execution_mode = "fast"
     run.engine.task_queue = gateway.engine.settings.task_queue

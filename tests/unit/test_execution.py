@@ -161,14 +161,14 @@ def test_a_run_may_run_local_work_when_a_call_of_its_is_placed_local(
 @pytest.mark.parametrize(
     ("may_run_local", "steps", "seconds"),
     [
-        (True, 1, 1),
-        (True, CONTROL_MAX_STEPS, 1),
+        (True, 1, 0.75),
+        (True, CONTROL_MAX_STEPS, 0.75),
         (True, CONTROL_MAX_STEPS + 1, None),
         (False, 1, None),
     ],
 )
-def test_only_runs_small_enough_for_a_one_second_task_get_one(
-    may_run_local: bool, steps: int, seconds: int | None
+def test_only_runs_small_enough_for_a_short_task_get_one(
+    may_run_local: bool, steps: int, seconds: float | None
 ) -> None:
     # A task that always outlasts its timeout is retried for ever: a run with thousands of
     # steps keeps Temporal's default, and is controlled within about 8 s instead of 1.

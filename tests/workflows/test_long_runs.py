@@ -18,7 +18,9 @@ from temporalio.testing import WorkflowEnvironment
 from cli.stack import BIN, dev_server_args
 from tests.conftest import Engine, Targets, _run_workers, make_settings, unique
 from tests.fakes.targets import serve
-from workflows.dag.models import DagRunInput
+from workflows.dag.graph import DagGraph
+from workflows.dag.models import DagRerun, DagRunInput
+from workflows.dag.rerun import unchanged_candidates
 from workflows.dag.workflow import DagWorkflow
 from workflows.instructions.models import InstructionRunInput
 from workflows.instructions.workflow import InstructionWorkflow
@@ -218,11 +220,14 @@ async def test_every_run_of_a_chain_keeps_the_workflow_task_timeout_it_started_w
     short_history_engine: Engine, targets: Targets
 ) -> None:
     """The server hands a run's workflow task timeout on when it continues as new, so a long
-    `fast` run keeps `workflows.shared.control`'s 1 s one (its steps here are durable: they
+    `fast` run keeps `workflows.shared.control`'s 0.75 s one (its steps here are durable: they
     make the history long enough to continue)."""
     engine = short_history_engine
     run = DagRunInput.model_validate(
-        {"workflow_id": unique("long-1s"), "STEPS_CONFIG": chain(targets, unique("chain"), 20)}
+        {
+            "workflow_id": unique("long-short-task"),
+            "STEPS_CONFIG": chain(targets, unique("chain"), 20),
+        }
     )
     run.engine.task_queue = engine.settings.task_queue
     handle = await engine.client.start_workflow(
@@ -241,7 +246,7 @@ async def test_every_run_of_a_chain_keeps_the_workflow_task_timeout_it_started_w
         ).describe()
         timeouts.append(described.raw_description.execution_config.default_workflow_task_timeout)
     assert len(timeouts) >= 2  # it continued as new
-    assert {timeout.ToSeconds() for timeout in timeouts} == {1}
+    assert {timeout.ToMilliseconds() for timeout in timeouts} == {750}
 
 
 async def test_an_instruction_run_that_continued_as_new_is_rerun_from_its_failed_step(
@@ -287,3 +292,53 @@ async def test_an_instruction_run_that_continued_as_new_is_rerun_from_its_failed
     assert status.execution_order == list(range(20))
     # The first 16 instructions were not called again.
     assert targets.state.calls[key] == 16 + 4
+
+
+async def test_a_rerun_that_continues_as_new_still_reuses_its_unchanged_steps(
+    short_history_engine: Engine, targets: Targets
+) -> None:
+    """A rerun hands the steps it may still find unchanged on when it continues as new: here
+    one step at a time, so the `late` chain is reached only after `s0`…`s29` ran again,
+    several runs into the chain."""
+    engine = short_history_engine
+    key, late = unique("chain"), unique("late")
+    steps = chain(targets, key, 30)
+    steps += [
+        {"step_name": f"late{i}", "usid": f"late{i}", "service_url": f"{targets.url}/echo/{late}"}
+        for i in range(2)
+    ]
+    steps[-1]["dependencies"] = ["late0"]
+    one_at_a_time = {"concurrency": {"max_parallel": 1}}
+
+    def run_of(workflow_id: str) -> DagRunInput:
+        run = DagRunInput.model_validate(
+            {"workflow_id": workflow_id, "STEPS_CONFIG": steps, "PIPELINE_SETTINGS": one_at_a_time}
+        )
+        run.engine.task_queue = engine.settings.task_queue
+        return run
+
+    source = run_of(unique("long-source"))
+    ran = await engine.client.execute_workflow(
+        DagWorkflow.run, source, id=source.workflow_id, task_queue=engine.settings.task_queue
+    )
+    assert ran.status == "completed" and targets.state.calls[late] == 2
+    # As the gateway plans `from_step: s0` with `late0` and `late1` edited (their timeouts).
+    rerun = run_of(f"{source.workflow_id}.rerun-1")
+    rerun.rerun = DagRerun(
+        source=source.workflow_id,
+        edited=unchanged_candidates(
+            DagGraph.build(rerun.STEPS_CONFIG), ran, "s0", [s["step_name"] for s in steps]
+        ),
+    )
+    result = await engine.client.execute_workflow(
+        DagWorkflow.run, rerun, id=rerun.workflow_id, task_queue=engine.settings.task_queue
+    )
+
+    assert result.status == "completed"
+    assert result.reuse is not None and result.reuse.unchanged == ["late0", "late1"]
+    assert targets.state.calls[key] == 60 and targets.state.calls[late] == 2
+    runs = [
+        execution.status
+        async for execution in engine.client.list_workflows(f"WorkflowId = '{rerun.workflow_id}'")
+    ]
+    assert runs.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 from activities.http.models import HttpResult
 from activities.llm.models import LlmText
 from activities.store.models import ResultCaching
-from workflows.dag.models import DagRunInput, StepConfig, StepState
+from workflows.dag.models import CacheSummary, DagRunInput, DagRunResult, StepConfig, StepState
 
 
 def step_caching(run: DagRunInput, step: StepConfig) -> ResultCaching | None:
@@ -22,7 +22,15 @@ def step_caching(run: DagRunInput, step: StepConfig) -> ResultCaching | None:
     return None
 
 
-def show_cached(state: StepState, result: HttpResult | LlmText) -> None:
-    """Say in the state that `result` came from the cache, and how old it was."""
+def show_cached(run: DagRunResult, state: StepState, result: HttpResult | LlmText) -> None:
+    """Say in the state that `result` came from the cache, and how old it was; count a hit,
+    and the tokens a cached LLM answer had billed, in the run's `cache` block."""
     state.cached = result.cached
     state.cache_age_seconds = result.cache_age_seconds
+    if not result.cached:
+        return
+    saved = run.cache or CacheSummary()
+    run.cache = saved
+    saved.hits += 1
+    if isinstance(result, LlmText) and result.saved_usage is not None:
+        saved.tokens_saved += result.saved_usage.input_tokens + result.saved_usage.output_tokens

@@ -622,6 +622,9 @@ class StepState(BaseModel):
     child_workflow_id: str | None = None
     #: A rerun's step taken as it was: the run (its id) whose call produced it.
     reused_from: str | None = None
+    #: The result-cache key of the request its call made (`http` and `llm` steps): a rerun
+    #: that edits the step takes this state as it is when its request renders to the same key.
+    request_key: str | None = None
     #: Its result came from the result cache (`PIPELINE_SETTINGS.cache`), made that long ago.
     cached: bool = False
     cache_age_seconds: float | None = None
@@ -673,6 +676,16 @@ class DagRunResult(BaseModel):
     reuse: ReuseSummary | None = None
     #: The run's budget in effect (`PIPELINE_SETTINGS.budget`, as approvals raised it).
     budget: Budget | None = None
+    #: What the result cache saved this run (`PIPELINE_SETTINGS.cache`), once it has a hit.
+    cache: CacheSummary | None = None
+
+
+class CacheSummary(BaseModel):
+    """What the result cache saved a run: its hits (each a call not made) and the tokens the
+    cached LLM answers had billed when they were made."""
+
+    hits: int = 0
+    tokens_saved: int = 0
 
 
 class DagRerun(BaseModel):
@@ -681,6 +694,10 @@ class DagRerun(BaseModel):
 
     source: str
     steps: dict[str, StepState] = Field(default_factory=dict)
+    #: Steps that run again only because they or steps upstream of them were edited, with
+    #: their source states: each is reused after all when it is reached with every upstream
+    #: step reused and its request renders to its source's key (`workflows.dag.rerun`).
+    edited: dict[str, StepState] = Field(default_factory=dict)
 
 
 class DagResume(BaseModel):

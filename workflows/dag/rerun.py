@@ -7,6 +7,14 @@ reused. The gateway decides the plan once and carries the reused states in the n
 input (`DagRerun`); the workflow only marks them completed (`reuse_steps`), so a rerun makes
 no call for them.
 
+An edit may not change what a step asks (a timeout, a header the result cache ignores, a
+template that renders the same). Whether it did is only known once upstream results are in,
+so the plan also carries the source states of the steps that run again *only* because of
+edits (`unchanged_candidates`); the workflow, on reaching one with every upstream step
+reused, renders its request and takes the source's state when the request's result-cache
+key is the source's (`take_unchanged`): the same rule, on the same recorded values, on
+replay.
+
 Pure: no Temporal, no I/O; the gateway and the workflow both use it.
 """
 
@@ -20,7 +28,7 @@ from urllib.parse import unquote
 
 from activities.store.models import redis_key
 from workflows.dag.graph import DagGraph
-from workflows.dag.models import DagRerun, DagRunResult, StepConfig
+from workflows.dag.models import DagRerun, DagRunResult, StepConfig, StepState
 from workflows.dag.references import REF, result_variable
 from workflows.shared.runs import ReuseSummary
 
@@ -75,14 +83,7 @@ def plan_rerun(
         state = source.steps.get(name)
         if state is None or state.status != "completed":
             seeds.add(name)
-    children = graph.downstream()
-    again = set(seeds)
-    queue = deque(sorted(seeds))
-    while queue:
-        for child in children[queue.popleft()]:
-            if child not in again:
-                again.add(child)
-                queue.append(child)
+    again = seeds | _downstream(graph, seeds)
     reused = [name for name in graph.order if name not in again]
     return reused, [name for name in graph.order if name in again]
 
@@ -98,6 +99,53 @@ def reused_states(source: DagRunResult, reused: Iterable[str]) -> DagRerun:
     return DagRerun(source=source.workflow_id, steps=steps)
 
 
+def unchanged_candidates(
+    graph: DagGraph, source: DagRunResult, from_step: str | None, rerun: Iterable[str]
+) -> dict[str, StepState]:
+    """The steps of `rerun` that run again only because of edits, and could be reused if
+    their request turns out unchanged: they completed in the source with a request key
+    (`http` and `llm` steps of runs that record one), are neither `from_step` nor downstream
+    of it or of a step that did not complete, and hold no stored reference (`$ref`, whose
+    value a run reads at its start only). Their source states, reused-from set."""
+    forced = {name for name in graph.order if _not_completed(source, name)}
+    if from_step is not None:
+        forced.add(from_step)
+    forced |= _downstream(graph, forced)
+    candidates = {}
+    for name in rerun:
+        state = source.steps.get(name)
+        if name in forced or state is None or _not_completed(source, name):
+            continue
+        if state.request_key is None or _holds_reference(state):
+            continue
+        candidate = state.model_copy(deep=True)
+        candidate.reused_from = candidate.reused_from or source.workflow_id
+        candidates[name] = candidate
+    return candidates
+
+
+def _not_completed(source: DagRunResult, name: str) -> bool:
+    state = source.steps.get(name)
+    return state is None or state.status != "completed"
+
+
+def _downstream(graph: DagGraph, seeds: set[str]) -> set[str]:
+    children = graph.downstream()
+    found: set[str] = set()
+    queue = deque(sorted(seeds))
+    while queue:
+        for child in children[queue.popleft()]:
+            if child not in found:
+                found.add(child)
+                queue.append(child)
+    return found
+
+
+def _holds_reference(state: StepState) -> bool:
+    values = [state.result, *state.outputs.values()]
+    return any(isinstance(value, dict) and REF in value for value in values)
+
+
 def reuse_steps(result: DagRunResult, rerun: DagRerun) -> dict[str, Any]:
     """Put the reused states into a new run's `result` (with its summary) and answer the
     template variables they provide: each result and output as the source recorded it.
@@ -108,16 +156,45 @@ def reuse_steps(result: DagRunResult, rerun: DagRerun) -> dict[str, Any]:
     variables: dict[str, Any] = {}
     summary = ReuseSummary()
     for name, state in rerun.steps.items():
-        result.steps[name] = state
-        variables[result_variable(name)] = state.result
-        variables.update(state.outputs)
-        summary.steps_reused += 1
-        summary.calls_saved += max(state.attempts, 1)
-        if state.usage is not None:
-            summary.tokens_saved += state.usage.input_tokens + state.usage.output_tokens
+        variables.update(_take(result, summary, name, state))
     result.rerun_of = rerun.source
     result.reuse = summary
     return variables
+
+
+def is_unchanged(
+    rerun: DagRerun, name: str, request_key: str | None, upstream_reused: bool
+) -> bool:
+    """Whether a step reached in a rerun is taken from its source after all: it ran again
+    only because of edits, every step upstream of it was reused, and its request renders to
+    the key its source's call had."""
+    candidate = rerun.edited.get(name)
+    return (
+        candidate is not None
+        and upstream_reused
+        and request_key is not None
+        and request_key == candidate.request_key
+    )
+
+
+def take_unchanged(result: DagRunResult, rerun: DagRerun, name: str) -> dict[str, Any]:
+    """Take an unchanged step's source state into `result` (counted in its summary, named in
+    `unchanged`) and answer the template variables it provides."""
+    summary = result.reuse or ReuseSummary()
+    result.reuse = summary
+    summary.unchanged.append(name)
+    return _take(result, summary, name, rerun.edited[name].model_copy(deep=True))
+
+
+def _take(
+    result: DagRunResult, summary: ReuseSummary, name: str, state: StepState
+) -> dict[str, Any]:
+    result.steps[name] = state
+    summary.steps_reused += 1
+    summary.calls_saved += max(state.attempts, 1)
+    if state.usage is not None:
+        summary.tokens_saved += state.usage.input_tokens + state.usage.output_tokens
+    return {result_variable(name): state.result, **state.outputs}
 
 
 def stored_references(rerun: DagRerun, tenant: str | None, namespace: str) -> dict[str, str]:

@@ -43,9 +43,10 @@ with workflow.unsafe.imports_passed_through():
         HttpCall,
         HttpResult,
         WebhookDelivery,
+        http_cache_key,
         idempotency_key,
     )
-    from activities.llm.models import CALL_LLM, LlmCall, LlmText
+    from activities.llm.models import CALL_LLM, LlmCall, LlmText, llm_cache_key
     from activities.pricing.models import PriceTable
     from activities.store.models import (
         READ_SELECTION,
@@ -91,7 +92,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.dag.placement import call_runs_local, step_retries, step_timeout
     from workflows.dag.references import result_variable, step_view
-    from workflows.dag.rerun import reuse_steps, stored_references
+    from workflows.dag.rerun import (
+        is_unchanged,
+        reuse_steps,
+        stored_references,
+        take_unchanged,
+    )
     from workflows.dag.segment import (
         CHECKPOINT_SECONDS,
         MAX_SEGMENT_STEPS,
@@ -195,6 +201,8 @@ OUTPUTS_IN_CALL_PATCH = "outputs-in-call"
 #: Runs started before this patch run each local step as its own local activity; later runs
 #: run connected short steps in segments (`workflows.dag.segment`).
 SEGMENTS_PATCH = "fast-segments"
+#: A rerun emits `step.completed` (with `reused_from`) for each step it reuses.
+REUSED_EVENTS_PATCH = "rerun-reused-events"
 #: A segment's bound beyond its checkpoint and its longest step's worst case.
 SEGMENT_GRACE = timedelta(seconds=10)
 #: Tasks of the run loop are keyed by step name; a segment's by this and its first step.
@@ -302,17 +310,22 @@ class DagWorkflow:
             raise errors.non_retryable(*refused)
 
     @workflow.update
-    def pause(self) -> None:
-        """Start no new step until `resume`; running steps finish, approvals still land."""
+    def pause(self) -> DagRunResult:
+        """Start no new step until `resume`; running steps finish, approvals still land.
+        Answers the run's status: a query after it would wait for another workflow task,
+        0.6 s while a local step holds the task open (`workflows.shared.control`)."""
         if self._result.status == "running":
             self._result.status = "paused"
             self._emit("workflow.paused")
+        return self._result
 
     @workflow.update
-    def resume(self) -> None:
+    def resume(self) -> DagRunResult:
+        """Go on where the run stood; answers its status, as `pause` does."""
         if self._result.status == "paused":
             self._result.status = "running"
             self._emit("workflow.resumed")
+        return self._result
 
     @property
     def _paused(self) -> bool:
@@ -338,6 +351,12 @@ class DagWorkflow:
             self._emit("workflow.started", data={"total_steps": len(run.STEPS_CONFIG)})
             if run.rerun is not None:
                 await self._read_reused_values(run.rerun)
+                # Events reach the webhook by activities: runs from before kept fewer.
+                if run.rerun.steps and workflow.patched(REUSED_EVENTS_PATCH):
+                    for name in run.rerun.steps:
+                        self._emit_reused(
+                            self._graph.steps[name], self._state(name), unchanged=False
+                        )
         scheduler = self._scheduler()
         failure: RunError | None = None
         cancelled = False
@@ -496,7 +515,8 @@ class DagWorkflow:
                         ),
                     ),
                     # A rerun's reused steps are in the result now: not carried twice.
-                    "rerun": None,
+                    # Its steps not reached yet may still turn out unchanged.
+                    "rerun": self._unreached_candidates(),
                 }
             )
         )
@@ -535,8 +555,72 @@ class DagWorkflow:
         if reason is not None:
             self._abort(name, reason)
             return "aborted"
+        rerun = self._run.rerun
+        if rerun is not None and self._unchanged(step, rerun):
+            self._take_unchanged(step, rerun)
+            return "completed"
         self._start(step, state)
         return await self._call_started(name)
+
+    def _unchanged(self, step: StepConfig, rerun: DagRerun) -> bool:
+        """Whether a rerun takes this step from its source after all: its edits left its
+        request as it was (`workflows.dag.rerun`)."""
+        if step.step_name not in rerun.edited:
+            return False
+        upstream = self._graph.upstream[step.step_name]
+        upstream_reused = all(self._state(name).reused_from is not None for name in upstream)
+        key = self._request_key(step) if upstream_reused else None
+        return is_unchanged(rerun, step.step_name, key, upstream_reused)
+
+    def _request_key(self, step: StepConfig) -> str | None:
+        """The result-cache key of the request the step would make now; None for a step
+        that makes none, or whose request does not render (its call will say why)."""
+        try:
+            if step.type == "http":
+                return http_cache_key(self._build_call(step))
+            if step.type == "llm":
+                call = build_llm_call(
+                    step, self._variables, max_request_chars=self._run.engine.max_request_chars
+                )
+                call.tenant = self._run.engine.tenant
+                return llm_cache_key(call)
+        except StepFailed:
+            return None
+        return None
+
+    def _unreached_candidates(self) -> DagRerun | None:
+        """What a rerun hands on when it continues as new: the steps that may still turn out
+        unchanged (`_unchanged`), none of those it reused already."""
+        rerun = self._run.rerun
+        if rerun is None or not rerun.edited:
+            return None
+        pending = {
+            name: state
+            for name, state in rerun.edited.items()
+            if self._state(name).status == "pending"
+        }
+        return DagRerun(source=rerun.source, edited=pending) if pending else None
+
+    def _take_unchanged(self, step: StepConfig, rerun: DagRerun) -> None:
+        self._variables.update(take_unchanged(self._result, rerun, step.step_name))
+        taken = self._state(step.step_name)
+        taken.status = "pending"  # counted once, as it completes in this run
+        self._set_status(taken, "completed")
+        self._emit_reused(step, taken, unchanged=True)
+
+    def _emit_reused(self, step: StepConfig, state: StepState, *, unchanged: bool) -> None:
+        """A reused step's `step.completed`, saying which run made its call, so watchers of
+        the stream and the webhook see every step complete."""
+        self._emit(
+            "step.completed",
+            step,
+            {
+                "result": state.result,
+                "outputs": state.outputs,
+                "reused_from": state.reused_from,
+                "unchanged": unchanged,
+            },
+        )
 
     async def _call_started(self, name: str) -> StepOutcome:
         """Make a started step's call and record how it ended."""
@@ -554,7 +638,8 @@ class DagWorkflow:
                 await self._complete(step, state, body, attempt=1)
             else:
                 result = await self._call(step)
-                show_cached(state, result)
+                show_cached(self._result, state, result)
+                state.request_key = result.request_key
                 await self._complete(
                     step,
                     state,
@@ -643,8 +728,10 @@ class DagWorkflow:
         """Whether a step runs in a segment: its call is placed local (`runs_local`), and it
         has no selection to read first."""
         step = self._graph.steps[name]
+        rerun = self._run.rerun
         if (
             step.type != "http"
+            or (rerun is not None and name in rerun.edited)  # checked before its call
             or self._run.engine.execution_mode == "durable"
             or self._graph.selections[name]
             or self._route(step) is not None
@@ -732,7 +819,8 @@ class DagWorkflow:
             self._start(step, state, workflow.now() - timedelta(milliseconds=item.duration_ms))
         try:
             if item.result is not None:
-                show_cached(state, item.result)
+                show_cached(self._result, state, item.result)
+                state.request_key = item.result.request_key
                 await self._complete(
                     step,
                     state,
@@ -862,6 +950,7 @@ class DagWorkflow:
         if self._result.budget is not None:
             call, self._holds[step.step_name] = await self._within_budget(step, state, call)
         state.provider, state.model = call.provider, call.model
+        state.request_key = llm_cache_key(call)
         max_retries, retry_delay = self._retries(step)
         timeout = timedelta(seconds=self._timeout(step))
         try:
@@ -880,7 +969,7 @@ class DagWorkflow:
         finally:
             self._holds.pop(step.step_name, None)
         show_answer(state, answer)
-        show_cached(state, answer)
+        show_cached(self._result, state, answer)
         self._add_usage(state, answer_usage(answer))
         return llm_result(call, answer), answer.attempt
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 StepStatus: TypeAlias = Literal[
     "pending", "running", "waiting", "completed", "failed", "skipped", "aborted", "cancelled"
@@ -54,3 +54,6 @@ class ReuseSummary(BaseModel):
     steps_reused: int = 0
     calls_saved: int = 0
     tokens_saved: int = 0
+    #: Edited DAG steps (and steps downstream of them) whose request rendered as in the
+    #: source, so they were reused too (counted above), in the order they were reached.
+    unchanged: list[str] = Field(default_factory=list)
