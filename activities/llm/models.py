@@ -8,6 +8,7 @@ added later needs a default.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
@@ -19,6 +20,11 @@ from kernel.models import CamelModel
 CALL_LLM: Final = "call_llm"
 JUDGE_CONDITION: Final = "judge_condition"
 CHOOSE_ROUTE: Final = "choose_route"
+
+#: The longest an LLM call waits for its rate-limit slot (`activities.llm.ratelimit`) before it
+#: is sent; a DAG `llm` step's activity is given this much beyond the step's timeout, so the
+#: wait never eats into the time the provider has to answer.
+MAX_RATE_LIMIT_WAIT: Final = timedelta(minutes=10)
 
 LlmProvider = Literal["openai", "anthropic"]
 DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-5-nano", "anthropic": "claude-haiku-4-5"}
@@ -74,6 +80,13 @@ class LlmCall(BaseModel):
     #: Answer from the tenant's result cache when the same prompt was asked within its TTL.
     #: None (calls recorded before caching too): every attempt asks the model.
     cache: ResultCaching | None = None
+    #: Stream the answer: each chunk goes to the run's watchers as a `step.delta` event
+    #: (`activities.llm.streaming`) under `step_name`; the result is the whole answer still.
+    stream: bool = False
+    step_name: str = ""
+    #: How long the provider has to answer once the request is sent (the SDK's request
+    #: timeout; the wait for a rate-limit slot comes before it). None: the worker's.
+    timeout_seconds: float | None = None
 
 
 class LlmText(BaseModel):
@@ -90,6 +103,8 @@ class LlmText(BaseModel):
     #: and no token billed (`usage` is zero).
     cached: bool = False
     cache_age_seconds: float | None = None
+    #: How long the call waited for its rate-limit slot before it was sent.
+    rate_limit_wait_seconds: float = 0.0
 
 
 class ConditionVerdictRequest(BaseModel):
