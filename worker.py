@@ -38,6 +38,8 @@ from activities.http.outbound import build_outbound_client
 from activities.http.secrets import Secrets
 from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
+from activities.llm.models import MAX_RATE_LIMIT_WAIT
+from activities.llm.ratelimit import RateLimiter
 from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
 from activities.store.status import PublishingRunner, RedisStatusPublisher, StatusPublisher
@@ -189,6 +191,15 @@ async def open_activities(
                 openai_api=settings.openai_api,
                 default_max_tokens=settings.llm_max_tokens,
                 redis=redis,
+                rate_limiter=(
+                    RateLimiter(
+                        redis,
+                        settings.llm_rate_limits,
+                        max_wait_seconds=MAX_RATE_LIMIT_WAIT.total_seconds(),
+                    )
+                    if settings.llm_rate_limiter
+                    else None
+                ),
             ),
         )
 

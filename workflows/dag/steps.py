@@ -69,6 +69,8 @@ def build_llm_call(
         temperature=llm.temperature,
         output_schema=llm.output_schema,
         label=label,
+        stream=llm.stream,
+        step_name=step.step_name,
     )
 
 
@@ -90,6 +92,7 @@ def llm_result(call: LlmCall, answer: LlmText) -> dict[str, Any]:
             "output_tokens": answer.usage.output_tokens,
         },
         "finish_reason": answer.finish_reason,
+        "rate_limit_wait_seconds": answer.rate_limit_wait_seconds,
     }
 
 
