@@ -115,12 +115,15 @@ class RunEventStream:
     def cursor(self) -> EventCursor:
         return EventCursor(self.after, self.live_after)
 
-    async def live_events(self) -> list[ServerSentEvent]:
-        """The run's live events after the client's place in them, which moves on."""
-        if self.live is None:
-            return []
+    async def read_live(self) -> list[tuple[str, dict[str, Any]]]:
+        """The run's live events after the last one sent."""
+        return [] if self.live is None else await self.live.after(self.live_after)
+
+    def send_live(self, read: list[tuple[str, dict[str, Any]]]) -> list[ServerSentEvent]:
+        """Live events as sent: each id holds the place of the event itself, so an event
+        sent before them never claims them."""
         sent = []
-        for stream_id, event in await self.live.after(self.live_after):
+        for stream_id, event in read:
             self.live_after = stream_id
             event["workflow_id"] = self.workflow_id
             sent.append(sse(event["event"], event, self.cursor))
@@ -153,14 +156,14 @@ class RunEventStream:
             )
             page = None
             # Read before the page: each chunk read belongs to a step the page knows started.
-            live = await self.live_events()
+            live = await self.read_live()
             if description.history_length >= FIRST_TASK_DONE_EVENTS or not running:
                 page = await self.query(description)
             if page is not None:
                 newest = page.last_sequence
                 for event in self.new_events(page):
                     yield event
-            for event in live:
+            for event in self.send_live(live):
                 yield event
             if page is not None:
                 if page.more:
@@ -169,7 +172,7 @@ class RunEventStream:
                 last = page.events[-1]["event"] if page.events else None
                 if last in FINAL_EVENTS:
                     # Logged as the run ends: nothing follows it but the last chunks.
-                    for event in await self.live_events():
+                    for event in self.send_live(await self.read_live()):
                         yield event
                     yield sse("end", {"status": last.removeprefix("workflow."), "last": self.after})
                     return
@@ -179,7 +182,7 @@ class RunEventStream:
                 break  # closed, and no worker could answer the query
             await asyncio.sleep(POLL_SECONDS)
             description = await self.describe()
-        for event in await self.live_events():
+        for event in self.send_live(await self.read_live()):
             yield event
         last = self.after if newest is None else min(self.after, newest)
         yield sse("end", {"status": listed_state(description.status), "last": last})
