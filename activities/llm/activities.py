@@ -7,6 +7,10 @@ classified by `kernel.errors` (the one taxonomy): `LlmProviderError` and
 `LlmUnparseableAnswer` are retried, `LlmRequestRejected` and `ProviderNotConfigured` are not.
 A call in flight heartbeats, so a cancelled run stops it and a lost worker's call is retried
 after the heartbeat timeout rather than the whole step timeout.
+
+Each provider call first waits for its slot in the rate-limit schedule shared by every worker
+(`activities.llm.pacing`, `activities.llm.ratelimit`), and, asked to stream, sends its chunks
+to the run's watchers as they come (`activities.llm.streaming`).
 """
 
 from __future__ import annotations
@@ -479,12 +483,15 @@ class LlmActivities:
         )
 
     def _live(self, prompt: _Prompt) -> LiveStep:
+        """Where the call tells the run's watchers what it does: its chunks when it streams,
+        its wait when it waits for a rate-limit slot; nowhere when it can do neither."""
         return LiveStep.of_activity(
             self._redis if prompt.stream or self._rate_limiter else None,
             prompt.step_name or prompt.label,
         )
 
     def _limited(self, prompt: _Prompt, api_key: str | None) -> Call:
+        """What the rate limiter weighs the call by, before it is sent."""
         chars = len(prompt.system or "") + sum(len(turn["content"]) for turn in prompt.turns())
         return Call(
             prompt.provider,
