@@ -39,6 +39,8 @@ from activities.http.secrets import Secrets
 from activities.http.signing import WebhookSigner
 from activities.llm.activities import LlmActivities, build_llm_clients
 from activities.llm.billing import Billing
+from activities.llm.models import MAX_RATE_LIMIT_WAIT
+from activities.llm.ratelimit import RateLimiter
 from activities.pricing.table import load_prices
 from activities.store.activities import StoreActivities
 from activities.store.clients import close_redis
@@ -197,6 +199,15 @@ async def open_activities(
                     load_prices(settings.llm_prices_file),
                     tenant_budgets=settings.tenant_budgets,
                     redis=redis,
+                ),
+                rate_limiter=(
+                    RateLimiter(
+                        redis,
+                        settings.llm_rate_limits,
+                        max_wait_seconds=MAX_RATE_LIMIT_WAIT.total_seconds(),
+                    )
+                    if settings.llm_rate_limiter
+                    else None
                 ),
             ),
         )

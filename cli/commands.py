@@ -17,7 +17,15 @@ from rich.table import Table
 from cli.dev import dev
 from cli.devkey import api_key_for
 from cli.examples import submit_examples
-from cli.render import STATUS_STYLE, apply_event, plan_view, progress_view, short, step_line
+from cli.render import (
+    STATUS_STYLE,
+    apply_delta,
+    apply_event,
+    plan_view,
+    progress_view,
+    short,
+    step_line,
+)
 from gateway.client import ClientError, InvalidPayload, WorkflowStationClient
 from settings import get_settings
 from workflows.shared.plans import Engine, engine_of
@@ -130,19 +138,25 @@ def follow(client: WorkflowStationClient, workflow_id: str) -> int:
     """Draw the run's steps live from its event stream until it ends; its exit code."""
     run = read_run(client, workflow_id)
     read_at = time.monotonic()
+    streamed: dict[str, str] = {}
+    attempts: dict[str, int] = {}
     with Live(progress_view(run), console=console, refresh_per_second=8) as live:
         for event in client.events(workflow_id):
             if event.event == "end":
                 break
+            if event.event == "step.delta":
+                apply_delta(streamed, attempts, event.data)
+                live.update(progress_view(run, streamed))
+                continue
             # The event says what changed; the status adds attempts and times, read again
             # once the last read is old enough (the final one comes after the stream).
             apply_event(run, event.data)
             if time.monotonic() - read_at >= FOLLOW_READ_SECONDS:
                 run = read_run(client, workflow_id)
                 read_at = time.monotonic()
-            live.update(progress_view(run))
+            live.update(progress_view(run, streamed))
         run = read_run(client, workflow_id)
-        live.update(progress_view(run))
+        live.update(progress_view(run, streamed))
     if not console.is_terminal:
         console.line()  # Live leaves its last frame without a line end when piped
     return report(run)

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
 
 def short(text: Any, limit: int = 90) -> str:
@@ -77,14 +78,39 @@ def steps_table(run: dict[str, Any]) -> Table:
     return table
 
 
-def progress_view(run: dict[str, Any]) -> Group:
+def progress_view(run: dict[str, Any], streamed: dict[str, str] | None = None) -> Group:
+    """The steps table and a progress bar; under them, the text streamed so far by each
+    step that streams its answer (`streamed`, kept by `apply_delta`)."""
     progress = run.get("progress") or {}
     total = progress.get("total") or len(run.get("steps") or {}) or 1
     done = sum(progress.get(k, 0) for k in ("completed", "failed", "aborted", "cancelled"))
     bar = ProgressBar(total=total, completed=done, width=60)
     line = Table.grid(padding=(0, 1))
     line.add_row(bar, f"{done}/{total} steps")
-    return Group(steps_table(run), line)
+    texts = [
+        Text.assemble((f"{name}: ", "bold"), _tail(text)) for name, text in (streamed or {}).items()
+    ]
+    return Group(steps_table(run), line, *texts)
+
+
+#: Lines of a step's streamed text kept on screen: the end of a long answer, as it grows.
+STREAM_TAIL_LINES = 12
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.splitlines()[-STREAM_TAIL_LINES:])
+
+
+def apply_delta(streamed: dict[str, str], attempts: dict[str, int], data: Any) -> None:
+    """Add a `step.delta` event's chunk to its step's text; a chunk of a new attempt (the
+    call was retried and streams again) starts the text over."""
+    if not isinstance(data, dict) or not isinstance(data.get("delta"), str):
+        return
+    step, attempt = str(data.get("step_name")), int(data.get("attempt") or 1)
+    if attempts.get(step) != attempt:
+        attempts[step] = attempt
+        streamed[step] = ""
+    streamed[step] = streamed.get(step, "") + data["delta"]
 
 
 #: A step event's new status for the step it names (`--follow` draws it at once).
@@ -94,6 +120,7 @@ STEP_EVENT_STATUS = {
     "step.completed": "completed",
     "step.failed": "failed",
     "step.aborted": "aborted",
+    "step.waiting_for_rate_limit": "waiting",
 }
 
 #: Events that move the run itself, and the status they move it to.

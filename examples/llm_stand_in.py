@@ -9,6 +9,7 @@ module):
 - OpenAI Chat Completions: `POST /v1/chat/completions` (incl. `response_format` json_schema)
 - OpenAI Responses: `POST /v1/responses` (incl. `text.format` json_schema)
 - Anthropic Messages: `POST /v1/messages` (text blocks; a forced tool gets a `tool_use` block)
+- each of them streamed when asked (`"stream": true`, `examples/llm_stand_in_streams.py`)
 
 It answers every request the same way: the echo `"<model>: <last user message>"`, or, when
 the request asks for structured output, JSON built from the requested schema (first enum
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 Api = Literal["chat", "responses", "messages"]
 Provider = Literal["openai", "anthropic"]
@@ -410,7 +411,7 @@ async def parse_request(http_request: Request) -> tuple[RecordedRequest, bool]:
     return request, isinstance(payload, dict)
 
 
-async def _answer(http_request: Request) -> JSONResponse:
+async def _answer(http_request: Request) -> Response:
     request, is_object = await parse_request(http_request)
     if not is_object:
         return error_response(request, 400, "The request body is not a JSON object.", None)
@@ -420,6 +421,15 @@ async def _answer(http_request: Request) -> JSONResponse:
     text, value = default_answer(request)
     tokens = (count_tokens(request.prompt_text), count_tokens(text))
     body = BODY_BUILDERS[request.api](request, text, value, *tokens)
+    if request.json.get("stream"):
+        # Imported here: that module builds on this one's names.
+        from examples.llm_stand_in_streams import stream_events
+
+        return StreamingResponse(
+            stream_events(request.api, request.json, body),
+            media_type="text/event-stream",
+            headers=request_id_header(request),
+        )
     return JSONResponse(body, headers=request_id_header(request))
 
 

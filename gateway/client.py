@@ -162,12 +162,15 @@ def problem(response: httpx.Response) -> ProblemResponse:
 
 
 class RunEvent(BaseModel):
-    """One Server-Sent Event of a run: `event` is its name (`step.completed`, `gap`, `end`,
-    ...), `id` its sequence number (None for `gap` and `end`), `data` what it carries."""
+    """One Server-Sent Event of a run: `event` is its name (`step.completed`, `step.delta`,
+    `gap`, `end`, ...), `id` its sequence number (None for `gap` and `end`), `data` what it
+    carries."""
 
     event: str
     id: int | None = None
     data: Any = None
+    #: The SSE id as sent (`<sequence>` or `<sequence>:<live stream id>`): where to resume.
+    cursor: str | None = None
 
 
 @dataclass
@@ -176,6 +179,7 @@ class SseParser:
 
     event: str = "message"
     id: int | None = None
+    cursor: str | None = None
     data: list[str] = field(default_factory=list)
 
     def feed(self, line: str) -> RunEvent | None:
@@ -184,8 +188,8 @@ class SseParser:
             complete = None
             if self.data:
                 data = json.loads("\n".join(self.data))
-                complete = RunEvent(event=self.event, id=self.id, data=data)
-            self.event, self.id, self.data = "message", None, []
+                complete = RunEvent(event=self.event, id=self.id, data=data, cursor=self.cursor)
+            self.event, self.id, self.cursor, self.data = "message", None, None, []
             return complete
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
@@ -193,8 +197,8 @@ class SseParser:
             self.event = value
         elif name == "data":
             self.data.append(value)
-        elif name == "id" and value.isdigit():
-            self.id = int(value)
+        elif name == "id" and value.partition(":")[0].isdigit():
+            self.id, self.cursor = int(value.partition(":")[0]), value
         return None
 
 
@@ -342,7 +346,7 @@ def _settings(
     return base_url, headers, httpx.Timeout(timeout)
 
 
-def _events_headers(after: int | None) -> dict[str, str]:
+def _events_headers(after: int | str | None) -> dict[str, str]:
     return {"Last-Event-ID": str(after)} if after else {}
 
 
@@ -471,11 +475,12 @@ class WorkflowStationClient:
 
     def events(self, run_id: str, after: int | None = None) -> Iterator[RunEvent]:
         """The run's events after sequence `after`, until its `end`, across dropped streams."""
+        resume: int | str | None = after
         lost = 0
         while True:
             try:
                 with self.http.stream(
-                    "GET", f"{run_path(run_id)}/events", headers=_events_headers(after)
+                    "GET", f"{run_path(run_id)}/events", headers=_events_headers(resume)
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
@@ -486,7 +491,7 @@ class WorkflowStationClient:
                         if event is None:
                             continue
                         lost = 0
-                        after = event.id if event.id is not None else after
+                        resume = event.cursor or resume
                         yield event
                         if event.event == "end":
                             return
@@ -617,11 +622,12 @@ class AsyncWorkflowStationClient:
 
     async def events(self, run_id: str, after: int | None = None) -> AsyncIterator[RunEvent]:
         """The run's events after sequence `after`, until its `end`, across dropped streams."""
+        resume: int | str | None = after
         lost = 0
         while True:
             try:
                 async with self.http.stream(
-                    "GET", f"{run_path(run_id)}/events", headers=_events_headers(after)
+                    "GET", f"{run_path(run_id)}/events", headers=_events_headers(resume)
                 ) as response:
                     if response.status_code >= 400:
                         await response.aread()
@@ -632,7 +638,7 @@ class AsyncWorkflowStationClient:
                         if event is None:
                             continue
                         lost = 0
-                        after = event.id if event.id is not None else after
+                        resume = event.cursor or resume
                         yield event
                         if event.event == "end":
                             return

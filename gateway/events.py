@@ -14,6 +14,11 @@ What a client can receive, besides the run's own events (`workflow.started`, `st
 - `gap` (no id): the run no longer holds the events between the asked sequence and
   `first_sequence` (trimmed from a very long log, or older than what a continue-as-new carried
   over); the run's status (`GET /runs/{id}`) has their outcome;
+- `step.delta` and `step.waiting_for_rate_limit`, the run's live events (`gateway.live`):
+  a streamed answer's chunks, in order, and a call waiting for its rate-limit slot. They
+  come after the run's event page of the same poll, so a step's first chunk never precedes
+  its `step.started`, though its last chunks may follow its `step.completed` by one poll.
+  Once a live event was sent, every id holds both places (`<sequence>:<stream id>`);
 - `end` (no id), last: the run has ended (`status`: completed, failed, cancelled, terminated,
   timed_out; `last`: the last sequence sent) and every event it logged was sent.
   EventSource reconnects when a stream closes; a client closes on `end`, and one that
@@ -36,6 +41,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from gateway.live import EventCursor, LiveEvents
 from gateway.runs.engine import FIRST_TASK_DONE_EVENTS, STATUS_QUERY_TIMEOUT
 from gateway.runs.listing import listed_state
 from gateway.runs.service import RunStatusService
@@ -78,7 +84,7 @@ class SharedPolls:
         return answer
 
 
-def sse(event: str, data: Any, event_id: int | None = None) -> ServerSentEvent:
+def sse(event: str, data: Any, event_id: int | str | EventCursor | None = None) -> ServerSentEvent:
     return ServerSentEvent(
         data=json.dumps(data, default=str),
         event=event,
@@ -90,12 +96,38 @@ class RunEventStream:
     """One client's stream of one run: its events after `after`, then `end`."""
 
     def __init__(
-        self, runs: RunStatusService, workflow_id: str, after: int, polls: SharedPolls
+        self,
+        runs: RunStatusService,
+        workflow_id: str,
+        after: int,
+        polls: SharedPolls,
+        live: LiveEvents | None = None,
+        live_after: str = "0",
     ) -> None:
         self.runs = runs
         self.workflow_id = workflow_id
         self.after = after
         self.polls = polls
+        self.live = live
+        self.live_after = live_after
+
+    @property
+    def cursor(self) -> EventCursor:
+        return EventCursor(self.after, self.live_after)
+
+    async def read_live(self) -> list[tuple[str, dict[str, Any]]]:
+        """The run's live events after the last one sent."""
+        return [] if self.live is None else await self.live.after(self.live_after)
+
+    def send_live(self, read: list[tuple[str, dict[str, Any]]]) -> list[ServerSentEvent]:
+        """Live events as sent: each id holds the place of the event itself, so an event
+        sent before them never claims them."""
+        sent = []
+        for stream_id, event in read:
+            self.live_after = stream_id
+            event["workflow_id"] = self.workflow_id
+            sent.append(sse(event["event"], event, self.cursor))
+        return sent
 
     @property
     def temporal_id(self) -> str:
@@ -123,18 +155,25 @@ class RunEventStream:
                 WorkflowExecutionStatus.CONTINUED_AS_NEW,
             )
             page = None
+            # Read before the page: each chunk read belongs to a step the page knows started.
+            live = await self.read_live()
             if description.history_length >= FIRST_TASK_DONE_EVENTS or not running:
                 page = await self.query(description)
             if page is not None:
                 newest = page.last_sequence
                 for event in self.new_events(page):
                     yield event
+            for event in self.send_live(live):
+                yield event
+            if page is not None:
                 if page.more:
                     description = await self.describe()
                     continue
                 last = page.events[-1]["event"] if page.events else None
                 if last in FINAL_EVENTS:
-                    # Logged as the run ends: nothing follows it.
+                    # Logged as the run ends: nothing follows it but the last chunks.
+                    for event in self.send_live(await self.read_live()):
+                        yield event
                     yield sse("end", {"status": last.removeprefix("workflow."), "last": self.after})
                     return
                 if not running:
@@ -143,6 +182,8 @@ class RunEventStream:
                 break  # closed, and no worker could answer the query
             await asyncio.sleep(POLL_SECONDS)
             description = await self.describe()
+        for event in self.send_live(await self.read_live()):
+            yield event
         last = self.after if newest is None else min(self.after, newest)
         yield sse("end", {"status": listed_state(description.status), "last": last})
 
@@ -183,5 +224,5 @@ class RunEventStream:
             if event["sequence"] <= self.after:
                 continue
             self.after = event["sequence"]
-            sent.append(sse(event["event"], event, self.after))
+            sent.append(sse(event["event"], event, self.cursor))
         return sent

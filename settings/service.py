@@ -19,6 +19,7 @@ from activities.http.outbound.policy import parse_allow_list
 from activities.http.outbound.redirects import DEFAULT_SENSITIVE_HEADERS
 from activities.http.signing import parse_secret
 from activities.llm.models import ModelRef
+from activities.llm.ratelimit import RateLimit
 from activities.pricing.table import load_prices
 from activities.store.models import is_internal_key_root
 from settings.base import CsvList, SettingsArea, split_csv
@@ -377,6 +378,24 @@ class LlmSettings(SettingsArea):
             " serves). Unset: the provider's default (`gpt-5-nano`, `claude-haiku-4-5`)."
         ),
         examples=["llama3.2"],
+    )
+    llm_rate_limiter: bool = Field(
+        default=True,
+        description=(
+            "Space LLM calls through one schedule in Redis shared by every worker, per"
+            " provider, model and API key, so a fan-out runs at the provider's limit instead of"
+            " bouncing off it (`activities/llm/ratelimit.py`). The limit is"
+            " `LLM_RATE_LIMITS`, else the one the provider's headers announce."
+        ),
+    )
+    llm_rate_limits: dict[str, RateLimit] = Field(
+        default_factory=dict,
+        description=(
+            "Known limits, as JSON keyed by `provider:model` or `provider`:"
+            ' `{"openai:gpt-4o-mini": {"requests_per_minute": 600, "tokens_per_minute":'
+            " 200000}}`. Calls run at 95% of them."
+        ),
+        examples=[{"openai:gpt-4o-mini": {"requests_per_minute": 600}}],
     )
 
     @field_validator("llm_prices_file")

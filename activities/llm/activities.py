@@ -11,6 +11,9 @@ after the heartbeat timeout rather than the whole step timeout.
 Around the one request, within the attempt: an unavailable model hands the call to the next of
 its fallback chain (`activities.llm.fallback`), and an answer that breaks its `output_schema`
 climbs the repair ladder (`activities.llm.ladder`).
+Each provider call first waits for its slot in the rate-limit schedule shared by every worker
+(`activities.llm.pacing`, `activities.llm.ratelimit`), and, asked to stream, sends its chunks
+to the run's watchers as they come (`activities.llm.streaming`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import anthropic
 import openai
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 from redis.asyncio import Redis
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -49,6 +53,14 @@ from activities.llm.models import (
     TokenUsage,
     fallback_chain,
     llm_cache_key,
+)
+from activities.llm.pacing import Call, paced
+from activities.llm.ratelimit import RateLimiter
+from activities.llm.streaming import (
+    LiveStep,
+    read_chat_stream,
+    read_messages_stream,
+    read_responses_stream,
 )
 from activities.pricing.table import load_prices
 from activities.store.cache import keep_answer, read_answer
@@ -157,6 +169,11 @@ class _Prompt:
     temperature: float | None = None
     #: Whose run asks, for its daily budget and the cost metric (None: the open gateway's).
     tenant: str | None = None
+    #: Stream the answer to the run's watchers under this step name (`LlmCall.stream`).
+    stream: bool = False
+    step_name: str = ""
+    #: The SDK's request timeout, once sent; None: the client's.
+    timeout_seconds: float | None = None
 
     def turns(self) -> list[dict[str, str]]:
         """The conversation after the system prompt, as both APIs take it."""
@@ -173,6 +190,7 @@ class _Completion:
     finish_reason: str | None = None
     #: The arguments of a forced tool call (Anthropic structured output), when there was one.
     data: dict[str, Any] | None = None
+    rate_limit_wait_seconds: float = 0.0
 
 
 def _refused(provider: str, model: str, label: str, reason: str) -> ApplicationError:
@@ -274,11 +292,13 @@ class LlmActivities:
         fallback_chain: Sequence[ModelRef] = (),
         fallback_max_wait: timedelta = DEFAULT_FALLBACK_MAX_WAIT,
         billing: Billing | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._redis = redis
         self._fallback_chain = tuple(fallback_chain)
         self._fallback_max_wait = fallback_max_wait
         self._billing = billing or Billing(load_prices())
+        self._rate_limiter = rate_limiter
         self._openai = openai
         self._anthropic = anthropic
         self._openai_api = openai_api
@@ -325,6 +345,9 @@ class LlmActivities:
             messages=tuple(call.messages) if call.messages is not None else None,
             temperature=call.temperature,
             tenant=call.tenant,
+            stream=call.stream,
+            step_name=call.step_name,
+            timeout_seconds=call.timeout_seconds,
         )
         answered = await self._first_available(prompt, call.fallback)
         completion, usage = answered.value, answered.value.usage
@@ -365,6 +388,7 @@ class LlmActivities:
             requested_model=call.model,
             fallback=answered.hops,
             ladder=ladder,
+            rate_limit_wait_seconds=completion.rate_limit_wait_seconds,
         )
 
     async def _first_available(
@@ -510,29 +534,76 @@ class LlmActivities:
             {"provider": provider, "env": [key_var, url_var]},
         )
 
+    def _live(self, prompt: _Prompt) -> LiveStep:
+        """Where the call tells the run's watchers what it does: its chunks when it streams,
+        its wait when it waits for a rate-limit slot; nowhere when it can do neither."""
+        return LiveStep.of_activity(
+            self._redis if prompt.stream or self._rate_limiter else None,
+            prompt.step_name or prompt.label,
+        )
+
+    def _limited(self, prompt: _Prompt, api_key: str | None) -> Call:
+        """What the rate limiter weighs the call by, before it is sent."""
+        chars = len(prompt.system or "") + sum(len(turn["content"]) for turn in prompt.turns())
+        return Call(
+            prompt.provider,
+            prompt.model,
+            api_key,
+            chars,
+            prompt.max_tokens or self._default_max_tokens,
+            prompt.label,
+        )
+
+    def _timeout(self, prompt: _Prompt) -> float | openai.NotGiven:
+        return openai.NOT_GIVEN if prompt.timeout_seconds is None else prompt.timeout_seconds
+
     async def _openai_chat(self, client: AsyncOpenAI, prompt: _Prompt) -> _Completion:
         messages: list[Any] = []
         if prompt.system:
             messages.append({"role": "system", "content": prompt.system})
         messages.extend(prompt.turns())
-        response = await client.chat.completions.create(
-            model=prompt.model,
-            messages=messages,
-            max_completion_tokens=prompt.max_tokens or self._default_max_tokens,
-            temperature=openai.omit if prompt.temperature is None else prompt.temperature,
-            response_format=(
-                {
-                    "type": "json_schema",
-                    "json_schema": {
-                        "name": prompt.schema.name,
-                        "schema": prompt.schema.schema,
-                        "strict": prompt.schema.strict,
-                    },
-                }
-                if prompt.schema is not None
-                else openai.omit
+        live = self._live(prompt)
+        raw, waited = await paced(
+            self._rate_limiter,
+            live,
+            self._limited(prompt, client.api_key),
+            lambda: client.chat.completions.with_raw_response.create(
+                model=prompt.model,
+                messages=messages,
+                max_completion_tokens=prompt.max_tokens or self._default_max_tokens,
+                temperature=openai.omit if prompt.temperature is None else prompt.temperature,
+                response_format=(
+                    {
+                        "type": "json_schema",
+                        "json_schema": {
+                            "name": prompt.schema.name,
+                            "schema": prompt.schema.schema,
+                            "strict": prompt.schema.strict,
+                        },
+                    }
+                    if prompt.schema is not None
+                    else openai.omit
+                ),
+                stream=prompt.stream,
+                stream_options={"include_usage": True} if prompt.stream else openai.omit,
+                timeout=self._timeout(prompt),
             ),
         )
+        if prompt.stream:
+            streamed = await read_chat_stream(raw.parse(), live)  # type: ignore[arg-type]
+            if not streamed.text and streamed.refusal:
+                raise _refused("openai", prompt.model, prompt.label, streamed.refusal)
+            usage = streamed.usage
+            return _Completion(
+                text=streamed.text,
+                usage=_usage(usage.prompt_tokens, usage.completion_tokens)
+                if usage
+                else TokenUsage(),
+                model=streamed.model or prompt.model,
+                finish_reason=streamed.finish_reason,
+                rate_limit_wait_seconds=waited,
+            )
+        response = cast(ChatCompletion, raw.parse())
         if not response.choices:
             raise errors.llm_unavailable(
                 f"{_who(prompt.label)}OpenAI returned no choices", {"provider": "openai"}
@@ -546,31 +617,50 @@ class LlmActivities:
             usage=_usage(usage.prompt_tokens, usage.completion_tokens) if usage else TokenUsage(),
             model=response.model or prompt.model,
             finish_reason=response.choices[0].finish_reason,
+            rate_limit_wait_seconds=waited,
         )
 
     async def _openai_responses(self, client: AsyncOpenAI, prompt: _Prompt) -> _Completion:
-        response = await client.responses.create(
-            model=prompt.model,
-            input=prompt.text if prompt.messages is None else cast(Any, prompt.turns()),
-            instructions=prompt.system if prompt.system else openai.omit,
-            max_output_tokens=prompt.max_tokens or self._default_max_tokens,
-            temperature=openai.omit if prompt.temperature is None else prompt.temperature,
-            text=(
-                {
-                    "format": {
-                        "type": "json_schema",
-                        "name": prompt.schema.name,
-                        "schema": prompt.schema.schema,
-                        "strict": prompt.schema.strict,
+        live = self._live(prompt)
+        raw, waited = await paced(
+            self._rate_limiter,
+            live,
+            self._limited(prompt, client.api_key),
+            lambda: client.responses.with_raw_response.create(
+                model=prompt.model,
+                input=prompt.text if prompt.messages is None else cast(Any, prompt.turns()),
+                instructions=prompt.system if prompt.system else openai.omit,
+                max_output_tokens=prompt.max_tokens or self._default_max_tokens,
+                temperature=openai.omit if prompt.temperature is None else prompt.temperature,
+                text=(
+                    {
+                        "format": {
+                            "type": "json_schema",
+                            "name": prompt.schema.name,
+                            "schema": prompt.schema.schema,
+                            "strict": prompt.schema.strict,
+                        }
                     }
-                }
-                if prompt.schema is not None
-                else openai.omit
+                    if prompt.schema is not None
+                    else openai.omit
+                ),
+                # Nothing chains on `previous_response_id`, so there is no reason to keep the
+                # conversation on OpenAI's side.
+                store=False,
+                stream=prompt.stream,
+                timeout=self._timeout(prompt),
             ),
-            # Nothing chains on `previous_response_id`, so there is no reason to keep the
-            # conversation on OpenAI's side.
-            store=False,
         )
+        if prompt.stream:
+            final = await read_responses_stream(raw.parse(), live)  # type: ignore[arg-type]
+            if final is None:
+                raise errors.llm_unavailable(
+                    f"{_who(prompt.label)}OpenAI's stream ended without a response",
+                    {"provider": "openai"},
+                )
+            response = final
+        else:
+            response = raw.parse()  # type: ignore[assignment]
         refusals = [
             part.refusal
             for item in response.output
@@ -586,6 +676,7 @@ class LlmActivities:
             usage=_usage(usage.input_tokens, usage.output_tokens) if usage else TokenUsage(),
             model=str(response.model or prompt.model),
             finish_reason=str(response.status) if response.status else None,
+            rate_limit_wait_seconds=waited,
         )
 
     async def _anthropic_messages(self, client: AsyncAnthropic, prompt: _Prompt) -> _Completion:
@@ -607,16 +698,32 @@ class LlmActivities:
             [*([prompt.system] if prompt.system else [])]
             + [turn["content"] for turn in turns if turn["role"] == "system"]
         )
-        message = await client.messages.create(
-            model=prompt.model,
-            max_tokens=prompt.max_tokens or self._default_max_tokens,
-            system=system or anthropic.omit,
-            messages=cast(Any, [turn for turn in turns if turn["role"] != "system"]),
-            tools=tools,
-            tool_choice=tool_choice,
-            # Not a typed argument of every SDK release; the API takes it.
-            extra_body=None if prompt.temperature is None else {"temperature": prompt.temperature},
+        live = self._live(prompt)
+        raw, waited = await paced(
+            self._rate_limiter,
+            live,
+            self._limited(prompt, client.api_key),
+            lambda: client.messages.with_raw_response.create(
+                model=prompt.model,
+                max_tokens=prompt.max_tokens or self._default_max_tokens,
+                system=system or anthropic.omit,
+                messages=cast(Any, [turn for turn in turns if turn["role"] != "system"]),
+                tools=tools,
+                tool_choice=tool_choice,
+                # Not a typed argument of every SDK release; the API takes it.
+                extra_body=(
+                    None if prompt.temperature is None else {"temperature": prompt.temperature}
+                ),
+                stream=prompt.stream,
+                timeout=anthropic.NOT_GIVEN
+                if prompt.timeout_seconds is None
+                else prompt.timeout_seconds,
+            ),
         )
+        if prompt.stream:
+            message = await read_messages_stream(await raw.parse(), live)  # type: ignore[arg-type]
+        else:
+            message = await raw.parse()  # type: ignore[assignment]
         if message.stop_reason == "refusal":
             raise _refused("anthropic", prompt.model, prompt.label, "stop_reason: refusal")
         text = "".join(block.text for block in message.content if block.type == "text")
@@ -637,4 +744,5 @@ class LlmActivities:
             model=str(message.model or prompt.model),
             data=data,
             finish_reason=message.stop_reason,
+            rate_limit_wait_seconds=waited,
         )

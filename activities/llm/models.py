@@ -9,6 +9,7 @@ added later needs a default.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
@@ -21,6 +22,11 @@ from kernel.models import CamelModel
 CALL_LLM: Final = "call_llm"
 JUDGE_CONDITION: Final = "judge_condition"
 CHOOSE_ROUTE: Final = "choose_route"
+
+#: The longest an LLM call waits for its rate-limit slot (`activities.llm.ratelimit`) before it
+#: is sent; a DAG `llm` step's activity is given this much beyond the step's timeout, so the
+#: wait never eats into the time the provider has to answer.
+MAX_RATE_LIMIT_WAIT: Final = timedelta(minutes=10)
 
 LlmProvider = Literal["openai", "anthropic"]
 DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-5-nano", "anthropic": "claude-haiku-4-5"}
@@ -116,6 +122,13 @@ class LlmCall(BaseModel):
     fallback: list[ModelRef] | Literal[False] | None = None
     #: Corrective re-prompts after an answer that breaks `output_schema` (`activities.llm.ladder`).
     repair_attempts: int = 2
+    #: Stream the answer: each chunk goes to the run's watchers as a `step.delta` event
+    #: (`activities.llm.streaming`) under `step_name`; the result is the whole answer still.
+    stream: bool = False
+    step_name: str = ""
+    #: How long the provider has to answer once the request is sent (the SDK's request
+    #: timeout; the wait for a rate-limit slot comes before it). None: the worker's.
+    timeout_seconds: float | None = None
 
 
 class LlmText(BaseModel):
@@ -143,6 +156,8 @@ class LlmText(BaseModel):
     ladder: list[str] = Field(default_factory=list)
     #: On a hit: the tokens the cached answer had billed when it was made, saved this time.
     saved_usage: TokenUsage | None = None
+    #: How long the call waited for its rate-limit slot before it was sent.
+    rate_limit_wait_seconds: float = 0.0
 
 
 class ConditionVerdictRequest(BaseModel):

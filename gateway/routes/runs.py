@@ -11,9 +11,10 @@ from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 from temporalio.client import WorkflowExecutionStatus
 
-from gateway.deps import RunStatusDep, RunValuesDep, SharedPollsDep, StreamSlotsDep
+from gateway.deps import RedisDep, RunStatusDep, RunValuesDep, SharedPollsDep, StreamSlotsDep
 from gateway.errors import InvalidRequest, RunConflict, RunNotFound
 from gateway.events import PING_SECONDS, RunEventStream
+from gateway.live import EventCursor, LiveEvents
 from gateway.runs.dag import DAG_RUNS
 from gateway.runs.instructions import INSTRUCTION_RUNS, InstructionRunView
 from gateway.runs.listing import LISTED_STATES, MAX_LISTED, RunSummary
@@ -69,6 +70,7 @@ async def get_run_events(
     runs: RunStatusDep,
     streams: StreamSlotsDep,
     polls: SharedPollsDep,
+    redis: RedisDep,
     after: int | None = Query(
         None, ge=0, description="send the events after this sequence (as Last-Event-ID)"
     ),
@@ -77,18 +79,22 @@ async def get_run_events(
     ),
 ) -> EventSourceResponse:
     """A run's live progress (DAG or instructions): every event in the webhook model, in
-    order, each under its sequence as the SSE id; `end` last, once the run has ended."""
+    order, each under its sequence as the SSE id; streamed LLM answers' `step.delta` chunks
+    between them (`gateway.live`); `end` last, once the run has ended."""
+    cursor = EventCursor(after or 0)
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        resumed = EventCursor.parse(last_event_id)
+        if resumed is None:
             raise InvalidRequest(
-                f"Last-Event-ID must be an event sequence number, not {last_event_id!r}"
+                f"Last-Event-ID must be an event id this stream sent, not {last_event_id!r}"
             )
-        after = int(last_event_id)
+        cursor = resumed
     description = await runs.describe(workflow_id, "workflow_id")
     if description.workflow_type not in (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type):
         raise RunNotFound(f"{workflow_id!r} is not a pipeline or instruction run")
     slot = await streams.open(runs.tenant)
-    stream = RunEventStream(runs, workflow_id, after or 0, polls)
+    live = LiveEvents(redis, runs.tenant.workflow_id(workflow_id))
+    stream = RunEventStream(runs, workflow_id, cursor.sequence, polls, live, cursor.live)
     events = streams.held(runs.tenant, slot, stream.events(description))
     return EventSourceResponse(events, ping=PING_SECONDS)
 

@@ -29,6 +29,12 @@ the requested schema (first enum value, `true` for booleans, the echo for string
         fake.when(model="gpt-x").respond(lambda req: req.last_user_message.upper())
         ...
         fake.requests[-1].json["messages"], fake.requests[-1].api_key
+        fake.limit(requests_per_minute=600)         # per API key, a sliding window; 429 past it
+        fake.limits.rejected                        # how many requests the limit refused
+
+A request with `"stream": true` gets its answer as the provider's stream events
+(`examples/llm_stand_in_streams.py`). Every answer carries the provider's rate-limit headers
+(`tests/fakes/llm_limits.py`).
 
 Run it alone (default rule only) with `python -m tests.fakes.llm_server --port 8089`.
 """
@@ -48,7 +54,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from examples.llm_stand_in import (
     API_OF_PATH,
@@ -64,6 +70,8 @@ from examples.llm_stand_in import (
     sample_for_schema,
     validate_request,
 )
+from examples.llm_stand_in_streams import stream_events
+from tests.fakes.llm_limits import RateLimits
 
 __all__ = ["FakeLLM", "FakeLLMServer", "RecordedRequest", "count_tokens", "sample_for_schema"]
 
@@ -182,8 +190,21 @@ class FakeLLM:
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
         self._requests: list[RecordedRequest] = []
+        #: The per-key limit (`limit`), its counts and the headers it adds to every answer.
+        self.limits = RateLimits()
 
     # Scripting.
+
+    def limit(
+        self,
+        *,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        window_seconds: float = 60.0,
+    ) -> None:
+        """Accept at most this many requests (and prompt tokens) per API key in any
+        `window_seconds`; answer 429 with `retry-after` past it. None: no limit."""
+        self.limits.set(requests_per_minute, tokens_per_minute, window_seconds)
 
     def when(
         self,
@@ -231,6 +252,7 @@ class FakeLLM:
         with self._lock:
             self._rules.clear()
             self._requests.clear()
+        self.limits.reset()
 
     def _add(
         self,
@@ -298,10 +320,23 @@ class FakeLLM:
                     return rule
             return None
 
-    async def _answer(self, request: RecordedRequest) -> JSONResponse:
+    async def _answer(self, request: RecordedRequest) -> Response:
         if self.expected_api_key is not None and request.api_key != self.expected_api_key:
             self._record(request)
             return error_response(request, 401, "Invalid API key provided.", None)
+        verdict = self.limits.check(
+            request.api_key or "", count_tokens(request.prompt_text), request.provider
+        )
+        if not verdict.accepted:
+            self._record(request)
+            response: Response = error_response(request, 429, None, None)
+        else:
+            response = await self._scripted_answer(request)
+        for name, value in verdict.headers.items():
+            response.headers[name] = value
+        return response
+
+    async def _scripted_answer(self, request: RecordedRequest) -> Response:
         rule = self._take_rule(request)
         if rule is not None and rule.delay:
             await asyncio.sleep(rule.delay)
@@ -329,6 +364,12 @@ class FakeLLM:
         body = BODY_BUILDERS[request.api](request, text, value, input_tokens, output_tokens)
         if isinstance(outcome, _Refusal):
             _make_refusal(request.api, body, outcome.reason)
+        if request.json.get("stream"):
+            return StreamingResponse(
+                stream_events(request.api, request.json, body),
+                media_type="text/event-stream",
+                headers=request_id_header(request),
+            )
         return JSONResponse(body, headers=request_id_header(request))
 
 
@@ -347,7 +388,7 @@ def build_app(fake: FakeLLM) -> FastAPI:
     """The HTTP face of `fake`."""
     app = FastAPI(title="Fake LLM APIs", openapi_url=None, docs_url=None, redoc_url=None)
 
-    async def handle(http_request: Request) -> JSONResponse:
+    async def handle(http_request: Request) -> Response:
         request, is_object = await parse_request(http_request)
         if not is_object:
             fake._record(request)

@@ -187,6 +187,7 @@ def test_the_llm_call_and_the_result_later_steps_read():
         "fallback": [],
         "ladder": [],
         "cost_usd": 0.25,
+        "rate_limit_wait_seconds": 0.0,
     }
     with pytest.raises(StepFailed, match="no variable named 'fetch_result'"):
         build_llm_call(step, {"input_data": {"kind": "x"}}, max_request_chars=1000)

@@ -143,6 +143,14 @@ class LlmStep(StrictPayload):
             " that does not validate (even once repaired), quoting the errors."
         ),
     )
+    stream: bool = Field(
+        default=False,
+        description=(
+            "Stream the answer: each chunk goes out as a `step.delta` event on"
+            " `GET /runs/{id}/events` as the model writes it; the step's result is the whole"
+            " answer (validated at the end, with `output_schema`)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_prompt(self) -> LlmStep:

@@ -76,6 +76,8 @@ def build_llm_call(
             else [ModelRef(provider=m.provider, model=m.model) for m in llm.fallback]
         ),
         repair_attempts=llm.repair_attempts,
+        stream=llm.stream,
+        step_name=step.step_name,
     )
 
 
@@ -101,6 +103,7 @@ def llm_result(call: LlmCall, answer: LlmText) -> dict[str, Any]:
         "fallback": [hop.model_dump() for hop in answer.fallback],
         "ladder": answer.ladder,
         "cost_usd": answer.usage.cost_usd,
+        "rate_limit_wait_seconds": answer.rate_limit_wait_seconds,
     }
 
 

@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         http_cache_key,
         idempotency_key,
     )
-    from activities.llm.models import CALL_LLM, LlmCall, LlmText, llm_cache_key
+    from activities.llm.models import CALL_LLM, MAX_RATE_LIMIT_WAIT, LlmCall, LlmText, llm_cache_key
     from activities.pricing.models import PriceTable
     from activities.store.models import (
         READ_SELECTION,
@@ -953,13 +953,16 @@ class DagWorkflow:
         state.request_key = llm_cache_key(call)
         max_retries, retry_delay = self._retries(step)
         timeout = timedelta(seconds=self._timeout(step))
+        # The wait for a rate-limit slot comes on top of the step's timeout, which bounds the
+        # request alone (`activities.llm.pacing`).
+        call.timeout_seconds = timeout.total_seconds()
         try:
             answer = await workflow.execute_activity(
                 CALL_LLM,
                 call,
                 result_type=LlmText,
                 activity_id=step_activity_id(step.step_name),
-                start_to_close_timeout=timeout,
+                start_to_close_timeout=timeout + MAX_RATE_LIMIT_WAIT,
                 heartbeat_timeout=heartbeat_timeout(timeout),
                 retry_policy=step_retry_policy(max_retries, retry_delay),
                 summary=f"llm {step.step_name}",
