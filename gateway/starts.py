@@ -62,6 +62,7 @@ def dag_engine_options(
         max_steps_in_flight=settings.max_steps_in_flight,
         tenant=tenant.redis_scope,
         store_retry_window_seconds=settings.store_retry_window_seconds,
+        map_inline_max_items=settings.map_inline_max_items,
         instruction_engine=instruction_engine_options(settings).model_dump(mode="json"),
     )
 

@@ -60,7 +60,7 @@ async def rerun_run(
     run = DagRunInput(
         **dict(pipeline),
         engine=dag_engine_options(settings, tenant, pipeline),
-        rerun=reused_states(source, reused),
+        rerun=reused_states(source, reused, carry_items=set(rerun) - edited),
     )
     problems = pipeline_problems(run)
     if problems:

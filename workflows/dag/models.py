@@ -16,6 +16,7 @@ from activities.llm.models import LlmMessage, LlmProvider
 from activities.store.models import is_internal_key_root
 from kernel.limits import shallow_json
 from workflows.dag.approvals import MAX_WAIT_SECONDS, ApprovalStep
+from workflows.dag.mapping import ItemError, MapCarry, MapCounts, MapOptions
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.payloads import StrictPayload, known_fields_only
 from workflows.shared.runs import DagRunState, StepStatus
@@ -255,6 +256,19 @@ class StepConfig(StrictPayload):
     description: str | None = Field(
         default=None, description="What the step is for, for readers; the run ignores it."
     )
+    map_over: str | None = Field(
+        default=None,
+        description=(
+            "Run the step once per item of this list (a `{{…}}` template), with `{{item}}`"
+            " and `{{item_index}}` in its templates; its result is the items' results in"
+            " order, a failed item's null (`docs/pipelines.md`, Mapping over a list)."
+        ),
+        examples=["{{fetch_result.items}}"],
+    )
+    map: MapOptions | None = Field(
+        default=None,
+        description="How a `map_over` step runs its items and how many may fail.",
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -447,6 +461,9 @@ class EngineOptions(BaseModel):
     #: stamps them on instruction runs (an `InstructionEngineOptions`, kept as JSON: engines
     #: do not import each other).
     instruction_engine: dict[str, Any] = Field(default_factory=dict)
+    #: A `map_over` step with more items than this runs them in child workflows by batch
+    #: (`workflows.dag.mapping`), so the run's own history stays bounded.
+    map_inline_max_items: int = 200
 
 
 class PipelineRequest(StrictPayload):
@@ -580,6 +597,10 @@ class StepState(BaseModel):
     #: Its result came from the result cache (`PIPELINE_SETTINGS.cache`), made that long ago.
     cached: bool = False
     cache_age_seconds: float | None = None
+    #: A `map_over` step: its items by state, the indices of those that failed, and why.
+    items: MapCounts | None = None
+    failed_items: list[int] | None = None
+    item_errors: list[ItemError] | None = None
 
 
 class Progress(BaseModel):
@@ -638,6 +659,9 @@ class DagRerun(BaseModel):
 
     source: str
     steps: dict[str, StepState] = Field(default_factory=dict)
+    #: `map_over` steps that run again: their source's item results, by step; only the items
+    #: that failed run again.
+    map_items: dict[str, MapCarry] = Field(default_factory=dict)
 
 
 class DagResume(BaseModel):
