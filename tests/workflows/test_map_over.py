@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from tests.conftest import Engine, Targets, unique
@@ -148,6 +149,12 @@ async def test_large_maps_run_by_batch_and_keep_the_parent_history_bounded(
             range(total)
         )
         sizes[total] = events_of(history)
+        children = [
+            event
+            for event in history.events
+            if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+        ]
+        assert len(children) == total // 20
     inline = mapped(targets, key, [{"name": f"n{i}"} for i in range(40)], mode)
     _, inline_history = await start_and_history(engine, inline)
     # Each of the 8 batches of 160 adds a child's few events; 40 inline items add more.
