@@ -35,8 +35,8 @@ MAX_MAP_BATCHES = 64
 #: Items one run of a batch workflow takes before it continues as new, so each batch
 #: workflow's history stays bounded too (a few events per item).
 ITEMS_PER_BATCH_RUN = 1000
-#: The batch size when the pipeline names none.
-DEFAULT_BATCH_SIZE = 1000
+#: Items one batch workflow runs at once when the pipeline names no `batch_size`.
+BATCH_CONCURRENCY = 10
 
 
 class MapOptions(StrictPayload):
@@ -71,8 +71,8 @@ class MapOptions(StrictPayload):
         le=100_000,
         description=(
             "Items per child workflow when the map is too large to run in the run itself"
-            f" (default {DEFAULT_BATCH_SIZE}; raised so a map has at most {MAX_MAP_BATCHES}"
-            " batches)."
+            f" (default: one batch per {BATCH_CONCURRENCY} of `concurrency`; raised so a map"
+            f" has at most {MAX_MAP_BATCHES} batches)."
         ),
         examples=[500],
     )
@@ -164,11 +164,15 @@ class BatchPlan:
 
 def batch_plan(total: int, options: MapOptions, inline_max_items: int) -> BatchPlan:
     """Lay `total` items out: inline up to `inline_max_items`, else in at most
-    `MAX_MAP_BATCHES` batches of at least `batch_size`, as many at once as `concurrency`
-    allows, sharing it."""
+    `MAX_MAP_BATCHES` batches of `batch_size` items, as many at once as `concurrency` allows,
+    sharing it. Without a `batch_size`, one batch per `BATCH_CONCURRENCY` items running at
+    once: a batch running one item at a time waits a round trip to the server between items,
+    and one running all of them writes every event to one history (`bench/map_over.py`)."""
     if total <= inline_max_items:
         return BatchPlan([], 0, options.concurrency)
-    size = max(options.batch_size or DEFAULT_BATCH_SIZE, math.ceil(total / MAX_MAP_BATCHES))
+    shares = min(math.ceil(options.concurrency / BATCH_CONCURRENCY), MAX_MAP_BATCHES)
+    wanted = options.batch_size or math.ceil(total / shares)
+    size = max(wanted, math.ceil(total / MAX_MAP_BATCHES))
     batches = [range(start, min(start + size, total)) for start in range(0, total, size)]
     parallel = min(len(batches), options.concurrency)
     return BatchPlan(batches, parallel, max(1, options.concurrency // parallel))
