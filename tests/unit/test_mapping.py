@@ -61,17 +61,14 @@ def test_small_maps_run_inline_and_large_ones_in_at_most_max_batches() -> None:
     options = MapOptions(concurrency=50)
     assert batch_plan(200, options, inline_max_items=200).batches == []
     ten_thousand = batch_plan(10_000, options, inline_max_items=200)
-    assert len(ten_thousand.batches) == 5 and ten_thousand.batches[0] == range(0, 2000)
+    assert len(ten_thousand.batches) == 10 and ten_thousand.batches[0] == range(0, 1000)
     assert (ten_thousand.parallel, ten_thousand.per_batch_concurrency) == (5, 10)
-    thousands = batch_plan(10_000, MapOptions(concurrency=50, batch_size=1000), 200)
-    assert len(thousands.batches) == 10
-    assert (thousands.parallel, thousands.per_batch_concurrency) == (10, 5)
-    huge = batch_plan(1_000_000, MapOptions(concurrency=100, batch_size=10), 200)
+    huge = batch_plan(1_000_000, options, inline_max_items=200)
     assert len(huge.batches) == MAX_MAP_BATCHES
     assert huge.batches[-1].stop == 1_000_000
-    assert (huge.parallel, huge.per_batch_concurrency) == (64, 1)
-    sized = batch_plan(100, MapOptions(batch_size=30), inline_max_items=10)
+    sized = batch_plan(100, MapOptions(batch_size=30, concurrency=4), inline_max_items=10)
     assert [len(b) for b in sized.batches] == [30, 30, 30, 10]
+    assert (sized.parallel, sized.per_batch_concurrency) == (1, 4)
 
 
 def test_map_over_must_resolve_to_a_list() -> None:

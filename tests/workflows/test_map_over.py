@@ -3,6 +3,7 @@ results in input order, tolerated failures, and the batch path's bounded parent 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from tests.conftest import Engine, Targets, unique
+from tests.fakes.llm_server import FakeLLMServer
 from tests.workflows.test_dag_workflow import pipeline, run, run_failing
 from workflows.dag.models import DagRunInput, DagRunResult
 from workflows.dag.workflow import DagWorkflow
@@ -161,3 +163,48 @@ async def test_large_maps_run_by_batch_and_keep_the_parent_history_bounded(
     assert sizes[160] - sizes[40] <= 6 * 9
     assert sizes[40] < events_of(inline_history)
     assert targets.state.calls[key] == 40 + 160 + 40
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_an_llm_step_maps_over_items_through_the_real_sdks(
+    llm_engine: Engine, fake_llm: FakeLLMServer, provider: str
+):
+    for name, label in (("apple", "fruit"), ("carrot", "vegetable"), ("pear", "fruit")):
+        fake_llm.when(f": {name}.", provider=provider).reply_json({"label": label}, usage=(7, 3))
+    fake_llm.when("broccoli", provider=provider).fail(400)
+    payload = pipeline(
+        [
+            {
+                "step_name": "classify",
+                "usid": "u-classify",
+                "type": "llm",
+                "map_over": "{{input_data.items}}",
+                "map": {"concurrency": 2, "tolerated_failure_count": 1},
+                "llm": {
+                    "provider": provider,
+                    "model": "gpt-test",
+                    "prompt": "Item {{item_index}}: {{item}}.",
+                    "max_tokens": 20,
+                },
+            }
+        ],
+        error_handling={"max_retries": 0, "retry_delay": 0.1},
+    )
+    payload.input_data = {"items": ["apple", "carrot", "broccoli", "pear"]}
+    result = await run(llm_engine, payload)
+    step = result.steps["classify"]
+    assert [answer and json.loads(answer["text"]) for answer in step.result] == [
+        {"label": "fruit"},
+        {"label": "vegetable"},
+        None,
+        {"label": "fruit"},
+    ]
+    assert step.failed_items == [2]
+    assert step.usage is not None and step.usage.input_tokens == 21
+    prompts = sorted(r.prompt_text for r in fake_llm.requests if "Item" in r.prompt_text)
+    assert [p.split("Item ")[1] for p in prompts] == [
+        "0: apple.",
+        "1: carrot.",
+        "2: broccoli.",
+        "3: pear.",
+    ]

@@ -100,8 +100,13 @@ async def _run_batches(
                 if nxt is None:
                     break
                 number, positions = nxt
-                batch = MapBatch(
-                    work=work, items=todo[positions.start : positions.stop], concurrency=concurrency
+                # Built without validation: a large batch's items were checked on submission,
+                # and validating them again would cost the workflow task that starts it.
+                batch = MapBatch.model_construct(
+                    work=work,
+                    items=todo[positions.start : positions.stop],
+                    concurrency=concurrency,
+                    done=[],
                 )
                 running[number] = asyncio.create_task(_run_batch(batch, number))
                 counts.running += len(positions)

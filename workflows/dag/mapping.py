@@ -71,8 +71,8 @@ class MapOptions(StrictPayload):
         le=100_000,
         description=(
             "Items per child workflow when the map is too large to run in the run itself"
-            f" (default: one batch per {BATCH_CONCURRENCY} of `concurrency`; raised so a map"
-            f" has at most {MAX_MAP_BATCHES} batches)."
+            f" (default {ITEMS_PER_BATCH_RUN}; raised so a map has at most {MAX_MAP_BATCHES}"
+            f" batches); one batch runs per {BATCH_CONCURRENCY} of `concurrency`."
         ),
         examples=[500],
     )
@@ -163,18 +163,19 @@ class BatchPlan:
 
 
 def batch_plan(total: int, options: MapOptions, inline_max_items: int) -> BatchPlan:
-    """Lay `total` items out: inline up to `inline_max_items`, else in at most
-    `MAX_MAP_BATCHES` batches of `batch_size` items, as many at once as `concurrency` allows,
-    sharing it. Without a `batch_size`, one batch per `BATCH_CONCURRENCY` items running at
-    once: a batch running one item at a time waits a round trip to the server between items,
-    and one running all of them writes every event to one history (`bench/map_over.py`)."""
+    """Lay `total` items out: inline up to `inline_max_items`, else in batches of
+    `batch_size` (default `ITEMS_PER_BATCH_RUN`; raised so there are at most
+    `MAX_MAP_BATCHES`), one running per `BATCH_CONCURRENCY` of `concurrency`, sharing it.
+
+    A batch running one item at a time waits a round trip to the server between items, and
+    one running every item writes every event to one history; a batch starts with its items
+    in its input, which the starting workflow task encodes, so batches stay small enough
+    for that task to be quick (`bench/map_over.py`)."""
     if total <= inline_max_items:
         return BatchPlan([], 0, options.concurrency)
-    shares = min(math.ceil(options.concurrency / BATCH_CONCURRENCY), MAX_MAP_BATCHES)
-    wanted = options.batch_size or math.ceil(total / shares)
-    size = max(wanted, math.ceil(total / MAX_MAP_BATCHES))
+    size = max(options.batch_size or ITEMS_PER_BATCH_RUN, math.ceil(total / MAX_MAP_BATCHES))
     batches = [range(start, min(start + size, total)) for start in range(0, total, size)]
-    parallel = min(len(batches), options.concurrency)
+    parallel = min(len(batches), math.ceil(options.concurrency / BATCH_CONCURRENCY))
     return BatchPlan(batches, parallel, max(1, options.concurrency // parallel))
 
 
