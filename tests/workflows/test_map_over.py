@@ -165,6 +165,25 @@ async def test_large_maps_run_by_batch_and_keep_the_parent_history_bounded(
     assert targets.state.calls[key] == 40 + 160 + 40
 
 
+async def test_a_batch_carries_its_own_items_not_the_runs_whole_list(
+    engine: Engine, targets: Targets
+):
+    """The mapped list is usually in the run's input; a batch whose step sends no default
+    body gets only its slice of it (else every batch would carry the whole list)."""
+    key = unique("slice")
+    payload = mapped(targets, key, [{"name": f"n{i}"} for i in range(60)], batch_size=20)
+    payload.engine.map_inline_max_items = 10
+    result = await run(engine, payload)
+    assert result.status == "completed"
+    batch = engine.client.get_workflow_handle(f"{payload.workflow_id}:each:batch-1")
+    history = await batch.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    [carried] = await engine.client.data_converter.decode(started[:1])
+    assert [index for index, _ in carried["items"]] == list(range(20, 40))
+    assert carried["work"]["input_data"] == {}
+    assert "input_data" not in carried["work"]["variables"]
+
+
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 async def test_an_llm_step_maps_over_items_through_the_real_sdks(
     llm_engine: Engine, fake_llm: FakeLLMServer, provider: str

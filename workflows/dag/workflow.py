@@ -75,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         tolerance_message,
     )
     from workflows.dag.models import (
+        DEFAULT_BODY_METHODS,
         DagRerun,
         DagResume,
         DagRunInput,
@@ -963,14 +964,22 @@ class DagWorkflow:
         upstream = self._graph.upstream[step.step_name]
         # Not the mapped list itself (unless a template reads it): each batch carries its items.
         wanted = variables_read(step.model_copy(update={"map_over": None}), upstream)
+        prep = step.input_prep_config
+        default_body = (
+            step.type == "http"
+            and step.method in DEFAULT_BODY_METHODS
+            and not (prep is not None and prep.has_body)
+        )
         return MapWork(
             step=step,
             variables={
                 name: self._variables[name] for name in sorted(wanted) if name in self._variables
             },
             upstream=upstream,
-            original_input=self._run.original_input,
-            input_data=self._run.input_data,
+            # Only a default body sends the run's input; otherwise each batch would carry it,
+            # and the input often holds the very list being mapped.
+            original_input=self._run.original_input if default_body else None,
+            input_data=self._run.input_data if default_body else {},
             max_request_chars=engine.max_request_chars,
             timeout_seconds=self._timeout(step),
             max_retries=max_retries,
