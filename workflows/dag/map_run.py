@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.dag.map_items import ItemOutcome, MapWork, not_run, run_items
     from workflows.dag.mapping import ItemError, MapCounts, MapOptions, batch_plan
     from workflows.dag.models import Usage
-    from workflows.shared.control import workflow_task_timeout
 
 
 @dataclass
@@ -144,7 +143,9 @@ async def _run_batch(batch: MapBatch, number: int) -> list[ItemOutcome]:
             batch,
             id=f"{work.child_id_prefix}:batch-{number}",
             task_queue=work.task_queue,
-            task_timeout=workflow_task_timeout(work.placement == "local", batch.concurrency),
+            # Temporal's default task timeout, not the one-second one of a run that may run
+            # local work (`workflows.shared.control`): a batch is controlled through its
+            # parent, and on a busy worker one-second tasks of local items kept timing out.
             static_summary=(
                 f"items {batch.items[0][0]}-{batch.items[-1][0]} of {work.step.step_name}"
             ),
