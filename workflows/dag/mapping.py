@@ -46,7 +46,10 @@ class MapOptions(StrictPayload):
         default=10,
         ge=1,
         le=1000,
-        description="Items running at once (never more than `MAX_STEPS_IN_FLIGHT`).",
+        description=(
+            "Items running at once; a map run in the run itself runs at most"
+            " `MAX_STEPS_IN_FLIGHT` at once, like steps."
+        ),
         examples=[50],
     )
     tolerated_failure_percent: float | None = Field(
