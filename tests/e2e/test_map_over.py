@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.conftest import Gateway, Targets, unique
 from tests.e2e.test_rerun import ended, pipeline
+from tests.fakes.llm_server import FakeLLMServer
 
 #: Items whose first call answers 404 (not retried), and whose next call succeeds.
 FLAKY = (3, 11, 17, 29)
@@ -94,3 +95,38 @@ async def test_a_map_with_both_tolerances_is_refused_naming_the_field(
     [problem] = response.json()["detail"]
     assert problem["loc"] == ["body", "STEPS_CONFIG", 0, "map"]
     assert "not both" in problem["msg"]
+
+
+async def test_an_instructions_step_maps_each_item_to_a_child_run(
+    llm_gateway: Gateway, fake_llm: FakeLLMServer
+):
+    fake_llm.when("Shorten", provider="openai").respond(
+        lambda request: "short " + request.prompt_text.split("<<")[1].split(">>")[0]
+    )
+    body = pipeline(
+        [
+            {
+                "step_name": "shorten",
+                "usid": "u-shorten",
+                "type": "instructions",
+                "map_over": "{{original_input.texts}}",
+                "map": {"concurrency": 2},
+                "instructions": {
+                    "context": "<<{{item}}>> #{{item_index}}",
+                    "instructions": ["Shorten this text."],
+                    "model": "gpt-child",
+                },
+            }
+        ]
+    )
+    body["original_input"] = {"texts": ["alpha", "beta", "gamma"]}
+    run = (await llm_gateway.http.post("/execute", json=body)).json()
+    assert run["status"] == "completed", run
+    step = run["steps"]["shorten"]
+    assert [child["output"] for child in step["result"]] == [
+        "short alpha",
+        "short beta",
+        "short gamma",
+    ]
+    assert step["items"]["completed"] == 3
+    assert step["usage"]["input_tokens"] > 0
