@@ -57,6 +57,7 @@ from kernel.telemetry import (
     worker_runtime,
 )
 from settings import Settings, connect_temporal, get_settings
+from workflows.dag.map_batch import MapBatchWorkflow
 from workflows.dag.models import MAX_RUN_TIMEOUT_SECONDS
 from workflows.dag.segment_activity import SegmentActivities
 from workflows.dag.workflow import DagWorkflow
@@ -234,7 +235,12 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[DagWorkflow, InstructionWorkflow, WebhookOutboxWorkflow],
+                workflows=[
+                    DagWorkflow,
+                    InstructionWorkflow,
+                    WebhookOutboxWorkflow,
+                    MapBatchWorkflow,
+                ],
                 workflow_runner=runner,
                 workflow_failure_exception_types=UNDECODABLE_FAILS_THE_RUN,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_drain_seconds),

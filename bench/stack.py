@@ -28,7 +28,16 @@ async def work(request):
     await asyncio.sleep(int(request.query_params.get("ms", "50")) / 1000)
     return JSONResponse({"ok": True, "path": request.url.path})
 
-app = Starlette(routes=[Route("/work/{name}", work, methods=["GET", "POST"])])
+async def items(request):
+    count = request.path_params["count"]
+    return JSONResponse({"items": [{"n": n} for n in range(count)]})
+
+app = Starlette(
+    routes=[
+        Route("/work/{name}", work, methods=["GET", "POST"]),
+        Route("/items/{count:int}", items),
+    ]
+)
 """
 
 

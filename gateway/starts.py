@@ -42,7 +42,7 @@ from workflows.instructions.models import (
 )
 from workflows.instructions.workflow import InstructionWorkflow
 from workflows.shared.approvals import wait_seconds
-from workflows.shared.control import workflow_task_timeout
+from workflows.shared.control import CONTROL_MAX_STEPS, workflow_task_timeout
 from workflows.shared.endpoints import MAX_MS, UnknownEndpoint, resolve_endpoint
 
 
@@ -71,6 +71,7 @@ def dag_engine_options(
         max_steps_in_flight=settings.max_steps_in_flight,
         tenant=tenant.redis_scope,
         store_retry_window_seconds=settings.store_retry_window_seconds,
+        map_inline_max_items=settings.map_inline_max_items,
         # The tenant too: its child runs' LLM calls count against its daily budget.
         instruction_engine=instruction_engine_options(settings, tenant=tenant).model_dump(
             mode="json"
@@ -200,6 +201,14 @@ def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
+def control_steps(run: DagRunInput) -> int:
+    """What the run schedules, as `workflow_task_timeout` weighs it: its steps, and for a
+    run with a `map_over` step as many as a pipeline too large for one-second tasks (its
+    items may be thousands, received and scheduled by one task)."""
+    mapped = any(step.map_over is not None for step in run.STEPS_CONFIG)
+    return len(run.STEPS_CONFIG) + (CONTROL_MAX_STEPS if mapped else 0)
+
+
 async def start_dag_run(
     client: Client,
     run: DagRunInput,
@@ -217,7 +226,7 @@ async def start_dag_run(
         run,
         id=tenant.workflow_id(run.workflow_id),
         task_queue=settings.task_queue,
-        task_timeout=workflow_task_timeout(may_run_local(run), len(run.STEPS_CONFIG)),
+        task_timeout=workflow_task_timeout(may_run_local(run), control_steps(run)),
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         execution_timeout=dag_execution_timeout(run, settings),

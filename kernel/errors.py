@@ -130,6 +130,8 @@ class ErrorType(StrEnum):
     INVALID_PIPELINE = "InvalidPipeline"
     PIPELINE_FAILED = "PipelineFailed"
     INSTRUCTION_FAILED = "InstructionFailed"
+    #: A `map_over` step whose failed items passed its tolerance (`workflows.dag.mapping`).
+    MAP_TOLERANCE_EXCEEDED = "MapToleranceExceeded"
     TIMED_OUT = "TimedOut"
 
     #: A failure with no type of ours (an unexpected exception), named by its class.

@@ -183,6 +183,15 @@ class ExecutionSettings(SettingsArea):
             " the SDK's 2 s deadlock check."
         ),
     )
+    map_inline_max_items: int = Field(
+        default=200,
+        ge=0,
+        description=(
+            "A `map_over` step with more items than this runs them in child workflows by"
+            " batch, so its run's history stays bounded whatever the list's length"
+            " (`workflows.dag.mapping`); smaller maps run their items in the run itself."
+        ),
+    )
     run_timeout_grace_seconds: float = Field(
         default=600.0,
         description=(

@@ -88,7 +88,7 @@ async def rerun_run(
         raise InvalidRequest(str(exc)) from exc
     except RerunInvalid as exc:
         return unprocessable(exc.detail)
-    taken = reused_states(source, reused)
+    taken = reused_states(source, reused, carry_items=set(rerun) - edited)
     taken.edited = unchanged_candidates(graph, source, request.from_step, rerun)
     run = DagRunInput(
         **dict(pipeline), engine=dag_engine_options(settings, tenant, pipeline), rerun=taken

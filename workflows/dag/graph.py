@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from jsonschema import SchemaError, validators
 
 from activities.http.models import HTTP_METHODS, SECRETS_ROOT, is_http_url, secret_name
+from workflows.dag.mapping import ITEM_ROOTS, map_over_problem
 from workflows.dag.models import DagRunInput, StepConfig
 from workflows.shared.endpoints import UnknownEndpoint, resolve_endpoint
 from workflows.shared.templating import TemplateError, references, secret_names
@@ -171,6 +172,11 @@ def step_variables(step: StepConfig) -> list[str]:
 
 def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], object]]:
     """The templated parts of a step, each with its location for error messages."""
+    mapped = [(("map_over",), step.map_over)] if step.map_over is not None else []
+    return mapped + _own_templates(step)
+
+
+def _own_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], object]]:
     if step.type == "llm":
         if step.llm is None:
             return []
@@ -243,6 +249,25 @@ def _type_problems(i: int, step: StepConfig) -> list[Problem]:
     return problems
 
 
+def _map_problems(i: int, step: StepConfig) -> list[Problem]:
+    """A `map` without `map_over`, a mapped approval, or a `map_over` that is no template."""
+    if step.map_over is None:
+        if step.map is None:
+            return []
+        return [Problem(("STEPS_CONFIG", i, "map"), f"step {step.step_name!r}: map needs map_over")]
+    if step.type == "approval":
+        return [
+            Problem(
+                ("STEPS_CONFIG", i, "map_over"),
+                f"step {step.step_name!r}: an approval step cannot map over a list",
+            )
+        ]
+    problem = map_over_problem(step.map_over)
+    if problem is None:
+        return []
+    return [Problem(("STEPS_CONFIG", i, "map_over"), f"step {step.step_name!r}: {problem}")]
+
+
 #: Step types whose calls the result cache can answer (`PIPELINE_SETTINGS.cache.steps`).
 CACHEABLE_TYPES = ("http", "llm")
 
@@ -305,6 +330,7 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                 )
             first_by_output.setdefault(output, i)
         problems += _type_problems(i, step)
+        problems += _map_problems(i, step)
         if step.method not in HTTP_METHODS:
             problems.append(
                 Problem(
@@ -416,6 +442,8 @@ def validate_pipeline(run: DagRunInput) -> list[Problem]:
                         )
                     continue
                 if ref.root in inputs:
+                    continue
+                if step.map_over is not None and ref.root in ITEM_ROOTS and loc != ("map_over",):
                     continue
                 producer = producers.get(ref.root)
                 if producer is None:

@@ -17,6 +17,7 @@ from activities.pricing.models import ModelPrice, ModelSpend, add_by_model, add_
 from activities.store.models import is_internal_key_root
 from kernel.limits import shallow_json
 from workflows.dag.budget import Budget
+from workflows.dag.mapping import ItemError, MapCarry, MapCounts, MapOptions
 from workflows.shared.approvals import MAX_WAIT_SECONDS, ApprovalStep
 from workflows.shared.execution import LOCAL_MAX_SECONDS, ExecutionMode
 from workflows.shared.payloads import StrictPayload, known_fields_only
@@ -289,6 +290,19 @@ class StepConfig(StrictPayload):
     description: str | None = Field(
         default=None, description="What the step is for, for readers; the run ignores it."
     )
+    map_over: str | None = Field(
+        default=None,
+        description=(
+            "Run the step once per item of this list (a `{{…}}` template), with `{{item}}`"
+            " and `{{item_index}}` in its templates; its result is the items' results in"
+            " order, a failed item's null (`docs/pipelines.md`, Mapping over a list)."
+        ),
+        examples=["{{fetch_result.items}}"],
+    )
+    map: MapOptions | None = Field(
+        default=None,
+        description="How a `map_over` step runs its items and how many may fail.",
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -491,6 +505,9 @@ class EngineOptions(BaseModel):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     #: What a call without `max_tokens` may generate (LLM_MAX_TOKENS), for budget estimates.
     llm_max_tokens: int = 4096
+    #: A `map_over` step with more items than this runs them in child workflows by batch
+    #: (`workflows.dag.mapping`), so the run's own history stays bounded.
+    map_inline_max_items: int = 200
 
 
 class PipelineRequest(StrictPayload):
@@ -641,6 +658,10 @@ class StepState(BaseModel):
     requested_model: str | None = None
     fallback: list[FallbackHop] = Field(default_factory=list)
     ladder: list[str] = Field(default_factory=list)
+    #: A `map_over` step: its items by state, the indices of those that failed, and why.
+    items: MapCounts | None = None
+    failed_items: list[int] | None = None
+    item_errors: list[ItemError] | None = None
 
 
 class Progress(BaseModel):
@@ -706,6 +727,9 @@ class DagRerun(BaseModel):
     #: their source states: each is reused after all when it is reached with every upstream
     #: step reused and its request renders to its source's key (`workflows.dag.rerun`).
     edited: dict[str, StepState] = Field(default_factory=dict)
+    #: `map_over` steps that run again: their source's item results, by step; only the items
+    #: that failed run again.
+    map_items: dict[str, MapCarry] = Field(default_factory=dict)
 
 
 class DagResume(BaseModel):

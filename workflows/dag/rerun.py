@@ -2,10 +2,12 @@
 the source run recorded them, and what the new run starts from.
 
 A step runs again when it is `from_step` or edited, when it did not complete in the source
-(it has nothing to reuse), or when it lies downstream of any of those; every other step is
-reused. The gateway decides the plan once and carries the reused states in the new run's
-input (`DagRerun`); the workflow only marks them completed (`reuse_steps`), so a rerun makes
-no call for them.
+(it has nothing to reuse) or is a `map_over` step some of whose items failed, or when it lies
+downstream of any of those; every other step is reused. A `map_over` step that runs again and
+is not edited runs only its failed items, keeping the rest (`DagRerun.map_items`). The
+gateway decides the plan once and carries the reused states in the new run's input
+(`DagRerun`); the workflow only marks them completed (`reuse_steps`), so a rerun makes no
+call for them.
 
 An edit may not change what a step asks (a timeout, a header the result cache ignores, a
 template that renders the same). Whether it did is only known once upstream results are in,
@@ -28,6 +30,7 @@ from urllib.parse import unquote
 
 from activities.store.models import redis_key
 from workflows.dag.graph import DagGraph
+from workflows.dag.mapping import MapCarry
 from workflows.dag.models import DagRerun, DagRunResult, StepConfig, StepState
 from workflows.dag.references import REF, result_variable
 from workflows.shared.runs import ReuseSummary
@@ -81,22 +84,31 @@ def plan_rerun(
         seeds.add(from_step)
     for name in graph.order:
         state = source.steps.get(name)
-        if state is None or state.status != "completed":
+        if state is None or state.status != "completed" or state.failed_items:
             seeds.add(name)
     again = seeds | _downstream(graph, seeds)
     reused = [name for name in graph.order if name not in again]
     return reused, [name for name in graph.order if name in again]
 
 
-def reused_states(source: DagRunResult, reused: Iterable[str]) -> DagRerun:
+def reused_states(
+    source: DagRunResult, reused: Iterable[str], carry_items: Iterable[str] = ()
+) -> DagRerun:
     """The reused steps as the source recorded them, each saying which run made its call
-    (the source, or the run a rerun source had itself reused it from)."""
+    (the source, or the run a rerun source had itself reused it from); and for each
+    `map_over` step in `carry_items` that failed some items, its item results, so that it
+    runs only those items again."""
     steps = {}
     for name in reused:
         state = source.steps[name].model_copy(deep=True)
         state.reused_from = state.reused_from or source.workflow_id
         steps[name] = state
-    return DagRerun(source=source.workflow_id, steps=steps)
+    map_items = {
+        name: MapCarry(results=carried.result, failed_items=carried.failed_items)
+        for name in carry_items
+        if (carried := source.steps.get(name)) is not None and carried.failed_items
+    }
+    return DagRerun(source=source.workflow_id, steps=steps, map_items=map_items)
 
 
 def unchanged_candidates(

@@ -78,7 +78,17 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.dag.caching import show_cached, step_caching
     from workflows.dag.graph import DagGraph, Scheduler, validate_pipeline
+    from workflows.dag.map_items import MapWork
+    from workflows.dag.map_run import carried_indices, run_map
+    from workflows.dag.mapping import (
+        MapCounts,
+        MapOptions,
+        failed_indices,
+        resolve_items,
+        tolerance_message,
+    )
     from workflows.dag.models import (
+        DEFAULT_BODY_METHODS,
         DagRerun,
         DagResume,
         DagRunInput,
@@ -91,10 +101,11 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.dag.placement import call_runs_local, step_retries, step_timeout
-    from workflows.dag.references import result_variable, step_view
+    from workflows.dag.references import REF, is_reference, result_variable, step_view
     from workflows.dag.rerun import (
         is_unchanged,
         reuse_steps,
+        stored_name,
         stored_references,
         take_unchanged,
     )
@@ -627,7 +638,9 @@ class DagWorkflow:
         step = self._graph.steps[name]
         state = self._state(name)
         try:
-            if step.type == "llm":
+            if step.map_over is not None:
+                await self._complete(step, state, await self._run_map(step, state), attempt=1)
+            elif step.type == "llm":
                 body, attempt = await self._ask_model(step, state)
                 await self._complete(step, state, body, attempt=attempt)
             elif step.type == "instructions":
@@ -732,6 +745,7 @@ class DagWorkflow:
         if (
             step.type != "http"
             or (rerun is not None and name in rerun.edited)  # checked before its call
+            or step.map_over is not None
             or self._run.engine.execution_mode == "durable"
             or self._graph.selections[name]
             or self._route(step) is not None
@@ -1119,6 +1133,125 @@ class DagWorkflow:
             raise self._child_failure(step, state, exc) from exc
         self._add_usage(state, child_usage(status))
         return status
+
+    async def _run_map(self, step: StepConfig, state: StepState) -> list[Any]:
+        """A `map_over` step (`workflows.dag.map_run`): its items' results in input order.
+
+        Raises:
+            StepFailed: `map_over` is no list, or the failed items passed the tolerance (the
+                results so far are kept, for a rerun to reuse).
+            asyncio.CancelledError: the step was cancelled.
+        """
+        items = resolve_items(step.map_over or "", self._variables, step.step_name)
+        options = step.map or MapOptions()
+        engine = self._run.engine
+        allowed = options.allowed_failures(len(items))
+        state.items = MapCounts(total=len(items))
+        outcome = await run_map(
+            self._map_work(step, allowed),
+            items,
+            options,
+            state.items,
+            concurrency=min(options.concurrency, engine.max_steps_in_flight),
+            inline_max_items=engine.map_inline_max_items,
+            kept=await self._kept_items(step.step_name, len(items)),
+        )
+        self._add_usage(state, outcome.usage)
+        state.item_errors = outcome.errors
+        state.failed_items = failed_indices(outcome.errors)
+        if len(outcome.errors) > allowed:
+            view = step_view(
+                self._run.workflow_id,
+                step.step_name,
+                outcome.results,
+                {},
+                engine.value_inline_max_bytes,
+            )
+            state.result = view.result
+            if view.store_result:
+                await self._store_outputs({result_variable(step.step_name): outcome.results})
+            raise StepFailed(
+                StepFailure(
+                    type=ErrorType.MAP_TOLERANCE_EXCEEDED,
+                    message=tolerance_message(
+                        step.step_name, len(outcome.errors), len(items), options
+                    ),
+                )
+            )
+        return outcome.results
+
+    def _map_work(self, step: StepConfig, allowed_failures: int) -> MapWork:
+        """Every decision about a mapped step's items, made once here for every item."""
+        engine = self._run.engine
+        info = workflow.info()
+        max_retries, retry_delay = self._retries(step)
+        route = self._route(step)
+        upstream = self._graph.upstream[step.step_name]
+        # Not the mapped list itself (unless a template reads it): each batch carries its items.
+        wanted = variables_read(step.model_copy(update={"map_over": None}), upstream)
+        prep = step.input_prep_config
+        default_body = (
+            step.type == "http"
+            and step.method in DEFAULT_BODY_METHODS
+            and not (prep is not None and prep.has_body)
+        )
+        return MapWork(
+            step=step,
+            variables={
+                name: self._variables[name] for name in sorted(wanted) if name in self._variables
+            },
+            upstream=upstream,
+            # Only a default body sends the run's input; otherwise each batch would carry it,
+            # and the input often holds the very list being mapped.
+            original_input=self._run.original_input if default_body else None,
+            input_data=self._run.input_data if default_body else {},
+            max_request_chars=engine.max_request_chars,
+            timeout_seconds=self._timeout(step),
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            placement=self._placement(step, routed=route is not None)
+            if step.type == "http"
+            else "activity",
+            task_queue=route or engine.task_queue,
+            tenant=engine.tenant,
+            idempotency_run=(
+                info.first_execution_run_id
+                if self._run.PIPELINE_SETTINGS.error_handling.idempotency_keys
+                else None
+            ),
+            cache=step_caching(self._run, step),
+            instruction_engine=engine.instruction_engine,
+            execution_mode=engine.execution_mode,
+            child_id_prefix=f"{info.workflow_id}:{step.step_name}",
+            allowed_failures=allowed_failures,
+        )
+
+    async def _kept_items(self, name: str, total: int) -> dict[int, Any] | None:
+        """A rerun's item results that it keeps from its source (every item but the failed
+        ones), read back from Redis when the source kept them by reference."""
+        carry = self._run.rerun.map_items.get(name) if self._run.rerun is not None else None
+        if carry is None:
+            return None
+        results = carry.results
+        if is_reference(results):
+            run_id, stored = stored_name(results[REF])
+            engine = self._run.engine
+            try:
+                read = await workflow.execute_local_activity(
+                    READ_VALUES,
+                    ValuesRead(
+                        keys={
+                            "results": redis_key(engine.tenant, self._run.namespace, run_id, stored)
+                        }
+                    ),
+                    result_type=dict[str, Any],
+                    start_to_close_timeout=STORE_TIMEOUT,
+                    retry_policy=self._store_retry,
+                )
+            except FailureError as exc:
+                raise self._store_failure(exc) from exc
+            results = read.get("results")
+        return carried_indices(total, results, carry.failed_items)
 
     def _child_failure(
         self, step: StepConfig, state: StepState, exc: ChildWorkflowError

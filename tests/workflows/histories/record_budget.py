@@ -12,12 +12,12 @@ such histories.
 import asyncio
 
 from recording import OUT, TASK_QUEUE, recording_stack
-from workflows.dag.approvals import Approval
 
 from activities.pricing.table import load_prices
 from tests.fakes.llm_server import FakeLLMServer
 from workflows.dag.models import DagRunInput
 from workflows.dag.workflow import DagWorkflow
+from workflows.shared.approvals import Approval
 
 
 async def main():
