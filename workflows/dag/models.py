@@ -447,6 +447,10 @@ class EngineOptions(BaseModel):
     #: stamps them on instruction runs (an `InstructionEngineOptions`, kept as JSON: engines
     #: do not import each other).
     instruction_engine: dict[str, Any] = Field(default_factory=dict)
+    #: Set on the runs a schedule starts (`gateway.schedules`), which all share one input: each
+    #: run's `workflow_id` is then its own Temporal id (the schedule's id and the time it was
+    #: due) less this prefix, the tenant's ("" on the open gateway).
+    scheduled_id_prefix: str | None = None
 
 
 class PipelineRequest(StrictPayload):
