@@ -4,15 +4,20 @@ and validation at creation."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from gateway.app import create_app
-from tests.conftest import Engine, Targets, unique, wait_until
+from gateway.client import AsyncWorkflowStationClient, NotFound
+from gateway.schedule_models import ScheduleView
+from tests.conftest import Engine, Gateway, Targets, unique, wait_until
+from tests.e2e.test_cli import invoke
 from tests.e2e.test_tenancy import ACME, BETA, auth
 from tests.fakes.targets import serve
 
@@ -308,3 +313,61 @@ async def test_ids_and_the_tenants_limit_are_kept(
     assert "TENANT_MAX_SCHEDULES" in over.json()["detail"]
     for schedule_id in ids:
         assert (await http.delete(f"/schedules/{schedule_id}")).status_code == 204
+
+
+async def test_the_cli_and_the_client_create_show_trigger_backfill_and_delete(
+    gateway: Gateway, targets: Targets, tmp_path: Path
+) -> None:
+    schedule_id = unique("cli")
+    body = {"workflow_id": schedule_id, **pipeline(f"{targets.url}/echo/{unique('k')}")}
+    path = tmp_path / "nightly.json"
+    path.write_text(json.dumps(body))
+
+    both = await invoke(gateway, "schedule", "create", str(path), "--every", "5s", "--cron", "*")
+    assert both.exit_code == 2
+    assert "exactly one of --every and --cron" in both.output
+    created = await invoke(gateway, "schedule", "create", str(path), "--every", "1h", "--paused")
+    assert created.exit_code == 0, created.output
+    assert f"{schedule_id}: every 3600s, overlap skip, paused" in created.output
+
+    triggered = await invoke(gateway, "schedule", "trigger", schedule_id)
+    assert triggered.exit_code == 0, triggered.output
+    async with AsyncWorkflowStationClient(gateway.url) as client:
+
+        async def completed() -> ScheduleView | None:
+            view = await client.get_schedule(schedule_id)
+            runs = view.recent_runs
+            return view if runs and all(run.status == "completed" for run in runs) else None
+
+        view = await wait_until(completed, timeout=SCHEDULE_WAIT, interval=0.5)
+        [run] = view.recent_runs
+        shown = await invoke(gateway, "schedule", "show", schedule_id)
+        assert run.workflow_id in shown.output and "completed" in shown.output
+        assert schedule_id in (await invoke(gateway, "schedule", "list")).output
+
+        end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+        start = end - timedelta(hours=2)
+        backfilled = await invoke(
+            gateway,
+            "schedule",
+            "backfill",
+            schedule_id,
+            "--start",
+            f"{start:%Y-%m-%dT%H:%M:%SZ}",
+            "--end",
+            f"{end:%Y-%m-%dT%H:%M:%SZ}",
+        )
+        assert backfilled.exit_code == 0, backfilled.output
+
+        async def range_started() -> bool:
+            view = await client.get_schedule(schedule_id)
+            return view.runs_started >= 3
+
+        await wait_until(range_started, timeout=SCHEDULE_WAIT, interval=0.5)
+        deleted = await invoke(gateway, "schedule", "delete", schedule_id)
+        assert deleted.exit_code == 0, deleted.output
+        with pytest.raises(NotFound):
+            await client.get_schedule(schedule_id)
+    gone = await invoke(gateway, "schedule", "show", schedule_id)
+    assert gone.exit_code == 2
+    assert "no schedule" in gone.output
