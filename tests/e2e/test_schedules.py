@@ -108,6 +108,16 @@ async def test_an_interval_schedule_starts_runs_that_complete_and_read_as_runs(
         return all(run["workflow_id"] in ids for run in done)
 
     await wait_until(listed, timeout=SCHEDULE_WAIT, interval=0.5)
+    # A scheduled run is rerun like any other.
+    rerun = await http.post(f"/runs/{done[0]['workflow_id']}/rerun", json={"from_step": "fetch"})
+    assert rerun.status_code == 202, rerun.text
+    again = rerun.json()["workflow_id"]
+    assert again == f"{done[0]['workflow_id']}.rerun-1"
+
+    async def rerun_completed() -> bool:
+        return bool((await http.get(f"/runs/{again}")).json()["status"] == "completed")
+
+    await wait_until(rerun_completed, timeout=SCHEDULE_WAIT, interval=0.5)
     assert (await http.delete(f"/schedules/{schedule_id}")).status_code == 204
     assert (await http.get(f"/schedules/{schedule_id}")).status_code == 404
     # Its runs outlive it.
