@@ -6,6 +6,7 @@
     workflow-station run FILE --follow   # start a pipeline (either kind), draw its steps live
     workflow-station validate FILE    # its plan, or every problem
     workflow-station status ID | list [--status S] | cancel ID
+    workflow-station schedule create FILE --every 5m | list | show ID | …   # see cli.schedules
     workflow-station worker | gateway # one process, as a deployment runs it
 
 The gateway commands talk to GATEWAY_URL (default http://127.0.0.1:8000) with the key in
@@ -19,6 +20,7 @@ The package, one idea per module:
 
 * `commands`: the typer app and its commands, `main` (the console script), over the typed
   client `gateway.client`;
+* `schedules`: `workflow-station schedule …`, a pipeline run when it is due;
 * `render`: how a run is drawn in the terminal (steps table, progress, event updates);
 * `stack`: the command lines and the process group of the embedded stack (also used by the
   bench and the tests);

@@ -500,3 +500,9 @@ def gateway() -> None:
 def main() -> None:
     """The `workflow-station` console script."""
     app()
+
+
+# Last: its commands use the options and helpers above.
+from cli.schedules import schedule_app  # noqa: E402
+
+app.add_typer(schedule_app, name="schedule")

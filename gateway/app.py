@@ -35,6 +35,7 @@ from gateway.routes import (
     instructions,
     rerun,
     runs,
+    schedules,
     schemas,
     ui,
     validate,
@@ -359,6 +360,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(instructions.router, dependencies=authenticated)
     app.include_router(endpoints.router, dependencies=authenticated)
+    app.include_router(schedules.router, dependencies=authenticated)
     # The codec has its own credential (CODEC_AUTH_TOKEN): the Web UI holds no tenant key.
     app.include_router(codec.router)
     # Public documents, like /openapi.json: the payload formats, nothing of a tenant's.

@@ -40,6 +40,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -48,6 +49,14 @@ from pydantic import BaseModel, TypeAdapter
 
 from gateway.runs.instructions import InstructionRunView
 from gateway.runs.listing import RunSummary
+from gateway.schedule_models import (
+    BackfillRequest,
+    Overlap,
+    ScheduleCreate,
+    ScheduleNote,
+    ScheduleSummary,
+    ScheduleView,
+)
 from workflows.dag.models import DagRunResult, PipelineRequest, RerunAccepted, RerunRequest
 from workflows.instructions.models import InstructionRunRequest
 from workflows.shared.approvals import ApprovalDecision, Decision
@@ -64,6 +73,7 @@ RECONNECT_DELAY_SECONDS = 0.2
 
 Run = DagRunResult | InstructionRunView
 RunList = list[RunSummary]
+ScheduleList = list[ScheduleSummary]
 T = TypeVar("T")
 
 
@@ -206,6 +216,10 @@ def run_path(run_id: str) -> str:
     return f"/runs/{quote(run_id, safe='')}"
 
 
+def schedule_path(schedule_id: str) -> str:
+    return f"/schedules/{quote(schedule_id, safe='')}"
+
+
 def as_body(payload: BaseModel | Mapping[str, Any]) -> Any:
     """A payload as JSON to send: a model as its user would write it, a mapping as it is."""
     if isinstance(payload, BaseModel):
@@ -215,6 +229,7 @@ def as_body(payload: BaseModel | Mapping[str, Any]) -> Any:
 
 _RUN = TypeAdapter(Run)
 _RUN_LIST = TypeAdapter(RunList)
+_SCHEDULE_LIST = TypeAdapter(ScheduleList)
 
 
 def read_run(data: Any) -> Run:
@@ -334,6 +349,39 @@ class _Calls:
             params["status"] = status
         return Call("GET", "/runs", _RUN_LIST.validate_python, params=params)
 
+    @staticmethod
+    def create_schedule(request: ScheduleCreate | Mapping[str, Any]) -> Call[ScheduleView]:
+        return Call("POST", "/schedules", ScheduleView.model_validate, json=as_body(request))
+
+    @staticmethod
+    def list_schedules(limit: int) -> Call[ScheduleList]:
+        return Call("GET", "/schedules", _SCHEDULE_LIST.validate_python, params={"limit": limit})
+
+    @staticmethod
+    def get_schedule(schedule_id: str) -> Call[ScheduleView]:
+        return Call("GET", schedule_path(schedule_id), ScheduleView.model_validate)
+
+    @staticmethod
+    def schedule_action(
+        schedule_id: str, verb: str, body: BaseModel | None = None
+    ) -> Call[ScheduleView]:
+        """`pause`, `unpause`, `trigger` or `backfill`, each answered with the schedule."""
+        return Call(
+            "POST",
+            f"{schedule_path(schedule_id)}/{verb}",
+            ScheduleView.model_validate,
+            json=as_body(body) if body is not None else None,
+        )
+
+    @staticmethod
+    def pause_schedule(schedule_id: str, paused: bool, note: str | None) -> Call[ScheduleView]:
+        verb = "pause" if paused else "unpause"
+        return _Calls.schedule_action(schedule_id, verb, ScheduleNote(note=note))
+
+    @staticmethod
+    def delete_schedule(schedule_id: str) -> Call[None]:
+        return Call("DELETE", schedule_path(schedule_id), lambda _: None)
+
 
 def _settings(
     base_url: str | None, api_key: str | None, timeout: float | None
@@ -387,7 +435,7 @@ class WorkflowStationClient:
             raise GatewayUnreachable(f"no answer from {self.http.base_url}: {exc}") from exc
         if response.status_code >= 400:
             raise problem(response)
-        return call.read(response.json())
+        return call.read(response.json() if response.content else None)
 
     def start(self, pipeline: PipelineRequest | Mapping[str, Any]) -> DagRunResult:
         """Start a DAG pipeline (`POST /execute?wait=false`); its first state."""
@@ -473,6 +521,41 @@ class WorkflowStationClient:
         """Runs, newest first (`GET /runs`)."""
         return self._call(_Calls.list_runs(status, limit))
 
+    def create_schedule(self, request: ScheduleCreate | Mapping[str, Any]) -> ScheduleView:
+        """Create a schedule of a DAG pipeline (`POST /schedules`); `Conflict` if the id is
+        taken, `InvalidPayload` listing every problem."""
+        return self._call(_Calls.create_schedule(request))
+
+    def list_schedules(self, limit: int = 100) -> ScheduleList:
+        """Your schedules (`GET /schedules`)."""
+        return self._call(_Calls.list_schedules(limit))
+
+    def get_schedule(self, schedule_id: str) -> ScheduleView:
+        """A schedule, its next times and latest runs (`GET /schedules/{id}`)."""
+        return self._call(_Calls.get_schedule(schedule_id))
+
+    def pause_schedule(self, schedule_id: str, note: str | None = None) -> ScheduleView:
+        """Start no run of the schedule until unpaused; `note` says why."""
+        return self._call(_Calls.pause_schedule(schedule_id, True, note))
+
+    def unpause_schedule(self, schedule_id: str, note: str | None = None) -> ScheduleView:
+        return self._call(_Calls.pause_schedule(schedule_id, False, note))
+
+    def trigger_schedule(self, schedule_id: str) -> ScheduleView:
+        """Start one run of the schedule now."""
+        return self._call(_Calls.schedule_action(schedule_id, "trigger"))
+
+    def backfill_schedule(
+        self, schedule_id: str, start: datetime, end: datetime, overlap: Overlap | None = None
+    ) -> ScheduleView:
+        """Start the runs that were due between `start` and `end`."""
+        body = BackfillRequest(start=start, end=end, overlap=overlap)
+        return self._call(_Calls.schedule_action(schedule_id, "backfill", body))
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule; the runs it started are kept."""
+        self._call(_Calls.delete_schedule(schedule_id))
+
     def events(self, run_id: str, after: int | None = None) -> Iterator[RunEvent]:
         """The run's events after sequence `after`, until its `end`, across dropped streams."""
         resume: int | str | None = after
@@ -539,7 +622,7 @@ class AsyncWorkflowStationClient:
             raise GatewayUnreachable(f"no answer from {self.http.base_url}: {exc}") from exc
         if response.status_code >= 400:
             raise problem(response)
-        return call.read(response.json())
+        return call.read(response.json() if response.content else None)
 
     async def start(self, pipeline: PipelineRequest | Mapping[str, Any]) -> DagRunResult:
         """Start a DAG pipeline (`POST /execute?wait=false`); its first state."""
@@ -619,6 +702,41 @@ class AsyncWorkflowStationClient:
     async def list(self, status: str | None = None, limit: int = 50) -> RunList:
         """Runs, newest first (`GET /runs`)."""
         return await self._call(_Calls.list_runs(status, limit))
+
+    async def create_schedule(self, request: ScheduleCreate | Mapping[str, Any]) -> ScheduleView:
+        """Create a schedule of a DAG pipeline (`POST /schedules`); `Conflict` if the id is
+        taken, `InvalidPayload` listing every problem."""
+        return await self._call(_Calls.create_schedule(request))
+
+    async def list_schedules(self, limit: int = 100) -> ScheduleList:
+        """Your schedules (`GET /schedules`)."""
+        return await self._call(_Calls.list_schedules(limit))
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleView:
+        """A schedule, its next times and latest runs (`GET /schedules/{id}`)."""
+        return await self._call(_Calls.get_schedule(schedule_id))
+
+    async def pause_schedule(self, schedule_id: str, note: str | None = None) -> ScheduleView:
+        """Start no run of the schedule until unpaused; `note` says why."""
+        return await self._call(_Calls.pause_schedule(schedule_id, True, note))
+
+    async def unpause_schedule(self, schedule_id: str, note: str | None = None) -> ScheduleView:
+        return await self._call(_Calls.pause_schedule(schedule_id, False, note))
+
+    async def trigger_schedule(self, schedule_id: str) -> ScheduleView:
+        """Start one run of the schedule now."""
+        return await self._call(_Calls.schedule_action(schedule_id, "trigger"))
+
+    async def backfill_schedule(
+        self, schedule_id: str, start: datetime, end: datetime, overlap: Overlap | None = None
+    ) -> ScheduleView:
+        """Start the runs that were due between `start` and `end`."""
+        body = BackfillRequest(start=start, end=end, overlap=overlap)
+        return await self._call(_Calls.schedule_action(schedule_id, "backfill", body))
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule; the runs it started are kept."""
+        await self._call(_Calls.delete_schedule(schedule_id))
 
     async def events(self, run_id: str, after: int | None = None) -> AsyncIterator[RunEvent]:
         """The run's events after sequence `after`, until its `end`, across dropped streams."""

@@ -11,8 +11,10 @@ with its status code (and headers, such as `Retry-After`), as FastAPI answers an
     ├── NotAuthenticated ......... 401  no valid credential
     ├── Forbidden ................ 403  the route is off for this gateway
     ├── NotFound ................. 404  nothing by that name
-    │   └── RunNotFound .......... 404  no such run, or not a run of the kind asked for
+    │   ├── RunNotFound .......... 404  no such run, or not a run of the kind asked for
+    │   └── ScheduleNotFound ..... 404  no such schedule (for this tenant)
     ├── RunConflict .............. 409  the run (or event) is not in a state that allows it
+    │   └── ScheduleExists ....... 409  the tenant has a schedule by that id
     ├── ValueExpired ............. 410  a stored value outlived OUTPUT_TTL_SECONDS
     ├── InvalidRequest ........... 422  a parameter, header or payload the route cannot take
     ├── LimitExceeded ............ 429  a tenant's request rate or running runs
@@ -69,8 +71,16 @@ class RunNotFound(NotFound):
     """No run by that id for this tenant, or one that is not of the kind the route serves."""
 
 
+class ScheduleNotFound(NotFound):
+    """No schedule by that id for this tenant."""
+
+
 class RunConflict(GatewayError):
     status_code = 409
+
+
+class ScheduleExists(RunConflict):
+    """The tenant has a schedule by that id already."""
 
 
 class ValueExpired(GatewayError):

@@ -98,6 +98,14 @@ class GatewaySettings(SettingsArea):
             " limit off."
         ),
     )
+    tenant_max_schedules: int = Field(
+        default=100,
+        description=(
+            "Schedules (`POST /schedules`) a tenant may have. Their runs take no slot of"
+            " TENANT_MAX_RUNNING_RUNS (Temporal starts them, not the gateway), so this bounds"
+            " them instead. `0` turns the limit off."
+        ),
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024,
         description="Larger request bodies are refused with 413 (1 MiB by default).",

@@ -37,6 +37,14 @@ SCHEMA = schemathesis.openapi.from_dict(
 ).exclude(path_regex="^/(endpoints|health)")
 
 
+def delete_schedules(url: str) -> None:
+    """Delete the schedules the generated requests created, so the dev server the session
+    shares starts none of their runs after this module."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        for schedule in client.get("/schedules").raise_for_status().json():
+            client.delete(f"/schedules/{schedule['schedule_id']}")
+
+
 @pytest.fixture(scope="module")
 def gateway_url(dev_env: WorkflowEnvironment, redis_url: str) -> Iterator[str]:
     port = free_port()
@@ -48,6 +56,8 @@ def gateway_url(dev_env: WorkflowEnvironment, redis_url: str) -> Iterator[str]:
         "GATEWAY_API_KEYS": f"fuzz:{KEY}",
         "SYNC_WAIT_SECONDS": "0.5",
         "TENANT_REQUESTS_PER_SECOND": "0",
+        # Generated schedules start runs (queued: no worker) until deleted, below.
+        "TENANT_MAX_SCHEDULES": "5",
     }
     process = subprocess.Popen(
         [str(BIN / "uvicorn"), "gateway.app:create_app", "--factory", "--port", str(port)],
@@ -60,6 +70,7 @@ def gateway_url(dev_env: WorkflowEnvironment, redis_url: str) -> Iterator[str]:
         wait_for_port(port, timeout=30)
         httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=10).raise_for_status()
         yield f"http://127.0.0.1:{port}"
+        delete_schedules(f"http://127.0.0.1:{port}")
     finally:
         process.terminate()
         _, errors = process.communicate(timeout=10)

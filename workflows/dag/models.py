@@ -508,6 +508,10 @@ class EngineOptions(BaseModel):
     #: A `map_over` step with more items than this runs them in child workflows by batch
     #: (`workflows.dag.mapping`), so the run's own history stays bounded.
     map_inline_max_items: int = 200
+    #: Set on the runs a schedule starts (`gateway.schedules`), which all share one input: each
+    #: run's `workflow_id` is then its own Temporal id (the schedule's id and the time it was
+    #: due) less this prefix, the tenant's ("" on the open gateway).
+    scheduled_id_prefix: str | None = None
 
 
 class PipelineRequest(StrictPayload):

@@ -233,6 +233,11 @@ def step_activity_id(step_name: str) -> str:
 class DagWorkflow:
     @workflow.init
     def __init__(self, run: DagRunInput) -> None:
+        if run.engine.scheduled_id_prefix is not None:
+            # A schedule's runs share one input; each is known by the id Temporal gave it.
+            run.workflow_id = workflow.info().workflow_id.removeprefix(
+                run.engine.scheduled_id_prefix
+            )
         self._run = run
         self._graph = DagGraph.build(run.STEPS_CONFIG)
         self._outbox: list[dict[str, Any]] = []
