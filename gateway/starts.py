@@ -78,6 +78,7 @@ def dag_engine_options(
         ),
         prices=price_table(settings.llm_prices_file).models if budgeted else {},
         llm_max_tokens=settings.llm_max_tokens,
+        llm_fallback_chain=settings.llm_fallback_chain if budgeted else [],
     )
 
 

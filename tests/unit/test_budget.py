@@ -92,7 +92,10 @@ def test_a_child_run_gets_what_the_budget_leaves():
 
 
 def test_the_gateway_stamps_prices_on_budgeted_runs_and_the_tenant_on_their_children():
-    settings = Settings(_env_file=None, llm_max_tokens=1234)  # type: ignore[call-arg]
+    chain = [ModelRef(provider="openai", model="gpt-4.1-nano")]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, llm_max_tokens=1234, llm_fallback_chain=chain
+    )
     steps = [{"step_name": "a", "usid": "a", "service_url": "https://example.com"}]
     plain = PipelineRequest.model_validate({"workflow_id": "w", "STEPS_CONFIG": steps})
     budgeted = PipelineRequest.model_validate(
@@ -104,7 +107,10 @@ def test_the_gateway_stamps_prices_on_budgeted_runs_and_the_tenant_on_their_chil
     )
     acme = Tenant("acme")
     assert dag_engine_options(settings, acme, plain).prices == {}
+    assert dag_engine_options(settings, acme, plain).llm_fallback_chain == []
     stamped = dag_engine_options(settings, acme, budgeted)
     assert stamped.prices == PRICES.models
     assert stamped.llm_max_tokens == 1234
+    # A downgrade picks from the operator's chain for steps that name none of their own.
+    assert stamped.llm_fallback_chain == chain
     assert stamped.instruction_engine["tenant"] == "acme"

@@ -505,6 +505,9 @@ class EngineOptions(BaseModel):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     #: What a call without `max_tokens` may generate (LLM_MAX_TOKENS), for budget estimates.
     llm_max_tokens: int = 4096
+    #: The operator's LLM_FALLBACK_CHAIN, stamped on runs with a `budget` only: a `downgrade`
+    #: picks from it for steps that name no `llm.fallback` of their own.
+    llm_fallback_chain: list[ModelRef] = Field(default_factory=list)
     #: A `map_over` step with more items than this runs them in child workflows by batch
     #: (`workflows.dag.mapping`), so the run's own history stays bounded.
     map_inline_max_items: int = 200

@@ -46,7 +46,14 @@ with workflow.unsafe.imports_passed_through():
         http_cache_key,
         idempotency_key,
     )
-    from activities.llm.models import CALL_LLM, MAX_RATE_LIMIT_WAIT, LlmCall, LlmText, llm_cache_key
+    from activities.llm.models import (
+        CALL_LLM,
+        MAX_RATE_LIMIT_WAIT,
+        LlmCall,
+        LlmText,
+        fallback_chain,
+        llm_cache_key,
+    )
     from activities.pricing.models import PriceTable
     from activities.store.models import (
         READ_SELECTION,
@@ -1016,7 +1023,7 @@ class DagWorkflow:
             reason = overrun(budget, used + held, guess)
             if reason is None:
                 return call, guess
-            chain = step.llm.fallback if step.llm is not None and step.llm.fallback else []
+            chain = fallback_chain(call.fallback, engine.llm_fallback_chain)
             cheaper = cheapest(call, chain, self._prices, engine.llm_max_tokens)
             if (
                 budget.on_exceed == "downgrade"
