@@ -127,8 +127,8 @@ def activity_failure(exc: FailureError, max_attempts: int, label: str) -> StepFa
             attempts=attempts,
         )
     message = cause.message if isinstance(cause, FailureError) else str(cause or exc)
-    if not isinstance(exc, ActivityError):
-        # A local activity's failure carries no label of ours (e.g. a raw Redis error).
+    if not isinstance(exc, ActivityError) and not message.startswith(f"{label}:"):
+        # A local activity's failure may carry no label of ours (e.g. a raw Redis error).
         message = f"{label}: {message}"
     return StepFailure(
         type=errors.error_type_of(cause),
