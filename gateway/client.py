@@ -150,12 +150,20 @@ _BY_STATUS: dict[int, type[ProblemResponse]] = {
 
 
 def describe(detail: Any) -> str:
-    """A problem detail on one line: the message, or each problem's `msg`, `; `-joined."""
+    """A problem detail on one line: the message, or each problem's `msg`, `; `-joined, led
+    by where it is (`workflow_id: Field required`) when the message does not say."""
     if isinstance(detail, list):
-        return "; ".join(
-            str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail
-        )
+        return "; ".join(_problem(item) for item in detail)
     return str(detail)
+
+
+def _problem(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    message = str(item.get("msg", item))
+    loc = [str(part) for part in item.get("loc", []) if part != "body"]
+    # Our own messages name the field already (`STEPS_CONFIG[0].service_ur: unknown field`).
+    return f"{'.'.join(loc)}: {message}" if loc and loc[-1] not in message else message
 
 
 def problem(response: httpx.Response) -> ProblemResponse:
