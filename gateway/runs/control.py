@@ -53,19 +53,16 @@ async def set_paused(
     runs: RunStatusService, workflow_id: str, paused: bool
 ) -> DagRunResult | InstructionRunView:
     """Pause the run (it starts no new step) or resume it, idempotently; answers its status
-    as the run has it just after (no published copy, which may lag by a moment). A DAG run's
-    update answers it itself (no query after it, which would wait for the run's next workflow
-    task)."""
+    as the update answers it (no published copy, which may lag by a moment, and no query
+    after it, which would wait for the run's next workflow task)."""
     kind = await _running(
         runs, workflow_id, (DAG_RUNS.workflow_type, INSTRUCTION_RUNS.workflow_type)
     )
     handle = runs.handle(workflow_id)
     try:
         if kind == INSTRUCTION_RUNS.workflow_type:
-            # Both engines name the updates `pause` and `resume`.
-            await handle.execute_update("pause" if paused else "resume")
-            status = await handle.query(InstructionWorkflow.get_status)
-            return INSTRUCTION_RUNS.answer(workflow_id, status)
+            update = InstructionWorkflow.pause if paused else InstructionWorkflow.resume
+            return INSTRUCTION_RUNS.answer(workflow_id, await handle.execute_update(update))
         return await handle.execute_update(DagWorkflow.pause if paused else DagWorkflow.resume)
     except RPCError as exc:
         raise _ended(exc, workflow_id) from exc

@@ -13,6 +13,7 @@ from gateway.client import AsyncWorkflowStationClient, Conflict
 from tests.conftest import Gateway, Targets, unique, wait_until
 from tests.e2e.test_cli import invoke
 from tests.fakes.llm_server import FakeLLMServer
+from workflows.instructions.workflow import InstructionWorkflow
 
 
 def record(targets: Targets, key: str, **fields: Any) -> dict[str, Any]:
@@ -334,9 +335,14 @@ async def test_a_pause_lands_while_an_instruction_runs_a_20s_local_call(
     asked = time.monotonic()
     paused = await gateway.http.post(f"/runs/{workflow_id}/pause")
     took = time.monotonic() - asked
+    # The update answers the run's status itself: no query after it, which would wait for
+    # the task's next heartbeat.
+    handle = gateway.engine.client.get_workflow_handle(workflow_id)
+    resumed = await handle.execute_update(InstructionWorkflow.resume)
     assert (await gateway.http.post(f"/runs/{workflow_id}/cancel")).status_code == 200
 
     assert paused.status_code == 200, paused.text
     assert paused.json()["status"] == "paused"
     assert paused.json()["steps"][0]["status"] == "running"
-    assert took < 10  # the 20 s call had not ended; as the DAG's test, about 2.4 s
+    assert resumed.status == "running"
+    assert took < 5  # the 20 s call had not ended; as the DAG's test, about 0.8 s

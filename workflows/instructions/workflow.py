@@ -227,17 +227,22 @@ class InstructionWorkflow:
             raise errors.non_retryable(*refused)
 
     @workflow.update
-    def pause(self) -> None:
-        """Start no new step until `resume`; the running step finishes, approvals land."""
+    def pause(self) -> InstructionRunStatus:
+        """Start no new step until `resume`; the running step finishes, approvals land.
+        Answers the run's status: a query after it would wait for another workflow task
+        while a local call holds the task open (`workflows.shared.control`)."""
         if self._status.status == "running":
             self._status.status = "paused"
             self._emit("workflow.paused")
+        return self._status
 
     @workflow.update
-    def resume(self) -> None:
+    def resume(self) -> InstructionRunStatus:
+        """Go on where the run stood; answers its status, as `pause` does."""
         if self._status.status == "paused":
             self._status.status = "running"
             self._emit("workflow.resumed")
+        return self._status
 
     @workflow.run
     async def run(self, run: InstructionRunInput) -> InstructionRunStatus:
