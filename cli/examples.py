@@ -26,6 +26,12 @@ from settings import Settings
 EXAMPLES = ROOT / "examples"
 
 
+def cost(usd: float | None) -> str:
+    """`, cost $0.000029` by the price table (docs/pipelines.md "Cost and budgets"); nothing
+    for calls to models it does not price."""
+    return "" if usd is None else f", cost ${usd:.6f}"
+
+
 def load_example(name: str) -> dict[str, Any]:
     """An example's payload, as a user would send the file (`$schema` and all)."""
     payload: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
@@ -131,7 +137,7 @@ def run_instruction_example(settings: Settings, client: WorkflowStationClient) -
     usage = status["usage"]
     print(
         f"  status={status['status']}, skipped steps: {', '.join(skipped) or 'none'},"
-        f" tokens: {usage['inputTokens']} in / {usage['outputTokens']} out"
+        f" tokens: {usage['inputTokens']} in / {usage['outputTokens']} out{cost(usage['costUsd'])}"
     )
     if status.get("error"):
         print(f"  error: {status['error']['type']}: {status['error']['message']}")
@@ -199,7 +205,10 @@ def run_llm_example(settings: Settings, client: WorkflowStationClient) -> bool:
     outputs = result.outputs
     print("  classify.json =", short(json.dumps((outputs.get("classify") or {}).get("json"))))
     print("  advice.output =", short((outputs.get("advice") or {}).get("output"), 200))
-    print(f"  run tokens: {result.usage.input_tokens} in / {result.usage.output_tokens} out")
+    print(
+        f"  run tokens: {result.usage.input_tokens} in / {result.usage.output_tokens} out"
+        f"{cost(result.usage.cost_usd)}"
+    )
     if result.error is not None:
         print(f"  error: {result.error.type}: {result.error.message}")
     print(

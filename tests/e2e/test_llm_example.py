@@ -59,6 +59,8 @@ async def test_the_llm_example_runs_offline_against_the_stand_in(
     assert "no LLM provider key set: the stand-in LLM in the demo service answers" in printed
     assert re.search(r"- classify +llm +completed +openai/gpt-5-nano tokens=\d+\+\d+", printed)
     assert "advice.output = gpt-5-nano: " in printed
+    # Priced by the shipped table as gpt-5-nano's calls.
+    assert re.search(r"run tokens: \d+ in / \d+ out, cost \$0\.\d{6}", printed)
 
     assert [step["type"] for step in run["steps"].values()] == [
         "http",
