@@ -17,6 +17,8 @@ const EVENT_STATUS = {
   "step.completed": "completed",
   "step.failed": "failed",
   "step.waiting": "waiting",
+  // An LLM call waiting for its slot under the provider's rate limit (`gateway.live`).
+  "step.waiting_for_rate_limit": "waiting",
   "step.aborted": "aborted",
 };
 const ENDED = new Set(["completed", "failed", "cancelled", "complete", "errored", "terminated"]);
@@ -68,8 +70,9 @@ function render() {
   document.getElementById("run-summary").textContent = parts.filter(Boolean).join(" · ");
   const running = !ENDED.has(run.status);
   document.getElementById("cancel").hidden = !running;
-  document.getElementById("pause").hidden = !(isDag() && run.status === "running");
-  document.getElementById("resume").hidden = !(isDag() && run.status === "paused");
+  // Both engines' runs pause and resume (`POST /runs/{id}/pause`, `/resume`).
+  document.getElementById("pause").hidden = run.status !== "running";
+  document.getElementById("resume").hidden = run.status !== "paused";
   if (isDag()) {
     for (const [name, step] of Object.entries(steps)) paint(canvas, name, step, run.status);
   } else {
