@@ -39,6 +39,11 @@ async def test_an_overloaded_model_hands_the_instruction_to_the_operator_chain(
     assert status.status == "complete"
     assert status.output == "FROM-BACKUP"
     assert status.usage.total_tokens == 5
+    # The step says who answered and which model it moved off, and why.
+    step = status.steps[0]
+    assert step.model == "claude-backup"
+    assert [(hop.provider, hop.model) for hop in step.fallback] == [("openai", "gpt-5-nano")]
+    assert "529" in step.fallback[0].reason
     assert [(r.provider, r.model) for r in fake_llm.requests] == [
         ("openai", "gpt-5-nano"),
         ("anthropic", "claude-backup"),

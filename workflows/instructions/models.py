@@ -48,7 +48,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from activities.http.models import HTTP_METHODS, is_http_url
-from activities.llm.models import DEFAULT_MODELS, LlmProvider, TokenUsage
+from activities.llm.models import DEFAULT_MODELS, FallbackHop, LlmProvider, TokenUsage
 from kernel.limits import shallow_json
 from kernel.models import CamelModel
 from workflows.instructions.conditions import ConditionSyntaxError, parse, try_parse
@@ -820,6 +820,10 @@ class StepState(CamelModel):
     thread: ThreadOutcome | None = None
     #: The run whose call made this result, for a step a rerun reused.
     reused_from: str | None = None
+    #: An `llm` step: the model that answered, and the models its call moved off (to the next
+    #: of the operator's LLM_FALLBACK_CHAIN) and why; empty when its own model answered.
+    model: str | None = None
+    fallback: list[FallbackHop] = Field(default_factory=list)
 
 
 class RunError(CamelModel):

@@ -501,6 +501,7 @@ class InstructionWorkflow:
             summary=f"{label}: LLM",
             state=state,
         )
+        state.model, state.fallback = answer.model, answer.fallback
         return answer.text
 
     async def _judge(
