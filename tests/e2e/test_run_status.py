@@ -84,7 +84,9 @@ async def test_the_published_status_follows_the_run_as_its_query_does(
 async def test_a_running_run_is_answered_from_what_its_worker_published(
     gateway: Gateway, targets: Targets, redis: Redis
 ) -> None:
-    body = two_steps(targets, unique("k"), ms=3000)
+    # A second step long enough to be seen running, and still running at the end, on a
+    # loaded machine (3 s could pass between two publishes there); cancelled once checked.
+    body = two_steps(targets, unique("k"), ms=15000)
     assert (await gateway.http.post("/execute?wait=false", json=body)).status_code == 202
     workflow_id, key = body["workflow_id"], status_key(body["workflow_id"])
 
@@ -106,6 +108,7 @@ async def test_a_running_run_is_answered_from_what_its_worker_published(
     answer = (await gateway.http.get(f"/runs/{workflow_id}")).json()
     assert answer["steps"]["first"]["http_status"] == 200
     assert answer["steps"]["second"]["status"] == "running"
+    assert (await gateway.http.post(f"/runs/{workflow_id}/cancel")).status_code == 200
 
 
 async def test_a_fresh_status_answers_alone_and_a_stale_one_is_described(

@@ -16,7 +16,7 @@ from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from cli.stack import BIN, dev_server_args
-from tests.conftest import Engine, Targets, _run_workers, make_settings, unique
+from tests.conftest import Engine, Targets, _run_workers, make_settings, unique, wait_until
 from tests.fakes.targets import serve
 from workflows.dag.graph import DagGraph
 from workflows.dag.models import DagRerun, DagRunInput
@@ -100,10 +100,16 @@ async def test_a_long_chain_continues_as_new_and_finishes_as_one_run(
     assert [body["n"] for body in sent] == list(range(30))
     assert [body["previous"] for body in sent[1:]] == list(range(29))
     assert targets.state.calls[key] == 30  # no step ran twice across the chain
-    runs = [
-        execution.status
-        async for execution in engine.client.list_workflows(f"WorkflowId = '{run.workflow_id}'")
-    ]
+
+    async def chain_ended() -> list[WorkflowExecutionStatus] | None:
+        # Visibility lags the run: its last run may still list as running for a moment.
+        runs = [
+            execution.status
+            async for execution in engine.client.list_workflows(f"WorkflowId = '{run.workflow_id}'")
+        ]
+        return runs if WorkflowExecutionStatus.RUNNING not in runs else None
+
+    runs = await wait_until(chain_ended)
     assert runs.count(WorkflowExecutionStatus.CONTINUED_AS_NEW) >= 2
     assert runs.count(WorkflowExecutionStatus.COMPLETED) == 1
     # The latest run answers for the whole chain.
