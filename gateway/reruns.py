@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 
 from gateway.errors import RunConflict, RunNotFound, validation_detail
 from gateway.runs.dag import DAG_RUNS
@@ -35,10 +35,12 @@ class RerunInvalid(Exception):
         self.detail = detail
 
 
-async def read_source(runs: RunStatusService, workflow_id: str) -> tuple[DagRunInput, DagRunResult]:
-    """The source run's input and final state; 404 when there is none, 409 while it runs
-    (a rerun takes results that will not change)."""
-    description = await runs.describe(workflow_id, "workflow_id")
+async def read_source(
+    runs: RunStatusService, workflow_id: str, description: WorkflowExecutionDescription
+) -> tuple[DagRunInput, DagRunResult]:
+    """The source run's input and final state, from the run `description` (the route's);
+    404 when it is no pipeline run, 409 while it runs (a rerun takes results that will not
+    change)."""
     if description.workflow_type != DAG_RUNS.workflow_type:
         raise RunNotFound(f"{workflow_id!r} is not a DAG pipeline run (only those rerun yet)")
     if description.status == WorkflowExecutionStatus.RUNNING:

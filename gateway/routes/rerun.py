@@ -77,7 +77,7 @@ async def rerun_run(
     other_engines_fields(request, instruction_run)
     if instruction_run:
         return await _rerun_instructions(runs, settings, slots, workflow_id, request, described)
-    source_input, source = await read_source(runs, workflow_id)
+    source_input, source = await read_source(runs, workflow_id, described)
     try:
         steps, edited = edited_steps(source_input.STEPS_CONFIG, request.steps)
         new_id = request.workflow_id or await free_rerun_id(runs, workflow_id)
