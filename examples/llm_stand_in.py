@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 Api = Literal["chat", "responses", "messages"]
 Provider = Literal["openai", "anthropic"]
@@ -421,16 +421,10 @@ async def _answer(http_request: Request) -> Response:
     text, value = default_answer(request)
     tokens = (count_tokens(request.prompt_text), count_tokens(text))
     body = BODY_BUILDERS[request.api](request, text, value, *tokens)
-    if request.json.get("stream"):
-        # Imported here: that module builds on this one's names.
-        from examples.llm_stand_in_streams import stream_events
+    # Imported here: that module builds on this one's names.
+    from examples.llm_stand_in_streams import answer_response
 
-        return StreamingResponse(
-            stream_events(request.api, request.json, body),
-            media_type="text/event-stream",
-            headers=request_id_header(request),
-        )
-    return JSONResponse(body, headers=request_id_header(request))
+    return answer_response(request, body)
 
 
 app = FastAPI(title="Stand-in LLM APIs", openapi_url=None, docs_url=None, redoc_url=None)

@@ -20,7 +20,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from examples.llm_stand_in import Api
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from examples.llm_stand_in import Api, RecordedRequest, request_id_header
 
 
 def pieces(text: str) -> list[str]:
@@ -140,3 +142,16 @@ def stream_events(api: Api, request_json: dict[str, Any], body: dict[str, Any]) 
     if api == "responses":
         return responses_events(body)
     return messages_events(body)
+
+
+def answer_response(request: RecordedRequest, body: dict[str, Any]) -> Response:
+    """`body` as the request asked for it: streamed as the API's events with `"stream":
+    true`, else whole as JSON."""
+    headers = request_id_header(request)
+    if request.json.get("stream"):
+        return StreamingResponse(
+            stream_events(request.api, request.json, body),
+            media_type="text/event-stream",
+            headers=headers,
+        )
+    return JSONResponse(body, headers=headers)

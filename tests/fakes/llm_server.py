@@ -54,7 +54,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response
 
 from examples.llm_stand_in import (
     API_OF_PATH,
@@ -66,11 +66,10 @@ from examples.llm_stand_in import (
     default_answer,
     error_response,
     parse_request,
-    request_id_header,
     sample_for_schema,
     validate_request,
 )
-from examples.llm_stand_in_streams import stream_events
+from examples.llm_stand_in_streams import answer_response
 from tests.fakes.llm_limits import RateLimits
 
 __all__ = ["FakeLLM", "FakeLLMServer", "RecordedRequest", "count_tokens", "sample_for_schema"]
@@ -364,13 +363,7 @@ class FakeLLM:
         body = BODY_BUILDERS[request.api](request, text, value, input_tokens, output_tokens)
         if isinstance(outcome, _Refusal):
             _make_refusal(request.api, body, outcome.reason)
-        if request.json.get("stream"):
-            return StreamingResponse(
-                stream_events(request.api, request.json, body),
-                media_type="text/event-stream",
-                headers=request_id_header(request),
-            )
-        return JSONResponse(body, headers=request_id_header(request))
+        return answer_response(request, body)
 
 
 def _make_refusal(api: str, body: dict[str, Any], reason: str) -> None:
