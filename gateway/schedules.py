@@ -53,14 +53,12 @@ from gateway.schedule_models import (
     ScheduleSummary,
     ScheduleView,
 )
-from gateway.starts import dag_execution_timeout, search_attributes
+from gateway.starts import dag_execution_timeout, dag_task_timeout, search_attributes
 from gateway.tenancy import Tenant
 from kernel.search import NAMESPACE, SEED_ID, TENANT
 from settings import Settings
 from workflows.dag.models import DagRunInput
-from workflows.dag.placement import may_run_local
 from workflows.dag.workflow import DagWorkflow
-from workflows.shared.control import workflow_task_timeout
 
 OVERLAP_POLICIES: dict[Overlap, ScheduleOverlapPolicy] = {
     "skip": ScheduleOverlapPolicy.SKIP,
@@ -143,7 +141,7 @@ class ScheduleService:
             # Temporal appends the time each run was due: `<temporal_id>-2026-12-07T06:00:00Z`.
             id=temporal_id,
             task_queue=self.settings.task_queue,
-            task_timeout=workflow_task_timeout(may_run_local(run), len(run.STEPS_CONFIG)),
+            task_timeout=dag_task_timeout(run),
             execution_timeout=dag_execution_timeout(run, self.settings),
             typed_search_attributes=search_attributes(
                 "dag", run.namespace, request.schedule_id, self.tenant

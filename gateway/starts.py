@@ -210,6 +210,12 @@ def control_steps(run: DagRunInput) -> int:
     return len(run.STEPS_CONFIG) + (CONTROL_MAX_STEPS if mapped else 0)
 
 
+def dag_task_timeout(run: DagRunInput) -> timedelta | None:
+    """The run's workflow task timeout, however it starts (`/execute`, a rerun, a schedule);
+    None for Temporal's default."""
+    return workflow_task_timeout(may_run_local(run), control_steps(run))
+
+
 async def start_dag_run(
     client: Client,
     run: DagRunInput,
@@ -227,7 +233,7 @@ async def start_dag_run(
         run,
         id=tenant.workflow_id(run.workflow_id),
         task_queue=settings.task_queue,
-        task_timeout=workflow_task_timeout(may_run_local(run), control_steps(run)),
+        task_timeout=dag_task_timeout(run),
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         execution_timeout=dag_execution_timeout(run, settings),

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import ScheduleActionStartWorkflow
 
 from gateway.app import create_app
 from gateway.client import AsyncWorkflowStationClient, NotFound
@@ -381,3 +382,42 @@ async def test_the_cli_and_the_client_create_show_trigger_backfill_and_delete(
     gone = await invoke(gateway, "schedule", "show", schedule_id)
     assert gone.exit_code == 2
     assert "no schedule" in gone.output
+
+
+async def test_a_schedule_starts_its_runs_with_the_task_timeout_execute_would(
+    http: httpx.AsyncClient, dev_engine: Engine, targets: Targets
+):
+    """A fast pipeline's runs get the short task timeout that keeps control within a second;
+    one with a `map_over` step keeps Temporal's default, as `/execute` starts them
+    (`gateway.starts.dag_task_timeout`)."""
+    fast = pipeline(f"{targets.url}/echo/{unique('k')}", timeout=5)
+    fast["PIPELINE_SETTINGS"] = {"execution": {"mode": "fast"}}
+    mapped = json.loads(json.dumps(fast))
+    mapped["STEPS_CONFIG"].append(
+        {
+            "step_name": "each",
+            "usid": "u2",
+            "dependencies": ["fetch"],
+            "map_over": "{{page}}",
+            "service_url": f"{targets.url}/echo/{unique('k')}",
+            "timeout": 5,
+        }
+    )
+    plain_id, mapped_id = unique("plain"), unique("mapped")
+    await create(http, schedule(plain_id, fast, interval_seconds=3600, paused=True))
+    await create(http, schedule(mapped_id, mapped, interval_seconds=3600, paused=True))
+
+    async def task_timeouts() -> dict[str, timedelta | None] | None:
+        # Temporal lists schedules from its visibility store, a moment behind.
+        timeouts = {}
+        async for listed in await dev_engine.client.list_schedules():
+            for schedule_id in (plain_id, mapped_id):
+                if listed.id.endswith(f"/{schedule_id}"):
+                    handle = dev_engine.client.get_schedule_handle(listed.id)
+                    action = (await handle.describe()).schedule.action
+                    assert isinstance(action, ScheduleActionStartWorkflow)
+                    timeouts[schedule_id] = action.task_timeout
+        return timeouts if len(timeouts) == 2 else None
+
+    timeouts = await wait_until(task_timeouts, timeout=SCHEDULE_WAIT)
+    assert timeouts == {plain_id: timedelta(milliseconds=750), mapped_id: None}
