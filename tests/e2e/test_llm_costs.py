@@ -163,6 +163,22 @@ async def test_a_rejected_raise_fails_the_step_with_budget_exceeded(
     assert len(fake_llm.requests) == 1
 
 
+async def test_a_raise_nobody_decides_within_wait_timeout_fails_the_step(
+    llm_gateway: Gateway, fake_llm: FakeLLMServer
+):
+    spending(fake_llm)
+    body = spend_then_ask("pause")
+    body["PIPELINE_SETTINGS"]["timeouts"] = {"wait_timeout": 2}
+    response = await llm_gateway.http.post("/execute", json=body)
+    run = response.json()
+    assert run["status"] == "failed"
+    error = run["steps"]["ask"]["error"]
+    assert error["type"] == "BudgetExceeded"
+    assert "nobody raised it in time" in error["message"]
+    assert run["steps"]["report"]["status"] in ("aborted", "cancelled")
+    assert len(fake_llm.requests) == 1
+
+
 async def test_a_budget_that_fails_fails_the_crossing_step_and_aborts_its_dependents(
     llm_gateway: Gateway, fake_llm: FakeLLMServer
 ):

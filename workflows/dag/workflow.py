@@ -142,7 +142,13 @@ with workflow.unsafe.imports_passed_through():
         step_label,
     )
     from workflows.shared.approval_wait import await_decision, waiting_data
-    from workflows.shared.approvals import Approval, approval_result, refusal, wait_seconds
+    from workflows.shared.approvals import (
+        Approval,
+        ApprovalStep,
+        approval_result,
+        refusal,
+        wait_seconds,
+    )
     from workflows.shared.control import workflow_task_timeout
     from workflows.shared.deadline import HeldDeadline
     from workflows.shared.endpoints import resolve_endpoint
@@ -1050,36 +1056,29 @@ class DagWorkflow:
         """
         name, label = step.step_name, step_label(step)
         seconds = self._run.PIPELINE_SETTINGS.timeouts.wait_timeout
+        message = (
+            f"{label}: {reason}. Approve with data"
+            ' {"max_cost_usd": <USD>} to raise the budget, or reject to fail the step.'
+        )
+        raising = ApprovalStep(message=message, on_timeout="fail", schema=RAISE_SCHEMA)
         self._budget_waits.add(name)
         self._set_status(state, "waiting")
         self._emit(
             "step.waiting",
             step,
-            {
-                "message": f"{label}: {reason}. Approve with data"
-                ' {"max_cost_usd": <USD>} to raise the budget, or reject to fail the step.',
-                "timeout_seconds": seconds,
-                "on_timeout": "fail",
-                "schema": RAISE_SCHEMA,
-                "budget": budget.model_dump(mode="json"),
-            },
+            {**waiting_data(message, seconds, raising), "budget": budget.model_dump(mode="json")},
         )
-        if self._deadline is not None:
-            self._deadline.hold()
         try:
-            await workflow.wait_condition(
-                lambda: name in self._decisions,
-                timeout=timedelta(seconds=seconds),
-                timeout_summary=f"budget {name}",
+            _, timed_out = await await_decision(
+                self._decisions, name, raising, seconds, self._deadline, summary=f"budget {name}"
             )
-        except TimeoutError:
-            raise StepFailed.of(
-                ErrorType.BUDGET_EXCEEDED, f"{label}: {reason}; nobody raised it in time"
-            ) from None
         finally:
             self._budget_waits.discard(name)
-            if self._deadline is not None:
-                self._deadline.release()
+        if timed_out:
+            del self._decisions[name]
+            raise StepFailed.of(
+                ErrorType.BUDGET_EXCEEDED, f"{label}: {reason}; nobody raised it in time"
+            )
         decision = self._decisions.pop(name)
         if decision["decision"] == "reject":
             raise StepFailed.of(

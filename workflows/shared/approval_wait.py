@@ -43,6 +43,8 @@ async def await_decision(
     approval: ApprovalStep,
     seconds: float,
     deadline: HeldDeadline | None,
+    *,
+    summary: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Wait for the decision on step `name` (the `approve` update records it in
     `decisions`) or for `seconds` to pass; the timeout's decision is recorded there too.
@@ -57,7 +59,7 @@ async def await_decision(
         await workflow.wait_condition(
             lambda: name in decisions,
             timeout=timedelta(seconds=seconds),
-            timeout_summary=f"approval {name}",
+            timeout_summary=summary or f"approval {name}",
         )
     except TimeoutError:
         timed_out = True
